@@ -1,0 +1,252 @@
+"""The read-only session on an audited database, and the preflight facts about it.
+
+Every session: ``default_transaction_read_only=on``, ``statement_timeout``,
+``lock_timeout``, libpq ``connect_timeout`` and ``application_name=pytest-mlflowdb``.
+The settings are applied with ``SET`` right after connecting (rather than in the
+startup packet) so that connection poolers which reject startup options still work,
+and they are read back: a session that is not read-only is closed and refused.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from .targets import Target
+
+APPLICATION_NAME = "pytest-mlflowdb"
+
+
+class DatabaseError(RuntimeError):
+    """The target could not be reached or used; the message is one line with no secrets."""
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """Facts gathered once per target, before any check runs."""
+
+    server_version: str
+    server_version_num: int
+    in_recovery: bool
+    current_user: str
+    is_superuser: bool
+    roles: tuple[str, ...]
+    extensions: dict[str, str]
+    mlflow_schema: str | None
+    schema_revision: str | None
+    host: str
+    port: int
+    dbname: str
+    ssl_in_use: bool
+    connect_seconds: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def major(self) -> int:
+        return self.server_version_num // 10000
+
+    def can_read_all_stats(self) -> bool:
+        return self.is_superuser or bool({"pg_monitor", "pg_read_all_stats"} & set(self.roles))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server_version": self.server_version,
+            "in_recovery": self.in_recovery,
+            "current_user": self.current_user,
+            "is_superuser": self.is_superuser,
+            "roles": list(self.roles),
+            "extensions": dict(self.extensions),
+            "mlflow_schema": self.mlflow_schema,
+            "schema_revision": self.schema_revision,
+        }
+
+
+def one_line(exc: BaseException, target: Target) -> str:
+    """The first meaningful line of a psycopg error, with the target's secrets scrubbed."""
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    message = "; ".join(lines[:2]) if lines else type(exc).__name__
+    return target.scrub(message)
+
+
+class Database:
+    """A read-only connection to one target with small query helpers for probes."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        connect_timeout: float = 10.0,
+        statement_timeout: float = 30.0,
+        lock_timeout: float = 1.0,
+    ) -> None:
+        self.target = target
+        self.connect_timeout = connect_timeout
+        self.statement_timeout = statement_timeout
+        self.lock_timeout = lock_timeout
+        self._conn: psycopg.Connection | None = None
+        self._preflight: Preflight | None = None
+        self.connect_seconds = 0.0
+
+    # -- connection ------------------------------------------------------------------
+    def connect(self) -> Database:
+        """Open the session or raise DatabaseError with a one-line reason."""
+        if self._conn is not None and not self._conn.closed:
+            return self
+        started = time.perf_counter()
+        try:
+            conn = psycopg.connect(
+                self.target.conninfo,
+                connect_timeout=max(1, int(round(self.connect_timeout))),
+                application_name=APPLICATION_NAME,
+                autocommit=True,
+            )
+        except psycopg.Error as exc:
+            raise DatabaseError(one_line(exc, self.target)) from None
+        except OSError as exc:  # e.g. an unreadable .pgpass or service file
+            raise DatabaseError(self.target.scrub(str(exc))) from None
+        self.connect_seconds = time.perf_counter() - started
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET default_transaction_read_only = on")
+                cur.execute(f"SET statement_timeout = {int(self.statement_timeout * 1000)}")
+                cur.execute(f"SET lock_timeout = {int(self.lock_timeout * 1000)}")
+                cur.execute("SHOW default_transaction_read_only")
+                row = cur.fetchone()
+            if not row or row[0] != "on":
+                raise DatabaseError("the session could not be made read-only; refusing to audit")
+        except psycopg.Error as exc:
+            conn.close()
+            raise DatabaseError(one_line(exc, self.target)) from None
+        except DatabaseError:
+            conn.close()
+            raise
+        self._conn = conn
+        return self
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self.connect()
+        assert self._conn is not None
+        return self._conn
+
+    # -- queries ----------------------------------------------------------------------
+    def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        """Run one read-only statement and return its rows as dicts."""
+        with self.connection.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall()) if cur.description else []
+
+    def row(self, sql: str, params: Any = None) -> dict[str, Any] | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def value(self, sql: str, params: Any = None) -> Any:
+        with self.connection.cursor() as cur:
+            cur.execute(sql, params)
+            found = cur.fetchone()
+            return found[0] if found else None
+
+    def setting(self, name: str) -> str | None:
+        return self.value("SELECT current_setting(%s, true)", (name,))
+
+    # -- preflight --------------------------------------------------------------------
+    @property
+    def preflight(self) -> Preflight:
+        if self._preflight is None:
+            self._preflight = _collect_preflight(self)
+        return self._preflight
+
+
+_PREFLIGHT_SQL = """
+SELECT current_setting('server_version') AS server_version,
+       current_setting('server_version_num')::int AS server_version_num,
+       pg_is_in_recovery() AS in_recovery,
+       current_user AS current_user,
+       r.rolsuper AS is_superuser,
+       ARRAY(SELECT b.rolname::text FROM pg_roles b
+             WHERE b.rolname IN ('pg_monitor', 'pg_read_all_stats', 'pg_read_all_settings',
+                                 'pg_stat_scan_tables', 'pg_read_all_data', 'pg_signal_backend')
+               AND pg_has_role(current_user, b.oid, 'MEMBER')
+             ORDER BY 1) AS roles,
+       inet_server_port() AS port,
+       current_database() AS dbname
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+# Schemas that hold MLflow's core tables, the one first in search_path first.
+_MLFLOW_SCHEMA_SQL = """
+SELECT n.nspname AS schema,
+       bool_or(c.relname = 'alembic_version') AS has_alembic,
+       count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
+         AS core_tables,
+       array_position(current_schemas(false), n.nspname::text) AS search_position
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p')
+  AND c.relname IN ('alembic_version', 'experiments', 'runs', 'metrics', 'params', 'tags')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+GROUP BY n.nspname
+ORDER BY count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
+           DESC,
+         array_position(current_schemas(false), n.nspname::text) NULLS LAST, n.nspname
+"""
+
+
+def _collect_preflight(db: Database) -> Preflight:
+    facts = db.row(_PREFLIGHT_SQL)
+    assert facts is not None
+    extensions = {
+        r["extname"]: r["extversion"]
+        for r in db.rows("SELECT extname, extversion FROM pg_extension ORDER BY extname")
+    }
+    notes: list[str] = []
+    schema = None
+    revision = None
+    candidates = [r for r in db.rows(_MLFLOW_SCHEMA_SQL) if r["core_tables"]]
+    if candidates:
+        schema = candidates[0]["schema"]
+        if len(candidates) > 1:
+            others = ", ".join(r["schema"] for r in candidates[1:])
+            notes.append(f"MLflow tables also found in schema(s) {others}; auditing {schema}")
+        if candidates[0]["has_alembic"]:
+            try:
+                found = db.rows(
+                    sql.SQL("SELECT version_num FROM {}.alembic_version").format(
+                        sql.Identifier(schema)
+                    )
+                )
+                if len(found) == 1:
+                    revision = found[0]["version_num"]
+                else:
+                    notes.append(f"{schema}.alembic_version holds {len(found)} rows")
+            except psycopg.errors.InsufficientPrivilege:
+                notes.append(f"no SELECT privilege on {schema}.alembic_version")
+    pgconn = db.connection.pgconn
+    return Preflight(
+        server_version=facts["server_version"],
+        server_version_num=facts["server_version_num"],
+        in_recovery=facts["in_recovery"],
+        current_user=facts["current_user"],
+        is_superuser=bool(facts["is_superuser"]),
+        roles=tuple(facts["roles"] or ()),
+        extensions=extensions,
+        mlflow_schema=schema,
+        schema_revision=revision,
+        host=db.connection.info.host,
+        port=facts["port"] or db.connection.info.port,
+        dbname=facts["dbname"],
+        ssl_in_use=bool(pgconn.ssl_in_use),
+        connect_seconds=db.connect_seconds,
+        notes=tuple(notes),
+    )

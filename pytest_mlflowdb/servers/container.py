@@ -1,0 +1,50 @@
+"""A throwaway server in a Docker container, through testcontainers.
+
+Used only where a Docker daemon answers. The daemon is pinged first with a short
+timeout so that ``auto`` moves on quickly on machines without Docker.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .base import Server, ServerError
+
+IMAGE = os.environ.get("MLFLOWDB_CONTAINER_IMAGE", "postgres:17-alpine")
+
+
+def start_container(image: str = IMAGE) -> Server:
+    try:
+        import docker  # type: ignore  # installed with testcontainers
+        from testcontainers.postgres import PostgresContainer  # type: ignore
+    except ImportError:
+        raise ServerError(
+            "testcontainers is not installed (pip install pytest-mlflowdb[containers])"
+        ) from None
+    try:
+        client = docker.from_env(timeout=5)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ServerError(f"no Docker daemon answered: {reason}") from None
+    container = PostgresContainer(image, username="postgres", password="mlflowdb", dbname="postgres")
+    try:
+        container.start()
+        host = container.get_container_host_ip()
+        port = int(container.get_exposed_port(5432))
+    except Exception as exc:
+        try:
+            container.stop()
+        except Exception:
+            pass
+        raise ServerError(f"the {image} container did not start: {exc}") from None
+    return Server(
+        kind="container",
+        host=host,
+        port=port,
+        user="postgres",
+        password="mlflowdb",
+        description=f"container {image}",
+        _stop=container.stop,
+    )
