@@ -63,7 +63,7 @@ class ThresholdError(ValueError):
 
 
 def parse_value(unit: str, text: str) -> float:
-    """Parse ``text`` as a value of ``unit``; sizes give bytes, durations seconds, percents 0-100."""
+    """Parse ``text`` as a ``unit``: sizes give bytes, durations seconds, percents 0-100."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return float(text)
     match = _NUMBER_UNIT.match(str(text))

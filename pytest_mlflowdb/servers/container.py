@@ -16,7 +16,11 @@ IMAGE = os.environ.get("MLFLOWDB_CONTAINER_IMAGE", "postgres:17-alpine")
 def start_container(image: str = IMAGE) -> Server:
     try:
         import docker  # type: ignore  # installed with testcontainers
-        from testcontainers.postgres import PostgresContainer  # type: ignore
+
+        try:
+            from testcontainers.community.postgres import PostgresContainer  # type: ignore
+        except ImportError:  # testcontainers < 4.14
+            from testcontainers.postgres import PostgresContainer  # type: ignore
     except ImportError:
         raise ServerError(
             "testcontainers is not installed (pip install pytest-mlflowdb[containers])"
@@ -28,7 +32,8 @@ def start_container(image: str = IMAGE) -> Server:
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ServerError(f"no Docker daemon answered: {reason}") from None
-    container = PostgresContainer(image, username="postgres", password="mlflowdb", dbname="postgres")
+    container = PostgresContainer(image, username="postgres", password="mlflowdb",
+                                  dbname="postgres")
     try:
         container.start()
         host = container.get_container_host_ip()

@@ -1,0 +1,144 @@
+"""Connectivity: can we reach the target, how fast, is it a server MLflow can use?"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+
+from pytest_mlflowdb import check
+from pytest_mlflowdb.probes import connectivity
+
+# Community end-of-life dates (postgresql.org/support/versioning).
+EOL = {
+    13: datetime.date(2025, 11, 13),
+    14: datetime.date(2026, 11, 12),
+    15: datetime.date(2027, 11, 11),
+    16: datetime.date(2028, 11, 9),
+    17: datetime.date(2029, 11, 8),
+    18: datetime.date(2030, 11, 14),
+}
+SUPPORTED = range(14, 19)
+
+
+@check("connectivity.connect")
+def test_connect(mlflowdb_connection, mlflowdb_findings):
+    """A read-only session opens within the connect timeout."""
+    attempt = mlflowdb_connection
+    if attempt.error:
+        mlflowdb_findings.fail(attempt.target_id, f"cannot connect: {attempt.error}",
+                               None, f"{attempt.connect_timeout:g}s")
+        return
+    pre = attempt.database.preflight
+    mlflowdb_findings.ok(
+        attempt.target_id,
+        f"connected in {attempt.seconds * 1000:.0f}ms as {pre.current_user}, read-only session",
+        f"{attempt.seconds * 1000:.0f}ms", f"{attempt.connect_timeout:g}s",
+    )
+
+
+@check("connectivity.latency", thresholds=("latency_warn", "latency_fail", "latency_samples"))
+def test_latency(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
+    """Median round trip of trivial queries."""
+    t = mlflowdb_thresholds
+    measured = connectivity.latency(mlflowdb, samples=int(t["latency_samples"]))
+    mlflowdb_findings.limit(
+        "server", f"median of {measured.samples} round trips", measured.median_s,
+        unit="duration", warn=t["latency_warn"], fail=t["latency_fail"],
+    )
+
+
+@check("connectivity.server_version")
+def test_server_version(mlflowdb, mlflowdb_findings):
+    """PostgreSQL 14-18; a major version past its end of life warns."""
+    pre = mlflowdb.preflight
+    major, today = pre.major, datetime.date.today()
+    label = f"PostgreSQL {pre.server_version}"
+    if major not in SUPPORTED:
+        if major > max(SUPPORTED):
+            mlflowdb_findings.warn("server", f"{label} is newer than the versions tested (14-18)",
+                                   pre.server_version, "14-18")
+        else:
+            mlflowdb_findings.fail("server", f"{label} is not supported (14-18)",
+                                   pre.server_version, "14-18")
+    elif major in EOL and EOL[major] <= today:
+        mlflowdb_findings.warn(
+            "server", f"{label} reached end of life on {EOL[major].isoformat()}; plan an upgrade",
+            pre.server_version, f"EOL {EOL[major].isoformat()}",
+        )
+    else:
+        mlflowdb_findings.ok("server", f"{label}, supported until {EOL[major].isoformat()}",
+                             pre.server_version, f"EOL {EOL[major].isoformat()}")
+
+
+@check("connectivity.primary")
+def test_primary(mlflowdb, mlflowdb_findings):
+    """The target is a primary: MLflow must write to its backend store."""
+    if mlflowdb.preflight.in_recovery:
+        mlflowdb_findings.fail("server", "the server is a replica in recovery; MLflow needs "
+                               "a writable primary", "replica", "primary")
+    else:
+        mlflowdb_findings.ok("server", "the server is a primary", "primary", "primary")
+
+
+def _is_local(host: str) -> bool:
+    if not host or host.startswith("/") or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@check("connectivity.ssl")
+def test_ssl(mlflowdb, mlflowdb_findings):
+    """SSL is in use when the server is not on this host."""
+    pre = mlflowdb.preflight
+    if pre.ssl_in_use:
+        mlflowdb_findings.ok(pre.host, "the session uses SSL", "ssl", "ssl")
+    elif _is_local(pre.host):
+        mlflowdb_findings.ok(pre.host, "no SSL, but the server is local", "no ssl", "ssl if remote")
+    else:
+        mlflowdb_findings.fail(pre.host, "the session to a remote server is not encrypted "
+                               "(use sslmode=require or verify-full)", "no ssl", "ssl")
+
+
+@check("connectivity.headroom", thresholds=("connections_warn", "connections_fail"))
+def test_connection_headroom(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
+    """Client connections in use against the slots ordinary roles can use."""
+    usage = connectivity.connection_usage(mlflowdb)
+    mlflowdb_findings.limit(
+        "max_connections", f"connections in use ({usage.in_use} of {usage.usable} usable slots)",
+        usage.percent, unit="percent",
+        warn=mlflowdb_thresholds["connections_warn"], fail=mlflowdb_thresholds["connections_fail"],
+    )
+
+
+@check("connectivity.privileges")
+def test_privileges(mlflowdb, mlflowdb_findings):
+    """What this role may see: superuser, monitoring roles, extensions, MLflow's schema."""
+    pre = mlflowdb.preflight
+    roles = ", ".join(pre.roles) or "none"
+    mlflowdb_findings.info(
+        pre.current_user,
+        f"superuser: {'yes' if pre.is_superuser else 'no'}; monitoring roles: {roles}",
+        "superuser" if pre.is_superuser else roles, None,
+    )
+    if not pre.can_read_all_stats():
+        mlflowdb_findings.info(
+            pre.current_user,
+            "without pg_monitor or pg_read_all_stats, checks that need other sessions' "
+            "details are skipped", roles, "pg_monitor",
+        )
+    extensions = ", ".join(f"{k} {v}" for k, v in sorted(pre.extensions.items())) or "none"
+    mlflowdb_findings.info("extensions", f"installed: {extensions}", extensions, None)
+    if pre.mlflow_schema:
+        mlflowdb_findings.info(
+            pre.mlflow_schema,
+            f"MLflow tables found in schema {pre.mlflow_schema}, alembic revision "
+            f"{pre.schema_revision or 'unknown'}", pre.schema_revision, None,
+        )
+    else:
+        mlflowdb_findings.info("schema", "no MLflow tables found in any schema this role can see",
+                               None, None)
+    for note in pre.notes:
+        mlflowdb_findings.info("preflight", note, None, None)

@@ -1,0 +1,166 @@
+"""The state of one audit run: targets, their sessions, the throwaway server if any.
+
+One instance per pytest process (each xdist worker has its own). It opens each
+target's read-only session once, remembers why a target could not be reached, and
+closes everything at the end, stopping the throwaway server even if setup failed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .database import Database, DatabaseError
+from .settings import Settings
+from .targets import Target, parse_target
+
+EPHEMERAL_KEY = "ephemeral"
+EPHEMERAL_DB = "mlflow"
+
+
+@dataclass(frozen=True)
+class TargetKey:
+    """What test ids and parametrization know of a target before anything connects."""
+
+    key: str
+    id: str
+
+
+@dataclass
+class ConnectionAttempt:
+    """The outcome of opening a target's session (the ``mlflowdb_connection`` fixture)."""
+
+    target_id: str
+    database: Database | None
+    error: str | None
+    seconds: float
+    connect_timeout: float
+
+
+class TargetUnavailable(Exception):
+    """The target could not be resolved or reached; str() is the one-line reason."""
+
+
+class Audit:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._targets: dict[str, Target] = {}
+        self._attempts: dict[str, ConnectionAttempt] = {}
+        self._server: Any = None
+        self._ephemeral_error: str | None = None
+        self._extra_secrets: list[str] = []
+        self.notes: dict[str, list[str]] = {}
+
+    # -- targets -------------------------------------------------------------------------
+    def keys(self) -> list[TargetKey]:
+        keys = [TargetKey(f"uri{i}", t.id) for i, t in enumerate(self.settings.targets)]
+        for i, t in enumerate(self.settings.targets):
+            self._targets[f"uri{i}"] = t
+        if self.settings.ephemeral is not None:
+            keys.append(TargetKey(EPHEMERAL_KEY, EPHEMERAL_KEY))
+        return keys
+
+    def target(self, key: str) -> Target:
+        """The Target for ``key``, starting the throwaway server on first use."""
+        if key in self._targets:
+            return self._targets[key]
+        if key != EPHEMERAL_KEY:
+            raise TargetUnavailable(f"unknown target {key!r}")
+        if self._ephemeral_error:
+            raise TargetUnavailable(self._ephemeral_error)
+        try:
+            target = self._start_ephemeral()
+        except Exception as exc:  # ServerError or anything a provider raised
+            self._ephemeral_error = str(exc).strip().splitlines()[0] if str(exc).strip() else (
+                type(exc).__name__
+            )
+            raise TargetUnavailable(self._ephemeral_error) from None
+        self._targets[key] = target
+        return target
+
+    def _start_ephemeral(self) -> Target:
+        from .mlflow_schema import MlflowSchemaError, apply_mlflow_schema
+        from .servers import start_server
+
+        server = start_server(self.settings.ephemeral or "auto", self.settings.pg_bin)
+        self._server = server
+        self._extra_secrets.append(server.password)
+        uri = server.create_database(EPHEMERAL_DB)
+        notes = self.notes.setdefault(EPHEMERAL_KEY, [])
+        notes.append(f"throwaway server: {server.description}")
+        try:
+            revision = apply_mlflow_schema(uri)
+            notes.append(f"MLflow schema made by MLflow's own migrations, revision {revision}")
+        except MlflowSchemaError as exc:
+            notes.append(f"no MLflow schema: {exc}")
+        target = parse_target(uri)
+        return Target(conninfo=target.conninfo, id=EPHEMERAL_KEY, redacted=target.redacted,
+                      secrets=target.secrets)
+
+    # -- sessions ------------------------------------------------------------------------
+    def attempt(self, key: str, target_id: str) -> ConnectionAttempt:
+        if key in self._attempts:
+            return self._attempts[key]
+        s = self.settings
+        started = time.perf_counter()
+        try:
+            target = self.target(key)
+            db = Database(target, connect_timeout=s.connect_timeout,
+                          statement_timeout=s.statement_timeout, lock_timeout=s.lock_timeout)
+            db.connect()
+            db.preflight  # noqa: B018 - gathered once, before any check needs it
+            attempt = ConnectionAttempt(target_id, db, None, db.connect_seconds,
+                                        s.connect_timeout)
+        except (TargetUnavailable, DatabaseError) as exc:
+            attempt = ConnectionAttempt(target_id, None, str(exc), time.perf_counter() - started,
+                                        s.connect_timeout)
+        except Exception as exc:  # a psycopg error during preflight, say
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            target = self._targets.get(key)
+            reason = target.scrub(reason) if target else reason
+            attempt = ConnectionAttempt(target_id, None, reason, time.perf_counter() - started,
+                                        s.connect_timeout)
+        self._attempts[key] = attempt
+        return attempt
+
+    def database(self, key: str, target_id: str) -> Database:
+        attempt = self.attempt(key, target_id)
+        if attempt.database is None:
+            raise TargetUnavailable(attempt.error or "unknown error")
+        return attempt.database
+
+    def target_record(self, key: str, target_id: str) -> dict[str, Any]:
+        """The JSON report's view of a target (never the password)."""
+        target = self._targets.get(key)
+        record: dict[str, Any] = {
+            "id": target_id,
+            "uri": target.redacted if target else None,
+            "server_version": None,
+            "schema_revision": None,
+            "mlflow_versions": [],
+        }
+        attempt = self._attempts.get(key)
+        if attempt and attempt.database is not None:
+            pre = attempt.database.preflight
+            record.update(server_version=pre.server_version, schema_revision=pre.schema_revision,
+                          mlflow_schema=pre.mlflow_schema)
+        elif attempt:
+            record["error"] = attempt.error
+        if self.notes.get(key):
+            record["notes"] = list(self.notes[key])
+        return record
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        found = [s for t in self._targets.values() for s in t.secrets]
+        return tuple(found) + tuple(self._extra_secrets) + self.settings.secrets
+
+    def close(self) -> None:
+        for attempt in self._attempts.values():
+            if attempt.database is not None:
+                attempt.database.close()
+        self._attempts.clear()
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.stop()

@@ -1,0 +1,102 @@
+"""Findings: what a check measured, about which object, against which threshold.
+
+A check records findings; its outcome is its worst finding: any ``failure`` fails it,
+any ``warning`` makes it *warned*, otherwise it passes. ``ok`` and ``info`` findings
+carry the figures a passing check measured, so reports show real numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .thresholds import format_value
+
+SEVERITIES = ("ok", "info", "warning", "failure")
+OUTCOME_OF = {"ok": "passed", "info": "passed", "warning": "warned", "failure": "failed"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    object: str
+    severity: str
+    message: str
+    value: Any = None
+    threshold: Any = None
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Findings:
+    """The recorder a check writes to (the ``mlflowdb_findings`` fixture)."""
+
+    def __init__(self) -> None:
+        self._items: list[Finding] = []
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, object: str, severity: str, message: str, value: Any = None,
+            threshold: Any = None) -> Finding:
+        finding = Finding(str(object), severity, message, value, threshold)
+        self._items.append(finding)
+        return finding
+
+    def ok(self, object: str, message: str, value: Any = None, threshold: Any = None) -> Finding:
+        return self.add(object, "ok", message, value, threshold)
+
+    def info(self, object: str, message: str, value: Any = None, threshold: Any = None) -> Finding:
+        return self.add(object, "info", message, value, threshold)
+
+    def warn(self, object: str, message: str, value: Any = None, threshold: Any = None) -> Finding:
+        return self.add(object, "warning", message, value, threshold)
+
+    def fail(self, object: str, message: str, value: Any = None, threshold: Any = None) -> Finding:
+        return self.add(object, "failure", message, value, threshold)
+
+    def limit(self, object: str, what: str, value: float, *, unit: str,
+              warn: float | None = None, fail: float | None = None) -> Finding:
+        """Compare ``value`` (higher is worse) with ``warn``/``fail`` limits and record it."""
+        shown = format_value(unit, value)
+        if fail is not None and value >= fail:
+            limit_text = format_value(unit, fail)
+            return self.fail(object, f"{what}: {shown}, at or above {limit_text}", shown,
+                             limit_text)
+        if warn is not None and value >= warn:
+            limit_text = format_value(unit, warn)
+            return self.warn(object, f"{what}: {shown}, at or above {limit_text}", shown,
+                             limit_text)
+        limit = warn if warn is not None else fail
+        limit_text = format_value(unit, limit) if limit is not None else None
+        suffix = f" (below {limit_text})" if limit_text else ""
+        return self.ok(object, f"{what}: {shown}{suffix}", shown, limit_text)
+
+    @property
+    def severity(self) -> str:
+        worst = "ok"
+        for finding in self._items:
+            if SEVERITIES.index(finding.severity) > SEVERITIES.index(worst):
+                worst = finding.severity
+        return worst
+
+    @property
+    def outcome(self) -> str:
+        return OUTCOME_OF[self.severity]
+
+    def summary(self) -> str:
+        """One line: the worst findings' messages, or the first figure when all is well."""
+        worst = self.severity
+        chosen = [f for f in self._items if f.severity == worst] or self._items
+        if not chosen:
+            return ""
+        parts = [f"{f.object}: {f.message}" for f in chosen[:3]]
+        more = len(chosen) - 3
+        return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

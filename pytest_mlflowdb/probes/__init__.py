@@ -1,0 +1,1 @@
+"""Probes: read-only SQL returning dataclasses. They know nothing of pytest."""

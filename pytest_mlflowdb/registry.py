@@ -1,0 +1,52 @@
+"""The ``check`` decorator: a stable dotted id and the thresholds a check reads.
+
+Built-in checks and team checks use it alike::
+
+    from pytest_mlflowdb import check
+
+    @check("team.experiments_named", thresholds=("latency_warn",))
+    def test_experiments_named(mlflowdb, mlflowdb_findings):
+        ...
+
+It adds the ``mlflowdb_check`` marker (which the plugin reads for ids and reports) and
+records the check in a registry so ``--mlflowdb-list-checks`` can print it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pytest
+
+F = TypeVar("F", bound=Callable)
+MARKER = "mlflowdb_check"
+_ID = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    thresholds: tuple[str, ...]
+    description: str
+    function: str
+
+
+REGISTRY: dict[str, CheckSpec] = {}
+
+
+def check(check_id: str, *, thresholds: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Declare a check with a stable dotted id, e.g. ``connectivity.latency``."""
+    if not _ID.fullmatch(check_id):
+        raise ValueError(f"check id {check_id!r} must be dotted lower_snake_case, e.g. area.name")
+
+    def decorate(function: F) -> F:
+        doc = (function.__doc__ or "").strip().splitlines()
+        spec = CheckSpec(check_id, tuple(thresholds), doc[0] if doc else "",
+                         f"{function.__module__}.{function.__qualname__}")
+        REGISTRY[check_id] = spec
+        return pytest.mark.mlflowdb_check(check_id, thresholds=tuple(thresholds))(function)
+
+    return decorate
