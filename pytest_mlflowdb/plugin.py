@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from . import hookspecs
 from .findings import Findings
 from .registry import MARKER, REGISTRY
 from .settings import Settings, SettingsError, build_settings
-from .thresholds import BUILTIN, ThresholdError, ThresholdRegistry
+from .thresholds import BUILTIN, ThresholdRegistry
 
 
 def _checks_dir() -> Path:
@@ -121,18 +122,19 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
     for module in pkgutil.iter_modules(checks.__path__):
         importlib.import_module(f"{checks.__name__}.{module.name}")
-    registry = _threshold_registry(config)
     try:
-        values = registry.resolve({})
-    except ThresholdError as exc:
+        settings = _settings(config)
+    except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    writer = config.get_terminal_writer()
+    registry, values = _threshold_registry(config), settings.thresholds
+    lines = []
     for spec in sorted(REGISTRY.values(), key=lambda s: s.id):
-        writer.line(f"{spec.id}: {spec.description}")
+        lines.append(f"{spec.id}: {spec.description}")
         for name in spec.thresholds:
             definition = registry.definition(name)
-            writer.line(f"    {name} = {values.text(name)} ({definition.unit}; default "
-                        f"{definition.default}): {definition.description}")
+            lines.append(f"    {name} = {values.text(name)} ({definition.unit}; default "
+                         f"{definition.default}): {definition.description}")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

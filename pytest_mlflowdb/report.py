@@ -61,6 +61,8 @@ def _by_target(document: dict[str, Any]) -> list[tuple[dict[str, Any], list[dict
 
 def _row(check: dict[str, Any], width: int) -> list[str]:
     message = check.get("message") or ""
+    if check["outcome"] == "skipped" and message.startswith("target unreachable:"):
+        message = "target unreachable"  # the reason is on connectivity.connect's row
     if len(message) > 4 * width:
         message = message[: 4 * width - 1] + "…"
     return [check["id"], check["outcome"].upper(), message]

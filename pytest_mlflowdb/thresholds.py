@@ -115,7 +115,9 @@ def format_value(unit: str, value: float) -> str:
         for suffix, factor in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
             if abs(value) >= factor:
                 return f"{value / factor:.3g}{suffix}"
-        return f"{value * 1000:.3g}ms"
+        if abs(value) >= 1e-3:
+            return f"{value * 1000:.3g}ms"
+        return f"{value * 1e6:.3g}us"
     if unit == "percent":
         return f"{value:.3g}%"
     if unit == "count":

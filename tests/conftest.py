@@ -1,0 +1,46 @@
+"""Real PostgreSQL servers for the project's own tests.
+
+``pg18`` is the server wheel's (through the plugin's own ``mlflowdb_server`` fixture),
+``pg15`` the binaries on this machine's PATH or in /usr/lib/postgresql. Databases with
+a genuine MLflow schema come from MLflow's own migrations via
+``mlflowdb_database_factory`` (migrated once, then copied per test).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_mlflowdb.servers import start_server
+
+pytest_plugins = ["pytester"]
+
+ROLE_PASSWORD = "S3cret!pw@x%y"
+
+
+@pytest.fixture(scope="session")
+def pg18(mlflowdb_server):
+    return mlflowdb_server
+
+
+@pytest.fixture(scope="session")
+def pg15():
+    server = start_server("path")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mlflow_uri(mlflowdb_database_factory) -> str:
+    """A fresh database on pg18 with MLflow's schema at head (superuser URI)."""
+    return mlflowdb_database_factory()
+
+
+@pytest.fixture(scope="session")
+def mlflow_role(pg18) -> tuple[str, str]:
+    """A login role with a password full of URI-special characters."""
+    from psycopg import sql
+
+    with pg18.admin() as conn:
+        conn.execute(sql.SQL("CREATE ROLE mlflow_auditor LOGIN PASSWORD {}").format(
+            sql.Literal(ROLE_PASSWORD)))
+    return "mlflow_auditor", ROLE_PASSWORD

@@ -1,0 +1,30 @@
+"""Small helpers shared by the pytester tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def outcomes(result) -> dict[str, int]:
+    return result.parseoutcomes()
+
+
+def report(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def checks_by_id(document: dict) -> dict[str, dict]:
+    return {c["id"]: c for c in document["checks"]}
+
+
+def role_uri(server, dbname: str, user: str, password: str) -> str:
+    """A SQLAlchemy-style URI (as MLflow users write them) for a role on a test server."""
+    from urllib.parse import quote
+
+    return (f"postgresql+psycopg2://{user}:{quote(password, safe='')}@{server.host}:"
+            f"{server.port}/{dbname}")
+
+
+def dbname_of(uri: str) -> str:
+    return uri.rsplit("/", 1)[-1].split("?")[0]

@@ -1,0 +1,312 @@
+"""Command-line behaviour: dormancy, usage errors, exit codes, reports, JUnit, xdist."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import xml.etree.ElementTree as ET
+
+import pytest
+from helpers import checks_by_id, dbname_of, report, role_uri
+
+CONNECTIVITY = {
+    "connectivity.connect", "connectivity.latency", "connectivity.server_version",
+    "connectivity.primary", "connectivity.ssl", "connectivity.headroom",
+    "connectivity.privileges",
+}
+
+
+# -- dormant ---------------------------------------------------------------------------
+def test_dormant_without_options_runs_an_unrelated_suite_unchanged(pytester):
+    pytester.makepyfile(
+        test_plain="""
+        import sys
+
+        def test_one():
+            assert 1 + 1 == 2
+
+        def test_no_heavy_imports():
+            heavy = {"psycopg", "tabulate", "testcontainers", "mlflow"} & set(sys.modules)
+            assert not heavy, heavy
+        """
+    )
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert "mlflowdb audit" not in result.stdout.str()
+    plain = pytester.runpytest_subprocess("-q", "-p", "no:mlflowdb", "-p", "no:cacheprovider")
+    plain.assert_outcomes(passed=2)
+
+
+def test_dormant_collects_exactly_the_same_items(pytester):
+    pytester.makepyfile(test_a="def test_a(): pass\ndef test_b(): pass")
+    with_plugin = pytester.runpytest_subprocess("--collect-only", "-q")
+    without = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:mlflowdb")
+    assert with_plugin.stdout.lines[:2] == without.stdout.lines[:2] == [
+        "test_a.py::test_a", "test_a.py::test_b"
+    ]
+
+
+def test_mlflowdb_fixture_skips_when_dormant(pytester):
+    pytester.makepyfile(test_team="def test_x(mlflowdb):\n    pass\n")
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no MLflow database to audit*"])
+
+
+# -- usage errors ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--mlflowdb-uri=mysql://u:pw@h/db"], "unsupported URI scheme 'mysql'"),
+        (["--mlflowdb-uri=postgresql://u:pw@h:abc/db"], "port 'abc' is not a number"),
+        (["--mlflowdb-uri=not a uri"], "neither a postgresql:// URI nor a key=value"),
+        (["--mlflowdb-ephemeral=docker"], "unknown kind 'docker'"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-set=nope=1"], "unknown threshold 'nope'"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-set=latency_warn=fast"], "latency_warn"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-set=latency_warn"], "is not NAME=VALUE"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-fail-on=sometimes"], "unknown value"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-report=out.html"], "must end in .json or .md"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-connect-timeout=soon"], "connect-timeout"),
+    ],
+)
+def test_bad_input_is_a_one_line_usage_error(pytester, args, expected):
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1, result.stderr.str()
+    assert expected in errors[0]
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert ":pw@" not in result.stdout.str() + result.stderr.str()
+
+
+def test_list_checks_prints_ids_and_thresholds(pytester):
+    result = pytester.runpytest_subprocess("--mlflowdb-list-checks",
+                                           "--mlflowdb-set=latency_warn=75ms")
+    assert result.ret == 0
+    out = result.stdout.str()
+    for check_id in CONNECTIVITY:
+        assert f"{check_id}:" in out
+    assert "latency_warn = 75ms (duration; default 50ms)" in out
+
+
+# -- a healthy audit -------------------------------------------------------------------
+def test_audit_of_genuine_database_passes_with_reports(pytester, mlflow_uri):
+    json_path = pytester.path / "out" / "audit.json"
+    md_path = pytester.path / "audit.md"
+    xml_path = pytester.path / "junit.xml"
+    result = pytester.runpytest(
+        f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-report={json_path}",
+        f"--mlflowdb-report={md_path}", f"--junitxml={xml_path}",
+    )
+    assert result.ret == 0
+    result.assert_outcomes(passed=len(CONNECTIVITY))
+    out = result.stdout.str()
+    assert "mlflowdb audit" in out and "connectivity.latency" in out
+    document = report(json_path)
+    assert document["version"] == 1
+    assert set(document["summary"]) == {"passed", "warned", "failed", "skipped", "error"}
+    assert document["summary"]["passed"] == len(CONNECTIVITY)
+    (target,) = document["targets"]
+    assert target["id"] == f"127.0.0.1:{mlflow_uri.split(':')[-1].split('/')[0]}/" + \
+        dbname_of(mlflow_uri)
+    assert target["server_version"].startswith("18.")
+    assert len(target["schema_revision"]) == 12
+    assert ":***@" in target["uri"]
+    checks = checks_by_id(document)
+    assert set(checks) == CONNECTIVITY
+    for check in checks.values():
+        assert {"id", "nodeid", "target", "outcome", "severity", "message", "findings",
+                "duration_s"} <= set(check)
+        assert check["findings"], check["id"]
+        for finding in check["findings"]:
+            assert {"object", "severity", "value", "threshold", "message"} <= set(finding)
+    assert checks["connectivity.latency"]["findings"][0]["value"].endswith(("ms", "us"))
+    assert "public" in checks["connectivity.privileges"]["message"] + json.dumps(
+        checks["connectivity.privileges"]["findings"])
+    markdown = md_path.read_text()
+    assert markdown.startswith("# MLflow database audit")
+    assert "`connectivity.headroom`" in markdown
+    tree = ET.parse(xml_path)
+    properties = {p.get("name") for p in tree.iter("property")}
+    assert {"mlflowdb.check", "mlflowdb.outcome", "mlflowdb.finding"} <= properties
+
+
+# -- failures, warnings, errors --------------------------------------------------------
+def test_threshold_override_turns_a_check_into_warned(pytester, mlflow_uri):
+    json_path = pytester.path / "a.json"
+    args = [f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-set=latency_warn=1us",
+            f"--mlflowdb-report={json_path}"]
+    result = pytester.runpytest(*args)
+    assert result.ret == 0
+    result.stdout.re_match_lines([r".*\b1 warned\b.*"])
+    latency = checks_by_id(report(json_path))["connectivity.latency"]
+    assert latency["outcome"] == "warned"
+    assert latency["findings"][0]["object"] == "server"
+    assert latency["findings"][0]["threshold"] == "1us"
+    strict = pytester.runpytest(*args, "--mlflowdb-fail-on=warning")
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_failed_check_fails_the_run_naming_the_object(pytester, mlflow_uri):
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-set=latency_fail=1us",
+                                f"--mlflowdb-report={json_path}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*_ test_latency[[]*", "server: median of 5 round trips: *, "
+                                 "at or above 1us"])
+    assert checks_by_id(report(json_path))["connectivity.latency"]["outcome"] == "failed"
+
+
+def test_a_check_that_breaks_is_an_error_not_a_failure(pytester, mlflow_uri):
+    pytester.makepyfile(test_team="""
+        from pytest_mlflowdb import check
+
+        @check("team.broken")
+        def test_broken(mlflowdb, mlflowdb_findings):
+            mlflowdb.value("SELECT * FROM no_such_table")
+    """)
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin",
+                                f"--mlflowdb-report={json_path}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    broken = checks_by_id(report(json_path))["team.broken"]
+    assert broken["outcome"] == "error"
+    assert "no_such_table" in broken["message"]
+    result.stdout.re_match_lines([r".*\b1 error\b.*"])
+
+
+# -- unreachable targets, redaction ----------------------------------------------------
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_wrong_password_fails_connect_skips_the_rest_and_never_leaks(
+        pytester, pg18, mlflow_uri, mlflow_role):
+    user, _password = mlflow_role
+    secret = "Wr0ng!Pass@word"
+    uri = role_uri(pg18, dbname_of(mlflow_uri), user, secret)
+    json_path = pytester.path / "a.json"
+    md_path = pytester.path / "a.md"
+    xml_path = pytester.path / "j.xml"
+    result = pytester.runpytest_subprocess(
+        f"--mlflowdb-uri={uri}", f"--mlflowdb-report={json_path}", f"--mlflowdb-report={md_path}",
+        f"--junitxml={xml_path}", "-rA", "-v",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=1, skipped=len(CONNECTIVITY) - 1)
+    result.stdout.fnmatch_lines(["*password authentication failed*"])
+    result.stdout.fnmatch_lines(["*target unreachable*"])
+    assert "Traceback" not in result.stdout.str()
+    everything = "\n".join([result.stdout.str(), result.stderr.str(), json_path.read_text(),
+                            md_path.read_text(), xml_path.read_text()])
+    from urllib.parse import quote
+    for form in (secret, quote(secret, safe=""), quote(secret)):
+        assert form not in everything
+    document = report(json_path)
+    assert document["summary"]["failed"] == 1
+    assert document["targets"][0]["uri"].startswith(f"postgresql://{user}:***@")
+
+
+def test_closed_port_fails_quickly_with_one_line(pytester):
+    uri = f"postgresql://u:pw@127.0.0.1:{_closed_port()}/mlflow"
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={uri}", "--mlflowdb-connect-timeout=3s")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=1, skipped=len(CONNECTIVITY) - 1)
+    result.stdout.fnmatch_lines(["*cannot connect*Connection refused*"])
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_host_that_never_answers_fails_within_the_timeout(pytester, silent_server):
+    uri = f"postgresql://u:pw@127.0.0.1:{silent_server}/mlflow?sslmode=disable"
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={uri}",
+                                           "--mlflowdb-connect-timeout=2s", "--durations=1")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=1, skipped=len(CONNECTIVITY) - 1)
+    result.stdout.fnmatch_lines(["*cannot connect*"])
+
+
+# -- several targets -------------------------------------------------------------------
+def test_two_targets_under_xdist(pytester, mlflow_uri, pg15, mlflowdb_database_factory):
+    other = pg15.create_database("xdist_target")
+    json_path = pytester.path / "a.json"
+    xml_path = pytester.path / "j.xml"
+    try:
+        result = pytester.runpytest_subprocess(
+            "-n", "2", f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-uri={other}",
+            f"--mlflowdb-report={json_path}", f"--junitxml={xml_path}",
+        )
+    finally:
+        pg15.drop_database("xdist_target")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=2 * len(CONNECTIVITY))
+    document = report(json_path)
+    assert [t["id"] for t in document["targets"]] == [
+        f"127.0.0.1:{mlflow_uri.split(':')[-1].split('/')[0]}/{dbname_of(mlflow_uri)}",
+        f"127.0.0.1:{pg15.port}/xdist_target",
+    ]
+    assert {t["server_version"].split(".")[0] for t in document["targets"]} == {"15", "18"}
+    assert len(document["checks"]) == 2 * len(CONNECTIVITY)
+    assert result.stdout.str().count("mlflowdb audit") == 1
+    ids = {tc.get("name") for tc in ET.parse(xml_path).iter("testcase")}
+    assert f"test_latency[127.0.0.1:{pg15.port}/xdist_target]" in ids
+
+
+# -- hooks -----------------------------------------------------------------------------
+def test_hooks_add_thresholds_and_receive_the_report(pytester, mlflow_uri):
+    pytester.makeconftest("""
+        from pytest_mlflowdb import Threshold
+
+        def pytest_mlflowdb_thresholds(config):
+            return [Threshold("team_max_experiments", "1000", "count", "experiments allowed",
+                              ("team.experiments",))]
+
+        def pytest_mlflowdb_report(report, config):
+            report["extra"] = {"seen": sorted(c["id"] for c in report["checks"])}
+    """)
+    pytester.makepyfile(test_team="""
+        from pytest_mlflowdb import check
+
+        @check("team.experiments", thresholds=("team_max_experiments",))
+        def test_experiments(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
+            count = mlflowdb.value("SELECT count(*) FROM experiments")
+            mlflowdb_findings.limit("experiments", "experiments", count, unit="count",
+                                    fail=mlflowdb_thresholds["team_max_experiments"])
+    """)
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin",
+                                "--mlflowdb-set=team_max_experiments=0",
+                                f"--mlflowdb-report={json_path}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    document = report(json_path)
+    assert document["extra"] == {"seen": ["team.experiments"]}
+    finding = document["checks"][0]["findings"][0]
+    assert finding["object"] == "experiments" and finding["threshold"] == "0"
