@@ -47,27 +47,26 @@ def test_latency(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
     )
 
 
+def assess_version(major: int, version: str, today: datetime.date) -> tuple[str, str, str]:
+    """(severity, message, threshold) for a server's major version on ``today``."""
+    label = f"PostgreSQL {version}"
+    if major > max(SUPPORTED):
+        return "warning", f"{label} is newer than the versions tested (14-18)", "14-18"
+    if major not in SUPPORTED:
+        return "failure", f"{label} is not supported (14-18)", "14-18"
+    eol = EOL[major].isoformat()
+    if EOL[major] <= today:
+        return "warning", f"{label} reached end of life on {eol}; plan an upgrade", f"EOL {eol}"
+    return "ok", f"{label}, supported until {eol}", f"EOL {eol}"
+
+
 @check("connectivity.server_version")
 def test_server_version(mlflowdb, mlflowdb_findings):
     """PostgreSQL 14-18; a major version past its end of life warns."""
     pre = mlflowdb.preflight
-    major, today = pre.major, datetime.date.today()
-    label = f"PostgreSQL {pre.server_version}"
-    if major not in SUPPORTED:
-        if major > max(SUPPORTED):
-            mlflowdb_findings.warn("server", f"{label} is newer than the versions tested (14-18)",
-                                   pre.server_version, "14-18")
-        else:
-            mlflowdb_findings.fail("server", f"{label} is not supported (14-18)",
-                                   pre.server_version, "14-18")
-    elif major in EOL and EOL[major] <= today:
-        mlflowdb_findings.warn(
-            "server", f"{label} reached end of life on {EOL[major].isoformat()}; plan an upgrade",
-            pre.server_version, f"EOL {EOL[major].isoformat()}",
-        )
-    else:
-        mlflowdb_findings.ok("server", f"{label}, supported until {EOL[major].isoformat()}",
-                             pre.server_version, f"EOL {EOL[major].isoformat()}")
+    severity, message, threshold = assess_version(pre.major, pre.server_version,
+                                                  datetime.date.today())
+    mlflowdb_findings.add("server", severity, message, pre.server_version, threshold)
 
 
 @check("connectivity.primary")
@@ -80,7 +79,7 @@ def test_primary(mlflowdb, mlflowdb_findings):
         mlflowdb_findings.ok("server", "the server is a primary", "primary", "primary")
 
 
-def _is_local(host: str) -> bool:
+def is_local(host: str) -> bool:
     if not host or host.startswith("/") or host == "localhost":
         return True
     try:
@@ -95,7 +94,7 @@ def test_ssl(mlflowdb, mlflowdb_findings):
     pre = mlflowdb.preflight
     if pre.ssl_in_use:
         mlflowdb_findings.ok(pre.host, "the session uses SSL", "ssl", "ssl")
-    elif _is_local(pre.host):
+    elif is_local(pre.host):
         mlflowdb_findings.ok(pre.host, "no SSL, but the server is local", "no ssl", "ssl if remote")
     else:
         mlflowdb_findings.fail(pre.host, "the session to a remote server is not encrypted "
