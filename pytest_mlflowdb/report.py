@@ -118,12 +118,16 @@ def to_markdown(document: dict[str, Any]) -> str:
         detailed = [c for c in checks if c.get("findings")]
         for check in detailed:
             out += [f"### `{check['id']}` ({check['outcome']})", ""]
-            rows = [[_md(f["object"]), f["severity"], _md(str(f.get("value", ""))),
-                     _md(str(f.get("threshold", ""))), _md(f["message"])]
+            rows = [[_md(f["object"]), f["severity"], _md(_cell(f.get("value"))),
+                     _md(_cell(f.get("threshold"))), _md(f["message"])]
                     for f in check["findings"]]
             out += [tabulate(rows, headers=["object", "severity", "value", "threshold",
                                             "message"], tablefmt="github"), ""]
     return "\n".join(out)
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _md(text: str) -> str:

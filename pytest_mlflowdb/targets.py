@@ -23,6 +23,9 @@ SCHEMES = ("postgresql", "postgres")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _SECRET_KEYS = ("password", "sslpassword")
 _PLACEHOLDER = "***"
+# SQLAlchemy's reading of the user part (MLflow users' URIs go through it): the user
+# name stops at ':' or '/', the password runs to the first '@', unencoded '/?#' and all.
+_USERINFO = re.compile(r"^(?P<scheme>[^:/]+://)(?P<user>[^:/@]*)(?::(?P<password>[^@]*))?@")
 
 
 class TargetError(ValueError):
@@ -76,7 +79,7 @@ def parse_target(text: str) -> Target:
             )
         if driver and driver not in ("psycopg2", "psycopg", "psycopg2cffi", "pg8000", "asyncpg"):
             raise TargetError(f"unsupported SQLAlchemy driver {driver!r} in URI scheme")
-        raw = "postgresql://" + raw[scheme_match.end():]
+        raw = _normalise_userinfo("postgresql://" + raw[scheme_match.end():])
         _check_uri_port(raw, secrets)
     elif "=" not in raw:
         raise TargetError(
@@ -106,9 +109,9 @@ def parse_target(text: str) -> Target:
 def _guess_secrets(raw: str) -> tuple[str, ...]:
     """Find passwords before parsing, so that even a parse error cannot echo one."""
     found: list[str] = []
-    match = re.match(r"^[^:/]+://([^@/?#]*)@", raw)
-    if match and ":" in match.group(1):
-        found.append(match.group(1).split(":", 1)[1])
+    match = _USERINFO.match(raw)
+    if match and match.group("password"):
+        found.append(match.group("password"))
         found.append(unquote(found[-1]))
     for key in _SECRET_KEYS:
         for m in re.finditer(rf"(?:^|[\s?&]){key}\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)", raw):
@@ -116,6 +119,17 @@ def _guess_secrets(raw: str) -> tuple[str, ...]:
             found.append(value.strip("'"))
             found.append(unquote(value.strip("'")))
     return tuple(s for s in found if s)
+
+
+def _normalise_userinfo(raw: str) -> str:
+    """Percent-encode user and password the way libpq needs, as SQLAlchemy would read them."""
+    match = _USERINFO.match(raw)
+    if not match:
+        return raw
+    userinfo = quote(unquote(match.group("user")), safe="")
+    if match.group("password") is not None:
+        userinfo += ":" + quote(unquote(match.group("password")), safe="")
+    return match.group("scheme") + userinfo + "@" + raw[match.end():]
 
 
 def _check_uri_port(raw: str, secrets: tuple[str, ...]) -> None:
@@ -131,6 +145,16 @@ def _check_uri_port(raw: str, secrets: tuple[str, ...]) -> None:
         raise TargetError(f"malformed database URI {scrub(raw, secrets)!r}: {exc}") from None
 
 
+def _host_ports(hosts: str, ports: str) -> list[tuple[str, str]]:
+    """Pair libpq's comma-separated hosts and ports (one port may serve every host)."""
+    host_list = hosts.split(",")
+    port_list = ports.split(",") if ports else [""]
+    if len(port_list) == 1:
+        port_list = port_list * len(host_list)
+    port_list += [""] * (len(host_list) - len(port_list))
+    return list(zip(host_list, port_list[: len(host_list)], strict=True))
+
+
 def _target_id(params: dict[str, str]) -> str:
     host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
     port = params.get("port") or os.environ.get("PGPORT") or "5432"
@@ -140,7 +164,8 @@ def _target_id(params: dict[str, str]) -> str:
         return f"service={params['service']}/{dbname}" if params.get("dbname") else (
             f"service={params['service']}"
         )
-    return f"{host}:{port}/{dbname}"
+    pairs = _host_ports(host, port)
+    return ",".join(f"{h}:{p or '5432'}" for h, p in pairs) + f"/{dbname}"
 
 
 def _login() -> str:
@@ -161,9 +186,10 @@ def _redact(params: dict[str, str]) -> str:
     host = params.get("host", "")
     if host and "/" not in host:
         netloc += ",".join(
-            f"[{h}]" if ":" in h else h for h in host.split(",")
+            ("[" + h + "]" if ":" in h else h) + (f":{p}" if p else "")
+            for h, p in _host_ports(host, params.get("port", ""))
         )
-    if params.get("port"):
+    elif params.get("port"):
         netloc += f":{params['port']}"
     path = "/" + quote(params["dbname"], safe="") if params.get("dbname") else ""
     query = []
@@ -172,6 +198,6 @@ def _redact(params: dict[str, str]) -> str:
     for key, value in sorted(params.items()):
         if key in ("user", "password", "host", "port", "dbname"):
             continue
-        shown = _PLACEHOLDER if key in _SECRET_KEYS else quote(str(value), safe="-_.=/")
+        shown = _PLACEHOLDER if key in _SECRET_KEYS else quote(str(value), safe="-_./")
         query.append(f"{key}={shown}")
     return f"postgresql://{netloc}{path}" + ("?" + "&".join(query) if query else "")

@@ -65,7 +65,7 @@ class ThresholdError(ValueError):
 def parse_value(unit: str, text: str) -> float:
     """Parse ``text`` as a ``unit``: sizes give bytes, durations seconds, percents 0-100."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
+        text = repr(text)
     match = _NUMBER_UNIT.match(str(text))
     if not match:
         raise ThresholdError(f"{text!r} is not a {unit} ({_EXAMPLES[unit]})")
@@ -102,27 +102,37 @@ _EXAMPLES = {
 }
 
 
+def _num(value: float) -> str:
+    """About three significant digits, never in scientific notation (so it parses back)."""
+    magnitude = abs(value)
+    if magnitude >= 100 or value == int(value):
+        return f"{value:.0f}"
+    digits = 1 if magnitude >= 10 else 2 if magnitude >= 1 else 3
+    text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
 def format_value(unit: str, value: float) -> str:
     """Render a parsed value back in the grammar, for messages and reports."""
     if unit == "size":
         for suffix, factor in (("TB", 1024**4), ("GB", 1024**3), ("MB", 1024**2), ("kB", 1024)):
             if abs(value) >= factor:
-                return f"{value / factor:.3g}{suffix}"
+                return f"{_num(value / factor)}{suffix}"
         return f"{value:.0f}B"
     if unit == "duration":
         if value == 0:
             return "0s"
         for suffix, factor in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
             if abs(value) >= factor:
-                return f"{value / factor:.3g}{suffix}"
+                return f"{_num(value / factor)}{suffix}"
         if abs(value) >= 1e-3:
-            return f"{value * 1000:.3g}ms"
-        return f"{value * 1e6:.3g}us"
+            return f"{_num(value * 1000)}ms"
+        return f"{_num(value * 1e6)}us"
     if unit == "percent":
-        return f"{value:.3g}%"
+        return f"{_num(value)}%"
     if unit == "count":
         return str(int(value))
-    return f"{value:.3g}"
+    return _num(value)
 
 
 @dataclass(frozen=True)
@@ -140,7 +150,10 @@ class Threshold:
             raise ThresholdError(f"threshold {self.name}: unit must be one of {', '.join(UNITS)}")
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
             raise ThresholdError(f"threshold name {self.name!r} must be lower_snake_case")
-        parse_value(self.unit, self.default)
+        try:
+            parse_value(self.unit, self.default)
+        except ThresholdError as exc:
+            raise ThresholdError(f"threshold {self.name}: default {exc}") from None
 
 
 #: The built-in thresholds. Checks name the ones they read; list-checks prints them.

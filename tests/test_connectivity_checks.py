@@ -12,7 +12,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from helpers import checks_by_id, dbname_of, report, role_uri
-
 from pytest_mlflowdb.checks.connectivity import assess_version, is_local
 
 

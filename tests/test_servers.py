@@ -25,12 +25,10 @@ def test_server_starts_answers_and_is_removed(kind, major):
         assert user == "postgres"
         if major:
             assert version.startswith(major)
-        data_dirs = [p for p in Path(server.bin_dir and "/tmp").glob("mlflowdb-pg-*")]
-        assert data_dirs
-        pid_dirs = {p for p in data_dirs if (p / "data" / "postmaster.pid").exists()}
+        assert (server.workdir / "data" / "postmaster.pid").exists()
     finally:
         server.stop()
-    assert all(not p.exists() for p in pid_dirs)
+    assert not server.workdir.exists()
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(server.uri(), connect_timeout=2)
 

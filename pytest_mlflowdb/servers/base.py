@@ -25,6 +25,7 @@ class Server:
     password: str
     bin_dir: Path | None = None
     description: str = ""
+    workdir: Path | None = None
     _stop: object = field(default=None, repr=False)
 
     def uri(self, dbname: str = "postgres") -> str:

