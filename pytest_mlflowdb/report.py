@@ -72,7 +72,7 @@ def terminal_tables(document: dict[str, Any], width: int = 80) -> list[str]:
     """One plain-text table per target, for the end of pytest's terminal output."""
     from tabulate import tabulate
 
-    message_width = max(30, width - 45)
+    message_width = max(40, width - 42)
     blocks = []
     for target, checks in _by_target(document):
         header = _target_header(target)

@@ -83,17 +83,17 @@ def parse_target(text: str) -> Target:
         _check_uri_port(raw, secrets)
     elif "=" not in raw:
         raise TargetError(
-            f"{scrub(raw, secrets)!r} is neither a postgresql:// URI nor a key=value string"
+            f"{_shown(raw, secrets)!r} is neither a postgresql:// URI nor a key=value string"
         )
     try:
         params = pg_conninfo.conninfo_to_dict(raw)
     except Exception as exc:  # psycopg.ProgrammingError: libpq could not parse it
         message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "", secrets)
-        raise TargetError(f"malformed database URI {scrub(raw, secrets)!r}: {message}") from None
+        raise TargetError(f"malformed database URI {_shown(raw, secrets)!r}: {message}") from None
     for port in str(params.get("port") or "").split(","):
         if port and not port.strip().isdigit():
             raise TargetError(
-                f"malformed database URI {scrub(raw, secrets)!r}: port {port!r} is not a number"
+                f"malformed database URI {_shown(raw, secrets)!r}: port {port!r} is not a number"
             )
     for key in _SECRET_KEYS:
         if params.get(key):
@@ -104,6 +104,21 @@ def parse_target(text: str) -> Target:
         redacted=_redact(params),
         secrets=tuple(sorted(set(secrets))),
     )
+
+
+def _shown(raw: str, secrets: tuple[str, ...]) -> str:
+    """``raw`` for an error message: passwords replaced where they stand, not by search
+    (a one-letter password would otherwise garble the text), then scrubbed anyway."""
+    shown = _USERINFO.sub(
+        lambda m: m.group("scheme") + m.group("user")
+        + (":" + _PLACEHOLDER if m.group("password") is not None else "") + "@",
+        raw, count=1,
+    )
+    for key in _SECRET_KEYS:
+        shown = re.sub(rf"((?:^|[\s?&]){key}\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)",
+                       lambda m: m.group(1) + _PLACEHOLDER, shown)
+    long_enough = tuple(s for s in secrets if len(s) >= 4)
+    return scrub(shown, long_enough)
 
 
 def _guess_secrets(raw: str) -> tuple[str, ...]:
@@ -142,7 +157,7 @@ def _check_uri_port(raw: str, secrets: tuple[str, ...]) -> None:
             if port and not port.isdigit():
                 raise ValueError(f"port {port!r} is not a number")
     except ValueError as exc:
-        raise TargetError(f"malformed database URI {scrub(raw, secrets)!r}: {exc}") from None
+        raise TargetError(f"malformed database URI {_shown(raw, secrets)!r}: {exc}") from None
 
 
 def _host_ports(hosts: str, ports: str) -> list[tuple[str, str]]:

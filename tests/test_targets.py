@@ -275,3 +275,11 @@ def test_unencoded_special_characters_in_password_never_leak(password):
         assert password not in str(exc)
     else:
         assert password not in _printable(target)
+
+
+def test_a_one_letter_password_does_not_garble_the_error():
+    with pytest.raises(TargetError) as info:
+        parse_target("postgresql://u:p@h:x/db")
+    assert str(info.value) == (
+        "malformed database URI 'postgresql://u:***@h:x/db': port 'x' is not a number"
+    )
