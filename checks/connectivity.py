@@ -90,11 +90,11 @@ def is_local(host: str) -> bool:
 
 @check("connectivity.ssl")
 def test_ssl(mlflowdb, mlflowdb_findings):
-    """SSL is in use when the server is not on this host."""
+    """SSL is in use when the server is not on this host (by name or by address)."""
     pre = mlflowdb.preflight
     if pre.ssl_in_use:
         mlflowdb_findings.ok(pre.host, "the session uses SSL", "ssl", "ssl")
-    elif is_local(pre.host):
+    elif is_local(pre.host) or (pre.hostaddr and is_local(pre.hostaddr)):
         mlflowdb_findings.ok(pre.host, "no SSL, but the server is local", "no ssl", "ssl if remote")
     else:
         mlflowdb_findings.fail(pre.host, "the session to a remote server is not encrypted "

@@ -40,6 +40,7 @@ class Preflight:
     mlflow_schema: str | None
     schema_revision: str | None
     host: str
+    hostaddr: str
     port: int
     dbname: str
     ssl_in_use: bool
@@ -203,6 +204,14 @@ ORDER BY count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 
 """
 
 
+def _hostaddr(conn: psycopg.Connection) -> str:
+    """The address actually connected to ('' for a Unix socket or an old libpq)."""
+    try:
+        return conn.info.hostaddr or ""
+    except (psycopg.NotSupportedError, AttributeError):
+        return ""
+
+
 def _collect_preflight(db: Database) -> Preflight:
     facts = db.row(_PREFLIGHT_SQL)
     assert facts is not None
@@ -244,6 +253,7 @@ def _collect_preflight(db: Database) -> Preflight:
         mlflow_schema=schema,
         schema_revision=revision,
         host=db.connection.info.host,
+        hostaddr=_hostaddr(db.connection),
         port=facts["port"] or db.connection.info.port,
         dbname=facts["dbname"],
         ssl_in_use=bool(pgconn.ssl_in_use),

@@ -310,3 +310,12 @@ def test_hooks_add_thresholds_and_receive_the_report(pytester, mlflow_uri):
     assert document["extra"] == {"seen": ["team.experiments"]}
     finding = document["checks"][0]["findings"][0]
     assert finding["object"] == "experiments" and finding["threshold"] == "0"
+
+
+def test_fixtures_are_documented(pytester):
+    result = pytester.runpytest("--fixtures")
+    out = result.stdout.str()
+    for name in ("mlflowdb", "mlflowdb_target", "mlflowdb_thresholds", "mlflowdb_findings",
+                 "mlflowdb_server", "mlflowdb_database_factory", "mlflowdb_connection"):
+        assert f"{name} [" in out or f"{name} --" in out or f"\n{name}\n" in out, name
+    assert "read-only" in out

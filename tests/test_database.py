@@ -101,3 +101,68 @@ def test_wrong_password_is_one_line_without_the_password(pg18, mlflow_uri, mlflo
     assert "password authentication failed" in message
     assert "\n" not in message
     assert "N0t-the" not in message
+
+
+def test_libpq_environment_supplies_what_the_uri_omits(pg15, monkeypatch, tmp_path):
+    monkeypatch.setenv("PGPASSWORD", pg15.password)
+    monkeypatch.setenv("PGSSLMODE", "disable")
+    db = _db(f"postgresql://postgres@127.0.0.1:{pg15.port}/postgres")
+    try:
+        assert db.preflight.current_user == "postgres"
+        assert db.preflight.ssl_in_use is False
+    finally:
+        db.close()
+    monkeypatch.delenv("PGPASSWORD")
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"127.0.0.1:{pg15.port}:*:postgres:{pg15.password}\n")
+    passfile.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    db = _db(f"host=127.0.0.1 port={pg15.port} user=postgres dbname=postgres")
+    try:
+        assert db.value("SELECT 1") == 1
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def ssl_server(tmp_path_factory):
+    """A server of its own with SSL on (a self-signed certificate)."""
+    import os
+    import subprocess
+
+    from pytest_mlflowdb.servers import start_server
+
+    server = start_server("path")
+    data = server.workdir / "data"
+    subprocess.run(["openssl", "req", "-new", "-x509", "-days", "1", "-nodes", "-subj",
+                    "/CN=localhost", "-keyout", str(data / "server.key"), "-out",
+                    str(data / "server.crt")], check=True, capture_output=True, timeout=60)
+    owner = data.stat()
+    for name in ("server.key", "server.crt"):
+        os.chown(data / name, owner.st_uid, owner.st_gid)
+        (data / name).chmod(0o600)
+    with server.admin() as conn:
+        conn.execute("ALTER SYSTEM SET ssl = on")
+        conn.execute("SELECT pg_reload_conf()")
+    yield server
+    server.stop()
+
+
+def test_ssl_in_use_is_detected(ssl_server, pytester):
+    from helpers import checks_by_id, report
+
+    uri = ssl_server.uri() + "?sslmode=require"
+    db = _db(uri)
+    try:
+        assert db.preflight.ssl_in_use is True
+    finally:
+        db.close()
+    json_path = pytester.path / "a.json"
+    pytester.runpytest(f"--mlflowdb-uri={uri}", f"--mlflowdb-report={json_path}")
+    ssl = checks_by_id(report(json_path))["connectivity.ssl"]
+    assert ssl["outcome"] == "passed" and ssl["message"] == "127.0.0.1: the session uses SSL"
+
+
+def test_requiring_ssl_from_a_server_without_it_fails_to_connect(pg15):
+    with pytest.raises(DatabaseError, match="does not support SSL"):
+        _db(pg15.uri() + "?sslmode=require", connect_timeout=3)
