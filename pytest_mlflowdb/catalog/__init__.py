@@ -1,0 +1,174 @@
+"""The expected MLflow schema per alembic revision, and which releases carry which revision.
+
+Shipped data, made by the scripts in ``tools/`` from MLflow's real migrations and real
+release archives (never from MLflow's SQLAlchemy models):
+
+- ``data/releases.json``: every MLflow release's head revision, and the revision chain
+  in link order (``tools/release_map.py``);
+- ``data/schemas.json.xz``: the schema after each revision (``tools/build_catalog.py``).
+
+Order is always by the chain's links, never by date.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import lzma
+from dataclasses import dataclass
+from importlib import resources
+
+from packaging.version import InvalidVersion, Version
+
+from ..probes.schema import Snapshot
+
+# Migrations that move data (their cost grows with the rows they touch), from MLflow's
+# migration scripts; index builds and rebuilt keys are found from the schemas themselves.
+DATA_MIGRATIONS = {
+    "90e64c465722": "copies runs.user_id into an mlflow.user tag for every run, loading each "
+                    "run through the ORM",
+    "89d4b8295536": "fills latest_metrics from the whole metrics table",
+}
+
+
+@dataclass(frozen=True)
+class Revision:
+    revision: str
+    down_revision: str | None
+    description: str
+    first_release: str | None
+
+
+class CatalogError(LookupError):
+    """A release or revision the catalog does not know; the message says which."""
+
+
+class Catalog:
+    def __init__(self, schemas: dict, releases: dict) -> None:
+        self._schemas = {r["revision"]: r["schema"] for r in schemas.get("revisions", [])}
+        self.base = Snapshot.from_json(schemas["base"]) if schemas.get("base") else None
+        self.made_with = schemas.get("mlflow_version")
+        chain = releases.get("revisions") or [
+            {"revision": r["revision"], "down_revision": r["down_revision"],
+             "description": r.get("description", ""), "first_release": None}
+            for r in schemas.get("revisions", [])
+        ]
+        self.chain = [Revision(r["revision"], r["down_revision"], r.get("description", ""),
+                               r.get("first_release")) for r in chain]
+        self._position = {r.revision: i for i, r in enumerate(self.chain)}
+        self.releases: dict[str, str] = dict(releases.get("releases", {}))
+
+    # -- revisions ------------------------------------------------------------------------
+    def knows(self, revision: str) -> bool:
+        return revision in self._position
+
+    def position(self, revision: str) -> int:
+        try:
+            return self._position[revision]
+        except KeyError:
+            raise CatalogError(f"revision {revision!r} is not in any released MLflow") from None
+
+    @property
+    def head(self) -> str:
+        return self.chain[-1].revision
+
+    def revision(self, revision: str) -> Revision:
+        return self.chain[self.position(revision)]
+
+    def between(self, current: str, target: str) -> list[Revision]:
+        """Revisions applied when upgrading from ``current`` to ``target`` (in order)."""
+        start, end = self.position(current), self.position(target)
+        return self.chain[start + 1:end + 1]
+
+    # -- releases -------------------------------------------------------------------------
+    def releases_for(self, revision: str) -> list[str]:
+        """Releases whose head is ``revision``, oldest first."""
+        return sorted((v for v, r in self.releases.items() if r == revision), key=_version_key)
+
+    def head_for_release(self, version: str) -> str:
+        if version in self.releases:
+            return self.releases[version]
+        known = sorted(self.releases, key=_version_key)
+        newest = known[-1] if known else "none"
+        raise CatalogError(f"MLflow {version} is not a release the catalog knows "
+                           f"(known: {known[0] if known else 'none'} to {newest})")
+
+    @property
+    def newest_release(self) -> str | None:
+        return max(self.releases, key=_version_key) if self.releases else None
+
+    # -- schemas --------------------------------------------------------------------------
+    def has_schema(self, revision: str) -> bool:
+        return revision in self._schemas
+
+    def schema_at(self, revision: str) -> Snapshot:
+        if revision not in self._schemas:
+            raise CatalogError(
+                f"no schema for revision {revision!r} in the catalog (made with MLflow "
+                f"{self.made_with}); refresh it with tools/build_catalog.py"
+            )
+        return _snapshot(self, revision)
+
+    def heavy(self, revision: str) -> list[str]:
+        """What makes ``revision`` slow or blocking on a big database."""
+        notes = []
+        if revision in DATA_MIGRATIONS:
+            notes.append(DATA_MIGRATIONS[revision])
+        previous = self.revision(revision).down_revision
+        if previous is None or not (self.has_schema(revision) and self.has_schema(previous)):
+            return notes
+        before, after = self.schema_at(previous), self.schema_at(revision)
+        old = {i.signature for i in before.indexes}
+        for index in after.indexes:
+            if index.signature not in old and index.table in before.tables:
+                notes.append(f"builds index {index.name} on {index.table} without CONCURRENTLY "
+                             f"(blocks writes to {index.table} until it finishes)")
+        for c in after.constraints:
+            was = {x.signature for x in before.constraints}
+            if c.type == "f" and c.signature not in was and c.table in before.tables:
+                notes.append(f"adds foreign key {c.name} on {c.table} (validates every row)")
+        for table, columns in after.tables.items():
+            old_cols = before.columns(table)
+            for col in columns:
+                prior = old_cols.get(col.name)
+                if prior is not None and prior.type != col.type and not _cheap_type_change(
+                        prior.type, col.type):
+                    notes.append(f"changes {table}.{col.name} from {prior.type} to {col.type} "
+                                 f"(rewrites {table})")
+        return notes
+
+
+def _cheap_type_change(old: str, new: str) -> bool:
+    """Widening varchar or varchar -> text needs no table rewrite in PostgreSQL."""
+    def length(t: str) -> int | None:
+        if t == "text":
+            return 10**9
+        if t.startswith("character varying(") and t.endswith(")"):
+            return int(t[len("character varying("):-1])
+        return None
+
+    old_len, new_len = length(old), length(new)
+    return old_len is not None and new_len is not None and new_len >= old_len
+
+
+def _snapshot(catalog: Catalog, revision: str) -> Snapshot:
+    return Snapshot.from_json(catalog._schemas[revision])
+
+
+def _version_key(version: str):
+    try:
+        return (0, Version(version))
+    except InvalidVersion:
+        return (1, version)
+
+
+@functools.lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    """The shipped catalog (read once per process)."""
+    data = resources.files(__name__).joinpath("data")
+    schemas_file = data.joinpath("schemas.json.xz")
+    schemas = json.loads(lzma.decompress(schemas_file.read_bytes())) if schemas_file.is_file() \
+        else {}
+    releases_file = data.joinpath("releases.json")
+    releases = json.loads(releases_file.read_text()) if releases_file.is_file() else {}
+    return Catalog(schemas, releases)
