@@ -42,6 +42,14 @@ class TargetUnavailable(Exception):
     """The target could not be resolved or reached; str() is the one-line reason."""
 
 
+def _releases_of(revision: str | None) -> list[str]:
+    if not revision:
+        return []
+    from .catalog import load_catalog
+
+    return load_catalog().releases_for(revision)
+
+
 class Audit:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -80,7 +88,12 @@ class Audit:
         return target
 
     def _start_ephemeral(self) -> Target:
-        from .mlflow_schema import MlflowSchemaError, apply_mlflow_schema
+        from .mlflow_schema import (
+            MlflowSchemaError,
+            apply_catalog_schema,
+            apply_mlflow_schema,
+            mlflow_available,
+        )
         from .servers import start_server
 
         server = start_server(self.settings.ephemeral or "auto", self.settings.pg_bin)
@@ -89,11 +102,20 @@ class Audit:
         uri = server.create_database(EPHEMERAL_DB)
         notes = self.notes.setdefault(EPHEMERAL_KEY, [])
         notes.append(f"throwaway server: {server.description}")
-        try:
-            revision = apply_mlflow_schema(uri)
-            notes.append(f"MLflow schema made by MLflow's own migrations, revision {revision}")
-        except MlflowSchemaError as exc:
-            notes.append(f"no MLflow schema: {exc}")
+        if mlflow_available():
+            try:
+                revision = apply_mlflow_schema(uri)
+                notes.append(f"MLflow schema made by MLflow's own migrations, revision "
+                             f"{revision}")
+            except MlflowSchemaError as exc:
+                notes.append(f"no MLflow schema: {exc}")
+        else:
+            from .catalog import load_catalog
+
+            revision = apply_catalog_schema(uri)
+            notes.append(f"MLflow schema from the shipped catalog (revision {revision}, "
+                         f"captured after MLflow {load_catalog().made_with}'s migrations); "
+                         "MLflow is not installed")
         target = parse_target(uri)
         return Target(conninfo=target.conninfo, id=EPHEMERAL_KEY, redacted=target.redacted,
                       secrets=target.secrets)
@@ -144,7 +166,8 @@ class Audit:
         if attempt and attempt.database is not None:
             pre = attempt.database.preflight
             record.update(server_version=pre.server_version, schema_revision=pre.schema_revision,
-                          mlflow_schema=pre.mlflow_schema)
+                          mlflow_schema=pre.mlflow_schema,
+                          mlflow_versions=_releases_of(pre.schema_revision))
         elif attempt:
             record["error"] = attempt.error
         if self.notes.get(key):

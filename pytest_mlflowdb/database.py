@@ -46,6 +46,10 @@ class Preflight:
     ssl_in_use: bool
     connect_seconds: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: rows of alembic_version in the MLflow schema; None when the table is missing
+    alembic_versions: tuple[str, ...] | None = None
+    #: why alembic_version could not be read (a missing privilege), if so
+    alembic_error: str | None = None
 
     @property
     def major(self) -> int:
@@ -92,6 +96,7 @@ class Database:
         self.lock_timeout = lock_timeout
         self._conn: psycopg.Connection | None = None
         self._preflight: Preflight | None = None
+        self._cache: dict[str, Any] = {}
         self.connect_seconds = 0.0
 
     # -- connection ------------------------------------------------------------------
@@ -162,6 +167,12 @@ class Database:
     def setting(self, name: str) -> str | None:
         return self.value("SELECT current_setting(%s, true)", (name,))
 
+    def cached(self, key: str, compute: Any) -> Any:
+        """``compute(self)`` once per session: probes shared by several checks."""
+        if key not in self._cache:
+            self._cache[key] = compute(self)
+        return self._cache[key]
+
     # -- preflight --------------------------------------------------------------------
     @property
     def preflight(self) -> Preflight:
@@ -222,6 +233,8 @@ def _collect_preflight(db: Database) -> Preflight:
     notes: list[str] = []
     schema = None
     revision = None
+    versions: tuple[str, ...] | None = None
+    alembic_error = None
     candidates = [r for r in db.rows(_MLFLOW_SCHEMA_SQL) if r["core_tables"]]
     if candidates:
         schema = candidates[0]["schema"]
@@ -235,12 +248,14 @@ def _collect_preflight(db: Database) -> Preflight:
                         sql.Identifier(schema)
                     )
                 )
+                versions = tuple(str(r["version_num"]) for r in found)
                 if len(found) == 1:
-                    revision = found[0]["version_num"]
+                    revision = versions[0]
                 else:
                     notes.append(f"{schema}.alembic_version holds {len(found)} rows")
             except psycopg.errors.InsufficientPrivilege:
-                notes.append(f"no SELECT privilege on {schema}.alembic_version")
+                alembic_error = f"no SELECT privilege on {schema}.alembic_version"
+                notes.append(alembic_error)
     pgconn = db.connection.pgconn
     return Preflight(
         server_version=facts["server_version"],
@@ -259,4 +274,6 @@ def _collect_preflight(db: Database) -> Preflight:
         ssl_in_use=bool(pgconn.ssl_in_use),
         connect_seconds=db.connect_seconds,
         notes=tuple(notes),
+        alembic_versions=versions,
+        alembic_error=alembic_error,
     )

@@ -50,6 +50,24 @@ def apply_mlflow_schema(uri: str, revision: str = "heads", timeout: float = 600)
     return done.stdout.strip().splitlines()[-1]
 
 
+def apply_catalog_schema(uri: str, revision: str | None = None) -> str:
+    """Create the schema at ``revision`` (default: the catalog's head) from the shipped
+    catalog's DDL, in one transaction; no MLflow install needed. Returns the revision."""
+    import psycopg
+
+    from .catalog import load_catalog
+    from .catalog.ddl import ddl
+
+    catalog = load_catalog()
+    revision = revision or catalog.head
+    statements = ddl(catalog.schema_at(revision), revision)
+    with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:
+        with conn.transaction():
+            for statement in statements:
+                conn.execute(statement)
+    return revision
+
+
 def _sqlalchemy_url(uri: str) -> str:
     scheme, sep, rest = uri.partition("://")
     if not sep:

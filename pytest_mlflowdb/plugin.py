@@ -60,6 +60,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="override a threshold (repeatable), e.g. latency_warn=100ms")
     group.addoption("--mlflowdb-pg-bin", default=None, metavar="DIR",
                     help="directory of PostgreSQL server binaries for throwaway servers")
+    group.addoption("--mlflowdb-expect-mlflow", default=None, metavar="VERSION",
+                    help="the MLflow release about to be deployed: schema.revision fails when "
+                         "the database is behind it (listing the pending migrations) or ahead")
+    group.addoption("--mlflowdb-expect-revision", default=None, metavar="REVISION",
+                    help="like --mlflowdb-expect-mlflow, with an alembic revision")
     group.addoption("--mlflowdb-no-builtin", action="store_true", default=False,
                     help="run only your own checks, not the built-in suite")
     group.addoption("--mlflowdb-list-checks", action="store_true", default=False,
@@ -75,6 +80,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("mlflowdb_thresholds", "threshold overrides, NAME=VALUE per line",
                   type="linelist")
     parser.addini("mlflowdb_pg_bin", "directory of PostgreSQL server binaries", default="")
+    parser.addini("mlflowdb_expect_mlflow", "the MLflow release about to be deployed", default="")
+    parser.addini("mlflowdb_expect_revision", "the alembic revision about to be deployed",
+                  default="")
+    parser.addini("mlflowdb_recommended_indexes",
+                  "indexes to recommend, table(column, ...) per line; -table(...) removes a "
+                  "default, -foreign_keys stops asking for foreign-key indexes", type="linelist")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -108,6 +119,9 @@ def _settings(config: pytest.Config) -> Settings:
         threshold_assignments=list(config.getini("mlflowdb_thresholds"))
         + list(config.getoption("mlflowdb_set")),
         registry=_threshold_registry(config),
+        expect_mlflow=pick("mlflowdb_expect_mlflow", "mlflowdb_expect_mlflow"),
+        expect_revision=pick("mlflowdb_expect_revision", "mlflowdb_expect_revision"),
+        recommended_indexes=list(config.getini("mlflowdb_recommended_indexes")),
     )
 
 
@@ -163,10 +177,29 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from .audit import Audit
 
+    _check_expectation(settings)
     state.audit = Audit(settings)
     config.pluginmanager.register(_Collector(state), "mlflowdb-collector")
     if settings.builtin_checks:
         config.args.append(str(CHECKS_DIR))
+
+
+def _check_expectation(settings: Settings) -> None:
+    """An expected release or revision must be one the catalog knows: a usage error if not."""
+    if not (settings.expect_mlflow or settings.expect_revision):
+        return
+    from .catalog import CatalogError, load_catalog
+
+    catalog = load_catalog()
+    try:
+        if settings.expect_mlflow:
+            catalog.head_for_release(settings.expect_mlflow)
+        else:
+            catalog.position(settings.expect_revision or "")
+    except CatalogError as exc:
+        option = "--mlflowdb-expect-mlflow" if settings.expect_mlflow else (
+            "--mlflowdb-expect-revision")
+        raise pytest.UsageError(f"{option}: {exc}") from None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -267,6 +300,12 @@ def mlflowdb_thresholds(request: pytest.FixtureRequest):
     return _state(request.config).settings.thresholds
 
 
+@pytest.fixture(scope="session")
+def mlflowdb_settings(request: pytest.FixtureRequest) -> Settings:
+    """All ``--mlflowdb-*`` settings, validated and frozen (no passwords in its repr)."""
+    return _state(request.config).settings
+
+
 @pytest.fixture
 def mlflowdb_findings(request: pytest.FixtureRequest) -> Findings:
     """Record what a check found: ``ok``, ``info``, ``warn``, ``fail`` or ``limit``.
@@ -306,27 +345,34 @@ def mlflowdb_database_factory(mlflowdb_server):
     """Make fresh databases on ``mlflowdb_server``: ``create(mlflow=True, revision="heads")``.
 
     Returns the new database's URI. With ``mlflow=True`` the database gets a genuine
-    MLflow schema from MLflow's own migrations (made once per revision, then copied).
-    Every database made is dropped at the end of the session.
+    MLflow schema from MLflow's own migrations (made once per revision, then copied);
+    ``source="catalog"`` makes it from the shipped catalog's DDL instead (no MLflow
+    needed; ``revision="heads"`` then means the catalog's head). Every database made is
+    dropped at the end of the session.
     """
-    from .mlflow_schema import apply_mlflow_schema
+    from .mlflow_schema import apply_catalog_schema, apply_mlflow_schema
     from .servers import SCRATCH_PREFIX
 
     made: list[str] = []
-    templates: dict[str, str] = {}
+    templates: dict[tuple[str, str], str] = {}
     counter = iter(range(1, 1_000_000))
 
-    def create(mlflow: bool = True, revision: str = "heads") -> str:
+    def create(mlflow: bool = True, revision: str = "heads", source: str = "migrations") -> str:
+        if source not in ("migrations", "catalog"):
+            raise ValueError("source must be 'migrations' or 'catalog'")
         name = f"{SCRATCH_PREFIX}{next(counter)}"
         template = None
         if mlflow:
-            if revision not in templates:
+            if (source, revision) not in templates:
                 template_name = f"{SCRATCH_PREFIX}tpl_{len(templates) + 1}"
                 uri = mlflowdb_server.create_database(template_name)
                 made.append(template_name)
-                apply_mlflow_schema(uri, revision)
-                templates[revision] = template_name
-            template = templates[revision]
+                if source == "catalog":
+                    apply_catalog_schema(uri, None if revision == "heads" else revision)
+                else:
+                    apply_mlflow_schema(uri, revision)
+                templates[(source, revision)] = template_name
+            template = templates[(source, revision)]
         uri = mlflowdb_server.create_database(name, template=template)
         made.append(name)
         return uri

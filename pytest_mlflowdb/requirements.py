@@ -37,3 +37,26 @@ def require_mlflow_schema(db: Database) -> str:
     if schema is None:
         pytest.skip("no MLflow schema: no MLflow tables in any schema this role can see")
     return schema
+
+
+def require_catalog_schema(db: Database):
+    """Skip unless the database's revision has a schema in the catalog.
+
+    Returns ``(schema, revision, expected Snapshot, catalog)``. A missing or unknown
+    revision is ``schema.revision``'s failure to report, so here it is a skip reason.
+    """
+    from .catalog import load_catalog
+
+    schema = require_mlflow_schema(db)
+    pre = db.preflight
+    if pre.alembic_error:
+        pytest.skip(f"no privilege: {pre.alembic_error}")
+    revision = pre.schema_revision
+    if revision is None:
+        pytest.skip("no single alembic revision to compare with (see schema.revision)")
+    catalog = load_catalog()
+    if not catalog.knows(revision):
+        pytest.skip(f"revision {revision} is not in any released MLflow (see schema.revision)")
+    if not catalog.has_schema(revision):
+        pytest.skip(f"the catalog has no schema for revision {revision}; refresh it")
+    return schema, revision, catalog.schema_at(revision), catalog

@@ -7,6 +7,7 @@ one-line message, which the plugin turns into a usage error (exit code 4).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,17 @@ from .thresholds import parse_value as _parse
 EPHEMERAL_KINDS = ("auto", "container", "wheel", "path")
 FAIL_ON = ("error", "warning")
 REPORT_SUFFIXES = (".json", ".md")
+
+#: Indexes MLflow's queries need but MLflow does not make (any valid index whose leading
+#: columns are these satisfies one). search_runs filters runs on experiment_id; metric
+#: history reads metrics by run_uuid; best-metric queries filter on key and value.
+DEFAULT_RECOMMENDED = (
+    ("runs", ("experiment_id",)),
+    ("metrics", ("run_uuid",)),
+    ("metrics", ("key", "value")),
+)
+FOREIGN_KEYS_ENTRY = "foreign_keys"
+_INDEX_SPEC = re.compile(r"^\s*(-?)\s*([A-Za-z_][\w$]*)\s*\(\s*([^()]*?)\s*\)\s*$")
 
 
 class SettingsError(ValueError):
@@ -37,6 +49,10 @@ class Settings:
     lock_timeout: float = 1.0
     pg_bin: Path | None = None
     builtin_checks: bool = True
+    expect_mlflow: str | None = None
+    expect_revision: str | None = None
+    recommended_indexes: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_RECOMMENDED
+    recommend_foreign_key_indexes: bool = True
     thresholds: ThresholdValues = field(default_factory=lambda: ThresholdRegistry().resolve({}))
 
     @property
@@ -62,6 +78,9 @@ def build_settings(
     builtin_checks: bool = True,
     threshold_assignments: Iterable[str] = (),
     registry: ThresholdRegistry | None = None,
+    expect_mlflow: str | None = None,
+    expect_revision: str | None = None,
+    recommended_indexes: Iterable[str] = (),
 ) -> Settings:
     """Validate raw option values into Settings, or raise SettingsError."""
     targets = []
@@ -100,7 +119,23 @@ def build_settings(
         bin_path = Path(pg_bin).expanduser()
         if not bin_path.is_dir():
             raise SettingsError(f"--mlflowdb-pg-bin: {pg_bin!r} is not a directory")
+    if expect_mlflow and expect_revision:
+        raise SettingsError("give --mlflowdb-expect-mlflow or --mlflowdb-expect-revision, "
+                            "not both")
+    if expect_mlflow is not None and not re.fullmatch(r"\d+(\.\d+){1,2}\S*",
+                                                      expect_mlflow.strip()):
+        raise SettingsError(f"--mlflowdb-expect-mlflow: {expect_mlflow!r} is not a version "
+                            "(e.g. 3.17.2)")
+    if expect_revision is not None and not re.fullmatch(r"[0-9a-f]{6,32}",
+                                                        expect_revision.strip()):
+        raise SettingsError(f"--mlflowdb-expect-revision: {expect_revision!r} is not an alembic "
+                            "revision (hex digits, e.g. dc11669786a5)")
+    recommended, with_fks = _recommended(recommended_indexes)
     return Settings(
+        expect_mlflow=expect_mlflow.strip() if expect_mlflow else None,
+        expect_revision=expect_revision.strip() if expect_revision else None,
+        recommended_indexes=recommended,
+        recommend_foreign_key_indexes=with_fks,
         targets=tuple(targets),
         ephemeral=ephemeral,
         reports=tuple(paths),
@@ -112,6 +147,40 @@ def build_settings(
         builtin_checks=builtin_checks,
         thresholds=values,
     )
+
+
+def _recommended(
+    entries: Iterable[str],
+) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], bool]:
+    """Apply ``table(col, ...)`` additions and ``-table(col, ...)`` removals to the defaults.
+
+    ``-foreign_keys`` turns off the rule that every foreign key wants a supporting index.
+    """
+    result = list(DEFAULT_RECOMMENDED)
+    with_fks = True
+    for entry in entries:
+        entry = entry.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if entry.lstrip("-+ ") == FOREIGN_KEYS_ENTRY:
+            with_fks = not entry.startswith("-")
+            continue
+        match = _INDEX_SPEC.match(entry)
+        columns = tuple(c.strip() for c in match.group(3).split(",")) if match else ()
+        if not match or not all(re.fullmatch(r"[A-Za-z_][\w$]*", c) for c in columns):
+            raise SettingsError(
+                f"mlflowdb_recommended_indexes: {entry!r} is not table(column, ...) or "
+                f"-table(column, ...) or -{FOREIGN_KEYS_ENTRY}"
+            )
+        spec = (match.group(2), columns)
+        if match.group(1):
+            if spec not in result:
+                raise SettingsError(f"mlflowdb_recommended_indexes: {entry!r} removes an "
+                                    "entry that is not in the list")
+            result.remove(spec)
+        elif spec not in result:
+            result.append(spec)
+    return tuple(result), with_fks
 
 
 def _duration(option: str, text: str | None, default: float) -> float:

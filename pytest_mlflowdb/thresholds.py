@@ -172,6 +172,12 @@ BUILTIN: tuple[Threshold, ...] = (
     Threshold("connections_fail", "95%", "percent",
               "share of usable connection slots in use at which headroom fails",
               ("connectivity.headroom",)),
+    Threshold("unused_index_min_size", "1MB", "size",
+              "never-scanned indexes smaller than this are not worth reporting",
+              ("indexes.unused",)),
+    Threshold("stats_min_age", "7d", "duration",
+              "statistics younger than this (since reset or restart) say nothing about use",
+              ("indexes.unused",)),
 )
 
 

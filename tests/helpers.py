@@ -28,3 +28,8 @@ def role_uri(server, dbname: str, user: str, password: str) -> str:
 
 def dbname_of(uri: str) -> str:
     return uri.rsplit("/", 1)[-1].split("?")[0]
+
+
+def document_outcomes(path: Path) -> dict[str, int]:
+    """The report's non-zero outcome counts."""
+    return {k: v for k, v in report(path)["summary"].items() if v}

@@ -8,13 +8,22 @@ import threading
 import xml.etree.ElementTree as ET
 
 import pytest
-from helpers import checks_by_id, dbname_of, report, role_uri
+from helpers import checks_by_id, dbname_of, document_outcomes, report, role_uri
+
+from pytest_mlflowdb.mlflow_schema import apply_catalog_schema
 
 CONNECTIVITY = {
     "connectivity.connect", "connectivity.latency", "connectivity.server_version",
     "connectivity.primary", "connectivity.ssl", "connectivity.headroom",
     "connectivity.privileges",
 }
+SCHEMA = {"schema.revision", "schema.tables", "schema.columns", "schema.constraints"}
+INDEXES = {"indexes.required", "indexes.recommended", "indexes.invalid", "indexes.redundant",
+           "indexes.unused"}
+BUILTIN = CONNECTIVITY | SCHEMA | INDEXES
+# On a genuine, fresh MLflow database: MLflow itself lacks the recommended indexes (a
+# warning by design), and statistics are too young to call an index unused (a skip).
+HEALTHY = {"passed": len(BUILTIN) - 2, "warned": 1, "skipped": 1}
 
 
 # -- dormant ---------------------------------------------------------------------------
@@ -85,7 +94,7 @@ def test_list_checks_prints_ids_and_thresholds(pytester):
                                            "--mlflowdb-set=latency_warn=75ms")
     assert result.ret == 0
     out = result.stdout.str()
-    for check_id in CONNECTIVITY:
+    for check_id in BUILTIN:
         assert f"{check_id}:" in out
     assert "latency_warn = 75ms (duration; default 50ms)" in out
 
@@ -100,13 +109,15 @@ def test_audit_of_genuine_database_passes_with_reports(pytester, mlflow_uri):
         f"--mlflowdb-report={md_path}", f"--junitxml={xml_path}",
     )
     assert result.ret == 0
-    result.assert_outcomes(passed=len(CONNECTIVITY))
+    result.assert_outcomes(passed=HEALTHY["passed"], skipped=HEALTHY["skipped"],
+                           warnings=None)
+    assert document_outcomes(json_path) == HEALTHY
     out = result.stdout.str()
     assert "mlflowdb audit" in out and "connectivity.latency" in out
     document = report(json_path)
     assert document["version"] == 1
     assert set(document["summary"]) == {"passed", "warned", "failed", "skipped", "error"}
-    assert document["summary"]["passed"] == len(CONNECTIVITY)
+    assert document["summary"]["passed"] == HEALTHY["passed"]
     (target,) = document["targets"]
     assert target["id"] == f"127.0.0.1:{mlflow_uri.split(':')[-1].split('/')[0]}/" + \
         dbname_of(mlflow_uri)
@@ -114,11 +125,12 @@ def test_audit_of_genuine_database_passes_with_reports(pytester, mlflow_uri):
     assert len(target["schema_revision"]) == 12
     assert ":***@" in target["uri"]
     checks = checks_by_id(document)
-    assert set(checks) == CONNECTIVITY
+    assert set(checks) == BUILTIN
+    assert target["mlflow_versions"] == [] or "3.17.2" in target["mlflow_versions"]
     for check in checks.values():
         assert {"id", "nodeid", "target", "outcome", "severity", "message", "findings",
                 "duration_s"} <= set(check)
-        assert check["findings"], check["id"]
+        assert check["findings"] or check["outcome"] == "skipped", check["id"]
         for finding in check["findings"]:
             assert {"object", "severity", "value", "threshold", "message"} <= set(finding)
     assert checks["connectivity.latency"]["findings"][0]["value"].endswith(("ms", "us"))
@@ -139,7 +151,7 @@ def test_threshold_override_turns_a_check_into_warned(pytester, mlflow_uri):
             f"--mlflowdb-report={json_path}"]
     result = pytester.runpytest(*args)
     assert result.ret == 0
-    result.stdout.re_match_lines([r".*\b1 warned\b.*"])
+    result.stdout.re_match_lines([r".*\b2 warned\b.*"])  # with indexes.recommended
     latency = checks_by_id(report(json_path))["connectivity.latency"]
     assert latency["outcome"] == "warned"
     assert latency["findings"][0]["object"] == "server"
@@ -196,7 +208,7 @@ def test_wrong_password_fails_connect_skips_the_rest_and_never_leaks(
         f"--junitxml={xml_path}", "-rA", "-v",
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(failed=1, skipped=len(CONNECTIVITY) - 1)
+    result.assert_outcomes(failed=1, skipped=len(BUILTIN) - 1)
     result.stdout.fnmatch_lines(["*password authentication failed*"])
     result.stdout.fnmatch_lines(["*target unreachable*"])
     assert "Traceback" not in result.stdout.str()
@@ -214,7 +226,7 @@ def test_closed_port_fails_quickly_with_one_line(pytester):
     uri = f"postgresql://u:pw@127.0.0.1:{_closed_port()}/mlflow"
     result = pytester.runpytest_subprocess(f"--mlflowdb-uri={uri}", "--mlflowdb-connect-timeout=3s")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(failed=1, skipped=len(CONNECTIVITY) - 1)
+    result.assert_outcomes(failed=1, skipped=len(BUILTIN) - 1)
     result.stdout.fnmatch_lines(["*cannot connect*Connection refused*"])
 
 
@@ -250,13 +262,14 @@ def test_host_that_never_answers_fails_within_the_timeout(pytester, silent_serve
     result = pytester.runpytest_subprocess(f"--mlflowdb-uri={uri}",
                                            "--mlflowdb-connect-timeout=2s", "--durations=1")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(failed=1, skipped=len(CONNECTIVITY) - 1)
+    result.assert_outcomes(failed=1, skipped=len(BUILTIN) - 1)
     result.stdout.fnmatch_lines(["*cannot connect*"])
 
 
 # -- several targets -------------------------------------------------------------------
 def test_two_targets_under_xdist(pytester, mlflow_uri, pg15, mlflowdb_database_factory):
     other = pg15.create_database("xdist_target")
+    apply_catalog_schema(other)
     json_path = pytester.path / "a.json"
     xml_path = pytester.path / "j.xml"
     try:
@@ -267,14 +280,15 @@ def test_two_targets_under_xdist(pytester, mlflow_uri, pg15, mlflowdb_database_f
     finally:
         pg15.drop_database("xdist_target")
     assert result.ret == 0, result.stdout.str()
-    result.assert_outcomes(passed=2 * len(CONNECTIVITY))
+    result.assert_outcomes(passed=2 * HEALTHY["passed"], skipped=2 * HEALTHY["skipped"])
     document = report(json_path)
     assert [t["id"] for t in document["targets"]] == [
         f"127.0.0.1:{mlflow_uri.split(':')[-1].split('/')[0]}/{dbname_of(mlflow_uri)}",
         f"127.0.0.1:{pg15.port}/xdist_target",
     ]
     assert {t["server_version"].split(".")[0] for t in document["targets"]} == {"15", "18"}
-    assert len(document["checks"]) == 2 * len(CONNECTIVITY)
+    assert len(document["checks"]) == 2 * len(BUILTIN)
+    assert document["summary"]["warned"] == 2
     assert result.stdout.str().count("mlflowdb audit") == 1
     ids = {tc.get("name") for tc in ET.parse(xml_path).iter("testcase")}
     assert f"test_latency[127.0.0.1:{pg15.port}/xdist_target]" in ids

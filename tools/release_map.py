@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 # Where the tracking-store chain lives inside the package, newest layout first. MLflow 1.0.0
@@ -393,8 +394,8 @@ def build_catalog(scans: Sequence[ReleaseScan]) -> tuple[dict, list[str]]:
             notes.append(f"head goes backwards from {prev} ({heads[prev]}) to {v} ({heads[v]})")
         prev = v
 
-    for scan in scans:
-        notes.extend(f"{scan.version}: {note}" for note in scan.notes)
+    for v in versions:
+        notes.extend(f"{v}: {note}" for note in by_version[v].notes)
 
     revisions = [
         {
@@ -482,38 +483,108 @@ def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def download(pip: Sequence[str], project: str, version: str, cache: Path) -> tuple[Path, bool]:
+# pip 24.1 started rejecting wheels whose Requires-Dist is not valid PEP 440/508 (mlflow-skinny
+# and mlflow 1.27.0 declare ``scikit-learn (>=1.0.*)``), and it finds out only *after*
+# downloading the whole file, then discards it. pip's own message says to use pip<24.1 for such
+# releases. Downloading with that pip first means every archive is fetched exactly once; the
+# current pip remains the fallback should the old one ever fail on a newer archive.
+LEGACY_PIP = "pip==24.0"
+_legacy_lock = threading.Lock()
+
+
+def legacy_pip(pip: Sequence[str], cache: Path) -> list[str]:
+    """A command running ``LEGACY_PIP`` from its wheel, fetched once into the cache."""
+    folder = cache / "_legacy-pip"
+    with _legacy_lock:
+        wheels = [p for p in _archives_in(folder) if p.name.endswith(".whl")]
+        if not wheels:
+            tmp = cache / f".partial-legacy-pip-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            proc = _pip_download(pip, LEGACY_PIP, tmp, binary_only=True)
+            if proc.returncode != 0 or not _archives_in(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise RuntimeError(f"cannot fetch {LEGACY_PIP}:\n{_clean(proc.stderr)}")
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+            wheels = _archives_in(folder)
+    return [sys.executable, str(wheels[0] / "pip")]
+
+
+def _clean(stderr: str) -> str:
+    """pip's stderr without the noise about this machine's absent local indexes."""
+    return "\n".join(
+        line for line in stderr.splitlines() if "is ignored: it is neither" not in line
+    ).strip()
+
+
+def _pip_download(
+    pip: Sequence[str], requirement: str, dest: Path, *, binary_only: bool
+) -> subprocess.CompletedProcess[str]:
+    """One ``pip download --no-deps``; wheels only, or (as a last resort) an sdist allowed."""
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [*pip, "download", "--no-deps", "--ignore-requires-python", "--no-cache-dir",
+           "--disable-pip-version-check", "-d", str(dest)]
+    cmd += ["--only-binary", ":all:"] if binary_only else ["--no-binary", ":none:"]
+    cmd.append(requirement)
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def download(
+    pip: Sequence[str], project: str, version: str, cache: Path
+) -> tuple[Path, bool, list[str]]:
     """Fetch one archive into ``cache/project/version/`` unless it is already there.
 
     pip writes into a private ``.partial-*`` folder that is renamed into place only after it
     succeeded, so an interrupted run leaves no half file that a rerun would trust, and a rerun
-    never downloads a finished archive a second time. Returns (path, was_cached).
+    never downloads a finished archive again. Attempts, in order: the legacy pip for a wheel,
+    this pip for a wheel, this pip allowing an sdist (for releases published without a wheel).
+    Returns (path, was_cached, notes).
     """
     dest = cache / project / version
     existing = _archives_in(dest)
     if existing:
-        return existing[0], True
+        return existing[0], True, []
     tmp = cache / project / f".partial-{version}-{os.getpid()}-{threading.get_ident()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    cmd = [
-        *pip, "download", "--no-deps", "--no-binary", ":none:", "--ignore-requires-python",
-        "--no-cache-dir", "--disable-pip-version-check", "-q", "-d", str(tmp),
-        f"{project}=={version}",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    got = _archives_in(tmp)
-    if proc.returncode != 0 or not got:
+    requirement = f"{project}=={version}"
+    failures: list[str] = []
+    attempts = (("legacy", True), ("current", True), ("current", False))
+    for label, binary_only in attempts:
+        runner = legacy_pip(pip, cache) if label == "legacy" else pip
         shutil.rmtree(tmp, ignore_errors=True)
-        stderr = "\n".join(
-            line for line in proc.stderr.splitlines() if "is ignored: it is neither" not in line
-        )
-        raise RuntimeError(f"pip download {project}=={version} failed:\n{stderr}")
+        proc = _pip_download(runner, requirement, tmp, binary_only=binary_only)
+        got = _archives_in(tmp)
+        if proc.returncode == 0 and got:
+            break
+        failures.append(f"{label} pip: " + (_clean(proc.stderr).splitlines() or ["?"])[-1])
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"pip download {requirement} failed: " + "; ".join(failures))
+    notes = [f"{requirement}: got {got[0].name} after: {'; '.join(failures)}"] if failures else []
     if len(got) > 1:
-        log(f"warning: pip saved several files for {project}=={version}: {[p.name for p in got]}")
+        notes.append(f"pip saved several files for {requirement}: {[p.name for p in got]}")
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
-    return dest / got[0].name, False
+    return dest / got[0].name, False, notes
+
+
+def invalid_requirements(path: Path) -> list[str]:
+    """Requires-Dist lines of a wheel that modern pip refuses (worth knowing, not fatal)."""
+    if not path.name.endswith(".whl"):
+        return []
+    with zipfile.ZipFile(path) as zf:
+        meta = next((n for n in zf.namelist() if n.endswith(".dist-info/METADATA")), None)
+        if meta is None:
+            return []
+        text = zf.read(meta).decode("utf-8", errors="replace")
+    bad = []
+    for line in text.splitlines():
+        if line.startswith("Requires-Dist:"):
+            spec = line.partition(":")[2].strip()
+            try:
+                Requirement(spec)
+            except InvalidRequirement:
+                bad.append(spec)
+    return bad
 
 
 def scan_release(
@@ -522,7 +593,8 @@ def scan_release(
     """Download (or reuse) the first package that ships the tracking chain for ``version``."""
     notes: list[str] = []
     for project in projects:
-        path, cached = download(pip, project, version, cache)
+        path, cached, fetch_notes = download(pip, project, version, cache)
+        notes.extend(fetch_notes)
         sources = read_archive_sources(path)
         if not sources:
             notes.append(f"{path.name} has no tracking migrations; trying the next package")
@@ -532,7 +604,10 @@ def scan_release(
         if folders != {TRACKING_DIRS[0]}:
             notes.append(f"{path.name} keeps the chain in {', '.join(sorted(folders))}")
         if not path.name.endswith(".whl"):
-            notes.append(f"no wheel; read the sdist {path.name}")
+            notes.append(f"read the sdist {path.name}: pip found no usable wheel when fetching")
+        bad = invalid_requirements(path)
+        if bad:
+            notes.append(f"{path.name} declares requirements pip>=24.1 rejects: {bad}")
         return ReleaseScan(version, project, path.name, migrations, notes), cached
     raise RuntimeError(f"{version}: none of {list(projects)} ships tracking migrations")
 
@@ -554,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pip = [sys.executable, "-m", "pip"]
     cache = args.cache.expanduser()
     cache.mkdir(parents=True, exist_ok=True)
-    for stale in cache.glob("*/.partial-*"):  # leftovers of an interrupted run
+    for stale in [*cache.glob(".partial-*"), *cache.glob("*/.partial-*")]:  # interrupted runs
         shutil.rmtree(stale, ignore_errors=True)
 
     available = {project: pip_versions(pip, project) for project in PACKAGES}
@@ -607,8 +682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"releases: {len(releases)} ({versions[0]} .. {versions[-1]})")
     print(f"revisions: {len(data['revisions'])} "
           f"(base {data['revisions'][0]['revision']})")
-    print(f"newest head: {newest_head} (first in {with_head[0]}, "
-          f"head of {len(with_head)} releases up to {with_head[-1]})")
+    print(f"newest head: {newest_head} (head of {', '.join(with_head)}; "
+          f"newest release {versions[-1]})")
     print(f"archives downloaded this run: {downloaded}; took {time.monotonic() - started:.1f}s; "
           f"wrote {out}")
     return 0

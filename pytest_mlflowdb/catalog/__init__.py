@@ -25,10 +25,18 @@ from ..probes.schema import Snapshot
 # Migrations that move data (their cost grows with the rows they touch), from MLflow's
 # migration scripts; index builds and rebuilt keys are found from the schemas themselves.
 DATA_MIGRATIONS = {
-    "90e64c465722": "copies runs.user_id into an mlflow.user tag for every run, loading each "
-                    "run through the ORM",
-    "89d4b8295536": "fills latest_metrics from the whole metrics table",
+    "90e64c465722": ("runs", "copies runs.user_id into an mlflow.user tag for every run, "
+                             "loading each run through the ORM"),
+    "89d4b8295536": ("metrics", "fills latest_metrics from the whole metrics table"),
 }
+
+
+@dataclass(frozen=True)
+class Heavy:
+    """Why a migration is slow or blocking on a big database, and which table it touches."""
+
+    table: str | None
+    note: str
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class CatalogError(LookupError):
 class Catalog:
     def __init__(self, schemas: dict, releases: dict) -> None:
         self._schemas = {r["revision"]: r["schema"] for r in schemas.get("revisions", [])}
+        self._parsed: dict[str, Snapshot] = {}
         self.base = Snapshot.from_json(schemas["base"]) if schemas.get("base") else None
         self.made_with = schemas.get("mlflow_version")
         chain = releases.get("revisions") or [
@@ -88,6 +97,10 @@ class Catalog:
     def head_for_release(self, version: str) -> str:
         if version in self.releases:
             return self.releases[version]
+        wanted = _version_key(version)
+        for known, revision in self.releases.items():
+            if _version_key(known) == wanted:  # "1.13" is "1.13.0"
+                return revision
         known = sorted(self.releases, key=_version_key)
         newest = known[-1] if known else "none"
         raise CatalogError(f"MLflow {version} is not a release the catalog knows "
@@ -107,13 +120,28 @@ class Catalog:
                 f"no schema for revision {revision!r} in the catalog (made with MLflow "
                 f"{self.made_with}); refresh it with tools/build_catalog.py"
             )
-        return _snapshot(self, revision)
+        if revision not in self._parsed:
+            self._parsed[revision] = Snapshot.from_json(self._schemas[revision])
+        return self._parsed[revision]
 
-    def heavy(self, revision: str) -> list[str]:
+    def introduced_after(self, revision: str, tables: set[str]) -> dict[str, str]:
+        """Which of ``tables`` MLflow makes only in a revision after ``revision`` (table ->
+        revision that makes it): their presence means alembic_version was rewound."""
+        found: dict[str, str] = {}
+        have = set(self.schema_at(revision).tables)
+        for later in self.chain[self.position(revision) + 1:]:
+            if not self.has_schema(later.revision):
+                continue
+            for table in self.schema_at(later.revision).tables:
+                if table in tables and table not in have and table not in found:
+                    found[table] = later.revision
+        return found
+
+    def heavy(self, revision: str) -> list[Heavy]:
         """What makes ``revision`` slow or blocking on a big database."""
         notes = []
         if revision in DATA_MIGRATIONS:
-            notes.append(DATA_MIGRATIONS[revision])
+            notes.append(Heavy(*DATA_MIGRATIONS[revision]))
         previous = self.revision(revision).down_revision
         if previous is None or not (self.has_schema(revision) and self.has_schema(previous)):
             return notes
@@ -121,20 +149,21 @@ class Catalog:
         old = {i.signature for i in before.indexes}
         for index in after.indexes:
             if index.signature not in old and index.table in before.tables:
-                notes.append(f"builds index {index.name} on {index.table} without CONCURRENTLY "
-                             f"(blocks writes to {index.table} until it finishes)")
+                notes.append(Heavy(index.table, f"builds index {index.name} on {index.table} "
+                                   "without CONCURRENTLY (blocks writes until it finishes)"))
         for c in after.constraints:
             was = {x.signature for x in before.constraints}
             if c.type == "f" and c.signature not in was and c.table in before.tables:
-                notes.append(f"adds foreign key {c.name} on {c.table} (validates every row)")
+                notes.append(Heavy(c.table, f"adds foreign key {c.name} on {c.table} "
+                                   "(validates every row)"))
         for table, columns in after.tables.items():
             old_cols = before.columns(table)
             for col in columns:
                 prior = old_cols.get(col.name)
                 if prior is not None and prior.type != col.type and not _cheap_type_change(
                         prior.type, col.type):
-                    notes.append(f"changes {table}.{col.name} from {prior.type} to {col.type} "
-                                 f"(rewrites {table})")
+                    notes.append(Heavy(table, f"changes {table}.{col.name} from {prior.type} "
+                                       f"to {col.type} (rewrites {table})"))
         return notes
 
 
@@ -149,10 +178,6 @@ def _cheap_type_change(old: str, new: str) -> bool:
 
     old_len, new_len = length(old), length(new)
     return old_len is not None and new_len is not None and new_len >= old_len
-
-
-def _snapshot(catalog: Catalog, revision: str) -> Snapshot:
-    return Snapshot.from_json(catalog._schemas[revision])
 
 
 def _version_key(version: str):

@@ -232,3 +232,9 @@ def capture(rows: Rows, schema: str) -> Snapshot:
         for r in rows(_TRIGGERS, params)
     ]
     return snap
+
+
+def live_snapshot(db: Any) -> Snapshot:
+    """The audited database's MLflow schema, read once per session."""
+    schema = db.preflight.mlflow_schema
+    return db.cached(f"snapshot:{schema}", lambda d: capture(d.rows, schema))

@@ -1,0 +1,185 @@
+"""Indexes: the ones MLflow makes, the ones its queries need, and the ones that cost for nothing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pytest_mlflowdb import check
+from pytest_mlflowdb.catalog.compare import compare
+from pytest_mlflowdb.probes.indexes import index_usage, stats_age
+from pytest_mlflowdb.probes.schema import Index, live_snapshot
+from pytest_mlflowdb.requirements import require_catalog_schema, require_mlflow_schema
+from pytest_mlflowdb.thresholds import format_value
+
+_FK_COLUMNS = re.compile(r"^FOREIGN KEY \(([^)]*)\)")
+
+
+def _ident(text: str) -> str:
+    return text.strip().strip('"')
+
+
+@check("indexes.required")
+def test_required(mlflowdb, mlflowdb_findings):
+    """Every index MLflow makes at this revision exists and is valid (matched by definition)."""
+    schema, revision, expected, _ = require_catalog_schema(mlflowdb)
+    live = live_snapshot(mlflowdb)
+    diff = compare(expected, live)
+    missing_tables = set(expected.tables) - set(live.tables)
+    for index in diff.missing_indexes:
+        mlflowdb_findings.fail(f"{schema}.{index.name}", f"index missing: {index.definition}",
+                               "missing", index.definition)
+    for want, have in diff.renamed_indexes:
+        mlflowdb_findings.info(f"{schema}.{have.name}", f"equivalent to MLflow's {want.name} "
+                               "(same definition, another name)", have.name, want.name)
+    matched = {(i.table, i.name) for i in live.indexes}
+    twins = {want.name: have for want, have in diff.renamed_indexes}
+    by_name = {(i.table, i.name): i for i in live.indexes}
+    for index in expected.indexes:
+        if index.table in missing_tables:
+            continue
+        found = twins.get(index.name) or (by_name.get((index.table, index.name))
+                                          if (index.table, index.name) in matched else None)
+        if found is not None and not (found.valid and found.ready):
+            mlflowdb_findings.fail(f"{schema}.{found.name}", "index exists but is INVALID (a "
+                                   "failed CREATE INDEX CONCURRENTLY?): queries cannot use it",
+                                   "invalid", "valid")
+    if not mlflowdb_findings.severity == "failure":
+        mlflowdb_findings.ok(schema, f"all {len(expected.indexes)} indexes of revision "
+                             f"{revision} present and valid", len(expected.indexes),
+                             len(expected.indexes))
+
+
+def _leads_with(index: Index, columns: tuple[str, ...]) -> bool:
+    keys = [_ident(k) for k in index.keys[: len(columns)]]
+    return (len(keys) == len(columns) and set(keys) == set(columns)
+            and index.valid and index.ready and index.predicate is None)
+
+
+@check("indexes.recommended")
+def test_recommended(mlflowdb, mlflowdb_findings, mlflowdb_settings):
+    """Indexes MLflow's queries need but MLflow does not make, and foreign-key indexes."""
+    schema = require_mlflow_schema(mlflowdb)
+    live = live_snapshot(mlflowdb)
+    by_table: dict[str, list[Index]] = {}
+    for index in live.indexes:
+        by_table.setdefault(index.table, []).append(index)
+    wanted = [(table, cols, "MLflow's queries filter on it")
+              for table, cols in mlflowdb_settings.recommended_indexes]
+    if mlflowdb_settings.recommend_foreign_key_indexes:
+        for c in live.constraints:
+            match = _FK_COLUMNS.match(c.definition) if c.type == "f" else None
+            if match:
+                cols = tuple(_ident(x) for x in match.group(1).split(","))
+                wanted.append((c.table, cols, f"foreign key {c.name}: deletes and joins on "
+                               "the referenced table scan this one"))
+    seen = set()
+    for table, cols, why in wanted:
+        if (table, cols) in seen or table not in live.tables:
+            continue
+        seen.add((table, cols))
+        if not set(cols) <= set(live.columns(table)):
+            continue
+        target = f"{schema}.{table}({', '.join(cols)})"
+        satisfied = [i for i in by_table.get(table, []) if _leads_with(i, cols)]
+        if satisfied:
+            mlflowdb_findings.ok(target, f"served by {satisfied[0].name}", satisfied[0].name,
+                                 "an index leading with these columns")
+        else:
+            mlflowdb_findings.warn(target, f"no valid index leads with these columns; {why}",
+                                   "none", "an index leading with these columns")
+
+
+@check("indexes.invalid")
+def test_invalid(mlflowdb, mlflowdb_findings):
+    """No index is left invalid or not ready (a failed CREATE INDEX CONCURRENTLY)."""
+    schema = require_mlflow_schema(mlflowdb)
+    live = live_snapshot(mlflowdb)
+    broken = [i for i in live.indexes if not (i.valid and i.ready)]
+    for index in broken:
+        state = "not ready" if not index.ready else "invalid"
+        mlflowdb_findings.fail(f"{schema}.{index.name}", f"index on {index.table} is {state}: "
+                               "drop it and build it again", state, "valid")
+    if not broken:
+        mlflowdb_findings.ok(schema, f"all {len(live.indexes)} indexes valid",
+                             len(live.indexes), None)
+
+
+def _redundant_pairs(indexes: list[Index]) -> list[tuple[Index, Index, str]]:
+    """(redundant, covering, why) for duplicates and left-prefix indexes on one table."""
+    pairs = []
+    usable = [i for i in indexes if i.valid and i.ready]
+    for a in usable:
+        for b in sorted(usable, key=lambda i: (not i.backs_constraint, i.name)):
+            if any(p[0] is a for p in pairs):
+                break
+            if a is b or a.table != b.table or a.method != b.method or a.predicate != b.predicate:
+                continue
+            if a.backs_constraint or a.include:
+                continue
+            if a.signature == b.signature:
+                if b.backs_constraint or b.name < a.name:
+                    pairs.append((a, b, "identical"))
+            elif (a.method == "btree" and not a.unique and len(a.keys) < len(b.keys)
+                  and tuple(b.keys[: len(a.keys)]) == a.keys):
+                pairs.append((a, b, "a left prefix"))
+    return pairs
+
+
+@check("indexes.redundant")
+def test_redundant(mlflowdb, mlflowdb_findings):
+    """Duplicate indexes, and indexes whose columns lead another's, with the space they take."""
+    schema = require_mlflow_schema(mlflowdb)
+    live = live_snapshot(mlflowdb)
+    usage = index_usage(mlflowdb, schema)
+    mlflow_made: set[str] = set()
+    try:
+        _, _, expected, _ = require_catalog_schema(mlflowdb)
+        mlflow_made = {i.name for i in expected.indexes}
+    except pytest.skip.Exception:
+        pass
+    pairs = _redundant_pairs(live.indexes)
+    for redundant, covering, why in pairs:
+        size = usage.get(redundant.name)
+        shown = format_value("size", size.bytes) if size else "unknown"
+        message = (f"is {why} of {covering.name} on {redundant.table}; it takes {shown}")
+        if redundant.name in mlflow_made and covering.name in mlflow_made:
+            mlflowdb_findings.info(f"{schema}.{redundant.name}", message + " (both made by "
+                                   "MLflow: keep it, MLflow expects it)", shown, None)
+        else:
+            mlflowdb_findings.warn(f"{schema}.{redundant.name}", message, shown, None)
+    if not pairs:
+        mlflowdb_findings.ok(schema, "no duplicate or left-prefix indexes", 0, 0)
+
+
+@check("indexes.unused", thresholds=("unused_index_min_size", "stats_min_age"))
+def test_unused(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
+    """Non-unique indexes above a size never scanned since statistics began (information)."""
+    schema = require_mlflow_schema(mlflowdb)
+    if mlflowdb.preflight.in_recovery:
+        pytest.skip("on a replica, index scans on the primary are not counted here")
+    age, _ = stats_age(mlflowdb)
+    if age < mlflowdb_thresholds["stats_min_age"]:
+        pytest.skip(f"statistics are {format_value('duration', age)} old, younger than "
+                    f"stats_min_age {mlflowdb_thresholds.text('stats_min_age')}: too young "
+                    "to say an index is unused")
+    live = live_snapshot(mlflowdb)
+    usage = index_usage(mlflowdb, schema)
+    minimum = mlflowdb_thresholds["unused_index_min_size"]
+    unused = []
+    for index in live.indexes:
+        used = usage.get(index.name)
+        if (index.unique or index.backs_constraint or used is None or used.scans
+                or used.bytes < minimum):
+            continue
+        unused.append(index)
+        mlflowdb_findings.info(f"{schema}.{index.name}", f"never scanned in "
+                               f"{format_value('duration', age)}; takes "
+                               f"{format_value('size', used.bytes)}",
+                               format_value("size", used.bytes),
+                               mlflowdb_thresholds.text("unused_index_min_size"))
+    if not unused:
+        mlflowdb_findings.ok(schema, f"every non-unique index of "
+                             f"{mlflowdb_thresholds.text('unused_index_min_size')} or more was "
+                             "scanned", 0, mlflowdb_thresholds.text("unused_index_min_size"))

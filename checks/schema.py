@@ -1,0 +1,171 @@
+"""Schema: is this MLflow's schema, at which revision, and does it match that revision?"""
+
+from __future__ import annotations
+
+from pytest_mlflowdb import check
+from pytest_mlflowdb.catalog import load_catalog
+from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS, compare
+from pytest_mlflowdb.probes.indexes import table_sizes
+from pytest_mlflowdb.probes.schema import live_snapshot
+from pytest_mlflowdb.requirements import require_catalog_schema
+from pytest_mlflowdb.thresholds import format_value
+
+
+def _releases(catalog, revision: str) -> str:
+    releases = catalog.releases_for(revision)
+    if not releases:
+        first = catalog.revision(revision).first_release
+        return f"no release has it as head (between releases; first shipped in {first})"
+    if len(releases) > 3:
+        return f"MLflow {releases[0]} to {releases[-1]} ({len(releases)} releases)"
+    return "MLflow " + ", ".join(releases)
+
+
+@check("schema.revision")
+def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
+    """alembic_version holds one known revision, the one about to be deployed if given."""
+    pre = mlflowdb.preflight
+    catalog = load_catalog()
+    if pre.mlflow_schema is None:
+        mlflowdb_findings.fail(pre.dbname, "no MLflow tables (experiments, runs, metrics, params, "
+                               "tags) in any schema this role can see: not an MLflow database, "
+                               "or an empty one", None, "MLflow schema")
+        return
+    table = f"{pre.mlflow_schema}.alembic_version"
+    if pre.alembic_error:
+        import pytest
+
+        pytest.skip(f"no privilege: {pre.alembic_error}")
+    if pre.alembic_versions is None:
+        mlflowdb_findings.fail(table, "alembic_version is missing: MLflow will report "
+                               "'found version None' and refuse to start", None, "1 row")
+        return
+    if len(pre.alembic_versions) != 1:
+        shown = ", ".join(pre.alembic_versions) or "none"
+        mlflowdb_findings.fail(table, f"holds {len(pre.alembic_versions)} rows ({shown}); "
+                               "alembic needs exactly one", len(pre.alembic_versions), "1 row")
+        return
+    revision = pre.schema_revision
+    if not catalog.knows(revision):
+        mlflowdb_findings.fail(
+            table, f"revision {revision} is not in any released MLflow (newest known: "
+            f"{catalog.head} of MLflow {catalog.newest_release}): an unreleased or foreign "
+            "migration, or a database newer than this catalog", revision, catalog.head)
+        return
+    if catalog.has_schema(revision):
+        later = catalog.introduced_after(revision, set(live_snapshot(mlflowdb).tables))
+        if later:
+            ordered = sorted(later.items(), key=lambda item: (catalog.position(item[1]), item[0]))
+            shown = ", ".join(f"{t} ({r})" for t, r in ordered[:5])
+            mlflowdb_findings.fail(
+                table, f"alembic_version says {revision}, but tables of later revisions exist: "
+                f"{shown}{' and more' if len(later) > 5 else ''}; alembic_version was rewound "
+                "and MLflow would re-run migrations that cannot apply", revision,
+                max(later.values(), key=catalog.position))
+            return
+    settings = mlflowdb_settings
+    if settings.expect_mlflow or settings.expect_revision:
+        target = (catalog.head_for_release(settings.expect_mlflow) if settings.expect_mlflow
+                  else settings.expect_revision)
+        label = (f"MLflow {settings.expect_mlflow}" if settings.expect_mlflow
+                 else f"revision {target}")
+        _against_expectation(mlflowdb, mlflowdb_findings, catalog, table, revision, target,
+                             label)
+        return
+    mlflowdb_findings.ok(table, f"revision {revision}: {_releases(catalog, revision)}",
+                         revision, None)
+
+
+def _against_expectation(db, findings, catalog, table, revision, target, label) -> None:
+    here, there = catalog.position(revision), catalog.position(target)
+    if here == there:
+        findings.ok(table, f"revision {revision} is what {label} expects", revision, target)
+        return
+    if here > there:
+        findings.fail(
+            table, f"the database is at {revision} ({_releases(catalog, revision)}), newer than "
+            f"{label} (head {target}): that MLflow would refuse to start ('out-of-date "
+            "schema') and cannot downgrade it", revision, target)
+        return
+    pending = catalog.between(revision, target)
+    heavy = {r.revision: catalog.heavy(r.revision) for r in pending}
+    touched = {h.table for notes in heavy.values() for h in notes if h.table}
+    sizes = table_sizes(db, db.preflight.mlflow_schema, touched)
+    findings.fail(table, f"the database is at {revision}, behind {label} (head {target}): "
+                  f"{len(pending)} migration(s) pending", revision, target)
+    for step, rev in enumerate(pending, 1):
+        notes = []
+        for h in heavy[rev.revision]:
+            size = sizes.get(h.table) if h.table else None
+            notes.append(h.note + (f" [{h.table} is {format_value('size', size.bytes)}, "
+                                   f"~{size.estimated_rows} rows]" if size else ""))
+        findings.add(f"{step:02d} {rev.revision}", "warning" if notes else "info",
+                     rev.description + (f"; HEAVY: {'; '.join(notes)}" if notes else ""),
+                     rev.first_release, None)
+
+
+@check("schema.tables")
+def test_tables(mlflowdb, mlflowdb_findings):
+    """Every table (and sequence) MLflow makes at this revision exists."""
+    schema, revision, expected, _ = require_catalog_schema(mlflowdb)
+    diff = compare(expected, live_snapshot(mlflowdb))
+    for table in diff.missing_tables:
+        mlflowdb_findings.fail(f"{schema}.{table}", f"table missing (MLflow makes it at "
+                               f"{revision})", "missing", "present")
+    for sequence in diff.missing_sequences:
+        mlflowdb_findings.fail(f"{schema}.{sequence}", "sequence missing", "missing", "present")
+    for table in diff.extra_tables:
+        mlflowdb_findings.info(f"{schema}.{table}", "table not made by MLflow", "extra", None)
+    if not diff.missing_tables and not diff.missing_sequences:
+        mlflowdb_findings.ok(schema, f"all {len(expected.tables)} tables of revision {revision} "
+                             "present", len(expected.tables), len(expected.tables))
+
+
+@check("schema.columns")
+def test_columns(mlflowdb, mlflowdb_findings):
+    """Every column MLflow makes has its type, nullability and default."""
+    schema, revision, expected, _ = require_catalog_schema(mlflowdb)
+    diff = compare(expected, live_snapshot(mlflowdb))
+    for table, column in diff.missing_columns:
+        mlflowdb_findings.fail(f"{schema}.{table}.{column.name}",
+                               f"column missing ({column.type})", "missing", column.type)
+    for change in diff.changed_columns:
+        mlflowdb_findings.fail(f"{schema}.{change.table}.{change.column}",
+                               f"{change.field} is {change.actual!r}, MLflow makes "
+                               f"{change.expected!r}", change.actual, change.expected)
+    for table, column in diff.extra_columns:
+        mlflowdb_findings.info(f"{schema}.{table}.{column.name}",
+                               f"column not made by MLflow ({column.type})", "extra", None)
+    if not diff.missing_columns and not diff.changed_columns:
+        count = sum(len(c) for c in expected.tables.values())
+        mlflowdb_findings.ok(schema, f"all {count} columns of revision {revision} as MLflow "
+                             "makes them", count, count)
+
+
+@check("schema.constraints")
+def test_constraints(mlflowdb, mlflowdb_findings):
+    """Primary keys, foreign keys (with their rules), UNIQUE and CHECK constraints, triggers."""
+    schema, revision, expected, _ = require_catalog_schema(mlflowdb)
+    diff = compare(expected, live_snapshot(mlflowdb))
+    for c in diff.missing_constraints:
+        mlflowdb_findings.fail(f"{schema}.{c.table}.{c.name}",
+                               f"{CONSTRAINT_KINDS[c.type]} missing: {c.definition}",
+                               "missing", c.definition)
+    for want, have in diff.changed_constraints:
+        mlflowdb_findings.fail(f"{schema}.{want.table}.{want.name}",
+                               f"{CONSTRAINT_KINDS[want.type]} differs: {have.definition}; "
+                               f"MLflow makes {want.definition}", have.definition,
+                               want.definition)
+    for trigger in diff.missing_triggers:
+        mlflowdb_findings.fail(f"{schema}.{trigger}", "trigger missing", "missing", "present")
+    for want, have in diff.renamed_constraints:
+        mlflowdb_findings.info(f"{schema}.{have.table}.{have.name}",
+                               f"equivalent to MLflow's {want.name}", have.name, want.name)
+    for c in diff.extra_constraints:
+        mlflowdb_findings.info(f"{schema}.{c.table}.{c.name}",
+                               f"{CONSTRAINT_KINDS[c.type]} not made by MLflow: {c.definition}",
+                               "extra", None)
+    if not (diff.missing_constraints or diff.changed_constraints or diff.missing_triggers):
+        mlflowdb_findings.ok(schema, f"all {len(expected.constraints)} constraints and "
+                             f"{len(expected.triggers)} trigger(s) of revision {revision} present",
+                             len(expected.constraints), len(expected.constraints))

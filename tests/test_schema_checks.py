@@ -1,0 +1,191 @@
+"""schema.* checks: genuine schemas at several releases pass; each fault is caught by name."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from helpers import checks_by_id, report
+
+from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
+
+SCHEMA_CHECKS = ("schema.revision", "schema.tables", "schema.columns", "schema.constraints",
+                 "indexes.required", "indexes.invalid")
+
+
+def audit(pytester, uri: str, *args: str) -> tuple[object, dict]:
+    json_path = pytester.path / "audit.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={uri}", f"--mlflowdb-report={json_path}",
+                                *args)
+    return result, checks_by_id(report(json_path))
+
+
+def sql(uri: str, *statements: str) -> None:
+    with psycopg.connect(uri, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def failing(check: dict) -> list[dict]:
+    return [f for f in check["findings"] if f["severity"] == "failure"]
+
+
+# -- genuine schemas ------------------------------------------------------------------
+@pytest.mark.parametrize("revision, release", [
+    ("97727af70f4d", "1.29"),   # MLflow 1.x
+    ("0584bdc529eb", "2.18"),   # MLflow 2.x
+    ("6953534de441", "3.0"),    # MLflow 3.0
+    ("heads", None),            # the installed MLflow's head
+])
+def test_genuine_schemas_pass(pytester, mlflowdb_database_factory, revision, release):
+    uri = mlflowdb_database_factory(revision=revision)
+    result, checks = audit(pytester, uri)
+    for check_id in SCHEMA_CHECKS:
+        assert checks[check_id]["outcome"] == "passed", checks[check_id]
+    assert not [c for c in checks.values() if c["outcome"] in ("failed", "error")]
+    assert result.ret == 0
+    message = checks["schema.revision"]["message"]
+    if release:
+        assert f"MLflow {release}" in message, message
+
+
+def test_catalog_ddl_database_passes_every_schema_and_index_check(pytester,
+                                                                  mlflowdb_database_factory):
+    uri = mlflowdb_database_factory(source="catalog")
+    result, checks = audit(pytester, uri)
+    for check_id in SCHEMA_CHECKS:
+        assert checks[check_id]["outcome"] == "passed", checks[check_id]
+    assert result.ret == 0
+
+
+def test_mlflow_in_another_schema_passes(pytester, pg15):
+    name = "other_schema_mlflow"
+    pg15.create_database(name)
+    try:
+        sql(pg15.uri(name), "CREATE SCHEMA tracking",
+            f"ALTER DATABASE {name} SET search_path = tracking")
+        apply_mlflow_schema(pg15.uri(name))
+        _, checks = audit(pytester, pg15.uri(name))
+    finally:
+        pg15.drop_database(name)
+    for check_id in SCHEMA_CHECKS:
+        assert checks[check_id]["outcome"] == "passed", checks[check_id]
+    assert checks["schema.tables"]["findings"][0]["object"] == "tracking"
+
+
+# -- faults --------------------------------------------------------------------------
+def test_dropped_table(pytester, mlflow_uri):
+    sql(mlflow_uri, "DROP TABLE registered_model_aliases")
+    result, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.tables"])
+    assert finding["object"] == "public.registered_model_aliases"
+    assert result.ret == 1
+
+
+def test_dropped_column(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE runs DROP COLUMN deleted_time")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.columns"])
+    assert finding["object"] == "public.runs.deleted_time"
+    assert "missing" in finding["message"]
+
+
+def test_changed_column_type(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE params ALTER COLUMN value TYPE varchar(500)")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.columns"])
+    assert finding["object"] == "public.params.value"
+    assert finding["value"] == "character varying(500)"
+    assert finding["threshold"] == "character varying(8000)"
+
+
+def test_changed_nullability(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE experiments ALTER COLUMN artifact_location SET NOT NULL")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.columns"])
+    assert finding["object"] == "public.experiments.artifact_location"
+    assert "nullable" in finding["message"]
+
+
+def test_dropped_foreign_key(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE tags DROP CONSTRAINT tags_run_uuid_fkey")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.constraints"])
+    assert finding["object"] == "public.tags.tags_run_uuid_fkey"
+    assert "FOREIGN KEY missing" in finding["message"]
+
+
+def test_changed_foreign_key_rule(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE tags DROP CONSTRAINT tags_run_uuid_fkey",
+        "ALTER TABLE tags ADD CONSTRAINT tags_run_uuid_fkey FOREIGN KEY (run_uuid) "
+        "REFERENCES runs(run_uuid) ON DELETE CASCADE")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.constraints"])
+    assert finding["object"] == "public.tags.tags_run_uuid_fkey"
+    assert "ON DELETE CASCADE" in finding["value"]
+    assert finding["threshold"] == "FOREIGN KEY (run_uuid) REFERENCES runs(run_uuid)"
+
+
+def test_hand_added_objects_are_information(pytester, mlflow_uri):
+    sql(mlflow_uri, "CREATE TABLE team_notes (id int PRIMARY KEY)",
+        "ALTER TABLE runs ADD COLUMN team varchar(20)")
+    result, checks = audit(pytester, mlflow_uri)
+    assert checks["schema.tables"]["outcome"] == "passed"
+    assert any(f["object"] == "public.team_notes" and f["severity"] == "info"
+               for f in checks["schema.tables"]["findings"])
+    assert any(f["object"] == "public.runs.team" and f["severity"] == "info"
+               for f in checks["schema.columns"]["findings"])
+    assert result.ret == 0
+
+
+# -- alembic_version -----------------------------------------------------------------
+def test_rewound_revision(pytester, mlflow_uri):
+    sql(mlflow_uri, "UPDATE alembic_version SET version_num = '0584bdc529eb'")
+    _, checks = audit(pytester, mlflow_uri)
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "failed"
+    assert "rewound" in revision["message"] and "logged_models" in revision["message"]
+
+
+def test_unknown_revision(pytester, mlflow_uri):
+    sql(mlflow_uri, "UPDATE alembic_version SET version_num = '0123456789ab'")
+    _, checks = audit(pytester, mlflow_uri)
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "failed"
+    assert "0123456789ab is not in any released MLflow" in revision["message"]
+    for check_id in ("schema.tables", "schema.columns", "indexes.required"):
+        assert checks[check_id]["outcome"] == "skipped"
+        assert "not in any released MLflow" in checks[check_id]["message"]
+
+
+def test_doubled_revision(pytester, mlflow_uri):
+    sql(mlflow_uri, "INSERT INTO alembic_version VALUES ('0584bdc529eb')")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.revision"])
+    assert finding["object"] == "public.alembic_version"
+    assert "holds 2 rows" in finding["message"] and finding["value"] == 2
+
+
+def test_missing_alembic_version(pytester, mlflow_uri):
+    sql(mlflow_uri, "DROP TABLE alembic_version")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.revision"])
+    assert finding["object"] == "public.alembic_version"
+    assert "alembic_version is missing" in finding["message"]
+
+
+@pytest.mark.parametrize("setup", [(), ("CREATE TABLE invoices (id int PRIMARY KEY)",)],
+                         ids=["empty", "not-mlflow"])
+def test_database_that_is_not_mlflows(pytester, pg15, setup):
+    name = "not_mlflow"
+    pg15.create_database(name)
+    try:
+        sql(pg15.uri(name), *setup)
+        result, checks = audit(pytester, pg15.uri(name))
+    finally:
+        pg15.drop_database(name)
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "failed"
+    assert "not an MLflow database" in revision["message"]
+    assert checks["schema.tables"]["outcome"] == "skipped"
+    assert checks["schema.tables"]["message"].startswith("no MLflow schema")
+    assert "Traceback" not in result.stdout.str()
