@@ -98,9 +98,11 @@ def test_invalid(mlflowdb, mlflowdb_findings):
     live = live_snapshot(mlflowdb)
     broken = [i for i in live.indexes if not (i.valid and i.ready)]
     for index in broken:
-        state = "not ready" if not index.ready else "invalid"
-        mlflowdb_findings.fail(f"{schema}.{index.name}", f"index on {index.table} is {state}: "
-                               "drop it and build it again", state, "valid")
+        state = "invalid" if not index.valid else "not ready"
+        detail = " and not ready (writes do not even maintain it)" if not index.ready else ""
+        mlflowdb_findings.fail(f"{schema}.{index.name}", f"index on {index.table} is {state}"
+                               f"{detail}: queries cannot use it; drop it and build it again",
+                               state, "valid")
     if not broken:
         mlflowdb_findings.ok(schema, f"all {len(live.indexes)} indexes valid",
                              len(live.indexes), None)

@@ -1,0 +1,56 @@
+"""--mlflowdb-expect-mlflow / --mlflowdb-expect-revision: the CI gate before a deployment."""
+
+from __future__ import annotations
+
+import pytest
+from test_schema_checks import audit
+
+
+def test_equal_passes(pytester, mlflowdb_database_factory):
+    uri = mlflowdb_database_factory(revision="0584bdc529eb")
+    _, checks = audit(pytester, uri, "--mlflowdb-expect-mlflow=2.22.5")
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "passed"
+    assert "what MLflow 2.22.5 expects" in revision["message"]
+
+
+def test_behind_lists_pending_migrations_in_order_flagging_heavy_ones(
+        pytester, mlflowdb_database_factory):
+    uri = mlflowdb_database_factory(revision="0584bdc529eb")
+    result, checks = audit(pytester, uri, "--mlflowdb-expect-mlflow=3.17.2")
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "failed"
+    assert result.ret == 1
+    first, *steps = revision["findings"]
+    assert first["severity"] == "failure" and "39 migration(s) pending" in first["message"]
+    assert [s["object"][:2] for s in steps] == [f"{i:02d}" for i in range(1, 40)]
+    assert steps[0]["object"] == "01 400f98739977" and steps[-1]["object"] == "39 dc11669786a5"
+    heavy = {s["object"]: s for s in steps if s["severity"] == "warning"}
+    metrics_index = heavy["25 a5b4c3d2e1f0"]
+    assert "index_metrics_run_uuid_key_step on metrics without CONCURRENTLY" in \
+        metrics_index["message"]
+    assert "[metrics is " in metrics_index["message"]  # with the table's current size
+    assert steps[0]["severity"] == "info" and steps[0]["value"] == "3.0.0"
+
+
+def test_newer_than_the_release_fails_plainly(pytester, mlflow_uri):
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-expect-mlflow=2.22.5")
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "failed"
+    assert "newer than MLflow 2.22.5" in revision["message"]
+
+
+def test_expect_revision(pytester, mlflow_uri):
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-expect-revision=dc11669786a5")
+    assert checks["schema.revision"]["outcome"] == "passed"
+
+
+@pytest.mark.parametrize("option, expected", [
+    ("--mlflowdb-expect-mlflow=9.9.9", "MLflow 9.9.9 is not a release the catalog knows"),
+    ("--mlflowdb-expect-mlflow=latest", "is not a version"),
+    ("--mlflowdb-expect-revision=abcdef123456", "is not in any released MLflow"),
+])
+def test_unknown_expectation_is_a_usage_error(pytester, option, expected):
+    result = pytester.runpytest_subprocess("--mlflowdb-uri=postgresql://u@h/db", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert expected in result.stderr.str()

@@ -1,0 +1,120 @@
+"""indexes.* checks: each passes on a genuine database and catches its fault by name."""
+
+from __future__ import annotations
+
+from test_schema_checks import audit, failing, sql
+
+SEED = (
+    "INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (1, 'e', 'active')",
+    "INSERT INTO runs (run_uuid, experiment_id, lifecycle_stage, status) VALUES "
+    "('r1', 1, 'active', 'FINISHED'), ('r2', 1, 'active', 'FINISHED')",
+    "INSERT INTO params (key, value, run_uuid) VALUES ('lr', '1', 'r1'), ('lr', '2', 'r2')",
+)
+
+
+def findings_of(check: dict, severity: str) -> dict[str, dict]:
+    return {f["object"]: f for f in check["findings"] if f["severity"] == severity}
+
+
+def test_dropped_mlflow_index(pytester, mlflow_uri):
+    sql(mlflow_uri, "DROP INDEX index_params_run_uuid")
+    result, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["indexes.required"])
+    assert finding["object"] == "public.index_params_run_uuid"
+    assert "CREATE INDEX index_params_run_uuid ON params USING btree (run_uuid)" in \
+        finding["message"]
+    assert result.ret == 1
+
+
+def test_renamed_but_equivalent_index_passes_with_a_note(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER INDEX index_params_run_uuid RENAME TO params_by_run")
+    result, checks = audit(pytester, mlflow_uri)
+    required = checks["indexes.required"]
+    assert required["outcome"] == "passed"
+    note = findings_of(required, "info")["public.params_by_run"]
+    assert "equivalent to MLflow's index_params_run_uuid" in note["message"]
+    assert result.ret == 0
+
+
+def test_invalid_index_left_by_a_failed_concurrent_build(pytester, mlflow_uri):
+    sql(mlflow_uri, *SEED)
+    import psycopg
+
+    with psycopg.connect(mlflow_uri, autocommit=True) as conn:
+        try:
+            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY params_key_unique ON params (key)")
+        except psycopg.errors.UniqueViolation:
+            pass  # the build fails, leaving the index behind, INVALID
+    result, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["indexes.invalid"])
+    assert finding["object"] == "public.params_key_unique"
+    assert finding["value"] == "invalid"
+    assert checks["indexes.required"]["outcome"] == "passed"
+    assert result.ret == 1
+
+
+def test_redundant_indexes_warn_with_their_size(pytester, mlflow_uri):
+    _, healthy = audit(pytester, mlflow_uri)
+    assert healthy["indexes.redundant"]["outcome"] == "passed"
+    mlflow_own = findings_of(healthy["indexes.redundant"], "info")
+    assert "public.index_metrics_run_uuid" in mlflow_own  # MLflow makes both: information
+    sql(mlflow_uri, "CREATE INDEX team_tags_key ON tags (key)",
+        "CREATE INDEX team_tags_key_value ON tags (key, value)",
+        "CREATE INDEX team_params_value ON params (value)",
+        "CREATE INDEX team_params_value_again ON params (value)")
+    result, checks = audit(pytester, mlflow_uri)
+    redundant = checks["indexes.redundant"]
+    assert redundant["outcome"] == "warned"
+    warned = findings_of(redundant, "warning")
+    assert set(warned) == {"public.team_tags_key", "public.team_params_value_again"}
+    # (key) leads both MLflow's tag_pk (key, run_uuid) and team_tags_key_value (key, value)
+    assert "is a left prefix of " in warned["public.team_tags_key"]["message"]
+    assert "identical" in warned["public.team_params_value_again"]["message"]
+    assert warned["public.team_tags_key"]["value"].endswith("kB")
+    assert result.ret == 0
+
+
+def test_recommended_indexes(pytester, mlflow_uri):
+    _, checks = audit(pytester, mlflow_uri)
+    warned = findings_of(checks["indexes.recommended"], "warning")
+    assert "public.runs(experiment_id)" in warned
+    assert "public.metrics(key, value)" in warned
+    assert "public.experiment_tags(experiment_id)" in warned  # a foreign key without index
+    assert "public.metrics(run_uuid)" not in warned  # MLflow's index_metrics_run_uuid
+    sql(mlflow_uri, "CREATE INDEX team_runs_experiment ON runs (experiment_id, start_time)")
+    _, checks = audit(pytester, mlflow_uri)
+    ok = findings_of(checks["indexes.recommended"], "ok")
+    assert ok["public.runs(experiment_id)"]["value"] == "team_runs_experiment"
+
+
+def test_recommended_list_is_configurable(pytester, mlflow_uri):
+    pytester.makeini("""
+        [pytest]
+        mlflowdb_recommended_indexes =
+            -runs(experiment_id)
+            -metrics(key, value)
+            -foreign_keys
+            params(value)
+    """)
+    _, checks = audit(pytester, mlflow_uri)
+    recommended = checks["indexes.recommended"]
+    assert set(findings_of(recommended, "warning")) == {"public.params(value)"}
+    bad = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "-o",
+                             "mlflowdb_recommended_indexes=runs experiment_id")
+    assert bad.ret == 4
+
+
+def test_unused_indexes_are_information(pytester, mlflow_uri):
+    _, checks = audit(pytester, mlflow_uri)
+    unused = checks["indexes.unused"]
+    assert unused["outcome"] == "skipped"
+    assert "younger than stats_min_age 7d" in unused["message"]
+    sql(mlflow_uri, "CREATE INDEX team_never_used ON params (value)")
+    result, checks = audit(pytester, mlflow_uri, "--mlflowdb-set=stats_min_age=0s",
+                           "--mlflowdb-set=unused_index_min_size=0")
+    unused = checks["indexes.unused"]
+    assert unused["outcome"] == "passed"
+    info = findings_of(unused, "info")
+    assert "public.team_never_used" in info
+    assert "public.param_pk" not in info  # unique indexes enforce something: never "unused"
+    assert result.ret == 0
