@@ -95,3 +95,29 @@ def test_ephemeral_without_mlflow_uses_the_catalog(pytester, monkeypatch):
     out = result.stdout.str()
     assert "MLflow schema from the shipped catalog" in out
     assert f"alembic {load_catalog().head}" in out
+
+
+def test_schema_probe_cost_does_not_grow_with_tables(pg15):
+    name = "many_tables"
+    pg15.create_database(name)
+    try:
+        apply_catalog_schema(pg15.uri(name))
+        with psycopg.connect(pg15.uri(name), row_factory=dict_row) as conn:
+            calls = []
+
+            def rows(query, params):
+                calls.append(query)
+                return conn.execute(query, params).fetchall()
+
+            capture(rows, "public")
+            before = len(calls)
+            with conn.transaction():
+                for i in range(200):
+                    conn.execute(f"CREATE TABLE extra_{i} (id int PRIMARY KEY, v text)")
+                    conn.execute(f"CREATE INDEX extra_{i}_v ON extra_{i} (v)")
+            calls.clear()
+            snap = capture(rows, "public")
+    finally:
+        pg15.drop_database(name)
+    assert before == len(calls) == 5
+    assert len(snap.tables) == len(load_catalog().schema_at(load_catalog().head).tables) + 200
