@@ -10,7 +10,9 @@ almost nothing).
 
 When MLflow releases::
 
-    pip install -U mlflow-skinny sqlalchemy alembic
+    pip install -U mlflow-skinny sqlalchemy alembic "psycopg[binary]" pytest tabulate
+    # if the newest `mlflow` has no matching `mlflow-skinny` yet (3.18.0 had none), install
+    # it over the newest skinny's dependencies: pip install --no-deps mlflow==X.Y.Z
     python tools/release_map.py          # release -> head revision, from the archives
     python tools/build_catalog.py        # schemas per revision, from the migrations
     pytest tests/test_catalog.py         # the drift test compares head with MLflow
