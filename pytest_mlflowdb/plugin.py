@@ -392,11 +392,24 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     findings = item.stash.get(_FINDINGS, None)
     if findings is not None and findings.severity == "failure":
         item.stash[_FAILED_BY_FINDINGS] = True
-        pytest.fail(_secret_free(item.config, findings.summary()), pytrace=False)
+        pytest.fail(_secret_free(item.config, _failure_text(findings)), pytrace=False)
     return result
 
 
 _FAILED_BY_FINDINGS = pytest.StashKey[bool]()
+
+
+def _failure_text(findings: Findings, limit: int = 60) -> str:
+    """The one-line summary, then every finding that is not plain ok, one per line."""
+    lines = [findings.summary()]
+    notable = [f for f in findings
+               if f.severity != "ok" and f"{f.object}: {f.message}" not in lines[0]]
+    if notable:
+        for f in notable[:limit]:
+            lines.append(f"  {f.severity:<7} {f.object}: {f.message}")
+        if len(notable) > limit:
+            lines.append(f"  ... and {len(notable) - limit} more in the report")
+    return "\n".join(lines)
 
 
 def _is_check(item: pytest.Item) -> bool:
