@@ -62,7 +62,11 @@ class Audit:
 
     # -- targets -------------------------------------------------------------------------
     def keys(self) -> list[TargetKey]:
-        keys = [TargetKey(f"uri{i}", t.id) for i, t in enumerate(self.settings.targets)]
+        keys, seen = [], {}
+        for i, t in enumerate(self.settings.targets):
+            # two URIs for one database (say, as two roles) must not share an id
+            seen[t.id] = seen.get(t.id, 0) + 1
+            keys.append(TargetKey(f"uri{i}", t.id if seen[t.id] == 1 else f"{t.id}#{seen[t.id]}"))
         for i, t in enumerate(self.settings.targets):
             self._targets[f"uri{i}"] = t
         if self.settings.ephemeral is not None:

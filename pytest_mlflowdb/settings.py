@@ -83,18 +83,24 @@ def build_settings(
     recommended_indexes: Iterable[str] = (),
 ) -> Settings:
     """Validate raw option values into Settings, or raise SettingsError."""
-    targets = []
+    targets: list[Target] = []
     for uri in uris:
         try:
-            targets.append(parse_target(uri))
+            target = parse_target(uri)
         except TargetError as exc:
             raise SettingsError(str(exc)) from None
+        if all(t.conninfo != target.conninfo for t in targets):  # the same URI twice: once
+            targets.append(target)
     if ephemeral is not None:
         ephemeral = ephemeral.strip().lower() or "auto"
         if ephemeral not in EPHEMERAL_KINDS:
+            hint = ""
+            if Path(ephemeral).exists():
+                hint = (f" ({ephemeral!r} looks like a path: put paths before "
+                        "--mlflowdb-ephemeral, or write --mlflowdb-ephemeral=auto)")
             raise SettingsError(
                 f"--mlflowdb-ephemeral: unknown kind {ephemeral!r}; "
-                f"choose one of {', '.join(EPHEMERAL_KINDS)}"
+                f"choose one of {', '.join(EPHEMERAL_KINDS)}{hint}"
             )
     paths = []
     for report in reports:

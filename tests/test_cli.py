@@ -333,3 +333,16 @@ def test_fixtures_are_documented(pytester):
                  "mlflowdb_server", "mlflowdb_database_factory", "mlflowdb_connection"):
         assert f"{name} [" in out or f"{name} --" in out or f"\n{name}\n" in out, name
     assert "read-only" in out
+
+
+def test_one_database_given_twice_is_audited_once_and_two_roles_get_two_ids(
+        pytester, pg18, mlflow_uri, mlflow_role):
+    user, password = mlflow_role
+    as_role = role_uri(pg18, dbname_of(mlflow_uri), user, password)
+    json_path = pytester.path / "a.json"
+    pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-uri={mlflow_uri}",
+                       f"--mlflowdb-uri={as_role}", f"--mlflowdb-report={json_path}")
+    document = report(json_path)
+    ids = [t["id"] for t in document["targets"]]
+    assert len(ids) == 2 and ids[1] == ids[0] + "#2"
+    assert len(document["checks"]) == 2 * len(BUILTIN)
