@@ -10,6 +10,8 @@ and they are read back: a session that is not read-only is closed and refused.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +103,12 @@ class Database:
 
     # -- connection ------------------------------------------------------------------
     def connect(self) -> Database:
-        """Open the session or raise DatabaseError with a one-line reason."""
+        """Open the session or raise DatabaseError with a one-line reason.
+
+        Read-only and the timeouts are set per transaction (``BEGIN READ ONLY`` and
+        ``set_config(..., true)``), never on the session: behind a transaction-mode pooler
+        a session setting would leak into MLflow's own connections and break its writes.
+        """
         if self._conn is not None and not self._conn.closed:
             return self
         started = time.perf_counter()
@@ -110,29 +117,24 @@ class Database:
                 self.target.conninfo,
                 connect_timeout=max(1, int(round(self.connect_timeout))),
                 application_name=APPLICATION_NAME,
-                autocommit=True,
+                autocommit=False,
             )
+            conn.read_only = True
         except psycopg.Error as exc:
             raise DatabaseError(one_line(exc, self.target)) from None
         except OSError as exc:  # e.g. an unreadable .pgpass or service file
             raise DatabaseError(self.target.scrub(str(exc))) from None
         self.connect_seconds = time.perf_counter() - started
+        self._conn = conn
         try:
-            with conn.cursor() as cur:
-                cur.execute("SET default_transaction_read_only = on")
-                cur.execute(f"SET statement_timeout = {int(self.statement_timeout * 1000)}")
-                cur.execute(f"SET lock_timeout = {int(self.lock_timeout * 1000)}")
-                cur.execute("SHOW default_transaction_read_only")
-                row = cur.fetchone()
-            if not row or row[0] != "on":
+            if self.value("SHOW transaction_read_only") != "on":
                 raise DatabaseError("the session could not be made read-only; refusing to audit")
         except psycopg.Error as exc:
-            conn.close()
+            self.close()
             raise DatabaseError(one_line(exc, self.target)) from None
         except DatabaseError:
-            conn.close()
+            self.close()
             raise
-        self._conn = conn
         return self
 
     def close(self) -> None:
@@ -147,10 +149,23 @@ class Database:
         assert self._conn is not None
         return self._conn
 
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor]:
+        """A read-only transaction with this audit's timeouts, and a dict-row cursor in it."""
+        conn = self.connection
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "SELECT set_config('statement_timeout', %s, true), "
+                "set_config('lock_timeout', %s, true)",
+                (f"{max(1, round(self.statement_timeout * 1000))}ms",
+                 f"{max(1, round(self.lock_timeout * 1000))}ms"),
+            )
+            yield cur
+
     # -- queries ----------------------------------------------------------------------
     def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        """Run one read-only statement and return its rows as dicts."""
-        with self.connection.cursor(row_factory=dict_row) as cur:
+        """Run one statement in its own read-only transaction; return its rows as dicts."""
+        with self.transaction() as cur:
             cur.execute(sql, params)
             return list(cur.fetchall()) if cur.description else []
 
@@ -159,10 +174,8 @@ class Database:
         return found[0] if found else None
 
     def value(self, sql: str, params: Any = None) -> Any:
-        with self.connection.cursor() as cur:
-            cur.execute(sql, params)
-            found = cur.fetchone()
-            return found[0] if found else None
+        found = self.row(sql, params)
+        return next(iter(found.values())) if found else None
 
     def setting(self, name: str) -> str | None:
         return self.value("SELECT current_setting(%s, true)", (name,))

@@ -18,7 +18,7 @@ def _db(uri: str, **kwargs) -> Database:
 def test_session_refuses_writes_and_sets_timeouts(mlflow_uri):
     db = _db(mlflow_uri, statement_timeout=7, lock_timeout=0.25)
     try:
-        assert db.setting("default_transaction_read_only") == "on"
+        assert db.setting("transaction_read_only") == "on"
         assert db.setting("statement_timeout") == "7s"
         assert db.setting("lock_timeout") == "250ms"
         assert db.setting("application_name") == "pytest-mlflowdb"
@@ -30,6 +30,24 @@ def test_session_refuses_writes_and_sets_timeouts(mlflow_uri):
         db.close()
     with psycopg.connect(mlflow_uri) as conn:
         assert conn.execute("SELECT count(*) FROM experiments WHERE name = 'x'").fetchone()[0] == 0
+
+
+def test_settings_are_per_transaction_so_a_pooler_cannot_spread_them(mlflow_uri):
+    """Behind a transaction-mode pooler the next client gets this server connection: it
+    must find nothing of the audit's settings on it."""
+    db = _db(mlflow_uri, statement_timeout=7, lock_timeout=0.25)
+    try:
+        assert db.value("SELECT 1") == 1
+        conn = db.connection
+        conn.read_only = False  # what another client of the pooler would see
+        with conn.transaction():
+            session = conn.execute(
+                "SELECT current_setting('default_transaction_read_only'), "
+                "current_setting('transaction_read_only'), current_setting('statement_timeout'), "
+                "current_setting('lock_timeout')").fetchone()
+    finally:
+        db.close()
+    assert session == ("off", "off", "0", "0")
 
 
 def test_statement_timeout_cancels_long_queries(mlflow_uri):
