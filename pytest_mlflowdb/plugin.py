@@ -92,6 +92,14 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+def _usage_error(message: str) -> pytest.UsageError:
+    """A usage error whose message masks any password it echoes (a URI given to the wrong
+    option, say)."""
+    from .targets import redact_text
+
+    return pytest.UsageError(redact_text(message))
+
+
 def _threshold_registry(config: pytest.Config) -> ThresholdRegistry:
     registry = ThresholdRegistry(BUILTIN)
     for added in config.hook.pytest_mlflowdb_thresholds(config=config):
@@ -139,7 +147,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     try:
         settings = _settings(config)
     except SettingsError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise _usage_error(str(exc)) from None
     registry, values = _threshold_registry(config), settings.thresholds
     lines = []
     for spec in sorted(REGISTRY.values(), key=lambda s: s.id):
@@ -170,7 +178,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = _settings(config)
     except SettingsError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise _usage_error(str(exc)) from None
     state = _State(settings)
     config.stash[_STATE] = state
     if not settings.active:
@@ -199,7 +207,7 @@ def _check_expectation(settings: Settings) -> None:
     except CatalogError as exc:
         option = "--mlflowdb-expect-mlflow" if settings.expect_mlflow else (
             "--mlflowdb-expect-revision")
-        raise pytest.UsageError(f"{option}: {exc}") from None
+        raise _usage_error(f"{option}: {exc}") from None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

@@ -37,8 +37,8 @@ def scrub_all(value: Any, secrets: tuple[str, ...]) -> Any:
     """A deep copy of ``value`` with every secret replaced by ``***`` in every string."""
     if isinstance(value, str):
         return scrub(value, secrets)
-    if isinstance(value, dict):
-        return {scrub_all(k, secrets): scrub_all(v, secrets) for k, v in value.items()}
+    if isinstance(value, dict):  # keys are ours (the report's structure): never rewritten
+        return {k: scrub_all(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub_all(v, secrets) for v in value]
     return value

@@ -92,14 +92,15 @@ def build_settings(
         if all(t.conninfo != target.conninfo for t in targets):  # the same URI twice: once
             targets.append(target)
     if ephemeral is not None:
-        ephemeral = ephemeral.strip().lower() or "auto"
+        given = ephemeral.strip()
+        ephemeral = given.lower() or "auto"
         if ephemeral not in EPHEMERAL_KINDS:
             hint = ""
-            if Path(ephemeral).exists():
-                hint = (f" ({ephemeral!r} looks like a path: put paths before "
+            if Path(given).exists():
+                hint = (f" ({given!r} looks like a path: put paths before "
                         "--mlflowdb-ephemeral, or write --mlflowdb-ephemeral=auto)")
             raise SettingsError(
-                f"--mlflowdb-ephemeral: unknown kind {ephemeral!r}; "
+                f"--mlflowdb-ephemeral: unknown kind {given!r}; "
                 f"choose one of {', '.join(EPHEMERAL_KINDS)}{hint}"
             )
     paths = []
@@ -110,10 +111,12 @@ def build_settings(
                 f"--mlflowdb-report: {report!r} must end in .json or .md"
             )
         paths.append(path)
-    fail_on = (fail_on or "error").strip().lower()
+    given_fail_on = (fail_on or "error").strip()
+    fail_on = given_fail_on.lower()
     if fail_on not in FAIL_ON:
         raise SettingsError(
-            f"--mlflowdb-fail-on: unknown value {fail_on!r}; choose one of {', '.join(FAIL_ON)}"
+            f"--mlflowdb-fail-on: unknown value {given_fail_on!r}; choose one of "
+            f"{', '.join(FAIL_ON)}"
         )
     registry = registry or ThresholdRegistry()
     try:

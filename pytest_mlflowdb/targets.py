@@ -23,9 +23,6 @@ SCHEMES = ("postgresql", "postgres")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _SECRET_KEYS = ("password", "sslpassword")
 _PLACEHOLDER = "***"
-# SQLAlchemy's reading of the user part (MLflow users' URIs go through it): the user
-# name stops at ':' or '/', the password runs to the first '@', unencoded '/?#' and all.
-_USERINFO = re.compile(r"^(?P<scheme>[^:/]+://)(?P<user>[^:/@]*)(?::(?P<password>[^@]*))?@")
 
 
 class TargetError(ValueError):
@@ -50,14 +47,73 @@ class Target:
         return scrub(text, self.secrets)
 
 
+#: Passwords shorter than this are never searched for in free text: replacing every
+#: "mlflow" or "5" in a report would garble it and, worse, show which word was starred.
+#: Short passwords are masked where they stand (URI userinfo, password=) instead.
+SEARCH_MIN = 8
+
+
 def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
+    """Mask passwords in ``text``: where they stand in URIs and ``password=`` pairs, and,
+    for passwords long enough to be unambiguous, wherever else they occur."""
+    text = redact_text(text)
     for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret:
+        if secret and len(secret) >= SEARCH_MIN:
             text = text.replace(secret, _PLACEHOLDER)
             encoded = quote(secret, safe="")
             if encoded != secret:
                 text = text.replace(encoded, _PLACEHOLDER)
     return text
+
+
+_URI_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"]*")
+_PAIR = re.compile(r"(?P<key>[^\s=&?'\"]+)(?P<sep>\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|[^\s&'\"]*)")
+
+
+def _is_secret_key(key: str) -> bool:
+    return unquote(key).strip().lower() in _SECRET_KEYS
+
+
+def redact_text(text: str) -> str:
+    """Mask every password that stands where a password stands: the userinfo of any
+    URI in ``text`` and the value of any ``password=``/``sslpassword=`` pair (any case,
+    percent-encoded keys too). Used on every message that may echo user input."""
+    def uri(match: re.Match) -> str:
+        parts = split_userinfo(match.group(0))
+        if parts is None or parts[2] is None:
+            return match.group(0)
+        scheme, user, _password, rest = parts
+        return f"{scheme}{user}:{_PLACEHOLDER}@{rest}"
+
+    text = _URI_TOKEN.sub(uri, text)
+    return _PAIR.sub(lambda m: m.group("key") + m.group("sep") + _PLACEHOLDER
+                     if _is_secret_key(m.group("key")) and m.group("value") else m.group(0),
+                     text)
+
+
+def split_userinfo(raw: str) -> tuple[str, str, str | None, str] | None:
+    """``(scheme, user, password, rest)`` of a URI, read as SQLAlchemy users write them.
+
+    The password may hold unencoded ``@ / ? #``: the userinfo ends at the ``@`` after
+    which the host part (up to ``/`` or ``?``) has no more ``@``. A candidate with no
+    ``:`` that contains ``/`` or ``?`` is not userinfo (an ``@`` in a path or query).
+    """
+    scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", raw)
+    if not scheme:
+        return None
+    after = raw[scheme.end():]
+    for i, char in enumerate(after):
+        if char != "@":
+            continue
+        host = re.split(r"[/?]", after[i + 1:], maxsplit=1)[0]
+        if "@" in host:
+            continue
+        userinfo = after[:i]
+        if ":" not in userinfo and ("/" in userinfo or "?" in userinfo):
+            return None
+        user, sep, password = userinfo.partition(":")
+        return scheme.group(0), user, password if sep else None, after[i + 1:]
+    return None
 
 
 def parse_target(text: str) -> Target:
@@ -98,53 +154,52 @@ def parse_target(text: str) -> Target:
     for key in _SECRET_KEYS:
         if params.get(key):
             secrets = secrets + (str(params[key]),)
-    return Target(
+    target = Target(
         conninfo=raw,
         id=_target_id(params),
         redacted=_redact(params),
         secrets=tuple(sorted(set(secrets))),
     )
+    # A URI read wrongly shows it in its host or database name ("host=retPW@db"): refuse
+    # rather than print a piece of a password. (A password equal to the user or database
+    # name, as in many compose files, is fine: it is not searched for.)
+    hosts = str(params.get("host") or "") + str(params.get("dbname") or "")
+    if "@" in hosts or any(len(s) >= SEARCH_MIN and s in target.id for s in target.secrets):
+        raise TargetError(
+            f"cannot read {_shown(text.strip(), secrets)!r}: its host or database name would "
+            "hold '@' (percent-encode special characters in user name, password and database)"
+        )
+    return target
 
 
 def _shown(raw: str, secrets: tuple[str, ...]) -> str:
-    """``raw`` for an error message: passwords replaced where they stand, not by search
-    (a one-letter password would otherwise garble the text), then scrubbed anyway."""
-    shown = _USERINFO.sub(
-        lambda m: m.group("scheme") + m.group("user")
-        + (":" + _PLACEHOLDER if m.group("password") is not None else "") + "@",
-        raw, count=1,
-    )
-    for key in _SECRET_KEYS:
-        shown = re.sub(rf"((?:^|[\s?&]){key}\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)",
-                       lambda m: m.group(1) + _PLACEHOLDER, shown)
-    long_enough = tuple(s for s in secrets if len(s) >= 4)
-    return scrub(shown, long_enough)
+    """``raw`` for an error message, with its passwords masked."""
+    return scrub(raw, secrets)
 
 
 def _guess_secrets(raw: str) -> tuple[str, ...]:
     """Find passwords before parsing, so that even a parse error cannot echo one."""
     found: list[str] = []
-    match = _USERINFO.match(raw)
-    if match and match.group("password"):
-        found.append(match.group("password"))
-        found.append(unquote(found[-1]))
-    for key in _SECRET_KEYS:
-        for m in re.finditer(rf"(?:^|[\s?&]){key}\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)", raw):
-            value = m.group(1)
-            found.append(value.strip("'"))
-            found.append(unquote(value.strip("'")))
+    parts = split_userinfo(raw)
+    if parts is not None and parts[2]:
+        found += [parts[2], unquote(parts[2])]
+    for m in _PAIR.finditer(raw):
+        if _is_secret_key(m.group("key")) and m.group("value"):
+            value = m.group("value").strip("'")
+            found += [value, unquote(value)]
     return tuple(s for s in found if s)
 
 
 def _normalise_userinfo(raw: str) -> str:
     """Percent-encode user and password the way libpq needs, as SQLAlchemy would read them."""
-    match = _USERINFO.match(raw)
-    if not match:
+    parts = split_userinfo(raw)
+    if parts is None:
         return raw
-    userinfo = quote(unquote(match.group("user")), safe="")
-    if match.group("password") is not None:
-        userinfo += ":" + quote(unquote(match.group("password")), safe="")
-    return match.group("scheme") + userinfo + "@" + raw[match.end():]
+    scheme, user, password, rest = parts
+    userinfo = quote(unquote(user), safe="")
+    if password is not None:
+        userinfo += ":" + quote(unquote(password), safe="")
+    return f"{scheme}{userinfo}@{rest}"
 
 
 def _check_uri_port(raw: str, secrets: tuple[str, ...]) -> None:

@@ -346,3 +346,17 @@ def test_one_database_given_twice_is_audited_once_and_two_roles_get_two_ids(
     ids = [t["id"] for t in document["targets"]]
     assert len(ids) == 2 and ids[1] == ids[0] + "#2"
     assert len(document["checks"]) == 2 * len(BUILTIN)
+
+
+@pytest.mark.parametrize("option", [
+    "--mlflowdb-expect-mlflow={uri}", "--mlflowdb-set={uri}", "--mlflowdb-pg-bin={uri}",
+    "--mlflowdb-fail-on={uri}", "--mlflowdb-ephemeral={uri}",
+])
+def test_a_uri_given_to_the_wrong_option_is_not_echoed_with_its_password(pytester, option):
+    uri = "postgresql://mlflow:Sh0rtPw@db.example:5432/mlflow"
+    result = pytester.runpytest_subprocess("--mlflowdb-uri=postgresql://u@h/db",
+                                           option.format(uri=uri))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert "Sh0rtPw" not in output and "sh0rtpw" not in output
+    assert "mlflow:***@db.example" in output

@@ -17,7 +17,7 @@ from pytest_mlflowdb.report import (
     write_reports,
 )
 
-SECRET = "hunter2"
+SECRET = "hunter2-long"  # long enough to be searched for (targets.SEARCH_MIN)
 TARGET_ID = "db.example:5432/mlflow"
 
 
@@ -214,8 +214,8 @@ def test_scrub_all_nested_values_and_keys():
         "flag": True,
     }
     scrubbed = scrub_all(value, (SECRET,))
-    assert scrubbed == {
-        "key-***": ["a ***", ["b", "***c"], {"deep": {"x": "***"}}],
+    assert scrubbed == {  # keys are the report's own structure: left alone
+        f"key-{SECRET}": ["a ***", ["b", "***c"], {"deep": {"x": "***"}}],
         "n": 5,
         "none": None,
         "flag": True,
@@ -224,7 +224,14 @@ def test_scrub_all_nested_values_and_keys():
 
 
 def test_scrub_all_also_scrubs_percent_encoded_secrets():
-    assert scrub_all(["s%40cret", "s@cret"], ("s@cret",)) == ["***", "***"]
+    assert scrub_all(["s%40cret-long", "s@cret-long"], ("s@cret-long",)) == ["***", "***"]
+
+
+def test_short_passwords_are_masked_where_they_stand_not_searched():
+    # A password like "mlflow" or "5" must not star every "mlflow" and "5" in a report.
+    text = "postgresql://mlflow:mlflow@h/mlflow has 5 of 57 slots; password=mlflow"
+    assert scrub_all([text], ("mlflow", "5")) == [
+        "postgresql://mlflow:***@h/mlflow has 5 of 57 slots; password=***"]
 
 
 def test_scrub_all_without_secrets_is_identity():

@@ -127,8 +127,9 @@ def test_percent_encoded_password_never_shows_in_either_form():
     for form in ("s@cret", "s%40cret"):
         assert form not in _printable(target)
         assert form in target.secrets
-    text = "FATAL: password 's@cret' (from 's%40cret') rejected"
-    assert target.scrub(text) == "FATAL: password '***' (from '***') rejected"
+    # short passwords are masked where they stand, not searched for in free text
+    assert target.scrub("postgresql://mlflow:s%40cret@db/x") == "postgresql://mlflow:***@db/x"
+    assert target.scrub("password=s@cret") == "password=***"
 
 
 def test_password_full_of_uri_characters():
@@ -156,10 +157,44 @@ def test_sslpassword_is_redacted():
 
 
 def test_scrub_replaces_longest_secret_first_and_leaves_other_text():
-    assert scrub("abc and abcdef", ("abc", "abcdef")) == "*** and ***"
+    assert scrub("abcdefgh and abcdefghij", ("abcdefgh", "abcdefghij")) == "*** and ***"
     assert scrub("nothing here", ("topsecret",)) == "nothing here"
     assert scrub("keep me", ("",)) == "keep me"
-    assert scrub("a%2Fb and a/b", ["a/b"]) == "*** and ***"
+    assert scrub("a%2Fb-long and a/b-long", ["a/b-long"]) == "*** and ***"
+    assert scrub("abc stays", ("abc",)) == "abc stays"  # too short to search for
+
+
+@pytest.mark.parametrize("uri, user, shown_password", [
+    ("postgresql://us/er:S3cretPW@127.0.0.1:46807/m", "us%2Fer", None),
+    ("postgresql://odd:S3c@retPW@127.0.0.1:46807/m", "odd", None),
+])
+def test_unencoded_at_or_slash_in_userinfo_is_read_like_sqlalchemy(uri, user, shown_password):
+    target = parse_target(uri)
+    assert target.id == "127.0.0.1:46807/m"
+    assert target.redacted == f"postgresql://{user}:***@127.0.0.1:46807/m"
+    assert "retPW" not in _printable(target)
+
+
+@pytest.mark.parametrize("uri", [
+    "host=127.0.0.1 port=46807 Password=S3cretPW",
+    "postgresql://u@h/db?Password=S3cretPW",
+    "postgresql://u@h/db?pass%77ord=S3cretPW&bogus=1",
+])
+def test_password_keys_in_any_case_or_encoding_are_masked_in_errors(uri):
+    with pytest.raises(TargetError) as info:
+        parse_target(uri)
+    assert "S3cretPW" not in str(info.value)
+
+
+def test_user_equal_to_password_and_database_is_fine():
+    target = parse_target("postgresql://mlflow:mlflow@h/mlflow")
+    assert target.id == "h:5432/mlflow"
+    assert target.redacted == "postgresql://mlflow:***@h/mlflow"
+
+
+def test_at_sign_left_in_the_database_name_is_refused():
+    with pytest.raises(TargetError, match="would hold '@'"):
+        parse_target("postgresql://u:pw@h/a@b")
 
 
 def test_repr_has_no_conninfo_or_secrets():
