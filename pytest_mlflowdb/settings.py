@@ -149,9 +149,12 @@ def build_settings(
         ephemeral=ephemeral,
         reports=tuple(paths),
         fail_on=fail_on,
-        connect_timeout=_duration("--mlflowdb-connect-timeout", connect_timeout, 10.0),
-        statement_timeout=_duration("--mlflowdb-statement-timeout", statement_timeout, 30.0),
-        lock_timeout=_duration("--mlflowdb-lock-timeout", lock_timeout, 1.0),
+        connect_timeout=_duration("--mlflowdb-connect-timeout", connect_timeout, 10.0,
+                                  minimum=1.0, maximum=3600.0),
+        statement_timeout=_duration("--mlflowdb-statement-timeout", statement_timeout, 30.0,
+                                    minimum=0.001, maximum=_PG_MAX_MS / 1000),
+        lock_timeout=_duration("--mlflowdb-lock-timeout", lock_timeout, 1.0,
+                               minimum=0.001, maximum=_PG_MAX_MS / 1000),
         pg_bin=bin_path,
         builtin_checks=builtin_checks,
         thresholds=values,
@@ -192,15 +195,22 @@ def _recommended(
     return tuple(result), with_fks
 
 
-def _duration(option: str, text: str | None, default: float) -> float:
+_PG_MAX_MS = 2**31 - 1  # statement_timeout and lock_timeout are int milliseconds
+
+
+def _duration(option: str, text: str | None, default: float, *, minimum: float,
+              maximum: float) -> float:
     if text is None or str(text).strip() == "":
         return default
     try:
         value = _parse("duration", text)
     except ThresholdError as exc:
         raise SettingsError(f"{option}: {exc}") from None
-    if value <= 0:
-        raise SettingsError(f"{option}: must be more than 0")
+    if not minimum <= value <= maximum:
+        from .thresholds import format_value
+
+        raise SettingsError(f"{option}: {text!r} is outside {format_value('duration', minimum)}"
+                            f" to {format_value('duration', maximum)}")
     return value
 
 

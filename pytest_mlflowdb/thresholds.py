@@ -144,6 +144,9 @@ class Threshold:
     unit: str
     description: str
     checks: tuple[str, ...] = field(default_factory=tuple)
+    #: bounds of a sensible value, in the unit's base (bytes, seconds, percent, count)
+    minimum: float | None = None
+    maximum: float | None = None
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
@@ -165,7 +168,8 @@ BUILTIN: tuple[Threshold, ...] = (
               "median round trip above which the latency check fails",
               ("connectivity.latency",)),
     Threshold("latency_samples", "5", "count",
-              "round trips measured for the latency median", ("connectivity.latency",)),
+              "round trips measured for the latency median", ("connectivity.latency",),
+              minimum=1, maximum=1000),
     Threshold("connections_warn", "80%", "percent",
               "share of usable connection slots in use at which headroom warns",
               ("connectivity.headroom",)),
@@ -216,6 +220,21 @@ class ThresholdRegistry:
                 values[name] = parse_value(definition.unit, text)
             except ThresholdError as exc:
                 raise ThresholdError(f"threshold {name}: {exc}") from None
+            low, high = definition.minimum, definition.maximum
+            if (low is not None and values[name] < low) or (
+                    high is not None and values[name] > high):
+                raise ThresholdError(
+                    f"threshold {name}: {text!r} is outside "
+                    f"{format_value(definition.unit, low if low is not None else 0)} to "
+                    f"{format_value(definition.unit, high) if high is not None else 'any'}")
+        for name in values:  # a pair's warning limit cannot lie beyond its failure limit
+            if name.endswith("_warn") and name[:-5] + "_fail" in values:
+                fail = name[:-5] + "_fail"
+                if values[name] > values[fail]:
+                    unit = self._defs[name].unit
+                    raise ThresholdError(
+                        f"threshold {name} ({format_value(unit, values[name])}) is above "
+                        f"{fail} ({format_value(unit, values[fail])})")
         return ThresholdValues(values, {n: d.unit for n, d in self._defs.items()})
 
 

@@ -77,6 +77,11 @@ def test_mlflowdb_fixture_skips_when_dormant(pytester):
         (["--mlflowdb-ephemeral", "--mlflowdb-fail-on=sometimes"], "unknown value"),
         (["--mlflowdb-ephemeral", "--mlflowdb-report=out.html"], "must end in .json or .md"),
         (["--mlflowdb-ephemeral", "--mlflowdb-connect-timeout=soon"], "connect-timeout"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-statement-timeout=30d"], "is outside"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-set=latency_samples=100000000000"],
+         "latency_samples: '100000000000' is outside 1 to 1000"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-set=latency_warn=2s"],
+         "latency_warn (2s) is above latency_fail (1s)"),
     ],
 )
 def test_bad_input_is_a_one_line_usage_error(pytester, args, expected):
@@ -162,7 +167,8 @@ def test_threshold_override_turns_a_check_into_warned(pytester, mlflow_uri):
 
 def test_failed_check_fails_the_run_naming_the_object(pytester, mlflow_uri):
     json_path = pytester.path / "a.json"
-    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-set=latency_fail=1us",
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-set=latency_warn=1us",
+                                "--mlflowdb-set=latency_fail=1us",
                                 f"--mlflowdb-report={json_path}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*_ test_latency[[]*", "server: median of 5 round trips: *, "

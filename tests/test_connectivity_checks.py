@@ -43,7 +43,8 @@ def test_headroom_warns_when_most_slots_are_taken(pytester, pg18, mlflow_uri):
 
 
 def test_headroom_fails_at_the_fail_threshold(pytester, mlflow_uri):
-    result, checks = audit(pytester, mlflow_uri, "--mlflowdb-set=connections_fail=1%")
+    result, checks = audit(pytester, mlflow_uri, "--mlflowdb-set=connections_warn=1%",
+                           "--mlflowdb-set=connections_fail=1%")
     assert result.ret == 1
     assert checks["connectivity.headroom"]["outcome"] == "failed"
     assert checks["connectivity.headroom"]["findings"][0]["object"] == "max_connections"

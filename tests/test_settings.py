@@ -141,6 +141,8 @@ def test_fail_on_unknown_value():
     ("connect_timeout", 10.0), ("statement_timeout", 30.0), ("lock_timeout", 1.0),
 ])
 def test_timeouts_are_durations_in_seconds(option, default, text, seconds):
+    if option == "connect_timeout" and seconds is not None and seconds < 1:
+        pytest.skip("connect timeouts start at 1s (libpq counts whole seconds)")
     settings = build_settings(**{option: text})
     expected = default if seconds is None else seconds
     assert getattr(settings, option) == pytest.approx(expected)
@@ -150,7 +152,18 @@ def test_timeouts_are_durations_in_seconds(option, default, text, seconds):
 def test_zero_timeout_is_rejected(option):
     message = _error(**{option: "0s"})
     assert message.startswith("--mlflowdb-" + option.replace("_", "-") + ":")
-    assert "more than 0" in message
+    assert "'0s' is outside" in message
+
+
+@pytest.mark.parametrize("option, text", [
+    ("statement_timeout", "0.5ms"),  # would round to 0, which means no timeout at all
+    ("lock_timeout", "0.9ms"),
+    ("statement_timeout", "30d"),  # beyond PostgreSQL's int milliseconds
+    ("connect_timeout", "250ms"),
+    ("connect_timeout", "2d"),
+])
+def test_timeouts_outside_what_postgresql_takes_are_rejected(option, text):
+    assert "is outside" in _error(**{option: text})
 
 
 @pytest.mark.parametrize("option", ["connect_timeout", "statement_timeout", "lock_timeout"])
