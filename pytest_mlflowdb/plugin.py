@@ -41,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mlflowdb-uri", action="append", default=[], metavar="URI",
                     help="database to audit (repeatable); postgresql://, postgres://, "
                          "postgresql+psycopg2://, postgresql+psycopg:// or libpq key=value")
-    group.addoption("--mlflowdb-ephemeral", nargs="?", const="auto", default=None,
+    group.addoption("--mlflowdb-ephemeral", nargs="?", const="", default=None,
                     metavar="KIND",
                     help="audit a throwaway PostgreSQL with a genuine MLflow schema; KIND is "
                          "auto (default), container, wheel or path")
@@ -108,6 +108,30 @@ def _threshold_registry(config: pytest.Config) -> ThresholdRegistry:
     return registry
 
 
+def _expectation(config: pytest.Config) -> dict[str, str | None]:
+    """The command line's expectation wins over the ini's, whichever kind each gives."""
+    cli = {"expect_mlflow": config.getoption("mlflowdb_expect_mlflow"),
+           "expect_revision": config.getoption("mlflowdb_expect_revision")}
+    if any(cli.values()):
+        return cli
+    return {"expect_mlflow": config.getini("mlflowdb_expect_mlflow") or None,
+            "expect_revision": config.getini("mlflowdb_expect_revision") or None}
+
+
+def _ephemeral_kind(config: pytest.Config) -> str | None:
+    """--mlflowdb-ephemeral=KIND wins; the bare flag takes the ini's kind, else auto."""
+    from .settings import EPHEMERAL_KINDS
+
+    ini = (config.getini("mlflowdb_ephemeral") or "").strip()
+    if ini and ini.lower() not in EPHEMERAL_KINDS:
+        raise SettingsError(f"mlflowdb_ephemeral: unknown kind {ini!r}; choose one of "
+                            f"{', '.join(EPHEMERAL_KINDS)}")
+    given = config.getoption("mlflowdb_ephemeral")
+    if given is None:
+        return None
+    return given or ini or "auto"
+
+
 def _settings(config: pytest.Config) -> Settings:
     def pick(option: str, ini: str) -> Any:
         value = config.getoption(option)
@@ -115,7 +139,7 @@ def _settings(config: pytest.Config) -> Settings:
 
     return build_settings(
         uris=list(config.getoption("mlflowdb_uri")) or list(config.getini("mlflowdb_uris")),
-        ephemeral=config.getoption("mlflowdb_ephemeral"),
+        ephemeral=_ephemeral_kind(config),
         reports=list(config.getoption("mlflowdb_report"))
         or list(config.getini("mlflowdb_reports")),
         fail_on=pick("mlflowdb_fail_on", "mlflowdb_fail_on"),
@@ -127,8 +151,7 @@ def _settings(config: pytest.Config) -> Settings:
         threshold_assignments=list(config.getini("mlflowdb_thresholds"))
         + list(config.getoption("mlflowdb_set")),
         registry=_threshold_registry(config),
-        expect_mlflow=pick("mlflowdb_expect_mlflow", "mlflowdb_expect_mlflow"),
-        expect_revision=pick("mlflowdb_expect_revision", "mlflowdb_expect_revision"),
+        **_expectation(config),
         recommended_indexes=list(config.getini("mlflowdb_recommended_indexes")),
     )
 
@@ -169,6 +192,7 @@ class _State:
         self.targets: dict[str, dict[str, Any]] = {}
         self.server: Any = None
         self.document: dict[str, Any] | None = None
+        self.report_error: str | None = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -340,7 +364,8 @@ def mlflowdb_server(request: pytest.FixtureRequest):
     state = _state(request.config)
     if state.server is None:
         settings = state.settings
-        kind = settings.ephemeral or (request.config.getini("mlflowdb_ephemeral") or "auto")
+        kind = settings.ephemeral or (request.config.getini("mlflowdb_ephemeral").strip()
+                                      or "auto")
         try:
             state.server = start_server(kind, settings.pg_bin)
         except ServerError as exc:
@@ -579,7 +604,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.document = build_report(document["targets"], document["checks"], state.audit.secrets)
     state.document.update({k: v for k, v in document.items()
                            if k not in ("targets", "checks", "summary", "version")})
-    write_reports(state.document, state.settings.reports)
+    try:
+        write_reports(state.document, state.settings.reports)
+    except OSError as exc:
+        state.report_error = f"could not write the report: {exc.strerror or exc} " \
+                             f"({exc.filename or ''})"
+        if session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     warned = state.document["summary"].get("warned", 0)
     if state.settings.fail_on == "warning" and warned and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -595,8 +626,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for block in terminal_tables(state.document, terminalreporter._tw.fullwidth):
         terminalreporter.write_line(block)
         terminalreporter.write_line("")
-    for path in state.settings.reports:
-        terminalreporter.write_line(f"mlflowdb report written to {path}")
+    if state.report_error:
+        terminalreporter.write_line(f"mlflowdb: {state.report_error}", red=True)
+    else:
+        for path in state.settings.reports:
+            terminalreporter.write_line(f"mlflowdb report written to {path}")
     if state.settings.fail_on == "warning" and state.document["summary"].get("warned"):
         terminalreporter.write_line("mlflowdb: warned checks fail this run (--mlflowdb-fail-on="
                                     "warning)")

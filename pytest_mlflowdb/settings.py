@@ -7,6 +7,7 @@ one-line message, which the plugin turns into a usage error (exit code 4).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +111,7 @@ def build_settings(
             raise SettingsError(
                 f"--mlflowdb-report: {report!r} must end in .json or .md"
             )
+        _check_writable(report, path)
         paths.append(path)
     given_fail_on = (fail_on or "error").strip()
     fail_on = given_fail_on.lower()
@@ -159,6 +161,18 @@ def build_settings(
         builtin_checks=builtin_checks,
         thresholds=values,
     )
+
+
+def _check_writable(report: str, path: Path) -> None:
+    """Fail before the audit, not after it, when a report could not be written."""
+    if path.is_dir():
+        raise SettingsError(f"--mlflowdb-report: {report!r} is a directory")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise SettingsError(f"--mlflowdb-report: cannot write {report!r} ({ancestor} is not a "
+                            "writable directory)")
 
 
 def _recommended(

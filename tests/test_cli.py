@@ -366,3 +366,40 @@ def test_a_uri_given_to_the_wrong_option_is_not_echoed_with_its_password(pyteste
     output = result.stdout.str() + result.stderr.str()
     assert "Sh0rtPw" not in output and "sh0rtpw" not in output
     assert "mlflow:***@db.example" in output
+
+
+def test_ini_kind_is_used_by_the_bare_flag_and_checked(pytester):
+    pytester.makeini("[pytest]\nmlflowdb_ephemeral = container\n")
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest_subprocess("--mlflowdb-ephemeral",
+                                           f"--mlflowdb-report={json_path}")
+    assert result.ret == 1
+    assert "(container): no Docker daemon" in checks_by_id(report(json_path))[
+        "connectivity.connect"]["message"]
+    bad = pytester.runpytest_subprocess("--mlflowdb-ephemeral", "-o", "mlflowdb_ephemeral=bogus")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "mlflowdb_ephemeral: unknown kind 'bogus'" in bad.stderr.str()
+
+
+def test_command_line_expectation_wins_over_the_ini(pytester, mlflow_uri):
+    pytester.makeini("[pytest]\nmlflowdb_expect_mlflow = 2.22.5\n")
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}",
+                                f"--mlflowdb-report={json_path}",
+                                "--mlflowdb-expect-revision=dc11669786a5")
+    assert result.ret == 0
+    assert checks_by_id(report(json_path))["schema.revision"]["outcome"] == "passed"
+
+
+def test_report_that_cannot_be_written(pytester):
+    (pytester.path / "taken.json").mkdir()
+    result = pytester.runpytest_subprocess("--mlflowdb-uri=postgresql://u@h/db",
+                                           "--mlflowdb-report=taken.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "'taken.json' is a directory" in result.stderr.str()
+    late = pytester.runpytest_subprocess(
+        f"--mlflowdb-uri=postgresql://u@127.0.0.1:{_closed_port()}/x",
+        "--mlflowdb-report=/proc/mlflowdb-audit.json")
+    assert late.ret == pytest.ExitCode.TESTS_FAILED
+    assert "mlflowdb: could not write the report" in late.stdout.str()
+    assert "Traceback" not in late.stdout.str() + late.stderr.str()
