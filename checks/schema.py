@@ -53,7 +53,7 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
             "migration, or a database newer than this catalog", revision, catalog.head)
         return
     if catalog.has_schema(revision):
-        later = catalog.introduced_after(revision, set(live_snapshot(mlflowdb).tables))
+        later = catalog.introduced_after(revision, live_snapshot(mlflowdb))
         if later:
             ordered = sorted(later.items(), key=lambda item: (catalog.position(item[1]), item[0]))
             shown = ", ".join(f"{t} ({r})" for t, r in ordered[:5])

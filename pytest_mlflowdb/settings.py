@@ -198,7 +198,8 @@ def _recommended(
                 f"mlflowdb_recommended_indexes: {entry!r} is not table(column, ...) or "
                 f"-table(column, ...) or -{FOREIGN_KEYS_ENTRY}"
             )
-        spec = (match.group(2), columns)
+        # unquoted identifiers fold to lower case in PostgreSQL
+        spec = (match.group(2).lower(), tuple(c.lower() for c in columns))
         if match.group(1):
             if spec not in result:
                 raise SettingsError(f"mlflowdb_recommended_indexes: {entry!r} removes an "

@@ -69,7 +69,8 @@ def test_redundant_indexes_warn_with_their_size(pytester, mlflow_uri):
     assert set(warned) == {"public.team_tags_key", "public.team_params_value_again"}
     # (key) leads both MLflow's tag_pk (key, run_uuid) and team_tags_key_value (key, value)
     assert "is a left prefix of " in warned["public.team_tags_key"]["message"]
-    assert "identical" in warned["public.team_params_value_again"]["message"]
+    assert "a duplicate of team_params_value" in \
+        warned["public.team_params_value_again"]["message"]
     assert warned["public.team_tags_key"]["value"].endswith("kB")
     assert result.ret == 0
 
@@ -118,3 +119,47 @@ def test_unused_indexes_are_information(pytester, mlflow_uri):
     assert "public.team_never_used" in info
     assert "public.param_pk" not in info  # unique indexes enforce something: never "unused"
     assert result.ret == 0
+
+
+def test_redundancy_respects_opclass_collation_and_catches_primary_key_twins(
+        pytester, mlflow_uri):
+    sql(mlflow_uri,
+        "CREATE INDEX team_name_pattern ON runs (name text_pattern_ops)",
+        "CREATE INDEX team_name_status ON runs (name, status)",
+        'CREATE INDEX team_stage_c ON runs (lifecycle_stage COLLATE "C")',
+        "CREATE INDEX team_stage_status ON runs (lifecycle_stage, status)",
+        "CREATE INDEX team_experiment_pk_twin ON experiments (experiment_id)")
+    _, checks = audit(pytester, mlflow_uri)
+    warned = findings_of(checks["indexes.redundant"], "warning")
+    assert set(warned) == {"public.team_experiment_pk_twin"}
+    assert "a duplicate of experiment_pk" in warned["public.team_experiment_pk_twin"]["message"]
+
+
+def test_mlflow_pairs_stay_information_for_a_monitoring_role(pytester, pg18, mlflow_uri):
+    from helpers import dbname_of, role_uri
+
+    sql(pg18.uri(), "DO $$ BEGIN CREATE ROLE monitor_only LOGIN PASSWORD 'monitor-pass' "
+        "IN ROLE pg_monitor; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    uri = role_uri(pg18, dbname_of(mlflow_uri), "monitor_only", "monitor-pass")
+    _, checks = audit(pytester, uri)
+    assert checks["schema.revision"]["outcome"] == "skipped"  # alembic_version unreadable
+    redundant = checks["indexes.redundant"]
+    assert redundant["outcome"] == "passed"
+    assert "public.index_metrics_run_uuid" in findings_of(redundant, "info")
+
+
+def test_recommended_wants_a_btree_in_the_right_order_and_flags_typos(pytester, mlflow_uri):
+    sql(mlflow_uri, "CREATE INDEX team_brin ON runs USING brin (experiment_id)",
+        "CREATE INDEX team_value_key ON metrics (value, key)")
+    pytester.makeini("""
+        [pytest]
+        mlflowdb_recommended_indexes =
+            nosuchtable(x)
+            Params(Value)
+    """)
+    _, checks = audit(pytester, mlflow_uri)
+    warned = findings_of(checks["indexes.recommended"], "warning")
+    assert "public.runs(experiment_id)" in warned  # a BRIN index does not serve search_runs
+    assert "public.metrics(key, value)" in warned  # (value, key) leads with the wrong column
+    assert warned["public.nosuchtable(x)"]["value"] == "not found"
+    assert "public.params(value)" in warned  # folded to lower case, found, not indexed

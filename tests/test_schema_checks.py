@@ -189,3 +189,13 @@ def test_database_that_is_not_mlflows(pytester, pg15, setup):
     assert checks["schema.tables"]["outcome"] == "skipped"
     assert checks["schema.tables"]["message"].startswith("no MLflow schema")
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_hand_made_table_sharing_a_later_mlflow_name_is_not_a_rewind(
+        pytester, mlflowdb_database_factory):
+    uri = mlflowdb_database_factory(revision="0584bdc529eb")
+    sql(uri, "CREATE TABLE jobs (id int PRIMARY KEY, name text)")
+    _, checks = audit(pytester, uri)
+    assert checks["schema.revision"]["outcome"] == "passed"
+    assert any(f["object"] == "public.jobs" and f["severity"] == "info"
+               for f in checks["schema.tables"]["findings"])

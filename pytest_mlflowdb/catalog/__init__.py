@@ -55,6 +55,7 @@ class Catalog:
     def __init__(self, schemas: dict, releases: dict) -> None:
         self._schemas = {r["revision"]: r["schema"] for r in schemas.get("revisions", [])}
         self._parsed: dict[str, Snapshot] = {}
+        self._all_indexes: set[tuple[str, str]] | None = None
         self.base = Snapshot.from_json(schemas["base"]) if schemas.get("base") else None
         self.made_with = schemas.get("mlflow_version")
         chain = releases.get("revisions") or [
@@ -124,18 +125,30 @@ class Catalog:
             self._parsed[revision] = Snapshot.from_json(self._schemas[revision])
         return self._parsed[revision]
 
-    def introduced_after(self, revision: str, tables: set[str]) -> dict[str, str]:
-        """Which of ``tables`` MLflow makes only in a revision after ``revision`` (table ->
-        revision that makes it): their presence means alembic_version was rewound."""
+    def introduced_after(self, revision: str, live: Snapshot) -> dict[str, str]:
+        """Tables of ``live`` that MLflow makes only after ``revision``, with all the
+        columns MLflow gives them (table -> revision that makes it). Their presence means
+        alembic_version was rewound; a hand-made table that merely shares a name (say
+        ``skills``) does not count."""
         found: dict[str, str] = {}
         have = set(self.schema_at(revision).tables)
         for later in self.chain[self.position(revision) + 1:]:
             if not self.has_schema(later.revision):
                 continue
-            for table in self.schema_at(later.revision).tables:
-                if table in tables and table not in have and table not in found:
+            snapshot = self.schema_at(later.revision)
+            for table in snapshot.tables:
+                if table in live.tables and table not in have and table not in found \
+                        and set(snapshot.columns(table)) <= set(live.columns(table)):
                     found[table] = later.revision
         return found
+
+    def mlflow_indexes(self) -> set[tuple[str, str]]:
+        """(name, signature) of every index any revision of MLflow makes."""
+        if self._all_indexes is None:
+            self._all_indexes = {(i.name, i.signature) for r in self.chain
+                                 if self.has_schema(r.revision)
+                                 for i in self.schema_at(r.revision).indexes}
+        return self._all_indexes
 
     def heavy(self, revision: str) -> list[Heavy]:
         """What makes ``revision`` slow or blocking on a big database."""

@@ -136,6 +136,28 @@ class Index:
     oid: int | None = None
 
     @property
+    def key_texts(self) -> tuple[str, ...]:
+        """Each key as written in the definition, with its opclass, collation and order
+        (``name text_pattern_ops``, ``x DESC``): what redundancy must compare."""
+        match = re.search(r" USING \w+ \(", self.definition)
+        if not match:
+            return self.keys
+        depth, start, parts = 1, match.end(), []
+        for i in range(match.end(), len(self.definition)):
+            char = self.definition[i]
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+                if depth == 0:
+                    parts.append(self.definition[start:i].strip())
+                    break
+            elif char == "," and depth == 1:
+                parts.append(self.definition[start:i].strip())
+                start = i + 1
+        return tuple(parts)
+
+    @property
     def signature(self) -> str:
         """The definition without the index's own name: equal for equivalent indexes."""
         body = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ ", "", self.definition)
