@@ -50,7 +50,7 @@ def test_active_experiments(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
 @check("team.read_only_session")
 def test_audit_session_cannot_write(mlflowdb):
     """Our own guarantee, checked like any other: the audit session is read-only."""
-    assert mlflowdb.setting("default_transaction_read_only") == "on"
+    assert mlflowdb.setting("transaction_read_only") == "on"
 
 
 def test_alembic_revision_is_known(mlflowdb):
