@@ -1,0 +1,89 @@
+"""Behind a transaction-mode pgbouncer the audit leaves nothing on the shared connection."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from helpers import checks_by_id, dbname_of, report
+
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+
+
+@pytest.fixture
+def pooler(pg18, mlflow_uri):
+    """pgbouncer, pool_mode=transaction, ONE server connection shared by every client."""
+    if not os.path.exists(PGBOUNCER):
+        pytest.skip("pgbouncer is not installed (.ci/run installs it)")
+    base = Path(tempfile.mkdtemp(prefix="mlflowdb-pgbouncer-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (base / "users.txt").write_text('"postgres" ""\n')
+    server = (f"host={pg18.host} port={pg18.port} dbname={dbname_of(mlflow_uri)} "
+              f"user=postgres password={pg18.password}")
+    (base / "pgbouncer.ini").write_text(f"""
+[databases]
+mlflow = {server}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {base / "users.txt"}
+pool_mode = transaction
+default_pool_size = 1
+max_client_conn = 20
+ignore_startup_parameters = extra_float_digits
+logfile = {base / "pgbouncer.log"}
+""")
+    run_as = {}
+    if os.geteuid() == 0:
+        import pwd
+
+        entry = pwd.getpwnam("nobody")
+        run_as = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+        os.chown(base, entry.pw_uid, entry.pw_gid)
+        for child in base.iterdir():
+            os.chown(child, entry.pw_uid, entry.pw_gid)
+    process = subprocess.Popen([PGBOUNCER, str(base / "pgbouncer.ini")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **run_as)
+    uri = f"postgresql://postgres@127.0.0.1:{port}/mlflow?sslmode=disable"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                psycopg.connect(uri, connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield uri
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_audit_through_a_transaction_pooler_leaves_mlflow_writable(pytester, pooler):
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={pooler}", f"--mlflowdb-report={json_path}")
+    checks = checks_by_id(report(json_path))
+    assert checks["schema.revision"]["outcome"] == "passed"
+    assert result.ret == 0
+    # The next client of the pool gets the very server connection the audit used.
+    with psycopg.connect(pooler, autocommit=True) as conn:
+        state = conn.execute(
+            "SELECT current_setting('default_transaction_read_only'), "
+            "current_setting('statement_timeout'), current_setting('lock_timeout')").fetchone()
+        assert state == ("off", "0", "0")
+        conn.execute("INSERT INTO experiments (name, lifecycle_stage) VALUES ('after-audit', "
+                     "'active')")
