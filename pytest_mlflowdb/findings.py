@@ -92,7 +92,7 @@ class Findings:
         return OUTCOME_OF[self.severity]
 
     def summary(self) -> str:
-        """One line: the worst findings' messages, or the first figure when all is well."""
+        """One line: the messages of the worst findings (at most three, then a count)."""
         worst = self.severity
         chosen = [f for f in self._items if f.severity == worst] or self._items
         if not chosen:

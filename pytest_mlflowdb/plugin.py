@@ -239,6 +239,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if (file_path.suffix == ".py" and file_path.parent == CHECKS_DIR
             and not file_path.name.startswith("_")):
         state = parent.config.stash.get(_STATE, None)
+        patterns = parent.config.getini("python_files")
+        if any(file_path.match(p) for p in patterns):
+            return None  # pytest's own collector takes it (python_files = *.py, say)
         if state is not None and state.settings.active:
             return pytest.Module.from_parent(parent, path=file_path)
     return None

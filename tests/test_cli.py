@@ -403,3 +403,10 @@ def test_report_that_cannot_be_written(pytester):
     assert late.ret == pytest.ExitCode.TESTS_FAILED
     assert "mlflowdb: could not write the report" in late.stdout.str()
     assert "Traceback" not in late.stdout.str() + late.stderr.str()
+
+
+def test_builtin_checks_are_collected_once_whatever_python_files_says(pytester, mlflow_uri):
+    pytester.makeini("[pytest]\npython_files = *.py\n")
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--collect-only", "-q")
+    ids = [line for line in result.stdout.lines if "::test_" in line]
+    assert len(ids) == len(BUILTIN) == len(set(ids))
