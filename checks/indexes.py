@@ -31,6 +31,10 @@ def test_required(mlflowdb, mlflowdb_findings):
     for index in diff.missing_indexes:
         mlflowdb_findings.fail(f"{schema}.{index.name}", f"index missing: {index.definition}",
                                "missing", index.definition)
+    for want, have in diff.redefined_indexes:
+        mlflowdb_findings.fail(f"{schema}.{have.name}", f"index differs: {have.definition}; "
+                               f"MLflow makes {want.definition}", have.definition,
+                               want.definition)
     for want, have in diff.renamed_indexes:
         mlflowdb_findings.info(f"{schema}.{have.name}", f"equivalent to MLflow's {want.name} "
                                "(same definition, another name)", have.name, want.name)

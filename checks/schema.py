@@ -101,7 +101,7 @@ def _against_expectation(db, findings, catalog, table, revision, target, label) 
         for h in heavy[rev.revision]:
             size = sizes.get(h.table) if h.table else None
             notes.append(h.note + (f" [{h.table} is {format_value('size', size.bytes)}, "
-                                   f"~{size.estimated_rows} rows]" if size else ""))
+                                   f"{size.rows_text}]" if size else ""))
         findings.add(f"{step:02d} {rev.revision}", "warning" if notes else "info",
                      rev.description + (f"; HEAVY: {'; '.join(notes)}" if notes else ""),
                      rev.first_release, None)
@@ -117,9 +117,17 @@ def test_tables(mlflowdb, mlflowdb_findings):
                                f"{revision})", "missing", "present")
     for sequence in diff.missing_sequences:
         mlflowdb_findings.fail(f"{schema}.{sequence}", "sequence missing", "missing", "present")
+    for table, flag in diff.table_flags:
+        if flag == "unlogged":
+            mlflowdb_findings.fail(f"{schema}.{table}", "table is UNLOGGED: its rows are lost "
+                                   "after a crash and never reach a replica", flag, "logged")
+        else:
+            mlflowdb_findings.warn(f"{schema}.{table}", f"{flag} is enabled: MLflow does not "
+                                   "set it up, and a role without a policy sees no rows", flag,
+                                   None)
     for table in diff.extra_tables:
         mlflowdb_findings.info(f"{schema}.{table}", "table not made by MLflow", "extra", None)
-    if not diff.missing_tables and not diff.missing_sequences:
+    if not diff.missing_tables and not diff.missing_sequences and not diff.table_flags:
         mlflowdb_findings.ok(schema, f"all {len(expected.tables)} tables of revision {revision} "
                              "present", len(expected.tables), len(expected.tables))
 
@@ -136,10 +144,17 @@ def test_columns(mlflowdb, mlflowdb_findings):
         mlflowdb_findings.fail(f"{schema}.{change.table}.{change.column}",
                                f"{change.field} is {change.actual!r}, MLflow makes "
                                f"{change.expected!r}", change.actual, change.expected)
+    blocking = {(t, c.name) for t, c in diff.blocking_columns}
+    for table, column in diff.blocking_columns:
+        mlflowdb_findings.fail(f"{schema}.{table}.{column.name}",
+                               f"column not made by MLflow is NOT NULL without a default "
+                               f"({column.type}): MLflow's inserts into {table} will fail",
+                               "NOT NULL, no default", "nullable or a default")
     for table, column in diff.extra_columns:
-        mlflowdb_findings.info(f"{schema}.{table}.{column.name}",
-                               f"column not made by MLflow ({column.type})", "extra", None)
-    if not diff.missing_columns and not diff.changed_columns:
+        if (table, column.name) not in blocking:
+            mlflowdb_findings.info(f"{schema}.{table}.{column.name}",
+                                   f"column not made by MLflow ({column.type})", "extra", None)
+    if not diff.missing_columns and not diff.changed_columns and not blocking:
         count = sum(len(c) for c in expected.tables.values())
         mlflowdb_findings.ok(schema, f"all {count} columns of revision {revision} as MLflow "
                              "makes them", count, count)
@@ -161,6 +176,17 @@ def test_constraints(mlflowdb, mlflowdb_findings):
                                want.definition)
     for trigger in diff.missing_triggers:
         mlflowdb_findings.fail(f"{schema}.{trigger}", "trigger missing", "missing", "present")
+    for want, have, how in diff.changed_triggers:
+        mlflowdb_findings.fail(f"{schema}.{want.table}.{want.name}", f"trigger differs: it {how}; "
+                               f"MLflow makes {want.definition}", have.name, want.name)
+    for trigger in diff.extra_triggers:
+        mlflowdb_findings.info(f"{schema}.{trigger.table}.{trigger.name}",
+                               f"trigger not made by MLflow: {trigger.definition}"
+                               + ("" if trigger.enabled else " (disabled)"), "extra", None)
+    for want, extra in diff.duplicate_constraints:
+        mlflowdb_findings.info(f"{schema}.{extra.table}.{extra.name}",
+                               f"duplicates MLflow's {want.name} ({want.definition})",
+                               extra.name, want.name)
     for want, have in diff.renamed_constraints:
         mlflowdb_findings.info(f"{schema}.{have.table}.{have.name}",
                                f"equivalent to MLflow's {want.name}", have.name, want.name)
@@ -168,7 +194,8 @@ def test_constraints(mlflowdb, mlflowdb_findings):
         mlflowdb_findings.info(f"{schema}.{c.table}.{c.name}",
                                f"{CONSTRAINT_KINDS[c.type]} not made by MLflow: {c.definition}",
                                "extra", None)
-    if not (diff.missing_constraints or diff.changed_constraints or diff.missing_triggers):
+    if not (diff.missing_constraints or diff.changed_constraints or diff.missing_triggers
+            or diff.changed_triggers):
         mlflowdb_findings.ok(schema, f"all {len(expected.constraints)} constraints and "
                              f"{len(expected.triggers)} trigger(s) of revision {revision} present",
                              len(expected.constraints), len(expected.constraints))

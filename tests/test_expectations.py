@@ -30,6 +30,9 @@ def test_behind_lists_pending_migrations_in_order_flagging_heavy_ones(
     assert "index_metrics_run_uuid_key_step on metrics without CONCURRENTLY" in \
         metrics_index["message"]
     assert "[metrics is " in metrics_index["message"]  # with the table's current size
+    assert "row count unknown (never analysed)" in metrics_index["message"]  # not "~0 rows"
+    backfill = heavy["38 75868b020152"]["message"]
+    assert "backfills trace analytics" in backfill and "[trace_info is " in backfill
     assert steps[0]["severity"] == "info" and steps[0]["value"] == "3.0.0"
     # endpoint_model_mappings is created (empty) by pending step 13: indexing it is cheap
     assert "16 c9d4e5f6a7b8" not in heavy and "13 1bd49d398cd23" not in heavy

@@ -199,3 +199,87 @@ def test_a_hand_made_table_sharing_a_later_mlflow_name_is_not_a_rewind(
     assert checks["schema.revision"]["outcome"] == "passed"
     assert any(f["object"] == "public.jobs" and f["severity"] == "info"
                for f in checks["schema.tables"]["findings"])
+
+
+# -- second review: faults that used to pass silently ---------------------------------
+def test_identity_column_dropped(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE sql_assessment_daily_rollups ALTER COLUMN id DROP IDENTITY")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.columns"])
+    assert finding["object"] == "public.sql_assessment_daily_rollups.id"
+    assert "identity" in finding["message"] and finding["threshold"] == "by default"
+
+
+def test_catalog_ddl_keeps_identity_columns_working(mlflowdb_database_factory):
+    uri = mlflowdb_database_factory(source="catalog", revision="dc11669786a5")
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("INSERT INTO experiments (experiment_id, name, lifecycle_stage) "
+                     "VALUES (7, 'e', 'active')")
+        conn.execute("INSERT INTO sql_assessment_daily_rollups (experiment_id, rollup_day, "
+                     "metric_name, grouping_set, sample_count) VALUES (7, current_date, 'm', "
+                     "'g', 1)")
+        new = conn.execute("INSERT INTO experiments (name, lifecycle_stage) VALUES ('f', "
+                           "'active') RETURNING experiment_id").fetchone()[0]
+    assert new == 1  # the serial sequence is there and owned by experiments.experiment_id
+
+
+def test_unlogged_table_and_row_level_security(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE latest_metrics SET UNLOGGED",
+        "ALTER TABLE runs ENABLE ROW LEVEL SECURITY")
+    _, checks = audit(pytester, mlflow_uri)
+    tables = checks["schema.tables"]
+    assert tables["outcome"] == "failed"
+    by_object = {f["object"]: f for f in tables["findings"]}
+    assert by_object["public.latest_metrics"]["severity"] == "failure"
+    assert "UNLOGGED" in by_object["public.latest_metrics"]["message"]
+    assert by_object["public.runs"]["severity"] == "warning"
+
+
+def test_hand_added_not_null_column_without_default_fails(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE runs ADD COLUMN team text NOT NULL DEFAULT 'x'",
+        "ALTER TABLE runs ALTER COLUMN team DROP DEFAULT")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.columns"])
+    assert finding["object"] == "public.runs.team"
+    assert "inserts into runs will fail" in finding["message"]
+
+
+@pytest.mark.parametrize("fault, expected", [
+    ("ALTER TABLE secrets DISABLE TRIGGER prevent_secrets_aad_mutation", "is DISABLED"),
+    ("CREATE OR REPLACE FUNCTION prevent_secrets_aad_mutation() RETURNS trigger "
+     "LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$", "whose body differs"),
+    ("DROP TRIGGER prevent_secrets_aad_mutation ON secrets; CREATE TRIGGER "
+     "prevent_secrets_aad_mutation BEFORE INSERT ON secrets FOR EACH ROW EXECUTE FUNCTION "
+     "prevent_secrets_aad_mutation()", "BEFORE INSERT"),
+], ids=["disabled", "gutted", "redefined"])
+def test_changed_trigger(pytester, mlflow_uri, fault, expected):
+    sql(mlflow_uri, fault)
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["schema.constraints"])
+    assert finding["object"] == "public.secrets.prevent_secrets_aad_mutation"
+    assert "trigger differs" in finding["message"] and expected in finding["message"]
+
+
+def test_duplicate_constraint_and_extra_trigger_are_information(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE runs ADD CONSTRAINT zz_dup_fk FOREIGN KEY (experiment_id) "
+        "REFERENCES experiments(experiment_id)",
+        "CREATE FUNCTION team_audit() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RETURN NEW; END $$",
+        "CREATE TRIGGER team_audit AFTER INSERT ON runs FOR EACH ROW EXECUTE FUNCTION "
+        "team_audit()")
+    result, checks = audit(pytester, mlflow_uri)
+    constraints = checks["schema.constraints"]
+    assert constraints["outcome"] == "passed"
+    info = {f["object"]: f["message"] for f in constraints["findings"] if f["severity"] == "info"}
+    assert "duplicates MLflow's runs_experiment_id_fkey" in info["public.runs.zz_dup_fk"]
+    assert "trigger not made by MLflow" in info["public.runs.team_audit"]
+
+
+def test_index_redefined_under_mlflows_name(pytester, mlflow_uri):
+    sql(mlflow_uri, "DROP INDEX index_params_run_uuid",
+        "CREATE INDEX index_params_run_uuid ON params (key)")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["indexes.required"])
+    assert finding["object"] == "public.index_params_run_uuid"
+    assert finding["message"].startswith("index differs: CREATE INDEX index_params_run_uuid ON "
+                                         "params USING btree (key)")

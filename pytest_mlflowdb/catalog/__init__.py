@@ -24,10 +24,16 @@ from ..probes.schema import Snapshot
 
 # Migrations that move data (their cost grows with the rows they touch), from MLflow's
 # migration scripts; index builds and rebuilt keys are found from the schemas themselves.
-DATA_MIGRATIONS = {
-    "90e64c465722": ("runs", "copies runs.user_id into an mlflow.user tag for every run, "
-                             "loading each run through the ORM"),
-    "89d4b8295536": ("metrics", "fills latest_metrics from the whole metrics table"),
+DATA_MIGRATIONS: dict[str, list[tuple[str, str]]] = {
+    "90e64c465722": [("runs", "copies runs.user_id into an mlflow.user tag for every run, "
+                              "loading each run through the ORM")],
+    "89d4b8295536": [("metrics", "fills latest_metrics from the whole metrics table")],
+    "75868b020152": [
+        ("trace_info", "backfills trace analytics and costs into every trace_info row"),
+        ("spans", "backfills span costs and models into every spans row"),
+        ("assessments", "backfills assessment analytics into every assessments row"),
+    ],
+    "dc11669786a5": [("jobs", "updates existing jobs rows for the new executor columns")],
 }
 
 
@@ -153,8 +159,7 @@ class Catalog:
     def heavy(self, revision: str) -> list[Heavy]:
         """What makes ``revision`` slow or blocking on a big database."""
         notes = []
-        if revision in DATA_MIGRATIONS:
-            notes.append(Heavy(*DATA_MIGRATIONS[revision]))
+        notes += [Heavy(table, note) for table, note in DATA_MIGRATIONS.get(revision, [])]
         previous = self.revision(revision).down_revision
         if previous is None or not (self.has_schema(revision) and self.has_schema(previous)):
             return notes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..probes.schema import Column, Constraint, Index, Snapshot
+from ..probes.schema import Column, Constraint, Index, Snapshot, Trigger
 
 CONSTRAINT_KINDS = {"p": "PRIMARY KEY", "f": "FOREIGN KEY", "u": "UNIQUE", "c": "CHECK",
                     "x": "EXCLUDE"}
@@ -35,11 +35,19 @@ class SchemaDiff:
     extra_constraints: list[Constraint] = field(default_factory=list)
     changed_constraints: list[tuple[Constraint, Constraint]] = field(default_factory=list)
     renamed_constraints: list[tuple[Constraint, Constraint]] = field(default_factory=list)
+    duplicate_constraints: list[tuple[Constraint, Constraint]] = field(default_factory=list)
     missing_indexes: list[Index] = field(default_factory=list)
     extra_indexes: list[Index] = field(default_factory=list)
     renamed_indexes: list[tuple[Index, Index]] = field(default_factory=list)
+    redefined_indexes: list[tuple[Index, Index]] = field(default_factory=list)
     missing_sequences: list[str] = field(default_factory=list)
     missing_triggers: list[str] = field(default_factory=list)
+    changed_triggers: list[tuple[Trigger, Trigger, str]] = field(default_factory=list)
+    extra_triggers: list[Trigger] = field(default_factory=list)
+    #: (table, flag) for storage MLflow does not set up: "unlogged", "row level security"
+    table_flags: list[tuple[str, str]] = field(default_factory=list)
+    #: hand-added columns that are NOT NULL without a default: MLflow's inserts fail
+    blocking_columns: list[tuple[str, Column]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -54,18 +62,51 @@ def compare(expected: Snapshot, actual: Snapshot) -> SchemaDiff:
         want, have = expected.columns(table), actual.columns(table)
         diff.missing_columns += [(table, want[c]) for c in want if c not in have]
         diff.extra_columns += [(table, have[c]) for c in have if c not in want]
+        diff.blocking_columns += [
+            (table, have[c]) for c in have if c not in want and not have[c].nullable
+            and have[c].default is None and not have[c].identity and not have[c].generated]
+        for flag in actual.table_flags.get(table, []):
+            if flag not in expected.table_flags.get(table, []):
+                diff.table_flags.append((table, flag))
         for name in (c for c in want if c in have):
-            for attr in ("type", "nullable", "default", "generated"):
+            for attr in ("type", "nullable", "default", "generated", "identity", "collation"):
                 if getattr(want[name], attr) != getattr(have[name], attr):
                     diff.changed_columns.append(ColumnChange(
                         table, name, attr, getattr(want[name], attr), getattr(have[name], attr)))
     _constraints(expected, actual, diff)
     _indexes(expected, actual, diff)
     diff.missing_sequences = sorted(set(expected.sequences) - set(actual.sequences))
-    have_triggers = {(t.table, t.definition) for t in actual.triggers}
-    diff.missing_triggers = sorted(f"{t.table}.{t.name}" for t in expected.triggers
-                                   if (t.table, t.definition) not in have_triggers)
+    _triggers(expected, actual, diff)
     return diff
+
+
+def _trigger_body(t: Trigger) -> str:
+    """The trigger's definition without its own name (equal for a renamed twin)."""
+    return t.definition.replace(f"TRIGGER {t.name} ", "TRIGGER ", 1)
+
+
+def _triggers(expected: Snapshot, actual: Snapshot, diff: SchemaDiff) -> None:
+    by_name = {(t.table, t.name): t for t in actual.triggers}
+    by_body = {(t.table, _trigger_body(t)): t for t in actual.triggers}
+    matched = set()
+    for want in expected.triggers:
+        have = by_name.get((want.table, want.name)) or by_body.get((want.table,
+                                                                     _trigger_body(want)))
+        if have is None:
+            diff.missing_triggers.append(f"{want.table}.{want.name}")
+            continue
+        matched.add((have.table, have.name))
+        if _trigger_body(have) != _trigger_body(want):
+            diff.changed_triggers.append((want, have, f"is {have.definition}"))
+        elif have.function_definition != want.function_definition:
+            diff.changed_triggers.append((want, have, f"calls {have.function}(), whose body "
+                                                      "differs from MLflow's"))
+        elif not have.enabled:
+            diff.changed_triggers.append((want, have, "is DISABLED"))
+        elif have.name != want.name:
+            diff.changed_triggers.append((want, have, f"is named {have.name}"))
+    diff.extra_triggers = [t for t in actual.triggers if (t.table, t.name) not in matched
+                           and t.table in expected.tables]
 
 
 def _constraints(expected: Snapshot, actual: Snapshot, diff: SchemaDiff) -> None:
@@ -87,8 +128,12 @@ def _constraints(expected: Snapshot, actual: Snapshot, diff: SchemaDiff) -> None
             diff.missing_constraints.append(c)
     diff.extra_constraints = extra
     for signature, c in want.items():
-        if signature in have and have[signature].name != c.name:
-            diff.renamed_constraints.append((c, have[signature]))
+        twins = [x for x in actual.constraints if x.signature == signature]
+        own = [x for x in twins if x.name == c.name]
+        if twins and not own:
+            diff.renamed_constraints.append((c, twins[0]))
+            own = twins[:1]
+        diff.duplicate_constraints += [(c, x) for x in twins if x not in own]
 
 
 def _indexes(expected: Snapshot, actual: Snapshot, diff: SchemaDiff) -> None:
@@ -105,10 +150,12 @@ def _indexes(expected: Snapshot, actual: Snapshot, diff: SchemaDiff) -> None:
         if found is not None and found.signature == index.signature:
             continue
         twin = have.get(index.signature)
-        if twin is None:
-            diff.missing_indexes.append(index)
-        else:
+        if twin is not None:
             diff.renamed_indexes.append((index, twin))
+        elif found is not None:
+            diff.redefined_indexes.append((index, found))
+        else:
+            diff.missing_indexes.append(index)
     wanted = {i.signature for i in expected.indexes}
     diff.extra_indexes = [i for i in actual.indexes
                           if i.signature not in wanted and i.table in expected.tables]

@@ -26,8 +26,12 @@ def ddl(snapshot: Snapshot, revision: str | None) -> list[str]:
         parts = []
         for c in columns:
             line = f"{quote_ident(c.name)} {c.type}"
+            if c.collation:
+                line += f" COLLATE {quote_ident(c.collation)}"
             if c.generated:
                 line += f" GENERATED ALWAYS AS ({c.generated}) STORED"
+            elif c.identity:
+                line += f" GENERATED {c.identity.upper()} AS IDENTITY"
             elif c.default is not None:
                 line += f" DEFAULT {c.default}"
             if not c.nullable:
@@ -35,6 +39,10 @@ def ddl(snapshot: Snapshot, revision: str | None) -> list[str]:
             parts.append(line)
         statements.append(f"CREATE TABLE {quote_ident(table)} (\n    " + ",\n    ".join(parts)
                           + "\n)")
+    for sequence, owner in sorted(snapshot.sequence_owners.items()):
+        table, _, column = owner.partition(".")
+        statements.append(f"ALTER SEQUENCE {quote_ident(sequence)} OWNED BY "
+                          f"{quote_ident(table)}.{quote_ident(column)}")
     order = {"p": 0, "u": 1, "x": 1, "c": 2, "f": 3}
     for c in sorted(snapshot.constraints, key=lambda c: (order[c.type], c.table, c.name)):
         statements.append(f"ALTER TABLE {quote_ident(c.table)} ADD CONSTRAINT "

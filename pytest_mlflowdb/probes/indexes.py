@@ -36,7 +36,7 @@ def index_usage(db: Database, schema: str) -> dict[str, IndexUsage]:
 
 _TABLE_SIZES = """
 SELECT c.relname AS name, pg_total_relation_size(c.oid) AS bytes,
-       greatest(c.reltuples, 0)::bigint AS estimated_rows
+       CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END AS estimated_rows
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND c.relname = ANY(%(tables)s)
 """
@@ -46,7 +46,12 @@ WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND c.relname = ANY(%(t
 class TableSize:
     name: str
     bytes: int
-    estimated_rows: int
+    estimated_rows: int | None  # None: never analysed, so unknown
+
+    @property
+    def rows_text(self) -> str:
+        return (f"~{self.estimated_rows} rows" if self.estimated_rows is not None
+                else "row count unknown (never analysed)")
 
 
 def table_sizes(db: Database, schema: str, tables: Iterable[str]) -> dict[str, TableSize]:
@@ -54,7 +59,7 @@ def table_sizes(db: Database, schema: str, tables: Iterable[str]) -> dict[str, T
     names = sorted(set(tables))
     if not names:
         return {}
-    return {r["name"]: TableSize(r["name"], int(r["bytes"]), int(r["estimated_rows"]))
+    return {r["name"]: TableSize(r["name"], int(r["bytes"]), r["estimated_rows"])
             for r in db.rows(_TABLE_SIZES, {"schema": schema, "tables": names})}
 
 

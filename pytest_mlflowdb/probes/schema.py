@@ -20,10 +20,16 @@ Rows = Callable[[str, Any], list[dict[str, Any]]]
 _COLUMNS = """
 SELECT c.relname AS table_name, a.attname AS column_name,
        format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable,
-       pg_get_expr(d.adbin, d.adrelid) AS expr, a.attgenerated::text AS generated
+       pg_get_expr(d.adbin, d.adrelid) AS expr, a.attgenerated::text AS generated,
+       CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END AS identity,
+       CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
+            THEN co.collname::text END AS collation,
+       c.relpersistence::text AS persistence, c.relrowsecurity AS rls
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type ty ON ty.oid = a.atttypid
+LEFT JOIN pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
 WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p')
 ORDER BY c.relname, a.attnum
@@ -60,16 +66,27 @@ WHERE n.nspname = %(schema)s
 ORDER BY t.relname, i.relname
 """
 
+# Sequences of identity columns belong to their column (made with it), so they are left
+# out; a serial column's sequence is listed with the column that owns it.
 _SEQUENCES = """
-SELECT c.relname AS name
+SELECT c.relname AS name,
+       (SELECT t.relname || '.' || a.attname
+        FROM pg_depend d
+        JOIN pg_class t ON t.oid = d.refobjid
+        JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+        WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+          AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' LIMIT 1) AS owner
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %(schema)s AND c.relkind = 'S'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'i')
 ORDER BY c.relname
 """
 
 _TRIGGERS = """
 SELECT c.relname AS table_name, t.tgname AS name, pg_get_triggerdef(t.oid) AS definition,
-       p.proname AS function, pg_get_functiondef(p.oid) AS function_definition
+       p.proname AS function, pg_get_functiondef(p.oid) AS function_definition,
+       t.tgenabled <> 'D' AS enabled
 FROM pg_trigger t
 JOIN pg_class c ON c.oid = t.tgrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -86,6 +103,8 @@ class Column:
     nullable: bool
     default: str | None
     generated: str | None = None
+    identity: str | None = None  # "always" or "by default"
+    collation: str | None = None  # only when not the type's default
 
 
 @dataclass(frozen=True)
@@ -102,21 +121,25 @@ class Constraint:
         return (self.table, self.type, self.definition)
 
 
-_CAST = re.compile(r"::(?:\w+(?: \w+)*)(?:\(\d+(?:,\d+)?\))?(?:\[\])?")
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_WRAPPED_ARRAY = re.compile(r"\(ARRAY\[([^\]]*)\]\)::\w+(?: \w+)*\[\]")
+_ARRAY = re.compile(r"ARRAY\[([^\]]*)\]")
 
 
 def normalise_check(definition: str) -> str:
-    """A CHECK definition without casts and parentheses, for comparison only.
+    """A CHECK definition with its ``IN`` lists in one spelling, for comparison only.
 
     PostgreSQL deparses ``x IN ('a','b')`` on a varchar column as
     ``(x)::text = ANY ((ARRAY['a'::character varying, ...])::text[])`` when MLflow's
     migration made it, but as ``... ANY (ARRAY[('a'::character varying)::text, ...])``
     once that text is executed again (by pg_dump/pg_restore or by our DDL): the same
-    constraint, spelled two ways.
+    constraint, spelled two ways. Only array literals are rewritten (to their string
+    elements); everything else, parentheses included, must match as written.
     """
-    text = _CAST.sub("", definition)
-    text = text.replace("(", "").replace(")", "")
-    return " ".join(text.split())
+    def literals(match: re.Match) -> str:
+        return "ARRAY[" + ", ".join(_STRING.findall(match.group(1))) + "]"
+
+    return _ARRAY.sub(literals, _WRAPPED_ARRAY.sub(literals, definition))
 
 
 @dataclass(frozen=True)
@@ -171,6 +194,7 @@ class Trigger:
     definition: str
     function: str
     function_definition: str
+    enabled: bool = True
 
 
 @dataclass
@@ -182,6 +206,10 @@ class Snapshot:
     indexes: list[Index] = field(default_factory=list)
     sequences: list[str] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
+    #: sequence -> "table.column" that owns it (serial columns)
+    sequence_owners: dict[str, str] = field(default_factory=dict)
+    #: table -> non-default storage properties: "unlogged", "row level security"
+    table_flags: dict[str, list[str]] = field(default_factory=dict)
 
     def columns(self, table: str) -> dict[str, Column]:
         return {c.name: c for c in self.tables.get(table, [])}
@@ -189,7 +217,8 @@ class Snapshot:
     # -- JSON (the catalog's storage form; validity flags and oids are live-only) ---------
     def to_json(self) -> dict[str, Any]:
         return {
-            "tables": {t: [[c.name, c.type, c.nullable, c.default, c.generated] for c in cols]
+            "tables": {t: [[c.name, c.type, c.nullable, c.default, c.generated, c.identity,
+                            c.collation] for c in cols]
                        for t, cols in sorted(self.tables.items())},
             "constraints": [[c.table, c.name, c.type, c.definition]
                             for c in sorted(self.constraints, key=lambda c: (c.table, c.name))],
@@ -197,8 +226,11 @@ class Snapshot:
                          list(i.keys), list(i.include), i.predicate, i.backs_constraint]
                         for i in sorted(self.indexes, key=lambda i: (i.table, i.name))],
             "sequences": sorted(self.sequences),
-            "triggers": [[t.table, t.name, t.definition, t.function, t.function_definition]
+            "sequence_owners": dict(sorted(self.sequence_owners.items())),
+            "triggers": [[t.table, t.name, t.definition, t.function, t.function_definition,
+                          t.enabled]
                          for t in sorted(self.triggers, key=lambda t: (t.table, t.name))],
+            "table_flags": {t: list(f) for t, f in sorted(self.table_flags.items())},
         }
 
     @classmethod
@@ -211,6 +243,8 @@ class Snapshot:
                            backs_constraint=i[9]) for i in data["indexes"]],
             sequences=list(data["sequences"]),
             triggers=[Trigger(*t) for t in data["triggers"]],
+            sequence_owners=dict(data.get("sequence_owners", {})),
+            table_flags={t: list(f) for t, f in data.get("table_flags", {}).items()},
         )
 
 
@@ -233,7 +267,12 @@ def capture(rows: Rows, schema: str) -> Snapshot:
         snap.tables.setdefault(r["table_name"], []).append(Column(
             r["column_name"], r["type"], r["nullable"],
             None if generated else expr, expr if generated else None,
+            r["identity"], r["collation"],
         ))
+        flags = [flag for flag, on in (("unlogged", r["persistence"] == "u"),
+                                       ("row level security", r["rls"])) if on]
+        if flags:
+            snap.table_flags[r["table_name"]] = flags
     snap.constraints = [
         Constraint(r["table_name"], r["name"], r["type"], _unqualify(r["definition"], schema))
         for r in rows(_CONSTRAINTS, params)
@@ -247,10 +286,13 @@ def capture(rows: Rows, schema: str) -> Snapshot:
               oid=r["oid"])
         for r in rows(_INDEXES, params)
     ]
-    snap.sequences = [r["name"] for r in rows(_SEQUENCES, params)]
+    for r in rows(_SEQUENCES, params):
+        snap.sequences.append(r["name"])
+        if r["owner"]:
+            snap.sequence_owners[r["name"]] = r["owner"]
     snap.triggers = [
         Trigger(r["table_name"], r["name"], _unqualify(r["definition"], schema), r["function"],
-                _unqualify(r["function_definition"], schema))
+                _unqualify(r["function_definition"], schema), r["enabled"])
         for r in rows(_TRIGGERS, params)
     ]
     return snap
