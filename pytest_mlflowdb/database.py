@@ -60,17 +60,6 @@ class Preflight:
     def can_read_all_stats(self) -> bool:
         return self.is_superuser or bool({"pg_monitor", "pg_read_all_stats"} & set(self.roles))
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "server_version": self.server_version,
-            "in_recovery": self.in_recovery,
-            "current_user": self.current_user,
-            "is_superuser": self.is_superuser,
-            "roles": list(self.roles),
-            "extensions": dict(self.extensions),
-            "mlflow_schema": self.mlflow_schema,
-            "schema_revision": self.schema_revision,
-        }
 
 
 def one_line(exc: BaseException, target: Target) -> str:

@@ -139,17 +139,17 @@ def parse_target(text: str) -> Target:
         _check_uri_port(raw, secrets)
     elif "=" not in raw:
         raise TargetError(
-            f"{_shown(raw, secrets)!r} is neither a postgresql:// URI nor a key=value string"
+            f"{scrub(raw, secrets)!r} is neither a postgresql:// URI nor a key=value string"
         )
     try:
         params = pg_conninfo.conninfo_to_dict(raw)
     except Exception as exc:  # psycopg.ProgrammingError: libpq could not parse it
         message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "", secrets)
-        raise TargetError(f"malformed database URI {_shown(raw, secrets)!r}: {message}") from None
+        raise TargetError(f"malformed database URI {scrub(raw, secrets)!r}: {message}") from None
     for port in str(params.get("port") or "").split(","):
         if port and not port.strip().isdigit():
             raise TargetError(
-                f"malformed database URI {_shown(raw, secrets)!r}: port {port!r} is not a number"
+                f"malformed database URI {scrub(raw, secrets)!r}: port {port!r} is not a number"
             )
     for key in _SECRET_KEYS:
         if params.get(key):
@@ -166,15 +166,10 @@ def parse_target(text: str) -> Target:
     hosts = str(params.get("host") or "") + str(params.get("dbname") or "")
     if "@" in hosts or any(len(s) >= SEARCH_MIN and s in target.id for s in target.secrets):
         raise TargetError(
-            f"cannot read {_shown(text.strip(), secrets)!r}: its host or database name would "
+            f"cannot read {scrub(text.strip(), secrets)!r}: its host or database name would "
             "hold '@' (percent-encode special characters in user name, password and database)"
         )
     return target
-
-
-def _shown(raw: str, secrets: tuple[str, ...]) -> str:
-    """``raw`` for an error message, with its passwords masked."""
-    return scrub(raw, secrets)
 
 
 def _guess_secrets(raw: str) -> tuple[str, ...]:
@@ -212,7 +207,7 @@ def _check_uri_port(raw: str, secrets: tuple[str, ...]) -> None:
             if port and not port.isdigit():
                 raise ValueError(f"port {port!r} is not a number")
     except ValueError as exc:
-        raise TargetError(f"malformed database URI {_shown(raw, secrets)!r}: {exc}") from None
+        raise TargetError(f"malformed database URI {scrub(raw, secrets)!r}: {exc}") from None
 
 
 def _host_ports(hosts: str, ports: str) -> list[tuple[str, str]]:

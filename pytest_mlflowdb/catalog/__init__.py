@@ -158,8 +158,7 @@ class Catalog:
 
     def heavy(self, revision: str) -> list[Heavy]:
         """What makes ``revision`` slow or blocking on a big database."""
-        notes = []
-        notes += [Heavy(table, note) for table, note in DATA_MIGRATIONS.get(revision, [])]
+        notes = [Heavy(table, note) for table, note in DATA_MIGRATIONS.get(revision, [])]
         previous = self.revision(revision).down_revision
         if previous is None or not (self.has_schema(revision) and self.has_schema(previous)):
             return notes
@@ -169,8 +168,8 @@ class Catalog:
             if index.signature not in old and index.table in before.tables:
                 notes.append(Heavy(index.table, f"builds index {index.name} on {index.table} "
                                    "without CONCURRENTLY (blocks writes until it finishes)"))
+        was = {x.signature for x in before.constraints}
         for c in after.constraints:
-            was = {x.signature for x in before.constraints}
             if c.type == "f" and c.signature not in was and c.table in before.tables:
                 notes.append(Heavy(c.table, f"adds foreign key {c.name} on {c.table} "
                                    "(validates every row)"))

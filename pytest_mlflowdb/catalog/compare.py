@@ -159,7 +159,3 @@ def _indexes(expected: Snapshot, actual: Snapshot, diff: SchemaDiff) -> None:
     wanted = {i.signature for i in expected.indexes}
     diff.extra_indexes = [i for i in actual.indexes
                           if i.signature not in wanted and i.table in expected.tables]
-
-
-def describe_constraint(c: Constraint) -> str:
-    return f"{c.table}.{c.name} ({c.definition})"
