@@ -42,6 +42,11 @@ class TargetUnavailable(Exception):
     """The target could not be resolved or reached; str() is the one-line reason."""
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _releases_of(revision: str | None) -> list[str]:
     if not revision:
         return []
@@ -54,6 +59,16 @@ class Audit:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._targets: dict[str, Target] = {}
+        self._keys: list[TargetKey] = []
+        seen: dict[str, int] = {}
+        for i, t in enumerate(settings.targets):
+            # two URIs for one database (say, as two roles) must not share an id
+            seen[t.id] = seen.get(t.id, 0) + 1
+            self._keys.append(TargetKey(f"uri{i}", t.id if seen[t.id] == 1
+                                        else f"{t.id}#{seen[t.id]}"))
+            self._targets[f"uri{i}"] = t
+        if settings.ephemeral is not None:
+            self._keys.append(TargetKey(EPHEMERAL_KEY, EPHEMERAL_KEY))
         self._attempts: dict[str, ConnectionAttempt] = {}
         self._server: Any = None
         self._ephemeral_error: str | None = None
@@ -62,16 +77,7 @@ class Audit:
 
     # -- targets -------------------------------------------------------------------------
     def keys(self) -> list[TargetKey]:
-        keys, seen = [], {}
-        for i, t in enumerate(self.settings.targets):
-            # two URIs for one database (say, as two roles) must not share an id
-            seen[t.id] = seen.get(t.id, 0) + 1
-            keys.append(TargetKey(f"uri{i}", t.id if seen[t.id] == 1 else f"{t.id}#{seen[t.id]}"))
-        for i, t in enumerate(self.settings.targets):
-            self._targets[f"uri{i}"] = t
-        if self.settings.ephemeral is not None:
-            keys.append(TargetKey(EPHEMERAL_KEY, EPHEMERAL_KEY))
-        return keys
+        return list(self._keys)
 
     def target(self, key: str) -> Target:
         """The Target for ``key``, starting the throwaway server on first use."""
@@ -84,9 +90,7 @@ class Audit:
         try:
             target = self._start_ephemeral()
         except Exception as exc:  # ServerError or anything a provider raised
-            self._ephemeral_error = str(exc).strip().splitlines()[0] if str(exc).strip() else (
-                type(exc).__name__
-            )
+            self._ephemeral_error = _first_line(exc)
             raise TargetUnavailable(self._ephemeral_error) from None
         self._targets[key] = target
         return target
@@ -142,7 +146,7 @@ class Audit:
             attempt = ConnectionAttempt(target_id, None, str(exc), time.perf_counter() - started,
                                         s.connect_timeout)
         except Exception as exc:  # a psycopg error during preflight, say
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = _first_line(exc)
             target = self._targets.get(key)
             reason = target.scrub(reason) if target else reason
             attempt = ConnectionAttempt(target_id, None, reason, time.perf_counter() - started,
