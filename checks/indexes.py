@@ -8,7 +8,6 @@ import pytest
 
 from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.catalog.compare import compare
 from pytest_mlflowdb.probes.indexes import index_usage, stats_age
 from pytest_mlflowdb.probes.schema import Index, live_snapshot
 from pytest_mlflowdb.requirements import require_catalog_schema, require_mlflow_schema
@@ -24,9 +23,8 @@ def _ident(text: str) -> str:
 @check("indexes.required")
 def test_required(mlflowdb, mlflowdb_findings):
     """Every index MLflow makes at this revision exists and is valid (matched by definition)."""
-    schema, revision, expected, _ = require_catalog_schema(mlflowdb)
+    schema, revision, expected, diff = require_catalog_schema(mlflowdb)
     live = live_snapshot(mlflowdb)
-    diff = compare(expected, live)
     missing_tables = set(expected.tables) - set(live.tables)
     for index in diff.missing_indexes:
         mlflowdb_findings.fail(f"{schema}.{index.name}", f"index missing: {index.definition}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS, compare
+from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS
 from pytest_mlflowdb.probes.indexes import table_sizes
 from pytest_mlflowdb.probes.schema import live_snapshot
 from pytest_mlflowdb.requirements import require_catalog_schema
@@ -110,8 +110,7 @@ def _against_expectation(db, findings, catalog, table, revision, target, label) 
 @check("schema.tables")
 def test_tables(mlflowdb, mlflowdb_findings):
     """Every table (and sequence) MLflow makes at this revision exists."""
-    schema, revision, expected, _ = require_catalog_schema(mlflowdb)
-    diff = compare(expected, live_snapshot(mlflowdb))
+    schema, revision, expected, diff = require_catalog_schema(mlflowdb)
     for table in diff.missing_tables:
         mlflowdb_findings.fail(f"{schema}.{table}", f"table missing (MLflow makes it at "
                                f"{revision})", "missing", "present")
@@ -135,8 +134,7 @@ def test_tables(mlflowdb, mlflowdb_findings):
 @check("schema.columns")
 def test_columns(mlflowdb, mlflowdb_findings):
     """Every column MLflow makes has its type, nullability and default."""
-    schema, revision, expected, _ = require_catalog_schema(mlflowdb)
-    diff = compare(expected, live_snapshot(mlflowdb))
+    schema, revision, expected, diff = require_catalog_schema(mlflowdb)
     for table, column in diff.missing_columns:
         mlflowdb_findings.fail(f"{schema}.{table}.{column.name}",
                                f"column missing ({column.type})", "missing", column.type)
@@ -163,8 +161,7 @@ def test_columns(mlflowdb, mlflowdb_findings):
 @check("schema.constraints")
 def test_constraints(mlflowdb, mlflowdb_findings):
     """Primary keys, foreign keys (with their rules), UNIQUE and CHECK constraints, triggers."""
-    schema, revision, expected, _ = require_catalog_schema(mlflowdb)
-    diff = compare(expected, live_snapshot(mlflowdb))
+    schema, revision, expected, diff = require_catalog_schema(mlflowdb)
     for c in diff.missing_constraints:
         mlflowdb_findings.fail(f"{schema}.{c.table}.{c.name}",
                                f"{CONSTRAINT_KINDS[c.type]} missing: {c.definition}",

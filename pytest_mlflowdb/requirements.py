@@ -42,10 +42,14 @@ def require_mlflow_schema(db: Database) -> str:
 def require_catalog_schema(db: Database):
     """Skip unless the database's revision has a schema in the catalog.
 
-    Returns ``(schema, revision, expected Snapshot, catalog)``. A missing or unknown
-    revision is ``schema.revision``'s failure to report, so here it is a skip reason.
+    Returns ``(schema, revision, expected Snapshot, diff)``: the difference between the
+    catalog's schema at that revision and the database's, worked out once per session
+    for all the checks that read it. A missing or unknown revision is
+    ``schema.revision``'s failure to report, so here it is a skip reason.
     """
     from .catalog import load_catalog
+    from .catalog.compare import compare
+    from .probes.schema import live_snapshot
 
     schema = require_mlflow_schema(db)
     pre = db.preflight
@@ -59,4 +63,6 @@ def require_catalog_schema(db: Database):
         pytest.skip(f"revision {revision} is not in any released MLflow (see schema.revision)")
     if not catalog.has_schema(revision):
         pytest.skip(f"the catalog has no schema for revision {revision}; refresh it")
-    return schema, revision, catalog.schema_at(revision), catalog
+    expected = catalog.schema_at(revision)
+    diff = db.cached(f"diff:{schema}:{revision}", lambda d: compare(expected, live_snapshot(d)))
+    return schema, revision, expected, diff
