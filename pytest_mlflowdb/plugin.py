@@ -594,7 +594,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(_STATE, None)
     if state is None or state.audit is None or _is_worker(config):
         return
-    from .report import build_report, write_reports
+    from .report import build_report, scrub_all, write_reports
 
     order = {k.id: i for i, k in enumerate(state.audit.keys())}
     targets = sorted(state.targets.values(), key=lambda t: order.get(t["id"], len(order)))
@@ -604,9 +604,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     records = sorted(state.records, key=lambda r: (order.get(r["target"], len(order)), r["id"]))
     document = build_report(targets, records, state.audit.secrets)
     config.hook.pytest_mlflowdb_report(report=document, config=config)
-    state.document = build_report(document["targets"], document["checks"], state.audit.secrets)
-    state.document.update({k: v for k, v in document.items()
-                           if k not in ("targets", "checks", "summary", "version")})
+    state.document = scrub_all(document, state.audit.secrets)  # what a hook added, too
     try:
         write_reports(state.document, state.settings.reports)
     except OSError as exc:
