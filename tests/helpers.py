@@ -33,3 +33,24 @@ def dbname_of(uri: str) -> str:
 def document_outcomes(path: Path) -> dict[str, int]:
     """The report's non-zero outcome counts."""
     return {k: v for k, v in report(path)["summary"].items() if v}
+
+
+def audit(pytester, uri: str, *args: str) -> tuple[object, dict]:
+    """Run the plugin on ``uri`` in-process; return the result and the checks by id."""
+    json_path = pytester.path / "audit.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={uri}", f"--mlflowdb-report={json_path}",
+                                *args)
+    return result, checks_by_id(report(json_path))
+
+
+def sql(uri: str, *statements: str) -> None:
+    """Inject a fault (or data) with a superuser connection of the test's own."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def failing(check: dict) -> list[dict]:
+    return [f for f in check["findings"] if f["severity"] == "failure"]

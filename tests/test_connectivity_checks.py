@@ -11,14 +11,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import checks_by_id, dbname_of, report, role_uri
+from helpers import audit, dbname_of, role_uri
 from pytest_mlflowdb.checks.connectivity import assess_version, is_local
-
-
-def audit(pytester, uri: str, *args: str) -> tuple[object, dict]:
-    json_path = pytester.path / "audit.json"
-    result = pytester.runpytest(f"--mlflowdb-uri={uri}", f"--mlflowdb-report={json_path}", *args)
-    return result, checks_by_id(report(json_path))
 
 
 # -- headroom --------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_schema_checks import audit
+from helpers import audit
 
 
 def test_equal_passes(pytester, mlflowdb_database_factory):

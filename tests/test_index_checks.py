@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_schema_checks import audit, failing, sql
+from helpers import audit, failing, sql
 
 SEED = (
     "INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (1, 'e', 'active')",

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from helpers import checks_by_id, report
+from helpers import audit, failing, sql
 
 from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
 
 SCHEMA_CHECKS = ("schema.revision", "schema.tables", "schema.columns", "schema.constraints",
                  "indexes.required", "indexes.invalid")
-
-
-def audit(pytester, uri: str, *args: str) -> tuple[object, dict]:
-    json_path = pytester.path / "audit.json"
-    result = pytester.runpytest(f"--mlflowdb-uri={uri}", f"--mlflowdb-report={json_path}",
-                                *args)
-    return result, checks_by_id(report(json_path))
-
-
-def sql(uri: str, *statements: str) -> None:
-    with psycopg.connect(uri, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)
-
-
-def failing(check: dict) -> list[dict]:
-    return [f for f in check["findings"] if f["severity"] == "failure"]
 
 
 # -- genuine schemas ------------------------------------------------------------------
