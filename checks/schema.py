@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS
@@ -33,8 +35,6 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
         return
     table = f"{pre.mlflow_schema}.alembic_version"
     if pre.alembic_error:
-        import pytest
-
         pytest.skip(f"no privilege: {pre.alembic_error}")
     if pre.alembic_versions is None:
         mlflowdb_findings.fail(table, "alembic_version is missing: MLflow will report "
