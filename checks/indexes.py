@@ -8,7 +8,7 @@ import pytest
 
 from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.probes.indexes import index_usage, stats_age
+from pytest_mlflowdb.probes.indexes import IndexShape, index_shapes, index_usage, stats_age
 from pytest_mlflowdb.probes.schema import Index, live_snapshot
 from pytest_mlflowdb.requirements import require_catalog_schema, require_mlflow_schema
 from pytest_mlflowdb.thresholds import format_value
@@ -116,31 +116,48 @@ def test_invalid(mlflowdb, mlflowdb_findings):
                              len(live.indexes), None)
 
 
-def _redundant_pairs(indexes: list[Index]) -> list[tuple[Index, Index, str]]:
-    """(redundant, covering, why): duplicates (also of a unique or primary-key index) and
-    non-unique btree indexes whose keys lead another's. Keys compare with their opclass,
-    collation and order, so ``name text_pattern_ops`` does not duplicate ``name``."""
+def _why_redundant(a: IndexShape, b: IndexShape) -> str | None:
+    """Why ``b`` makes ``a`` redundant ("a duplicate", "a left prefix"), or None.
+
+    Keys compare by their catalog identity (deparsed key, opclass, collation, order), so
+    ``name text_pattern_ops`` does not duplicate ``name``. Both must have the same method
+    and predicate (a partial index is neither a twin nor a prefix of a whole one), ``b``
+    must hold every INCLUDE column of ``a``, and a unique index is redundant only to a
+    unique twin that treats NULLs alike: what it enforces must stay enforced."""
+    if (a.table, a.method, a.predicate) != (b.table, b.method, b.predicate):
+        return None
+    if not a.include <= b.include | {k.text for k in b.keys}:
+        return None
+    ka = tuple(k.identity for k in a.keys)
+    kb = tuple(k.identity for k in b.keys)
+    if ka == kb:
+        if a.unique and not (b.unique and a.nulls_not_distinct == b.nulls_not_distinct):
+            return None
+        return "a duplicate"
+    if a.method == "btree" and not a.unique and len(ka) < len(kb) and kb[: len(ka)] == ka:
+        return "a left prefix"
+    return None
+
+
+def _redundant_pairs(indexes: list[IndexShape]) -> list[tuple[IndexShape, IndexShape, str]]:
+    """(redundant, covering, why) for every usable index another usable one makes
+    redundant; of two mutual twins only one is reported (not the one behind a constraint,
+    else the later name)."""
     pairs = []
-    usable = [i for i in indexes if i.valid and i.ready]
+    usable = [i for i in indexes if i.usable]
     covering_first = sorted(usable, key=lambda i: (not i.backs_constraint, not i.unique, i.name))
     for a in usable:
-        if a.backs_constraint or a.include:
-            continue
+        if a.backs_constraint:
+            continue  # it goes with its constraint
         for b in covering_first:
-            if b is a or (b.table, b.method, b.predicate) != (a.table, a.method, a.predicate):
+            why = None if b is a else _why_redundant(a, b)
+            if why is None:
                 continue
-            ka, kb = a.key_texts, b.key_texts
-            if ka == kb:
-                if a.unique and not b.unique:
-                    continue  # a enforces uniqueness; b is the redundant one
-                if a.unique == b.unique and not b.backs_constraint and b.name > a.name:
-                    continue  # of two equal twins, report the later name once
-                pairs.append((a, b, "a duplicate"))
-                break
-            if (a.method == "btree" and not a.unique and len(ka) < len(kb)
-                    and kb[: len(ka)] == ka):
-                pairs.append((a, b, "a left prefix"))
-                break
+            if (why == "a duplicate" and _why_redundant(b, a) and not b.backs_constraint
+                    and b.name > a.name):
+                continue  # mutual twins: report the later name once
+            pairs.append((a, b, why))
+            break
     return pairs
 
 
@@ -148,18 +165,17 @@ def _redundant_pairs(indexes: list[Index]) -> list[tuple[Index, Index, str]]:
 def test_redundant(mlflowdb, mlflowdb_findings):
     """Duplicate indexes, and indexes whose columns lead another's, with the space they take."""
     schema = require_mlflow_schema(mlflowdb)
-    live = live_snapshot(mlflowdb)
+    live = {i.name: i for i in live_snapshot(mlflowdb).indexes}
     usage = index_usage(mlflowdb, schema)
     # Pairs MLflow itself makes (at any revision) are information: dropping one would fail
     # indexes.required. Known without reading alembic_version, which pg_monitor cannot.
     mlflow_made = load_catalog().mlflow_indexes()
-    pairs = _redundant_pairs(live.indexes)
+    pairs = _redundant_pairs(index_shapes(mlflowdb, schema))
     for redundant, covering, why in pairs:
         size = usage.get(redundant.name)
         shown = format_value("size", size.bytes) if size else "unknown"
         message = (f"is {why} of {covering.name} on {redundant.table}; it takes {shown}")
-        if ((redundant.name, redundant.signature) in mlflow_made
-                and (covering.name, covering.signature) in mlflow_made):
+        if all((i.name, live[i.name].signature) in mlflow_made for i in (redundant, covering)):
             mlflowdb_findings.info(f"{schema}.{redundant.name}", message + " (both made by "
                                    "MLflow: keep it, MLflow expects it)", shown, None)
         else:

@@ -163,3 +163,37 @@ def test_recommended_wants_a_btree_in_the_right_order_and_flags_typos(pytester, 
     assert "public.metrics(key, value)" in warned  # (value, key) leads with the wrong column
     assert warned["public.nosuchtable(x)"]["value"] == "not found"
     assert "public.params(value)" in warned  # folded to lower case, found, not indexed
+
+
+def test_redundant_compares_catalog_keys_not_definition_text(pytester, mlflow_uri):
+    sql(mlflow_uri,
+        # a bracket, a comma and quotes inside string literals and quoted identifiers
+        "CREATE INDEX team_split ON runs ((split_part(name, '(', 1)))",
+        "CREATE INDEX team_split_comma ON runs ((split_part(name, ',', 1)), status)",
+        "CREATE INDEX team_lower ON runs ((lower(name)))",
+        "CREATE INDEX team_lower_status ON runs ((lower(name)), status)",
+        'CREATE TABLE team_odd ("a,b" text, a text, b text, "c)" text)',
+        'CREATE INDEX team_odd_ab ON team_odd ("a,b")',
+        'CREATE INDEX team_odd_a_b ON team_odd (a, b, "c)")',
+        'CREATE INDEX team_odd_c ON team_odd ("c)")',
+        # a unique index is not redundant to a non-unique one it prefixes
+        "CREATE UNIQUE INDEX team_odd_a_unique ON team_odd (a)",
+        # a partial index is neither a duplicate nor a prefix of an unconditional one
+        "CREATE INDEX team_active_status ON runs (status) WHERE lifecycle_stage = 'active'",
+        "CREATE INDEX team_active_status_again ON runs (status) "
+        "WHERE lifecycle_stage = 'active'",
+        "CREATE INDEX team_status_user ON runs (status, user_id)",
+        "CREATE INDEX team_status ON runs (status)",
+        # INCLUDE columns: a twin with the same ones is a duplicate; without them it is not
+        "CREATE INDEX team_name_incl ON runs (name) INCLUDE (end_time)",
+        "CREATE INDEX team_name_incl_twin ON runs (name) INCLUDE (end_time)",
+        "CREATE INDEX team_name_start ON runs (name, start_time)")
+    _, checks = audit(pytester, mlflow_uri)
+    warned = findings_of(checks["indexes.redundant"], "warning")
+    assert set(warned) == {"public.team_lower", "public.team_status",
+                           "public.team_active_status_again", "public.team_name_incl_twin"}
+    assert "a left prefix of team_lower_status" in warned["public.team_lower"]["message"]
+    assert "a left prefix of team_status_user" in warned["public.team_status"]["message"]
+    assert "a duplicate of team_active_status " in \
+        warned["public.team_active_status_again"]["message"]
+    assert "a duplicate of team_name_incl " in warned["public.team_name_incl_twin"]["message"]
