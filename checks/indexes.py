@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import re
+import functools
 
 import pytest
 
 from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.probes.indexes import IndexShape, index_shapes, index_usage, stats_age
-from pytest_mlflowdb.probes.schema import Index, live_snapshot
+from pytest_mlflowdb.probes.indexes import (
+    IndexShape,
+    foreign_keys,
+    index_shapes,
+    index_usage,
+    stats_age,
+    table_sizes,
+)
+from pytest_mlflowdb.probes.schema import live_snapshot
+from pytest_mlflowdb.recommended_indexes import BUILD_COST, RECOMMENDED_INDEXES
 from pytest_mlflowdb.requirements import require_catalog_schema, require_mlflow_schema
 from pytest_mlflowdb.thresholds import format_value
-
-_FK_COLUMNS = re.compile(r"^FOREIGN KEY \(([^)]*)\)")
-
-
-def _ident(text: str) -> str:
-    return text.strip().strip('"')
 
 
 @check("indexes.required")
@@ -54,49 +56,97 @@ def test_required(mlflowdb, mlflowdb_findings):
                              len(expected.indexes))
 
 
-def _leads_with(index: Index, columns: tuple[str, ...], any_order: bool) -> bool:
-    """A valid, unconditional btree whose first keys are ``columns`` (plain columns, in
-    that order unless ``any_order``, as for a foreign key's equality lookups)."""
-    keys = tuple(_ident(k) for k in index.key_texts[: len(columns)])
+def _leads_with(index: IndexShape, columns: tuple[str, ...], any_order: bool) -> bool:
+    """A usable, unconditional btree whose first keys are the plain ``columns`` (in that
+    order unless ``any_order``, as for a foreign key's equality lookups)."""
+    keys = tuple(k.column for k in index.keys[: len(columns)])
     matches = set(keys) == set(columns) if any_order else keys == columns
     return (len(keys) == len(columns) and matches and index.method == "btree"
-            and index.valid and index.ready and index.predicate is None)
+            and index.usable and index.predicate is None)
 
 
-@check("indexes.recommended")
-def test_recommended(mlflowdb, mlflowdb_findings, mlflowdb_settings):
-    """Indexes MLflow's queries need but MLflow does not make, and foreign-key indexes."""
+@functools.lru_cache(maxsize=1)
+def _mlflow_tables() -> frozenset[str]:
+    """Every table any revision of MLflow makes: foreign keys of other tables are the
+    team's own business (never mentioned unless listed in mlflowdb_recommended_indexes)."""
+    catalog = load_catalog()
+    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
+                     for t in catalog.schema_at(r.revision).tables)
+
+
+def _statement(table: str, columns: tuple[str, ...]) -> str:
+    return f"CREATE INDEX CONCURRENTLY ON {table} ({', '.join(columns)});"
+
+
+@check("indexes.recommended", thresholds=("fk_index_min_size",))
+def test_recommended(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_thresholds):
+    """The platform guide's indexes, each with its reason and cost, and foreign keys whose
+    table is big enough that a delete on the referenced table would scan it."""
     schema = require_mlflow_schema(mlflowdb)
     live = live_snapshot(mlflowdb)
-    by_table: dict[str, list[Index]] = {}
-    for index in live.indexes:
+    by_table: dict[str, list[IndexShape]] = {}
+    for index in index_shapes(mlflowdb, schema):
         by_table.setdefault(index.table, []).append(index)
-    wanted = [(table, cols, "MLflow's queries filter on it", False)
-              for table, cols in mlflowdb_settings.recommended_indexes]
-    if mlflowdb_settings.recommend_foreign_key_indexes:
-        for c in live.constraints:
-            match = _FK_COLUMNS.match(c.definition) if c.type == "f" else None
-            if match:
-                cols = tuple(_ident(x) for x in match.group(1).split(","))
-                wanted.append((c.table, cols, f"foreign key {c.name}: deletes and joins on "
-                               "the referenced table scan this one", True))
+    guide = {(r.table, r.columns): r for r in RECOMMENDED_INDEXES}
+    sizes = table_sizes(mlflowdb, schema, [t for t, _ in mlflowdb_settings.recommended_indexes])
     seen = set()
-    for table, cols, why, any_order in wanted:
-        if (table, cols) in seen:
-            continue
+    for table, cols in mlflowdb_settings.recommended_indexes:
         seen.add((table, cols))
         target = f"{schema}.{table}({', '.join(cols)})"
         if table not in live.tables or not set(cols) <= set(live.columns(table)):
             mlflowdb_findings.warn(target, "no such table or column in the MLflow schema: "
                                    "check mlflowdb_recommended_indexes", "not found", None)
             continue
-        satisfied = [i for i in by_table.get(table, []) if _leads_with(i, cols, any_order)]
-        if satisfied:
-            mlflowdb_findings.ok(target, f"served by {satisfied[0].name}", satisfied[0].name,
+        served = [i for i in by_table.get(table, []) if _leads_with(i, cols, False)]
+        if served:
+            mlflowdb_findings.ok(target, f"served by {served[0].name}", served[0].name,
                                  "a btree index leading with these columns")
+            continue
+        size = sizes.get(table)
+        now = f"{table} is now {format_value('size', size.bytes)}, {size.rows_text}" \
+            if size else f"{table}'s size is unknown"
+        entry = guide.get((table, cols))
+        why = (f"{entry.reason}. Cost: {BUILD_COST}; {entry.write_cost}; {now}. "
+               f"Fix: {entry.statement}" if entry else
+               f"listed in mlflowdb_recommended_indexes. Cost: {BUILD_COST}; every insert "
+               f"into {table} maintains it; {now}. Fix: {_statement(table, cols)}")
+        mlflowdb_findings.warn(target, f"no valid btree index leads with these columns: {why}",
+                               "none", "a btree index leading with these columns")
+    if mlflowdb_settings.recommend_foreign_key_indexes:
+        _foreign_key_indexes(mlflowdb, mlflowdb_findings, mlflowdb_thresholds, schema,
+                             by_table, seen)
+
+
+def _foreign_key_indexes(mlflowdb, findings, thresholds, schema: str,
+                         by_table: dict[str, list[IndexShape]], seen: set) -> None:
+    """A foreign key of one of MLflow's tables without an index leading with its columns:
+    a warning from fk_index_min_size (each delete on the referenced table, as mlflow gc
+    does, scans the whole table), information below it."""
+    minimum = thresholds["fk_index_min_size"]
+    for fk in foreign_keys(mlflowdb, schema):
+        if fk.table not in _mlflow_tables() or (fk.table, fk.columns) in seen:
+            continue
+        seen.add((fk.table, fk.columns))
+        target = f"{schema}.{fk.table}({', '.join(fk.columns)})"
+        served = [i for i in by_table.get(fk.table, []) if _leads_with(i, fk.columns, True)]
+        if served:
+            findings.ok(target, f"foreign key {fk.name}: served by {served[0].name}",
+                        served[0].name, "a btree index leading with these columns")
+            continue
+        rows = (f"~{fk.estimated_rows} rows" if fk.estimated_rows is not None
+                else "row count unknown")
+        size = format_value("size", fk.heap_bytes)
+        message = (f"foreign key {fk.name} has no index leading with its columns: deleting "
+                   f"from {fk.referenced} scans {fk.table} ({size}, {rows}) once per "
+                   f"deleted row")
+        limit = thresholds.text("fk_index_min_size")
+        if fk.heap_bytes >= minimum:
+            findings.warn(target, f"{message}; at or above fk_index_min_size {limit}. Cost: "
+                          f"{BUILD_COST}; every insert into {fk.table} maintains it. Fix: "
+                          f"{_statement(fk.table, fk.columns)}", size, limit)
         else:
-            mlflowdb_findings.warn(target, f"no valid btree index leads with these columns; "
-                                   f"{why}", "none", "a btree index leading with these columns")
+            findings.info(target, f"{message}; below fk_index_min_size {limit}, so cheap "
+                          "for now", size, limit)
 
 
 @check("indexes.invalid")

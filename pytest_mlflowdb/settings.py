@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .recommended_indexes import RECOMMENDED_INDEXES
 from .targets import Target, TargetError, parse_target
 from .thresholds import ThresholdError, ThresholdRegistry, ThresholdValues, parse_assignments
 from .thresholds import parse_value as _parse
@@ -21,14 +22,9 @@ EPHEMERAL_KINDS = ("auto", "container", "wheel", "path")
 FAIL_ON = ("error", "warning")
 REPORT_SUFFIXES = (".json", ".md")
 
-#: Indexes MLflow's queries need but MLflow does not make (any valid index whose leading
-#: columns are these satisfies one). search_runs filters runs on experiment_id; metric
-#: history reads metrics by run_uuid; best-metric queries filter on key and value.
-DEFAULT_RECOMMENDED = (
-    ("runs", ("experiment_id",)),
-    ("metrics", ("run_uuid",)),
-    ("metrics", ("key", "value")),
-)
+#: The platform guide's recommended indexes (reasons and costs in recommended_indexes.py);
+#: any valid btree index whose leading columns are these satisfies one.
+DEFAULT_RECOMMENDED = tuple((r.table, r.columns) for r in RECOMMENDED_INDEXES)
 FOREIGN_KEYS_ENTRY = "foreign_keys"
 _INDEX_SPEC = re.compile(r"^\s*(-?)\s*([A-Za-z_][\w$]*)\s*\(\s*([^()]*?)\s*\)\s*$")
 

@@ -179,6 +179,10 @@ BUILTIN: tuple[Threshold, ...] = (
     Threshold("unused_index_min_size", "1MB", "size",
               "never-scanned indexes smaller than this are not worth reporting",
               ("indexes.unused",)),
+    Threshold("fk_index_min_size", "64MB", "size",
+              "a foreign key without a supporting index warns from this table size (each "
+              "delete on the referenced table scans it); below, it is information",
+              ("indexes.recommended",)),
     Threshold("stats_min_age", "7d", "duration",
               "statistics younger than this (since reset or restart) say nothing about use",
               ("indexes.unused",)),

@@ -78,14 +78,63 @@ def test_redundant_indexes_warn_with_their_size(pytester, mlflow_uri):
 def test_recommended_indexes(pytester, mlflow_uri):
     _, checks = audit(pytester, mlflow_uri)
     warned = findings_of(checks["indexes.recommended"], "warning")
-    assert "public.runs(experiment_id)" in warned
-    assert "public.metrics(key, value)" in warned
-    assert "public.experiment_tags(experiment_id)" in warned  # a foreign key without index
+    assert set(warned) == {"public.runs(experiment_id)", "public.metrics(key, value)"}
     assert "public.metrics(run_uuid)" not in warned  # MLflow's index_metrics_run_uuid
     sql(mlflow_uri, "CREATE INDEX team_runs_experiment ON runs (experiment_id, start_time)")
     _, checks = audit(pytester, mlflow_uri)
     ok = findings_of(checks["indexes.recommended"], "ok")
     assert ok["public.runs(experiment_id)"]["value"] == "team_runs_experiment"
+
+
+def test_recommendations_give_their_true_reason_cost_and_statement(pytester, mlflow_uri):
+    sql(mlflow_uri, *SEED)
+    _, checks = audit(pytester, mlflow_uri)
+    warned = findings_of(checks["indexes.recommended"], "warning")
+    runs = warned["public.runs(experiment_id)"]["message"]
+    assert "search_runs filters runs on experiment_id" in runs
+    assert "CREATE INDEX CONCURRENTLY mlflowdb_runs_experiment_id ON runs (experiment_id)" \
+        in runs
+    assert "runs is now " in runs and "~2 rows" not in runs  # SEED is not analysed yet
+    metrics = warned["public.metrics(key, value)"]["message"]
+    assert "MLflow's queries filter on it" not in metrics
+    assert "not MLflow's own queries" in metrics and "best runs by a metric" in metrics
+    assert "every logged metric" in metrics  # the write cost on MLflow's largest table
+    assert "without blocking writes" in metrics
+    assert "CREATE INDEX CONCURRENTLY mlflowdb_metrics_key_value ON metrics (key, value)" \
+        in metrics
+
+
+def test_foreign_key_without_index_warns_only_on_a_large_mlflow_table(pytester, mlflow_uri):
+    sql(mlflow_uri,
+        "INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (1, 'e', 'active')",
+        "INSERT INTO experiment_tags (key, value, experiment_id) "
+        "SELECT 'k' || i, repeat('v', 200), 1 FROM generate_series(1, 500) AS i",
+        "CREATE TABLE team_notes (id int PRIMARY KEY, "
+        "run_uuid varchar(32) REFERENCES runs (run_uuid))",
+        "CREATE SCHEMA team",
+        "CREATE TABLE team.notes (id int PRIMARY KEY, "
+        "experiment_id int REFERENCES public.experiments (experiment_id))")
+    _, checks = audit(pytester, mlflow_uri)
+    recommended = checks["indexes.recommended"]
+    objects = {f["object"] for f in recommended["findings"]}
+    info = findings_of(recommended, "info")
+    # a stock database: small tables without a foreign-key index are information
+    assert "public.experiment_tags(experiment_id)" in info
+    assert "public.logged_model_params(experiment_id)" in info
+    assert "experiment_tags_experiment_id_fkey" in \
+        info["public.experiment_tags(experiment_id)"]["message"]
+    assert not any("team_notes" in o or "notes" in o for o in objects)  # not MLflow's
+    assert set(findings_of(recommended, "warning")) == {"public.runs(experiment_id)",
+                                                       "public.metrics(key, value)"}
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set=fk_index_min_size=64kB")
+    recommended = checks["indexes.recommended"]
+    warned = findings_of(recommended, "warning")
+    big = warned["public.experiment_tags(experiment_id)"]["message"]
+    assert "deleting from experiments scans experiment_tags" in big
+    assert "fk_index_min_size 64kB" in big
+    assert "CREATE INDEX CONCURRENTLY ON experiment_tags (experiment_id)" in big
+    assert "public.logged_model_params(experiment_id)" in findings_of(recommended, "info")
+    assert not any("notes" in f["object"] for f in recommended["findings"])
 
 
 def test_recommended_list_is_configurable(pytester, mlflow_uri):

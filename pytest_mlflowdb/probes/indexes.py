@@ -153,3 +153,40 @@ def index_shapes(db: Database, schema: str) -> list[IndexShape]:
                    bool(r["usable"]))
         for r in d.rows(_SHAPES, {"schema": schema})
     ])
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key of ``table``: deleting (or re-keying) a row of ``referenced`` looks
+    up ``columns`` in ``table``, a scan of its heap unless an index leads with them."""
+
+    table: str
+    name: str
+    columns: tuple[str, ...]
+    referenced: str
+    heap_bytes: int  # what a sequential scan of the table reads
+    estimated_rows: int | None  # None: never analysed
+
+
+_FOREIGN_KEYS = """
+SELECT c.relname AS table_name, con.conname AS name, r.relname AS referenced,
+       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, position)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+             ORDER BY k.position) AS columns,
+       pg_relation_size(c.oid) AS heap_bytes,
+       CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END AS estimated_rows
+FROM pg_constraint con
+JOIN pg_class c ON c.oid = con.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class r ON r.oid = con.confrelid
+WHERE n.nspname = %(schema)s AND con.contype = 'f'
+ORDER BY c.relname, con.conname
+"""
+
+
+def foreign_keys(db: Database, schema: str) -> list[ForeignKey]:
+    """Foreign keys of the tables in ``schema``, their columns read from ``conkey`` (not
+    from definition text) and their table's size (catalogs and sizes only, no scan)."""
+    return [ForeignKey(r["table_name"], r["name"], tuple(r["columns"]), r["referenced"],
+                       int(r["heap_bytes"] or 0), r["estimated_rows"])
+            for r in db.rows(_FOREIGN_KEYS, {"schema": schema})]

@@ -1,0 +1,57 @@
+"""The indexes the platform guide (README, "Set up your MLflow database") recommends.
+
+One list, quoted by the README and read by ``indexes.recommended`` and the stock-database
+test, so the guide, the check and the test cannot drift apart. Each entry says why it is
+worth having (checked against MLflow's SQL store, ``mlflow/store/tracking/
+sqlalchemy_store.py``) and what it costs, because every index is paid for on each insert.
+MLflow's own indexes are not here: ``indexes.required`` checks those.
+
+This module imports nothing heavy: settings read it while the plugin may be dormant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: What every recommended index costs to build, whatever the table.
+BUILD_COST = ("builds without blocking writes with CREATE INDEX CONCURRENTLY (run it "
+              "outside a transaction; a failed build leaves an INVALID index that "
+              "indexes.invalid reports: drop it and run it again)")
+
+
+@dataclass(frozen=True)
+class RecommendedIndex:
+    table: str
+    columns: tuple[str, ...]
+    #: the index's name in the guide: prefixed so it never collides with one MLflow adds
+    name: str
+    #: why it is worth having, and for which queries
+    reason: str
+    #: what it costs besides the build (``BUILD_COST``), e.g. on every insert
+    write_cost: str
+
+    @property
+    def statement(self) -> str:
+        """The guide's statement, exactly as the README shows it."""
+        return (f"CREATE INDEX CONCURRENTLY {self.name} ON {self.table} "
+                f"({', '.join(self.columns)});")
+
+
+RECOMMENDED_INDEXES: tuple[RecommendedIndex, ...] = (
+    RecommendedIndex(
+        "runs", ("experiment_id",), "mlflowdb_runs_experiment_id",
+        "search_runs filters runs on experiment_id (WHERE experiment_id IN (...) AND "
+        "lifecycle_stage IN (...)), which every experiment page of the UI runs, and "
+        "deleting an experiment (soft, or for good by mlflow gc) looks up its runs; "
+        "MLflow makes no index leading with experiment_id, so both read all of runs",
+        "adds one small index entry per new run (runs has one row per run)"),
+    RecommendedIndex(
+        "metrics", ("key", "value"), "mlflowdb_metrics_key_value",
+        "for the platform guide's analysis queries over the whole metric history (best "
+        "runs by a metric: WHERE key = ... ORDER BY value), not MLflow's own queries: "
+        "MLflow reads metrics by run (index_metrics_run_uuid_key_step) and search_runs "
+        "filters on latest_metrics",
+        "metrics is MLflow's largest table: every logged metric pays one more index "
+        "insert, and the index grows with the table (drop this entry with "
+        "-metrics(key, value) where nobody runs such queries)"),
+)
