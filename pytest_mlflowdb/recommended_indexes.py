@@ -48,9 +48,9 @@ RECOMMENDED_INDEXES: tuple[RecommendedIndex, ...] = (
     RecommendedIndex(
         "metrics", ("key", "value"), "mlflowdb_metrics_key_value",
         "for the platform guide's analysis queries over the whole metric history (best "
-        "runs by a metric: WHERE key = ... ORDER BY value), not MLflow's own queries: "
-        "MLflow reads metrics by run (index_metrics_run_uuid_key_step) and search_runs "
-        "filters on latest_metrics",
+        "runs by a metric: WHERE key = ... ORDER BY value DESC LIMIT n), not MLflow's own "
+        "queries: MLflow reads metrics by run (index_metrics_run_uuid_key_step) and "
+        "search_runs filters on latest_metrics",
         "metrics is MLflow's largest table: every logged metric pays one more index "
         "insert, and the index grows with the table (drop this entry with "
         "-metrics(key, value) where nobody runs such queries)"),
