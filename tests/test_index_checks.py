@@ -227,6 +227,9 @@ def test_redundant_compares_catalog_keys_not_definition_text(pytester, mlflow_ur
         'CREATE INDEX team_odd_c ON team_odd ("c)")',
         # a unique index is not redundant to a non-unique one it prefixes
         "CREATE UNIQUE INDEX team_odd_a_unique ON team_odd (a)",
+        # unique twins that treat NULLs differently enforce different things
+        "CREATE UNIQUE INDEX team_odd_b_unique ON team_odd (b)",
+        "CREATE UNIQUE INDEX team_odd_b_unique_nulls ON team_odd (b) NULLS NOT DISTINCT",
         # a partial index is neither a duplicate nor a prefix of an unconditional one
         "CREATE INDEX team_active_status ON runs (status) WHERE lifecycle_stage = 'active'",
         "CREATE INDEX team_active_status_again ON runs (status) "
