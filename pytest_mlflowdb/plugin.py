@@ -202,9 +202,11 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = _settings(config)
     except SettingsError as exc:
+        _remove_stale_reports(config, None)
         raise _usage_error(str(exc)) from None
     state = _State(settings)
     config.stash[_STATE] = state
+    _remove_stale_reports(config, settings)
     if not settings.active:
         return
     from .audit import Audit
@@ -214,6 +216,31 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_Collector(state), "mlflowdb-collector")
     if settings.builtin_checks:
         config.args.append(str(CHECKS_DIR))
+
+
+def _remove_stale_reports(config: pytest.Config, settings: Settings | None) -> None:
+    """Remove the report files an earlier run left, before this run does anything.
+
+    Reports are written only at the end of a run that ran checks; without this, a usage
+    error, ``--collect-only`` or a crash would leave the older report at the path for a
+    CI job to read as this run's. On a usage error (``settings`` is None) the paths as
+    given are used, if they name report files at all.
+    """
+    from .report import remove_reports
+    from .settings import REPORT_SUFFIXES
+
+    if _is_worker(config) or config.getoption("help", False):
+        return
+    if settings is not None:
+        paths = list(settings.reports)
+    else:
+        given = list(config.getoption("mlflowdb_report") or ()) or list(
+            config.getini("mlflowdb_reports"))
+        paths = [Path(p) for p in given if Path(p).suffix.lower() in REPORT_SUFFIXES]
+    try:
+        remove_reports(paths)
+    except OSError:
+        pass  # not ours to remove (permissions): the write at the end reports the problem
 
 
 def _check_expectation(settings: Settings) -> None:
@@ -594,6 +621,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(_STATE, None)
     if state is None or state.audit is None or _is_worker(config):
         return
+    if config.option.collectonly or not state.records:
+        return  # no check ran: no report (and the stale one went at configure)
     from .report import build_report, scrub_all, write_reports
 
     order = {k.id: i for i, k in enumerate(state.audit.keys())}
