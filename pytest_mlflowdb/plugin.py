@@ -453,10 +453,22 @@ def mlflowdb_database_factory(mlflowdb_server):
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     result = yield
     findings = item.stash.get(_FINDINGS, None)
-    if findings is not None and findings.severity == "failure":
+    if findings is not None and findings.severity in _failing_severities(item.config):
         item.stash[_FAILED_BY_FINDINGS] = True
         pytest.fail(_secret_free(item.config, _failure_text(findings)), pytrace=False)
     return result
+
+
+def _failing_severities(config: pytest.Config) -> tuple[str, ...]:
+    """Findings that fail the test itself, so pytest, JUnit XML and the exit code agree.
+
+    With ``--mlflowdb-fail-on=warning`` a warned check is a failed test in pytest's
+    accounting (a JUnit failure); its report record keeps the outcome ``warned``.
+    """
+    state = config.stash.get(_STATE, None)
+    if state is not None and state.settings.fail_on == "warning":
+        return ("failure", "warning")
+    return ("failure",)
 
 
 _FAILED_BY_FINDINGS = pytest.StashKey[bool]()
@@ -505,16 +517,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     state = item.config.stash.get(_STATE, None)
     if state is None or state.audit is None or not _is_check(item):
         return report
+    # One record per outcome pytest counts: the call (or a setup that did not pass), and
+    # a teardown error as a record of its own, as pytest counts "1 passed, 1 error".
+    teardown_error = call.when == "teardown" and report.failed
     decisive = call.when == "call" or (call.when == "setup" and not report.passed)
-    if not decisive:
+    key = _target_key_of(item)
+    if not (decisive or teardown_error):
+        # who the item is, for the record of a crash the controller may have to write
+        report.mlflowdb_check = {"id": _check_id(item), "target": key.id if key else None}
         return report
     record = _record(item, call, report)
     report.mlflowdb = record
-    item.user_properties.append(("mlflowdb.check", record["id"]))
-    item.user_properties.append(("mlflowdb.outcome", record["outcome"]))
-    for finding in record["findings"]:
-        item.user_properties.append(("mlflowdb.finding", json.dumps(finding, default=str)))
-    key = _target_key_of(item)
+    if decisive:
+        item.user_properties.append(("mlflowdb.check", record["id"]))
+        item.user_properties.append(("mlflowdb.outcome", record["outcome"]))
+        for finding in record["findings"]:
+            item.user_properties.append(("mlflowdb.finding", json.dumps(finding, default=str)))
     if key is not None:
         report.mlflowdb_target = _secret_free_record(
             item.config, state.audit.target_record(key.key, key.id)
@@ -539,6 +557,8 @@ def _secret_free_record(config: pytest.Config, record: dict[str, Any]) -> dict[s
 def _record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport):
     findings = item.stash.get(_FINDINGS, None) or Findings()
     key = _target_key_of(item)
+    if call.when == "teardown":  # the call's record already holds the findings
+        findings = Findings()
     if report.skipped:
         outcome = "skipped"
         longrepr = report.longrepr
@@ -554,11 +574,14 @@ def _record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestR
         )
         outcome = "failed" if (call.when == "call" and (by_findings or assertion)) else "error"
         if by_findings:
+            outcome = findings.outcome  # "warned" stays warned with --mlflowdb-fail-on=warning
             message = findings.summary()
         elif call.excinfo is not None:
             message = _one_line(call.excinfo.exconly())
         else:
             message = "failed"
+        if call.when == "teardown":
+            message = f"error in teardown: {message}"
     return {
         "id": _check_id(item),
         "nodeid": item.nodeid,
@@ -586,6 +609,8 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     record = getattr(report, "mlflowdb", None)
     if not record:
         return None
+    if record["outcome"] == "warned" and report.failed:  # --mlflowdb-fail-on=warning
+        return "failed", "W", ("WARNED", {"red": True})
     if record["outcome"] == "warned":
         return "warned", "W", ("WARNED", {"yellow": True})
     if record["outcome"] == "error" and report.when == "call":
@@ -594,13 +619,23 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
 
 
 class _Collector:
-    """Gathers check records on the controller, also those relayed by xdist workers."""
+    """Gathers check records on the controller, also those relayed by xdist workers.
+
+    A worker that dies mid-check sends nothing: xdist reports the item as failed with
+    ``when == "???"``, and the collector writes its record from what the item's setup
+    report said (or, failing that, from the node id).
+    """
 
     def __init__(self, state: _State) -> None:
         self.state = state
+        self.checks: dict[str, dict[str, Any]] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "mlflowdb_check", None):
+            self.checks[report.nodeid] = report.mlflowdb_check
         record = getattr(report, "mlflowdb", None)
+        if not record and report.when == "???" and report.failed:
+            record = self._crash_record(report)
         if not record:
             return
         self.state.records.append(record)
@@ -609,6 +644,31 @@ class _Collector:
             known = self.state.targets.get(target["id"])
             if known is None or (not known.get("server_version") and target.get("server_version")):
                 self.state.targets[target["id"]] = target
+
+
+    def _crash_record(self, report: pytest.TestReport) -> dict[str, Any]:
+        from .targets import scrub
+
+        known = self.checks.get(report.nodeid) or _check_of_nodeid(
+            report.nodeid, [k.id for k in self.state.audit.keys()])
+        message = _one_line(str(report.longrepr))
+        return {
+            "id": known["id"], "nodeid": report.nodeid, "target": known["target"],
+            "outcome": "failed", "severity": "failure",
+            "message": scrub(message, self.state.audit.secrets),
+            "findings": [], "duration_s": round(report.duration, 4),
+        }
+
+
+def _check_of_nodeid(nodeid: str, target_ids: list[str]) -> dict[str, Any]:
+    """A check's id and target from its node id alone (the marker is not known here)."""
+    path, _, name = nodeid.partition("::")
+    name, _, params = name.partition("[")
+    params = params.removesuffix("]")
+    module = Path(path).stem.removeprefix("test_")
+    target = next((t for t in target_ids if params == t or params.endswith(f"-{t}")
+                   or params.startswith(f"{t}-")), None)
+    return {"id": f"custom.{module}.{name.removeprefix('test_')}", "target": target}
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -631,7 +691,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if key.id not in state.targets:
             targets.append(state.audit.target_record(key.key, key.id))
     records = sorted(state.records, key=lambda r: (order.get(r["target"], len(order)), r["id"]))
-    document = build_report(targets, records, state.audit.secrets)
+    document = build_report(targets, records, state.audit.secrets,
+                            fail_on=state.settings.fail_on)
     config.hook.pytest_mlflowdb_report(report=document, config=config)
     state.document = scrub_all(document, state.audit.secrets)  # what a hook added, too
     try:

@@ -20,17 +20,25 @@ REPORT_VERSION = 1
 
 
 def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, Any]],
-                 secrets: Iterable[str] = ()) -> dict[str, Any]:
-    """Assemble the report document from target records and check records."""
+                 secrets: Iterable[str] = (), fail_on: str = "error") -> dict[str, Any]:
+    """Assemble the report document from target records and check records.
+
+    ``run`` says which outcomes fail the run (``fail_on``) and how many checks do: with
+    ``--mlflowdb-fail-on=warning`` a warned check keeps its outcome but fails the run.
+    """
     checks = list(checks)
     summary = {outcome: 0 for outcome in OUTCOMES}
     for record in checks:
         summary[record["outcome"]] = summary.get(record["outcome"], 0) + 1
+    failing = summary["failed"] + summary["error"]
+    if fail_on == "warning":
+        failing += summary["warned"]
     document = {
         "version": REPORT_VERSION,
         "targets": list(targets),
         "checks": checks,
         "summary": summary,
+        "run": {"fail_on": fail_on, "failing": failing},
     }
     return scrub_all(document, tuple(secrets))
 
@@ -106,7 +114,7 @@ def to_markdown(document: dict[str, Any]) -> str:
 
     out = ["# MLflow database audit", ""]
     counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
-    out += [f"**Summary:** {counts or 'no checks ran'}", ""]
+    out += [f"**Summary:** {counts or 'no checks ran'}{_warned_fail(document)}", ""]
     for target, checks in _by_target(document):
         out += [f"## {target['id']}", ""]
         for key in ("uri", "server_version", "schema_revision"):
@@ -126,6 +134,13 @@ def to_markdown(document: dict[str, Any]) -> str:
             out += [tabulate(rows, headers=["object", "severity", "value", "threshold",
                                             "message"], tablefmt="github"), ""]
     return "\n".join(out)
+
+
+def _warned_fail(document: dict[str, Any]) -> str:
+    warned = document["summary"].get("warned", 0)
+    if document.get("run", {}).get("fail_on") != "warning" or not warned:
+        return ""
+    return f"; {warned} warned checks fail this run (`--mlflowdb-fail-on=warning`)"
 
 
 def _cell(value: Any) -> str:

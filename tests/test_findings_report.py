@@ -177,7 +177,8 @@ def document() -> dict:
 
 def test_report_document_shape(document):
     assert document["version"] == 1
-    assert set(document) == {"version", "targets", "checks", "summary"}
+    assert set(document) == {"version", "targets", "checks", "summary", "run"}
+    assert document["run"] == {"fail_on": "error", "failing": 2}  # failed + error
     assert document["summary"] == {"passed": 1, "warned": 1, "failed": 1, "skipped": 1,
                                    "error": 1}
     assert list(document["summary"]) == list(OUTCOMES)
@@ -189,7 +190,17 @@ def test_report_document_shape(document):
 def test_empty_report_counts_zero():
     document = build_report([], [])
     assert document == {"version": 1, "targets": [], "checks": [],
-                        "summary": {o: 0 for o in OUTCOMES}}
+                        "summary": {o: 0 for o in OUTCOMES},
+                        "run": {"fail_on": "error", "failing": 0}}
+
+
+def test_fail_on_warning_counts_warned_checks_as_failing_the_run():
+    checks = [_check("a", "warned"), _check("b", "warned"), _check("c", "failed")]
+    document = build_report([_target()], checks, fail_on="warning")
+    assert document["summary"]["warned"] == 2
+    assert document["run"] == {"fail_on": "warning", "failing": 3}
+    assert "; 2 warned checks fail this run" in to_markdown(document)
+    assert "fail this run" not in to_markdown(build_report([_target()], checks))
 
 
 def test_summary_counts_repeated_outcomes():
