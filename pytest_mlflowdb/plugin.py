@@ -214,8 +214,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_expectation(settings)
     state.audit = Audit(settings)
     config.pluginmanager.register(_Collector(state), "mlflowdb-collector")
-    if settings.builtin_checks:
-        config.args.append(str(CHECKS_DIR))
+    # With --mlflowdb-no-builtin only connectivity.connect is collected (_ConnectOnly)
+    config.args.append(str(CHECKS_DIR))
 
 
 def _remove_stale_reports(config: pytest.Config, settings: Settings | None) -> None:
@@ -270,7 +270,41 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         if any(file_path.match(p) for p in patterns):
             return None  # pytest's own collector takes it (python_files = *.py, say)
         if state is not None and state.settings.active:
-            return pytest.Module.from_parent(parent, path=file_path)
+            connect_only = pytest_pycollect_makemodule(file_path, parent)
+            return connect_only or pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``--mlflowdb-no-builtin`` the built-in modules are not collected, but one."""
+    state = config.stash.get(_STATE, None)
+    if (state is not None and state.settings.active and not state.settings.builtin_checks
+            and collection_path.parent == CHECKS_DIR and collection_path != CONNECT_MODULE):
+        return True
+    return None
+
+
+CONNECT_MODULE = CHECKS_DIR / "connectivity.py"
+
+
+class _ConnectOnly(pytest.Module):
+    """``checks/connectivity.py`` with only ``connectivity.connect`` in it.
+
+    Collected with ``--mlflowdb-no-builtin``: a run of team checks alone must still fail
+    when a target does not answer, in the terminal, the reports, JUnit XML and the exit
+    code alike, and that needs a test item that fails.
+    """
+
+    def collect(self):
+        return [node for node in super().collect()
+                if getattr(node, "originalname", node.name) == "test_connect"]
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector):
+    state = parent.config.stash.get(_STATE, None)
+    if (module_path == CONNECT_MODULE and state is not None and state.settings.active
+            and not state.settings.builtin_checks):
+        return _ConnectOnly.from_parent(parent, path=module_path)
     return None
 
 
@@ -324,7 +358,7 @@ def mlflowdb_target(request: pytest.FixtureRequest, _mlflowdb_key):
     try:
         return _state(request.config).audit.target(_mlflowdb_key.key)
     except TargetUnavailable as exc:
-        pytest.skip(f"target unreachable: {exc}")
+        _unreachable(request, _mlflowdb_key, exc)
 
 
 @pytest.fixture(scope="session")
@@ -349,7 +383,26 @@ def mlflowdb(request: pytest.FixtureRequest, _mlflowdb_key):
     try:
         return _state(request.config).audit.database(_mlflowdb_key.key, _mlflowdb_key.id)
     except TargetUnavailable as exc:
-        pytest.skip(f"target unreachable: {exc}")
+        _unreachable(request, _mlflowdb_key, exc)
+
+
+def _unreachable(request: pytest.FixtureRequest, key: Any, exc: Exception) -> None:
+    """Skip a check whose target cannot be reached, or fail it when nothing else would.
+
+    ``connectivity.connect`` is always collected (even with ``--mlflowdb-no-builtin``)
+    and fails for an unreachable target, so the other checks skip as "target
+    unreachable". When the run deselected it (``-k``, ``--deselect``), the check fails
+    instead: an unreachable target must never leave a green run.
+    """
+    reason = f"target unreachable: {exc}"
+    connects = {_target_key_of(item) for item in request.session.items
+                if _check_id(item) == CONNECT}
+    if key in connects:
+        pytest.skip(reason)
+    pytest.fail(reason, pytrace=False)
+
+
+CONNECT = "connectivity.connect"
 
 
 @pytest.fixture(scope="session")
@@ -576,6 +629,8 @@ def _record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestR
         if by_findings:
             outcome = findings.outcome  # "warned" stays warned with --mlflowdb-fail-on=warning
             message = findings.summary()
+        elif call.excinfo is not None and call.excinfo.errisinstance(pytest.fail.Exception):
+            message = _one_line(str(call.excinfo.value))
         elif call.excinfo is not None:
             message = _one_line(call.excinfo.exconly())
         else:
