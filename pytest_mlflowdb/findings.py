@@ -7,13 +7,64 @@ carry the figures a passing check measured, so reports show real numbers.
 
 from __future__ import annotations
 
+import datetime
+import math
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any
 
 from .thresholds import format_value
 
 SEVERITIES = ("ok", "info", "warning", "failure")
 OUTCOME_OF = {"ok": "passed", "info": "passed", "warning": "warned", "failure": "failed"}
+
+
+BYTES_SHOWN = 32
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as a JSON type, whatever a query returned.
+
+    Findings travel from xdist workers to the controller (execnet serialises only
+    plain types) and into JSON reports, so they must hold the same plain value serially
+    and across workers: exact decimals become int or float (str when a float would round
+    them), dates and times ISO strings, intervals seconds, bytes hex, anything else str.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _non_finite(value)
+    if isinstance(value, Decimal):
+        return _decimal(value)
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if len(data) <= BYTES_SHOWN:
+            return data.hex()
+        return f"{data[:BYTES_SHOWN].hex()}... ({len(data)} bytes)"
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_value(v) for v in value]
+    return str(value)
+
+
+def _non_finite(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _decimal(value: Decimal) -> int | float | str:
+    if not value.is_finite():
+        return _non_finite(float(value))
+    if value == value.to_integral_value():
+        return int(value)
+    as_float = float(value)
+    return as_float if Decimal(repr(as_float)) == value else str(value)
 
 
 @dataclass(frozen=True)
@@ -27,6 +78,8 @@ class Finding:
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}")
+        object.__setattr__(self, "value", json_value(self.value))
+        object.__setattr__(self, "threshold", json_value(self.threshold))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -202,9 +202,11 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = _settings(config)
     except SettingsError as exc:
+        _remove_stale_reports(config, None)
         raise _usage_error(str(exc)) from None
     state = _State(settings)
     config.stash[_STATE] = state
+    _remove_stale_reports(config, settings)
     if not settings.active:
         return
     from .audit import Audit
@@ -212,8 +214,33 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_expectation(settings)
     state.audit = Audit(settings)
     config.pluginmanager.register(_Collector(state), "mlflowdb-collector")
-    if settings.builtin_checks:
-        config.args.append(str(CHECKS_DIR))
+    # With --mlflowdb-no-builtin only connectivity.connect is collected (_ConnectOnly)
+    config.args.append(str(CHECKS_DIR))
+
+
+def _remove_stale_reports(config: pytest.Config, settings: Settings | None) -> None:
+    """Remove the report files an earlier run left, before this run does anything.
+
+    Reports are written only at the end of a run that ran checks; without this, a usage
+    error, ``--collect-only`` or a crash would leave the older report at the path for a
+    CI job to read as this run's. On a usage error (``settings`` is None) the paths as
+    given are used, if they name report files at all.
+    """
+    from .report import remove_reports
+    from .settings import REPORT_SUFFIXES
+
+    if _is_worker(config) or config.getoption("help", False):
+        return
+    if settings is not None:
+        paths = list(settings.reports)
+    else:
+        given = list(config.getoption("mlflowdb_report") or ()) or list(
+            config.getini("mlflowdb_reports"))
+        paths = [Path(p) for p in given if Path(p).suffix.lower() in REPORT_SUFFIXES]
+    try:
+        remove_reports(paths)
+    except OSError:
+        pass  # not ours to remove (permissions): the write at the end reports the problem
 
 
 def _check_expectation(settings: Settings) -> None:
@@ -243,7 +270,41 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         if any(file_path.match(p) for p in patterns):
             return None  # pytest's own collector takes it (python_files = *.py, say)
         if state is not None and state.settings.active:
-            return pytest.Module.from_parent(parent, path=file_path)
+            connect_only = pytest_pycollect_makemodule(file_path, parent)
+            return connect_only or pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``--mlflowdb-no-builtin`` the built-in modules are not collected, but one."""
+    state = config.stash.get(_STATE, None)
+    if (state is not None and state.settings.active and not state.settings.builtin_checks
+            and collection_path.parent == CHECKS_DIR and collection_path != CONNECT_MODULE):
+        return True
+    return None
+
+
+CONNECT_MODULE = CHECKS_DIR / "connectivity.py"
+
+
+class _ConnectOnly(pytest.Module):
+    """``checks/connectivity.py`` with only ``connectivity.connect`` in it.
+
+    Collected with ``--mlflowdb-no-builtin``: a run of team checks alone must still fail
+    when a target does not answer, in the terminal, the reports, JUnit XML and the exit
+    code alike, and that needs a test item that fails.
+    """
+
+    def collect(self):
+        return [node for node in super().collect()
+                if getattr(node, "originalname", node.name) == "test_connect"]
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector):
+    state = parent.config.stash.get(_STATE, None)
+    if (module_path == CONNECT_MODULE and state is not None and state.settings.active
+            and not state.settings.builtin_checks):
+        return _ConnectOnly.from_parent(parent, path=module_path)
     return None
 
 
@@ -297,7 +358,7 @@ def mlflowdb_target(request: pytest.FixtureRequest, _mlflowdb_key):
     try:
         return _state(request.config).audit.target(_mlflowdb_key.key)
     except TargetUnavailable as exc:
-        pytest.skip(f"target unreachable: {exc}")
+        _unreachable(request, _mlflowdb_key, exc)
 
 
 @pytest.fixture(scope="session")
@@ -322,7 +383,26 @@ def mlflowdb(request: pytest.FixtureRequest, _mlflowdb_key):
     try:
         return _state(request.config).audit.database(_mlflowdb_key.key, _mlflowdb_key.id)
     except TargetUnavailable as exc:
-        pytest.skip(f"target unreachable: {exc}")
+        _unreachable(request, _mlflowdb_key, exc)
+
+
+def _unreachable(request: pytest.FixtureRequest, key: Any, exc: Exception) -> None:
+    """Skip a check whose target cannot be reached, or fail it when nothing else would.
+
+    ``connectivity.connect`` is always collected (even with ``--mlflowdb-no-builtin``)
+    and fails for an unreachable target, so the other checks skip as "target
+    unreachable". When the run deselected it (``-k``, ``--deselect``), the check fails
+    instead: an unreachable target must never leave a green run.
+    """
+    reason = f"target unreachable: {exc}"
+    connects = {_target_key_of(item) for item in request.session.items
+                if _check_id(item) == CONNECT}
+    if key in connects:
+        pytest.skip(reason)
+    pytest.fail(reason, pytrace=False)
+
+
+CONNECT = "connectivity.connect"
 
 
 @pytest.fixture(scope="session")
@@ -426,10 +506,22 @@ def mlflowdb_database_factory(mlflowdb_server):
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     result = yield
     findings = item.stash.get(_FINDINGS, None)
-    if findings is not None and findings.severity == "failure":
+    if findings is not None and findings.severity in _failing_severities(item.config):
         item.stash[_FAILED_BY_FINDINGS] = True
         pytest.fail(_secret_free(item.config, _failure_text(findings)), pytrace=False)
     return result
+
+
+def _failing_severities(config: pytest.Config) -> tuple[str, ...]:
+    """Findings that fail the test itself, so pytest, JUnit XML and the exit code agree.
+
+    With ``--mlflowdb-fail-on=warning`` a warned check is a failed test in pytest's
+    accounting (a JUnit failure); its report record keeps the outcome ``warned``.
+    """
+    state = config.stash.get(_STATE, None)
+    if state is not None and state.settings.fail_on == "warning":
+        return ("failure", "warning")
+    return ("failure",)
 
 
 _FAILED_BY_FINDINGS = pytest.StashKey[bool]()
@@ -478,16 +570,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     state = item.config.stash.get(_STATE, None)
     if state is None or state.audit is None or not _is_check(item):
         return report
+    # One record per outcome pytest counts: the call (or a setup that did not pass), and
+    # a teardown error as a record of its own, as pytest counts "1 passed, 1 error".
+    teardown_error = call.when == "teardown" and report.failed
     decisive = call.when == "call" or (call.when == "setup" and not report.passed)
-    if not decisive:
+    key = _target_key_of(item)
+    if not (decisive or teardown_error):
+        # who the item is, for the record of a crash the controller may have to write
+        report.mlflowdb_check = {"id": _check_id(item), "target": key.id if key else None}
         return report
     record = _record(item, call, report)
     report.mlflowdb = record
-    item.user_properties.append(("mlflowdb.check", record["id"]))
-    item.user_properties.append(("mlflowdb.outcome", record["outcome"]))
-    for finding in record["findings"]:
-        item.user_properties.append(("mlflowdb.finding", json.dumps(finding, default=str)))
-    key = _target_key_of(item)
+    if decisive:
+        item.user_properties.append(("mlflowdb.check", record["id"]))
+        item.user_properties.append(("mlflowdb.outcome", record["outcome"]))
+        for finding in record["findings"]:
+            item.user_properties.append(("mlflowdb.finding", json.dumps(finding, default=str)))
     if key is not None:
         report.mlflowdb_target = _secret_free_record(
             item.config, state.audit.target_record(key.key, key.id)
@@ -512,6 +610,8 @@ def _secret_free_record(config: pytest.Config, record: dict[str, Any]) -> dict[s
 def _record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport):
     findings = item.stash.get(_FINDINGS, None) or Findings()
     key = _target_key_of(item)
+    if call.when == "teardown":  # the call's record already holds the findings
+        findings = Findings()
     if report.skipped:
         outcome = "skipped"
         longrepr = report.longrepr
@@ -527,11 +627,16 @@ def _record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestR
         )
         outcome = "failed" if (call.when == "call" and (by_findings or assertion)) else "error"
         if by_findings:
+            outcome = findings.outcome  # "warned" stays warned with --mlflowdb-fail-on=warning
             message = findings.summary()
+        elif call.excinfo is not None and call.excinfo.errisinstance(pytest.fail.Exception):
+            message = _one_line(str(call.excinfo.value))
         elif call.excinfo is not None:
             message = _one_line(call.excinfo.exconly())
         else:
             message = "failed"
+        if call.when == "teardown":
+            message = f"error in teardown: {message}"
     return {
         "id": _check_id(item),
         "nodeid": item.nodeid,
@@ -559,6 +664,8 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     record = getattr(report, "mlflowdb", None)
     if not record:
         return None
+    if record["outcome"] == "warned" and report.failed:  # --mlflowdb-fail-on=warning
+        return "failed", "W", ("WARNED", {"red": True})
     if record["outcome"] == "warned":
         return "warned", "W", ("WARNED", {"yellow": True})
     if record["outcome"] == "error" and report.when == "call":
@@ -567,13 +674,23 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
 
 
 class _Collector:
-    """Gathers check records on the controller, also those relayed by xdist workers."""
+    """Gathers check records on the controller, also those relayed by xdist workers.
+
+    A worker that dies mid-check sends nothing: xdist reports the item as failed with
+    ``when == "???"``, and the collector writes its record from what the item's setup
+    report said (or, failing that, from the node id).
+    """
 
     def __init__(self, state: _State) -> None:
         self.state = state
+        self.checks: dict[str, dict[str, Any]] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "mlflowdb_check", None):
+            self.checks[report.nodeid] = report.mlflowdb_check
         record = getattr(report, "mlflowdb", None)
+        if not record and report.when == "???" and report.failed:
+            record = self._crash_record(report)
         if not record:
             return
         self.state.records.append(record)
@@ -582,6 +699,31 @@ class _Collector:
             known = self.state.targets.get(target["id"])
             if known is None or (not known.get("server_version") and target.get("server_version")):
                 self.state.targets[target["id"]] = target
+
+
+    def _crash_record(self, report: pytest.TestReport) -> dict[str, Any]:
+        from .targets import scrub
+
+        known = self.checks.get(report.nodeid) or _check_of_nodeid(
+            report.nodeid, [k.id for k in self.state.audit.keys()])
+        message = _one_line(str(report.longrepr))
+        return {
+            "id": known["id"], "nodeid": report.nodeid, "target": known["target"],
+            "outcome": "failed", "severity": "failure",
+            "message": scrub(message, self.state.audit.secrets),
+            "findings": [], "duration_s": round(report.duration, 4),
+        }
+
+
+def _check_of_nodeid(nodeid: str, target_ids: list[str]) -> dict[str, Any]:
+    """A check's id and target from its node id alone (the marker is not known here)."""
+    path, _, name = nodeid.partition("::")
+    name, _, params = name.partition("[")
+    params = params.removesuffix("]")
+    module = Path(path).stem.removeprefix("test_")
+    target = next((t for t in target_ids if params == t or params.endswith(f"-{t}")
+                   or params.startswith(f"{t}-")), None)
+    return {"id": f"custom.{module}.{name.removeprefix('test_')}", "target": target}
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -594,6 +736,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = config.stash.get(_STATE, None)
     if state is None or state.audit is None or _is_worker(config):
         return
+    if config.option.collectonly or not state.records:
+        return  # no check ran: no report (and the stale one went at configure)
     from .report import build_report, scrub_all, write_reports
 
     order = {k.id: i for i, k in enumerate(state.audit.keys())}
@@ -602,7 +746,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if key.id not in state.targets:
             targets.append(state.audit.target_record(key.key, key.id))
     records = sorted(state.records, key=lambda r: (order.get(r["target"], len(order)), r["id"]))
-    document = build_report(targets, records, state.audit.secrets)
+    document = build_report(targets, records, state.audit.secrets,
+                            fail_on=state.settings.fail_on)
     config.hook.pytest_mlflowdb_report(report=document, config=config)
     state.document = scrub_all(document, state.audit.secrets)  # what a hook added, too
     try:

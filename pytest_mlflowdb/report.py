@@ -7,6 +7,8 @@ so a password that slipped into a message still never reaches a file or the term
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,17 +20,25 @@ REPORT_VERSION = 1
 
 
 def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, Any]],
-                 secrets: Iterable[str] = ()) -> dict[str, Any]:
-    """Assemble the report document from target records and check records."""
+                 secrets: Iterable[str] = (), fail_on: str = "error") -> dict[str, Any]:
+    """Assemble the report document from target records and check records.
+
+    ``run`` says which outcomes fail the run (``fail_on``) and how many checks do: with
+    ``--mlflowdb-fail-on=warning`` a warned check keeps its outcome but fails the run.
+    """
     checks = list(checks)
     summary = {outcome: 0 for outcome in OUTCOMES}
     for record in checks:
         summary[record["outcome"]] = summary.get(record["outcome"], 0) + 1
+    failing = summary["failed"] + summary["error"]
+    if fail_on == "warning":
+        failing += summary["warned"]
     document = {
         "version": REPORT_VERSION,
         "targets": list(targets),
         "checks": checks,
         "summary": summary,
+        "run": {"fail_on": fail_on, "failing": failing},
     }
     return scrub_all(document, tuple(secrets))
 
@@ -104,7 +114,7 @@ def to_markdown(document: dict[str, Any]) -> str:
 
     out = ["# MLflow database audit", ""]
     counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
-    out += [f"**Summary:** {counts or 'no checks ran'}", ""]
+    out += [f"**Summary:** {counts or 'no checks ran'}{_warned_fail(document)}", ""]
     for target, checks in _by_target(document):
         out += [f"## {target['id']}", ""]
         for key in ("uri", "server_version", "schema_revision"):
@@ -126,6 +136,13 @@ def to_markdown(document: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _warned_fail(document: dict[str, Any]) -> str:
+    warned = document["summary"].get("warned", 0)
+    if document.get("run", {}).get("fail_on") != "warning" or not warned:
+        return ""
+    return f"; {warned} warned checks fail this run (`--mlflowdb-fail-on=warning`)"
+
+
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -135,12 +152,45 @@ def _md(text: str) -> str:
 
 
 def write_reports(document: dict[str, Any], paths: Iterable[Path]) -> list[Path]:
+    """Write each report to a temporary file beside it, then rename it into place.
+
+    A reader (a CI step, a dashboard) sees the old file or the whole new one, never a
+    half-written one, and a report cut short by a full disk leaves no file at the path.
+    """
     written = []
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix.lower() == ".md":
-            path.write_text(to_markdown(document), encoding="utf-8")
-        else:
-            path.write_text(to_json(document), encoding="utf-8")
+        text = to_markdown(document) if path.suffix.lower() == ".md" else to_json(document)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                             dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.chmod(temporary, 0o666 & ~_umask())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         written.append(path)
     return written
+
+
+def remove_reports(paths: Iterable[Path]) -> list[Path]:
+    """Remove report files left by an earlier run; returns those removed.
+
+    Called when a run starts, so a run that writes no report (a usage error,
+    ``--collect-only``, nothing selected, a crash) never leaves an older run's report
+    at the path for a CI job to read as this run's.
+    """
+    removed = []
+    for path in paths:
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -327,8 +327,9 @@ def test_hooks_add_thresholds_and_receive_the_report(pytester, mlflow_uri):
                                 f"--mlflowdb-report={json_path}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     document = report(json_path)
-    assert document["extra"] == {"seen": ["team.experiments"]}
-    finding = document["checks"][0]["findings"][0]
+    # connectivity.connect is collected even with --mlflowdb-no-builtin
+    assert document["extra"] == {"seen": ["connectivity.connect", "team.experiments"]}
+    finding = checks_by_id(document)["team.experiments"]["findings"][0]
     assert finding["object"] == "experiments" and finding["threshold"] == "0"
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
+import uuid
+from decimal import Decimal
 
 import pytest
 
@@ -10,6 +14,7 @@ from pytest_mlflowdb.findings import Finding, Findings
 from pytest_mlflowdb.report import (
     OUTCOMES,
     build_report,
+    remove_reports,
     scrub_all,
     terminal_tables,
     to_json,
@@ -172,7 +177,8 @@ def document() -> dict:
 
 def test_report_document_shape(document):
     assert document["version"] == 1
-    assert set(document) == {"version", "targets", "checks", "summary"}
+    assert set(document) == {"version", "targets", "checks", "summary", "run"}
+    assert document["run"] == {"fail_on": "error", "failing": 2}  # failed + error
     assert document["summary"] == {"passed": 1, "warned": 1, "failed": 1, "skipped": 1,
                                    "error": 1}
     assert list(document["summary"]) == list(OUTCOMES)
@@ -184,7 +190,17 @@ def test_report_document_shape(document):
 def test_empty_report_counts_zero():
     document = build_report([], [])
     assert document == {"version": 1, "targets": [], "checks": [],
-                        "summary": {o: 0 for o in OUTCOMES}}
+                        "summary": {o: 0 for o in OUTCOMES},
+                        "run": {"fail_on": "error", "failing": 0}}
+
+
+def test_fail_on_warning_counts_warned_checks_as_failing_the_run():
+    checks = [_check("a", "warned"), _check("b", "warned"), _check("c", "failed")]
+    document = build_report([_target()], checks, fail_on="warning")
+    assert document["summary"]["warned"] == 2
+    assert document["run"] == {"fail_on": "warning", "failing": 3}
+    assert "; 2 warned checks fail this run" in to_markdown(document)
+    assert "fail this run" not in to_markdown(build_report([_target()], checks))
 
 
 def test_summary_counts_repeated_outcomes():
@@ -368,3 +384,56 @@ def test_write_reports_by_suffix(tmp_path, document):
 
 def test_write_reports_with_no_paths(document):
     assert write_reports(document, []) == []
+
+
+def test_write_reports_replaces_the_file_instead_of_rewriting_it(tmp_path, document):
+    # Written to a temporary file and renamed over the old one: a reader never sees a
+    # half-written report, and another name for the old file keeps the old content.
+    path = tmp_path / "audit.json"
+    path.write_text("old report\n")
+    other_name = tmp_path / "kept.json"
+    other_name.hardlink_to(path)
+    write_reports(document, [path])
+    assert json.loads(path.read_text()) == document
+    assert other_name.read_text() == "old report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.json", "kept.json"]
+
+
+def test_remove_reports_removes_only_existing_files(tmp_path):
+    stale = tmp_path / "audit.json"
+    stale.write_text("{}")
+    missing = tmp_path / "none" / "audit.md"
+    assert remove_reports([stale, missing]) == [stale]
+    assert not stale.exists()
+
+
+# -- values of any type ----------------------------------------------------------------
+@pytest.mark.parametrize(("given", "stored"), [
+    (Decimal("42"), 42),
+    (Decimal("1.5"), 1.5),
+    (Decimal("0.1"), 0.1),
+    (Decimal("3.14159265358979323846264338"), "3.14159265358979323846264338"),
+    (Decimal("NaN"), "NaN"),
+    (float("inf"), "Infinity"),
+    (datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+     "2024-01-02T03:04:05+00:00"),
+    (datetime.date(2024, 1, 2), "2024-01-02"),
+    (datetime.time(3, 4, 5), "03:04:05"),
+    (datetime.timedelta(minutes=1, seconds=30), 90.0),
+    (b"\x00\xff", "00ff"),
+    (uuid.UUID(int=1), "00000000-0000-0000-0000-000000000001"),
+    (ipaddress.ip_address("10.0.0.1"), "10.0.0.1"),
+    ([Decimal("2"), datetime.date(2024, 1, 2)], [2, "2024-01-02"]),
+    ({"n": Decimal("2")}, {"n": 2}),
+    (True, True), (7, 7), (2.5, 2.5), ("text", "text"), (None, None),
+])
+def test_finding_values_are_stored_as_json_types(given, stored):
+    finding = Findings().ok("x", "measured", given, given)
+    assert finding.value == stored and finding.threshold == stored
+    assert type(finding.value) is type(stored)
+    assert json.loads(json.dumps(finding.to_json(), allow_nan=False))["value"] == stored
+
+
+def test_long_bytes_are_shortened():
+    value = Findings().ok("x", "blob", bytes(range(100))).value
+    assert value.startswith(bytes(range(32)).hex()) and value.endswith("(100 bytes)")

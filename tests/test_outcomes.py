@@ -1,0 +1,125 @@
+"""The terminal, the JSON and Markdown reports, JUnit XML and the exit code tell one story.
+
+Each test runs pytest on a real database (or a closed port) and compares what pytest
+itself counted with what the report says.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from helpers import checks_by_id, document_outcomes, report
+
+
+def _terminal_outcomes(result) -> dict[str, int]:
+    """pytest's own count line, in the report's words (``errors`` -> ``error``)."""
+    words = {"errors": "error", "error": "error", "passed": "passed", "failed": "failed",
+             "skipped": "skipped", "warned": "warned"}
+    return {words[k]: v for k, v in result.parseoutcomes().items() if k in words}
+
+
+def _junit(path) -> dict[str, int]:
+    root = ET.parse(path).getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    return {k: int(suite.get(k)) for k in ("tests", "failures", "errors", "skipped")}
+
+
+# -- item: --mlflowdb-fail-on=warning --------------------------------------------------
+def test_fail_on_warning_makes_every_warned_check_a_junit_failure(pytester, mlflow_uri):
+    json_path, md_path = pytester.path / "a.json", pytester.path / "a.md"
+    xml_path = pytester.path / "j.xml"
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-set=latency_warn=1us",
+                                "--mlflowdb-fail-on=warning", f"--mlflowdb-report={json_path}",
+                                f"--mlflowdb-report={md_path}", f"--junitxml={xml_path}", "-v")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    document = report(json_path)
+    warned = sorted(c["id"] for c in document["checks"] if c["outcome"] == "warned")
+    assert warned == ["connectivity.latency", "indexes.recommended"]
+    assert document["summary"]["failed"] == document["summary"]["error"] == 0
+    assert document["run"] == {"fail_on": "warning", "failing": 2}
+    junit = _junit(xml_path)
+    assert junit["failures"] == len(warned) and junit["errors"] == 0
+    assert _terminal_outcomes(result)["failed"] == len(warned)
+    result.stdout.re_match_lines([r".*test_latency\[.*\] WARNED.*"])
+    result.stdout.fnmatch_lines(["*median of 5 round trips: *, at or above 1us*"])
+    assert "2 warned checks fail this run" in md_path.read_text()
+
+
+def test_fail_on_error_leaves_warned_checks_passing_in_junit(pytester, mlflow_uri):
+    json_path, xml_path = pytester.path / "a.json", pytester.path / "j.xml"
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-report={json_path}",
+                                f"--junitxml={xml_path}")
+    assert result.ret == 0
+    assert report(json_path)["run"] == {"fail_on": "error", "failing": 0}
+    assert _junit(xml_path)["failures"] == 0
+    assert _terminal_outcomes(result)["warned"] == report(json_path)["summary"]["warned"] == 1
+
+
+# -- item: every outcome pytest counts is in the report -------------------------------
+TEARDOWN_ERROR = """
+import pytest
+from pytest_mlflowdb import check
+
+
+@pytest.fixture
+def team_resource():
+    yield
+    raise RuntimeError("could not release the team resource")
+
+
+@check("team.teardown")
+def test_teardown(mlflowdb, mlflowdb_findings, team_resource):
+    mlflowdb_findings.ok("server", "fine")
+"""
+
+
+def test_a_teardown_error_is_an_error_in_the_report(pytester, mlflow_uri):
+    pytester.makepyfile(test_team=TEARDOWN_ERROR)
+    json_path, xml_path = pytester.path / "a.json", pytester.path / "j.xml"
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin",
+                                f"--mlflowdb-report={json_path}", f"--junitxml={xml_path}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert _terminal_outcomes(result)["error"] == 1
+    assert document_outcomes(json_path) == _terminal_outcomes(result)
+    records = [c for c in report(json_path)["checks"] if c["id"] == "team.teardown"]
+    assert [r["outcome"] for r in records] == ["passed", "error"]
+    assert records[1]["message"].startswith("error in teardown: RuntimeError: could not release")
+    assert _junit(xml_path)["errors"] == 1
+
+
+CRASH = """
+import os
+from pytest_mlflowdb import check
+
+
+@check("team.fine")
+def test_fine(mlflowdb, mlflowdb_findings):
+    mlflowdb_findings.ok("server", "fine")
+
+
+@check("team.crash")
+def test_crash(mlflowdb, mlflowdb_findings):
+    os._exit(1)
+"""
+
+
+def test_a_crashed_xdist_worker_is_a_failed_check_in_the_report(pytester, mlflow_uri):
+    pytester.makepyfile(test_team=CRASH)
+    json_path, xml_path = pytester.path / "a.json", pytester.path / "j.xml"
+    result = pytester.runpytest_subprocess("-n", "2", f"--mlflowdb-uri={mlflow_uri}",
+                                           "--mlflowdb-no-builtin",
+                                           f"--mlflowdb-report={json_path}",
+                                           f"--junitxml={xml_path}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert _terminal_outcomes(result)["failed"] == 1
+    assert document_outcomes(json_path) == _terminal_outcomes(result)
+    document = report(json_path)
+    crash = checks_by_id(document)["team.crash"]
+    assert crash["outcome"] == "failed"
+    assert "crashed while running" in crash["message"]
+    assert crash["target"] == document["targets"][0]["id"]
+    assert crash["nodeid"].endswith(f"test_crash[{crash['target']}]")
+    # pytest's JUnit writer files a report outside setup/call/teardown as an <error>
+    junit = _junit(xml_path)
+    assert junit["failures"] + junit["errors"] == 1
