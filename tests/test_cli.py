@@ -378,7 +378,8 @@ def test_ini_kind_is_used_by_the_bare_flag_and_checked(pytester):
         "connectivity.connect"]["message"]
     bad = pytester.runpytest_subprocess("--mlflowdb-ephemeral", "-o", "mlflowdb_ephemeral=bogus")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    assert "mlflowdb_ephemeral: unknown kind 'bogus'" in bad.stderr.str()
+    assert ("mlflowdb_ephemeral (-o on the command line): unknown kind 'bogus'"
+            in bad.stderr.str())
 
 
 def test_command_line_expectation_wins_over_the_ini(pytester, mlflow_uri):
@@ -410,3 +411,112 @@ def test_builtin_checks_are_collected_once_whatever_python_files_says(pytester, 
     result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--collect-only", "-q")
     ids = [line for line in result.stdout.lines if "::test_" in line]
     assert len(ids) == len(BUILTIN) == len(set(ids))
+
+
+# -- where a setting came from ---------------------------------------------------------
+@pytest.mark.parametrize("ini, args, expected", [
+    ("mlflowdb_fail_on = sometimes", [], "mlflowdb_fail_on ({ini}): unknown value 'sometimes'"),
+    ("", ["--mlflowdb-fail-on=sometimes"],
+     "--mlflowdb-fail-on (command line): unknown value 'sometimes'"),
+    ("", ["-o", "mlflowdb_fail_on=sometimes"],
+     "mlflowdb_fail_on (-o on the command line): unknown value 'sometimes'"),
+    ("mlflowdb_thresholds = latency_warn=soon", ["--mlflowdb-set=latency_fail=2s"],
+     "mlflowdb_thresholds ({ini}): threshold latency_warn: 'soon'"),
+    ("mlflowdb_thresholds = latency_warn=100ms", ["--mlflowdb-set=latency_fail=soon"],
+     "--mlflowdb-set (command line): threshold latency_fail: 'soon'"),
+    ("mlflowdb_connect_timeout = 0s", [], "mlflowdb_connect_timeout ({ini}): '0s' is outside"),
+    ("mlflowdb_reports = audit.html", [], "mlflowdb_reports ({ini}): 'audit.html' must end"),
+    ("mlflowdb_uris = mysql://u:pw@h/db", [], "mlflowdb_uris ({ini}): unsupported URI scheme"),
+])
+def test_usage_errors_name_where_the_bad_value_came_from(pytester, ini, args, expected):
+    inipath = pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest_subprocess("--mlflowdb-ephemeral", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1, result.stderr.str()
+    assert expected.format(ini=inipath) in errors[0]
+
+
+def test_fail_on_from_an_ini_file_says_so_in_the_summary(pytester, mlflow_uri):
+    inipath = pytester.makeini("[pytest]\nmlflowdb_fail_on = warning\n")
+    pytester.makepyfile(test_warns="""
+        def test_warns(mlflowdb, mlflowdb_findings):
+            mlflowdb_findings.warn("server", "something to look at", 1, 0)
+    """)
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        f"mlflowdb: warned checks fail this run (mlflowdb_fail_on = warning in {inipath})"])
+    assert "--mlflowdb-fail-on" not in result.stdout.str()
+    cli = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin",
+                             "--mlflowdb-fail-on=warning", "-o", "mlflowdb_fail_on=error")
+    assert cli.ret == 1
+    cli.stdout.fnmatch_lines(["mlflowdb: warned checks fail this run "
+                              "(--mlflowdb-fail-on=warning on the command line)"])
+
+
+# -- thresholds from conftest.py files below the rootdir --------------------------------
+TEAM_CONFTEST = """
+from pytest_mlflowdb import Threshold
+
+def pytest_mlflowdb_thresholds(config):
+    return [Threshold("team_max_experiments", "1000", "count", "experiments allowed")]
+"""
+TEAM_CHECK = """
+from pytest_mlflowdb import check
+
+@check("team.experiments", thresholds=("team_max_experiments",))
+def test_experiments(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
+    count = mlflowdb.value("SELECT count(*) FROM experiments")
+    mlflowdb_findings.limit("experiments", "experiments", count, unit="count",
+                            fail=mlflowdb_thresholds["team_max_experiments"])
+"""
+
+
+@pytest.fixture
+def team_below_rootdir(pytester, monkeypatch):
+    """team/audit/conftest.py + team/audit/test_x.py, run from team/ (not an initial conftest)."""
+    audit = pytester.mkpydir("team") / "audit"
+    audit.mkdir()
+    (audit / "conftest.py").write_text(TEAM_CONFTEST)
+    (audit / "test_x.py").write_text(TEAM_CHECK)
+    monkeypatch.chdir(pytester.path / "team")
+    return audit
+
+
+def test_thresholds_of_a_conftest_below_the_rootdir_count(pytester, team_below_rootdir,
+                                                          mlflow_uri):
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin",
+                                           f"--mlflowdb-report={json_path}")
+    assert result.ret == 0, result.stdout.str()
+    finding = checks_by_id(report(json_path))["team.experiments"]["findings"][0]
+    assert finding["threshold"] == "1000"
+    strict = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}",
+                                           "--mlflowdb-no-builtin",
+                                           f"--mlflowdb-report={json_path}",
+                                           "--mlflowdb-set=team_max_experiments=5")
+    assert strict.ret == 0, strict.stdout.str()  # an empty database has 0 experiments
+    assert checks_by_id(report(json_path))["team.experiments"]["findings"][0]["threshold"] == "5"
+
+
+@pytest.mark.parametrize("assignment, expected", [
+    ("team_max_experiments=many", "threshold team_max_experiments: 'many' is not a count"),
+    ("team_max_experimentz=5", "unknown threshold 'team_max_experimentz'"),
+])
+def test_a_bad_value_for_a_late_threshold_is_a_usage_error(
+        pytester, team_below_rootdir, assignment, expected):
+    result = pytester.runpytest_subprocess("--mlflowdb-uri=postgresql://u@127.0.0.1:1/x",
+                                           f"--mlflowdb-set={assignment}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1, result.stderr.str()
+    assert expected in errors[0] and "--mlflowdb-set (command line)" in errors[0]
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    # xdist's controller never loads those conftest.py files and takes no usage error from
+    # a worker: every test then fails on the same one line, never an INTERNALERROR
+    spread = pytester.runpytest_subprocess("-n", "2", "--mlflowdb-uri=postgresql://u@127.0.0.1:1/x",
+                                           f"--mlflowdb-set={assignment}")
+    assert spread.ret == pytest.ExitCode.TESTS_FAILED
+    assert "INTERNALERROR" not in spread.stdout.str() + spread.stderr.str()
+    spread.stdout.fnmatch_lines([f"*--mlflowdb-set (command line): {expected}*"])
