@@ -689,6 +689,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _table_width(terminalreporter) -> int | None:
+    """The terminal's width; None (no limit) in a log without a terminal, unless the
+    user set ``COLUMNS`` (pytest's own width then honours it)."""
+    import os
+
+    writer = terminalreporter._tw
+    stream = getattr(writer, "_file", None)
+    if "COLUMNS" in os.environ or (stream is not None and getattr(stream, "isatty", bool)()):
+        return writer.fullwidth
+    return None
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is None or state.document is None or _is_worker(config):
@@ -696,7 +708,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     from .report import terminal_tables
 
     terminalreporter.section("mlflowdb audit")
-    for block in terminal_tables(state.document, terminalreporter._tw.fullwidth):
+    for block in terminal_tables(state.document, _table_width(terminalreporter)):
         terminalreporter.write_line(block)
         terminalreporter.write_line("")
     if state.report_error:

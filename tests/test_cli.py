@@ -520,3 +520,22 @@ def test_a_bad_value_for_a_late_threshold_is_a_usage_error(
     assert spread.ret == pytest.ExitCode.TESTS_FAILED
     assert "INTERNALERROR" not in spread.stdout.str() + spread.stderr.str()
     spread.stdout.fnmatch_lines([f"*--mlflowdb-set (command line): {expected}*"])
+
+
+# -- a CI log has no terminal ----------------------------------------------------------
+def test_without_a_terminal_summary_messages_are_whole(pytester, mlflow_uri, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    long_message = "a long finding " + " ".join(f"word{i}" for i in range(80)) + " THE END"
+    pytester.makepyfile(test_long=f"""
+        def test_long(mlflowdb, mlflowdb_findings):
+            mlflowdb_findings.warn("server", {long_message!r}, 1, 0)
+    """)
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin")
+    assert long_message in result.stdout.str()
+    monkeypatch.setenv("COLUMNS", "100")
+    narrow = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}",
+                                           "--mlflowdb-no-builtin")
+    table = narrow.stdout.str().split("mlflowdb audit", 1)[1]
+    assert long_message not in table
+    rows = [line for line in table.splitlines() if "word" in line]
+    assert len(rows) > 1 and max(len(line) for line in rows) <= 100  # wrapped to COLUMNS
