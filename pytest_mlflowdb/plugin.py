@@ -240,6 +240,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise _usage_error(str(exc)) from None
     state = _State(settings)
     config.stash[_STATE] = state
+    from .secrecy import Scrubber
+
+    config.pluginmanager.register(Scrubber(lambda: _secrets(config)), "mlflowdb-scrubber")
     if not settings.active:
         return
     from .audit import Audit
@@ -249,6 +252,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_Collector(state), "mlflowdb-collector")
     if settings.builtin_checks:
         config.args.append(str(CHECKS_DIR))
+
+
+def _secrets(config: pytest.Config) -> tuple[str, ...]:
+    """Every password this process knows: the targets' and the throwaway servers'."""
+    found: tuple[str, ...] = ()
+    if "pytest_mlflowdb.servers.base" in sys.modules:  # no server started: import nothing
+        from .servers.base import server_secrets
+
+        found = server_secrets()
+    state = config.stash.get(_STATE, None)
+    if state is not None and state.audit is not None:
+        found += state.audit.secrets
+    return found
 
 
 def _check_expectation(settings: Settings) -> None:

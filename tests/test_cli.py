@@ -539,3 +539,37 @@ def test_without_a_terminal_summary_messages_are_whole(pytester, mlflow_uri, mon
     assert long_message not in table
     rows = [line for line in table.splitlines() if "word" in line]
     assert len(rows) > 1 and max(len(line) for line in rows) <= 100  # wrapped to COLUMNS
+
+
+# -- throwaway servers' passwords ------------------------------------------------------
+SERVER_TEAM_TEST = """
+import os
+from pathlib import Path
+
+def test_uses_a_throwaway_database(mlflowdb_database_factory, mlflowdb_server):
+    Path(os.environ["PW_FILE"]).write_text(mlflowdb_server.password)
+    uri = mlflowdb_database_factory(mlflow=False)
+    admin_uri = mlflowdb_server.uri()
+    print("connecting to", uri, "as", mlflowdb_server.password)
+    raise RuntimeError(f"cannot use {{uri}} ({{admin_uri}}, {{mlflowdb_server}}, "
+                       f"{{mlflowdb_server.password}})")
+"""
+
+
+@pytest.mark.parametrize("active, workers", [(False, []), (True, []), (True, ["-n", "2"])],
+                         ids=["dormant", "active", "xdist"])
+def test_throwaway_server_passwords_never_show_in_tracebacks(pytester, monkeypatch, active,
+                                                             workers, mlflow_uri):
+    pw_file = pytester.path / "pw.txt"
+    monkeypatch.setenv("PW_FILE", str(pw_file))
+    pytester.makepyfile(test_server=SERVER_TEAM_TEST.format())
+    xml = pytester.path / "junit.xml"
+    args = [f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin"] if active else []
+    result = pytester.runpytest_subprocess("--showlocals", "--tb=long", "-rA",
+                                           f"--junitxml={xml}", *args, *workers)
+    assert result.ret == 1
+    password = pw_file.read_text()
+    assert len(password) >= 8
+    output = result.stdout.str() + result.stderr.str() + xml.read_text()
+    assert "cannot use" in output and "connecting to" in output  # the traceback is there
+    assert password not in output
