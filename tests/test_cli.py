@@ -573,3 +573,12 @@ def test_throwaway_server_passwords_never_show_in_tracebacks(pytester, monkeypat
     output = result.stdout.str() + result.stderr.str() + xml.read_text()
     assert "cannot use" in output and "connecting to" in output  # the traceback is there
     assert password not in output
+
+
+def test_a_pg_bin_from_the_ini_is_not_blamed_on_the_command_line(pytester):
+    empty = pytester.mkdir("not-postgres")
+    pytester.makeini(f"[pytest]\nmlflowdb_pg_bin = {empty}\n")
+    json_path = pytester.path / "a.json"
+    pytester.runpytest_subprocess("--mlflowdb-ephemeral=path", f"--mlflowdb-report={json_path}")
+    message = checks_by_id(report(json_path))["connectivity.connect"]["message"]
+    assert f"{empty} (--mlflowdb-pg-bin or mlflowdb_pg_bin) has no initdb" in message
