@@ -119,10 +119,24 @@ def _expectation(config: pytest.Config) -> dict[str, str | None]:
 
 
 def _source(config: pytest.Config, option: str | None, ini: str) -> str:
-    """Where a setting's value came from: the command line, ``-o`` or the ini file."""
-    from .settings import COMMAND_LINE, OVERRIDE
+    """Where a setting's value came from: the command line (typed, or added by the ini's
+    ``addopts`` or ``PYTEST_ADDOPTS``), ``-o`` or the ini file."""
+    import os
+
+    from .settings import ADDOPTS_IN, COMMAND_LINE, ENV_ADDOPTS, OVERRIDE
 
     if option is not None and config.getoption(option) not in (None, "", []):
+        flag = "--" + option.replace("_", "-")
+
+        def names(args: Any) -> bool:
+            return any(str(a) == flag or str(a).startswith(flag + "=") for a in args)
+
+        if names(config.invocation_params.args):
+            return COMMAND_LINE
+        if names(config.getini("addopts") or ()):
+            return f"{ADDOPTS_IN}{config.inipath}"
+        if names(os.environ.get("PYTEST_ADDOPTS", "").split()):
+            return ENV_ADDOPTS
         return COMMAND_LINE
     overrides = config.getoption("override_ini", None) or []
     if any(item.partition("=")[0].strip() == ini for item in overrides):
@@ -181,7 +195,8 @@ def _settings(config: pytest.Config, *, unknown_thresholds_later: bool = False) 
         pg_bin=pick("mlflowdb_pg_bin", "mlflowdb_pg_bin"),
         builtin_checks=not config.getoption("mlflowdb_no_builtin"),
         threshold_assignments=[(ini_source, list(config.getini("mlflowdb_thresholds"))),
-                               (COMMAND_LINE, list(config.getoption("mlflowdb_set")))],
+                               (_source(config, "mlflowdb_set", "mlflowdb_thresholds"),
+                                list(config.getoption("mlflowdb_set")))],
         registry=_threshold_registry(config),
         **_expectation(config),
         recommended_indexes=list(config.getini("mlflowdb_recommended_indexes")),

@@ -41,6 +41,10 @@ _INDEX_SPEC = re.compile(r"^\s*(-?)\s*([A-Za-z_][\w$]*)\s*\(\s*([^()]*?)\s*\)\s*
 #: any other source is the path of the ini file it was read from.
 COMMAND_LINE = "command line"
 OVERRIDE = "-o"
+#: Options that pytest added to the command line: from the ini's ``addopts`` (the
+#: source is then ``"addopts in PATH"``) or from the environment.
+ADDOPTS_IN = "addopts in "
+ENV_ADDOPTS = "PYTEST_ADDOPTS"
 
 #: setting -> (command-line option, ini key)
 _NAMES = {
@@ -61,6 +65,8 @@ def setting_label(setting: str, source: str = COMMAND_LINE) -> str:
     option, ini = _names(setting)
     if source == COMMAND_LINE:
         return f"{option} (command line)"
+    if source == ENV_ADDOPTS or source.startswith(ADDOPTS_IN):
+        return f"{option} ({source})"
     if source == OVERRIDE:
         return f"{ini} (-o on the command line)"
     return f"{ini} ({source})"
@@ -71,6 +77,8 @@ def describe_value(setting: str, value: str, source: str = COMMAND_LINE) -> str:
     option, ini = _names(setting)
     if source == COMMAND_LINE:
         return f"{option}={value} on the command line"
+    if source == ENV_ADDOPTS or source.startswith(ADDOPTS_IN):
+        return f"{option}={value} ({source})"
     if source == OVERRIDE:
         return f"-o {ini}={value} on the command line"
     return f"{ini} = {value} in {source}"

@@ -427,8 +427,17 @@ def test_builtin_checks_are_collected_once_whatever_python_files_says(pytester, 
     ("mlflowdb_connect_timeout = 0s", [], "mlflowdb_connect_timeout ({ini}): '0s' is outside"),
     ("mlflowdb_reports = audit.html", [], "mlflowdb_reports ({ini}): 'audit.html' must end"),
     ("mlflowdb_uris = mysql://u:pw@h/db", [], "mlflowdb_uris ({ini}): unsupported URI scheme"),
+    ("mlflowdb_expect_mlflow = 9.9.9", [], "mlflowdb_expect_mlflow ({ini}): "),
+    ("addopts = --mlflowdb-fail-on=sometimes", [],
+     "--mlflowdb-fail-on (addopts in {ini}): unknown value 'sometimes'"),
+    ("", ["PYTEST_ADDOPTS=--mlflowdb-lock-timeout=soon"],
+     "--mlflowdb-lock-timeout (PYTEST_ADDOPTS): 'soon'"),
 ])
-def test_usage_errors_name_where_the_bad_value_came_from(pytester, ini, args, expected):
+def test_usage_errors_name_where_the_bad_value_came_from(pytester, monkeypatch, ini, args,
+                                                         expected):
+    for arg in [a for a in args if a.startswith("PYTEST_ADDOPTS=")]:
+        monkeypatch.setenv("PYTEST_ADDOPTS", arg.partition("=")[2])
+        args = [a for a in args if a != arg]
     inipath = pytester.makeini(f"[pytest]\n{ini}\n")
     result = pytester.runpytest_subprocess("--mlflowdb-ephemeral", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
