@@ -123,7 +123,7 @@ def _source(config: pytest.Config, option: str | None, ini: str) -> str:
     ``addopts`` or ``PYTEST_ADDOPTS``), ``-o`` or the ini file."""
     import os
 
-    from .settings import ADDOPTS_IN, COMMAND_LINE, ENV_ADDOPTS, OVERRIDE
+    from .settings import ADDOPTS_IN, ENV_ADDOPTS, OVERRIDE
 
     if option is not None and config.getoption(option) not in (None, "", []):
         flag = "--" + option.replace("_", "-")
