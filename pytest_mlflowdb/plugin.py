@@ -19,7 +19,7 @@ import pytest
 from . import hookspecs
 from .findings import Findings
 from .registry import MARKER, REGISTRY
-from .settings import Settings, SettingsError, build_settings
+from .settings import COMMAND_LINE, Settings, SettingsError, build_settings
 from .thresholds import BUILTIN, ThresholdRegistry
 
 
@@ -118,13 +118,40 @@ def _expectation(config: pytest.Config) -> dict[str, str | None]:
             "expect_revision": config.getini("mlflowdb_expect_revision") or None}
 
 
+def _source(config: pytest.Config, option: str | None, ini: str) -> str:
+    """Where a setting's value came from: the command line (typed, or added by the ini's
+    ``addopts`` or ``PYTEST_ADDOPTS``), ``-o`` or the ini file."""
+    import os
+
+    from .settings import ADDOPTS_IN, ENV_ADDOPTS, OVERRIDE
+
+    if option is not None and config.getoption(option) not in (None, "", []):
+        flag = "--" + option.replace("_", "-")
+
+        def names(args: Any) -> bool:
+            return any(str(a) == flag or str(a).startswith(flag + "=") for a in args)
+
+        if names(config.invocation_params.args):
+            return COMMAND_LINE
+        if names(config.getini("addopts") or ()):
+            return f"{ADDOPTS_IN}{config.inipath}"
+        if names(os.environ.get("PYTEST_ADDOPTS", "").split()):
+            return ENV_ADDOPTS
+        return COMMAND_LINE
+    overrides = config.getoption("override_ini", None) or []
+    if any(item.partition("=")[0].strip() == ini for item in overrides):
+        return OVERRIDE
+    return str(config.inipath) if config.inipath else "ini"
+
+
 def _ephemeral_kind(config: pytest.Config) -> str | None:
     """--mlflowdb-ephemeral=KIND wins; the bare flag takes the ini's kind, else auto."""
-    from .settings import EPHEMERAL_KINDS
+    from .settings import EPHEMERAL_KINDS, setting_label
 
     ini = (config.getini("mlflowdb_ephemeral") or "").strip()
     if ini and ini.lower() not in EPHEMERAL_KINDS:
-        raise SettingsError(f"mlflowdb_ephemeral: unknown kind {ini!r}; choose one of "
+        label = setting_label("ephemeral", _source(config, None, "mlflowdb_ephemeral"))
+        raise SettingsError(f"{label}: unknown kind {ini!r}; choose one of "
                             f"{', '.join(EPHEMERAL_KINDS)}")
     given = config.getoption("mlflowdb_ephemeral")
     if given is None:
@@ -132,11 +159,30 @@ def _ephemeral_kind(config: pytest.Config) -> str | None:
     return given or ini or "auto"
 
 
-def _settings(config: pytest.Config) -> Settings:
+#: setting -> (dest of its option or None, its ini key)
+_SETTINGS = {
+    "uris": ("mlflowdb_uri", "mlflowdb_uris"),
+    "ephemeral": ("mlflowdb_ephemeral", "mlflowdb_ephemeral"),
+    "reports": ("mlflowdb_report", "mlflowdb_reports"),
+    "fail_on": ("mlflowdb_fail_on", "mlflowdb_fail_on"),
+    "connect_timeout": ("mlflowdb_connect_timeout", "mlflowdb_connect_timeout"),
+    "statement_timeout": ("mlflowdb_statement_timeout", "mlflowdb_statement_timeout"),
+    "lock_timeout": ("mlflowdb_lock_timeout", "mlflowdb_lock_timeout"),
+    "pg_bin": ("mlflowdb_pg_bin", "mlflowdb_pg_bin"),
+    "expect_mlflow": ("mlflowdb_expect_mlflow", "mlflowdb_expect_mlflow"),
+    "expect_revision": ("mlflowdb_expect_revision", "mlflowdb_expect_revision"),
+    "recommended_indexes": (None, "mlflowdb_recommended_indexes"),
+}
+
+
+def _settings(config: pytest.Config, *, unknown_thresholds_later: bool = False) -> Settings:
+    """Settings from the command line and the ini, each value with where it came from."""
     def pick(option: str, ini: str) -> Any:
         value = config.getoption(option)
         return value if value not in (None, "", []) else (config.getini(ini) or None)
 
+    sources = {name: _source(config, option, ini) for name, (option, ini) in _SETTINGS.items()}
+    ini_source = _source(config, None, "mlflowdb_thresholds")
     return build_settings(
         uris=list(config.getoption("mlflowdb_uri")) or list(config.getini("mlflowdb_uris")),
         ephemeral=_ephemeral_kind(config),
@@ -148,11 +194,14 @@ def _settings(config: pytest.Config) -> Settings:
         lock_timeout=pick("mlflowdb_lock_timeout", "mlflowdb_lock_timeout"),
         pg_bin=pick("mlflowdb_pg_bin", "mlflowdb_pg_bin"),
         builtin_checks=not config.getoption("mlflowdb_no_builtin"),
-        threshold_assignments=list(config.getini("mlflowdb_thresholds"))
-        + list(config.getoption("mlflowdb_set")),
+        threshold_assignments=[(ini_source, list(config.getini("mlflowdb_thresholds"))),
+                               (_source(config, "mlflowdb_set", "mlflowdb_thresholds"),
+                                list(config.getoption("mlflowdb_set")))],
         registry=_threshold_registry(config),
         **_expectation(config),
         recommended_indexes=list(config.getini("mlflowdb_recommended_indexes")),
+        sources=sources,
+        unknown_thresholds_later=unknown_thresholds_later,
     )
 
 
@@ -193,20 +242,24 @@ class _State:
         self.server: Any = None
         self.document: dict[str, Any] | None = None
         self.report_error: str | None = None
+        self.threshold_error: str | None = None  # found on an xdist worker after collection
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(id, thresholds=()): a pytest-mlflowdb check with a stable id"
     )
-    try:
-        settings = _settings(config)
+    try:  # conftest.py files below the rootdir add their thresholds during collection
+        settings = _settings(config, unknown_thresholds_later=True)
     except SettingsError as exc:
         _remove_stale_reports(config, None)
         raise _usage_error(str(exc)) from None
     state = _State(settings)
     config.stash[_STATE] = state
     _remove_stale_reports(config, settings)
+    from .secrecy import Scrubber
+
+    config.pluginmanager.register(Scrubber(lambda: _secrets(config)), "mlflowdb-scrubber")
     if not settings.active:
         return
     from .audit import Audit
@@ -243,6 +296,19 @@ def _remove_stale_reports(config: pytest.Config, settings: Settings | None) -> N
         pass  # not ours to remove (permissions): the write at the end reports the problem
 
 
+def _secrets(config: pytest.Config) -> tuple[str, ...]:
+    """Every password this process knows: the targets' and the throwaway servers'."""
+    found: tuple[str, ...] = ()
+    if "pytest_mlflowdb.servers.base" in sys.modules:  # no server started: import nothing
+        from .servers.base import server_secrets
+
+        found = server_secrets()
+    state = config.stash.get(_STATE, None)
+    if state is not None and state.audit is not None:
+        found += state.audit.secrets
+    return found
+
+
 def _check_expectation(settings: Settings) -> None:
     """An expected release or revision must be one the catalog knows: a usage error if not."""
     if not (settings.expect_mlflow or settings.expect_revision):
@@ -256,9 +322,11 @@ def _check_expectation(settings: Settings) -> None:
         else:
             catalog.position(settings.expect_revision or "")
     except CatalogError as exc:
-        option = "--mlflowdb-expect-mlflow" if settings.expect_mlflow else (
-            "--mlflowdb-expect-revision")
-        raise _usage_error(f"{option}: {exc}") from None
+        from .settings import setting_label
+
+        name = "expect_mlflow" if settings.expect_mlflow else "expect_revision"
+        label = setting_label(name, settings.sources.get(name, COMMAND_LINE))
+        raise _usage_error(f"{label}: {exc}") from None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -306,6 +374,41 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector):
             and not state.settings.builtin_checks):
         return _ConnectOnly.from_parent(parent, path=module_path)
     return None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Resolve the thresholds again now that every collected conftest.py is loaded.
+
+    ``pytest_configure`` runs before collection loads the conftest.py files below the
+    rootdir, so their ``pytest_mlflowdb_thresholds`` hooks were not heard yet: their
+    thresholds get their defaults now, ``--mlflowdb-set`` values for them are checked
+    now, and a name that no hook defines is a usage error (one line, exit code 4).
+    """
+    import dataclasses
+
+    from .settings import resolve_thresholds
+
+    config = session.config
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return
+    try:
+        values = resolve_thresholds(state.settings.threshold_assignments,
+                                    _threshold_registry(config))
+    except SettingsError as exc:
+        if _is_worker(config):  # xdist cannot take a usage error from a worker: fail each test
+            state.threshold_error = _usage_error(str(exc)).args[0]
+            return
+        raise _usage_error(str(exc)) from None
+    state.settings = dataclasses.replace(state.settings, thresholds=values)
+    if state.audit is not None:
+        state.audit.settings = state.settings
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    state = item.config.stash.get(_STATE, None)
+    if state is not None and state.threshold_error:
+        pytest.fail(state.threshold_error, pytrace=False)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -762,6 +865,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _table_width(terminalreporter) -> int | None:
+    """The terminal's width; None (no limit) in a log without a terminal, unless the
+    user set ``COLUMNS`` (pytest's own width then honours it)."""
+    import os
+
+    writer = terminalreporter._tw
+    stream = getattr(writer, "_file", None)
+    if "COLUMNS" in os.environ or (stream is not None and getattr(stream, "isatty", bool)()):
+        return writer.fullwidth
+    return None
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is None or state.document is None or _is_worker(config):
@@ -769,7 +884,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     from .report import terminal_tables
 
     terminalreporter.section("mlflowdb audit")
-    for block in terminal_tables(state.document, terminalreporter._tw.fullwidth):
+    for block in terminal_tables(state.document, _table_width(terminalreporter)):
         terminalreporter.write_line(block)
         terminalreporter.write_line("")
     if state.report_error:
@@ -778,5 +893,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         for path in state.settings.reports:
             terminalreporter.write_line(f"mlflowdb report written to {path}")
     if state.settings.fail_on == "warning" and state.document["summary"].get("warned"):
-        terminalreporter.write_line("mlflowdb: warned checks fail this run (--mlflowdb-fail-on="
-                                    "warning)")
+        terminalreporter.write_line("mlflowdb: warned checks fail this run "
+                                    f"({state.settings.describe_source('fail_on')})")

@@ -69,20 +69,25 @@ def _by_target(document: dict[str, Any]) -> list[tuple[dict[str, Any], list[dict
     return grouped
 
 
-def _row(check: dict[str, Any], width: int) -> list[str]:
+def _row(check: dict[str, Any], width: int | None) -> list[str]:
     message = check.get("message") or ""
     if check["outcome"] == "skipped" and message.startswith("target unreachable:"):
         message = "target unreachable"  # the reason is on connectivity.connect's row
-    if len(message) > 4 * width:
+    if width is not None and len(message) > 4 * width:
         message = message[: 4 * width - 1] + "…"
     return [check["id"], check["outcome"].upper(), message]
 
 
-def terminal_tables(document: dict[str, Any], width: int = 80) -> list[str]:
-    """One plain-text table per target, for the end of pytest's terminal output."""
+def terminal_tables(document: dict[str, Any], width: int | None = 80) -> list[str]:
+    """One plain-text table per target, for the end of pytest's terminal output.
+
+    ``width`` is the terminal's; ``None`` (no terminal, as in a CI log) prints every
+    message whole on its row: a reader of a log scrolls sideways, but cannot get back
+    the words cut off where they were needed.
+    """
     from tabulate import tabulate
 
-    message_width = max(40, width - 42)
+    message_width = None if width is None else max(40, width - 42)
     blocks = []
     for target, checks in _by_target(document):
         header = _target_header(target)

@@ -1,8 +1,11 @@
 """Settings: every ``--mlflowdb-*`` option and ini value, validated once and frozen.
 
 The plugin reads raw strings from pytest (command line first, ini second) and hands
-them to :func:`build_settings`; anything malformed raises :class:`SettingsError` with a
-one-line message, which the plugin turns into a usage error (exit code 4).
+them to :func:`build_settings` with where each came from; anything malformed raises
+:class:`SettingsError` with a one-line message that names the option or ini key and its
+source (the command line or the ini file's path), which the plugin turns into a usage
+error (exit code 4). A user who never typed ``--mlflowdb-fail-on`` must not be told they
+did: the value may come from a ``pytest.ini`` they did not know pytest picked up.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from .recommended_indexes import RECOMMENDED_INDEXES
 from .targets import Target, TargetError, parse_target
@@ -29,8 +33,59 @@ FOREIGN_KEYS_ENTRY = "foreign_keys"
 _INDEX_SPEC = re.compile(r"^\s*(-?)\s*([A-Za-z_][\w$]*)\s*\(\s*([^()]*?)\s*\)\s*$")
 
 
+#: The source of a value typed as an option, and of one given with ``-o name=value``;
+#: any other source is the path of the ini file it was read from.
+COMMAND_LINE = "command line"
+OVERRIDE = "-o"
+#: Options that pytest added to the command line: from the ini's ``addopts`` (the
+#: source is then ``"addopts in PATH"``) or from the environment.
+ADDOPTS_IN = "addopts in "
+ENV_ADDOPTS = "PYTEST_ADDOPTS"
+
+#: setting -> (command-line option, ini key)
+_NAMES = {
+    "uris": ("--mlflowdb-uri", "mlflowdb_uris"),
+    "reports": ("--mlflowdb-report", "mlflowdb_reports"),
+    "thresholds": ("--mlflowdb-set", "mlflowdb_thresholds"),
+}
+
+
+def _names(setting: str) -> tuple[str, str]:
+    return _NAMES.get(setting, ("--mlflowdb-" + setting.replace("_", "-"),
+                                "mlflowdb_" + setting))
+
+
+def setting_label(setting: str, source: str = COMMAND_LINE) -> str:
+    """How a message names a setting: ``--mlflowdb-fail-on (command line)`` or
+    ``mlflowdb_fail_on (/path/to/pytest.ini)``."""
+    option, ini = _names(setting)
+    if source == COMMAND_LINE:
+        return f"{option} (command line)"
+    if source == ENV_ADDOPTS or source.startswith(ADDOPTS_IN):
+        return f"{option} ({source})"
+    if source == OVERRIDE:
+        return f"{ini} (-o on the command line)"
+    return f"{ini} ({source})"
+
+
+def describe_value(setting: str, value: str, source: str = COMMAND_LINE) -> str:
+    """A value with its origin, for messages: ``mlflowdb_fail_on = warning in /p/pytest.ini``."""
+    option, ini = _names(setting)
+    if source == COMMAND_LINE:
+        return f"{option}={value} on the command line"
+    if source == ENV_ADDOPTS or source.startswith(ADDOPTS_IN):
+        return f"{option}={value} ({source})"
+    if source == OVERRIDE:
+        return f"-o {ini}={value} on the command line"
+    return f"{ini} = {value} in {source}"
+
+
 class SettingsError(ValueError):
     """A setting that cannot be used; the message is one line for the user."""
+
+
+#: Threshold assignments grouped by where they came from, in order (later ones win).
+Assignments = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -51,6 +106,16 @@ class Settings:
     recommended_indexes: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_RECOMMENDED
     recommend_foreign_key_indexes: bool = True
     thresholds: ThresholdValues = field(default_factory=lambda: ThresholdRegistry().resolve({}))
+    #: where each value that was given came from (setting name -> source); absent: default
+    sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: the threshold assignments as given, kept to resolve again once every conftest.py
+    #: has added its thresholds (see :func:`resolve_thresholds`)
+    threshold_assignments: Assignments = ()
+
+    def describe_source(self, setting: str) -> str:
+        """The value of ``setting`` and where it came from, for messages."""
+        value = getattr(self, setting)
+        return describe_value(setting, str(value), self.sources.get(setting, COMMAND_LINE))
 
     @property
     def active(self) -> bool:
@@ -73,19 +138,34 @@ def build_settings(
     lock_timeout: str | None = None,
     pg_bin: str | None = None,
     builtin_checks: bool = True,
-    threshold_assignments: Iterable[str] = (),
+    threshold_assignments: Iterable[str | tuple[str, Iterable[str]]] = (),
     registry: ThresholdRegistry | None = None,
     expect_mlflow: str | None = None,
     expect_revision: str | None = None,
     recommended_indexes: Iterable[str] = (),
+    sources: Mapping[str, str] | None = None,
+    unknown_thresholds_later: bool = False,
 ) -> Settings:
-    """Validate raw option values into Settings, or raise SettingsError."""
+    """Validate raw option values into Settings, or raise SettingsError.
+
+    ``sources`` maps a setting's name (``fail_on``, ``uris``, ...) to where its value came
+    from: :data:`COMMAND_LINE` (the default), :data:`OVERRIDE` or an ini file's path.
+    ``threshold_assignments`` are ``NAME=VALUE`` strings (typed on the command line) or
+    ``(source, [NAME=VALUE, ...])`` pairs, in order. With ``unknown_thresholds_later``
+    a name the registry does not know yet is left for :func:`resolve_thresholds` to judge
+    once every conftest.py has had its say.
+    """
+    sources = dict(sources or {})
+
+    def label(setting: str) -> str:
+        return setting_label(setting, sources.get(setting, COMMAND_LINE))
+
     targets: list[Target] = []
     for uri in uris:
         try:
             target = parse_target(uri)
         except TargetError as exc:
-            raise SettingsError(str(exc)) from None
+            raise SettingsError(f"{label('uris')}: {exc}") from None
         if all(t.conninfo != target.conninfo for t in targets):  # the same URI twice: once
             targets.append(target)
     if ephemeral is not None:
@@ -97,7 +177,7 @@ def build_settings(
                 hint = (f" ({given!r} looks like a path: put paths before "
                         "--mlflowdb-ephemeral, or write --mlflowdb-ephemeral=auto)")
             raise SettingsError(
-                f"--mlflowdb-ephemeral: unknown kind {given!r}; "
+                f"{label('ephemeral')}: unknown kind {given!r}; "
                 f"choose one of {', '.join(EPHEMERAL_KINDS)}{hint}"
             )
     paths = []
@@ -105,39 +185,39 @@ def build_settings(
         path = Path(report)
         if path.suffix.lower() not in REPORT_SUFFIXES:
             raise SettingsError(
-                f"--mlflowdb-report: {report!r} must end in .json or .md"
+                f"{label('reports')}: {report!r} must end in .json or .md"
             )
-        _check_writable(report, path)
+        _check_writable(label("reports"), report, path)
         paths.append(path)
     given_fail_on = (fail_on or "error").strip()
     fail_on = given_fail_on.lower()
     if fail_on not in FAIL_ON:
         raise SettingsError(
-            f"--mlflowdb-fail-on: unknown value {given_fail_on!r}; choose one of "
+            f"{label('fail_on')}: unknown value {given_fail_on!r}; choose one of "
             f"{', '.join(FAIL_ON)}"
         )
     registry = registry or ThresholdRegistry()
-    try:
-        values = registry.resolve(parse_assignments(threshold_assignments))
-    except ThresholdError as exc:
-        raise SettingsError(str(exc)) from None
+    assignments = _group_assignments(threshold_assignments)
+    values = resolve_thresholds(assignments, registry, unknown_later=unknown_thresholds_later)
     bin_path = None
     if pg_bin:
         bin_path = Path(pg_bin).expanduser()
         if not bin_path.is_dir():
-            raise SettingsError(f"--mlflowdb-pg-bin: {pg_bin!r} is not a directory")
+            raise SettingsError(f"{label('pg_bin')}: {pg_bin!r} is not a directory")
     if expect_mlflow and expect_revision:
-        raise SettingsError("give --mlflowdb-expect-mlflow or --mlflowdb-expect-revision, "
+        raise SettingsError(f"give {label('expect_mlflow')} or {label('expect_revision')}, "
                             "not both")
     if expect_mlflow is not None and not re.fullmatch(r"\d+(\.\d+){1,2}\S*",
                                                       expect_mlflow.strip()):
-        raise SettingsError(f"--mlflowdb-expect-mlflow: {expect_mlflow!r} is not a version "
+        raise SettingsError(f"{label('expect_mlflow')}: {expect_mlflow!r} is not a version "
                             "(e.g. 3.17.2)")
     if expect_revision is not None and not re.fullmatch(r"[0-9a-f]{6,32}",
                                                         expect_revision.strip()):
-        raise SettingsError(f"--mlflowdb-expect-revision: {expect_revision!r} is not an alembic "
-                            "revision (hex digits, e.g. dc11669786a5)")
-    recommended, with_fks = _recommended(recommended_indexes)
+        raise SettingsError(f"{label('expect_revision')}: {expect_revision!r} is not an "
+                            "alembic revision (hex digits, e.g. dc11669786a5)")
+    recommended, with_fks = _recommended(  # an ini key only: no option to name
+        recommended_indexes, label("recommended_indexes") if "recommended_indexes" in sources
+        else "mlflowdb_recommended_indexes")
     return Settings(
         expect_mlflow=expect_mlflow.strip() if expect_mlflow else None,
         expect_revision=expect_revision.strip() if expect_revision else None,
@@ -147,32 +227,80 @@ def build_settings(
         ephemeral=ephemeral,
         reports=tuple(paths),
         fail_on=fail_on,
-        connect_timeout=_duration("--mlflowdb-connect-timeout", connect_timeout, 10.0,
+        connect_timeout=_duration(label("connect_timeout"), connect_timeout, 10.0,
                                   minimum=1.0, maximum=3600.0),
-        statement_timeout=_duration("--mlflowdb-statement-timeout", statement_timeout, 30.0,
+        statement_timeout=_duration(label("statement_timeout"), statement_timeout, 30.0,
                                     minimum=0.001, maximum=_PG_MAX_MS / 1000),
-        lock_timeout=_duration("--mlflowdb-lock-timeout", lock_timeout, 1.0,
+        lock_timeout=_duration(label("lock_timeout"), lock_timeout, 1.0,
                                minimum=0.001, maximum=_PG_MAX_MS / 1000),
         pg_bin=bin_path,
         builtin_checks=builtin_checks,
         thresholds=values,
+        sources=MappingProxyType(sources),
+        threshold_assignments=assignments,
     )
 
 
-def _check_writable(report: str, path: Path) -> None:
+def _group_assignments(items: Iterable[str | tuple[str, Iterable[str]]]) -> Assignments:
+    groups: list[tuple[str, tuple[str, ...]]] = []
+    for item in items:
+        source, texts = (COMMAND_LINE, (item,)) if isinstance(item, str) else (
+            item[0], tuple(item[1]))
+        if groups and groups[-1][0] == source:
+            groups[-1] = (source, groups[-1][1] + texts)
+        else:
+            groups.append((source, texts))
+    return tuple(groups)
+
+
+def resolve_thresholds(assignments: Assignments, registry: ThresholdRegistry, *,
+                       unknown_later: bool = False) -> ThresholdValues:
+    """The thresholds in force: defaults, then each source's assignments in order.
+
+    An error names the source whose assignments first make the values invalid (so a
+    command line that repairs an ini's pair is fine). With ``unknown_later`` names the
+    registry does not know yet are set aside: a conftest.py below the rootdir, loaded
+    during collection, may still define them; the plugin resolves again then.
+    """
+    parsed: list[tuple[str, dict[str, str]]] = []
+    for source, texts in assignments:
+        try:
+            given = parse_assignments(texts)
+        except ThresholdError as exc:
+            raise SettingsError(f"{setting_label('thresholds', source)}: {exc}") from None
+        if unknown_later:
+            given = {n: v for n, v in given.items() if n in registry.names()}
+        parsed.append((source, given))
+    merged = {name: value for _, given in parsed for name, value in given.items()}
+    try:
+        return registry.resolve(merged)
+    except ThresholdError as exc:
+        so_far: dict[str, str] = {}
+        culprit, error = parsed[-1][0] if parsed else COMMAND_LINE, exc
+        for source, given in parsed:
+            so_far.update(given)
+            try:
+                registry.resolve(so_far)
+            except ThresholdError as first:
+                culprit, error = source, first
+                break
+        raise SettingsError(f"{setting_label('thresholds', culprit)}: {error}") from None
+
+
+def _check_writable(label: str, report: str, path: Path) -> None:
     """Fail before the audit, not after it, when a report could not be written."""
     if path.is_dir():
-        raise SettingsError(f"--mlflowdb-report: {report!r} is a directory")
+        raise SettingsError(f"{label}: {report!r} is a directory")
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise SettingsError(f"--mlflowdb-report: cannot write {report!r} ({ancestor} is not a "
+        raise SettingsError(f"{label}: cannot write {report!r} ({ancestor} is not a "
                             "writable directory)")
 
 
 def _recommended(
-    entries: Iterable[str],
+    entries: Iterable[str], label: str = "mlflowdb_recommended_indexes",
 ) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], bool]:
     """Apply ``table(col, ...)`` additions and ``-table(col, ...)`` removals to the defaults.
 
@@ -191,14 +319,14 @@ def _recommended(
         columns = tuple(c.strip() for c in match.group(3).split(",")) if match else ()
         if not match or not all(re.fullmatch(r"[A-Za-z_][\w$]*", c) for c in columns):
             raise SettingsError(
-                f"mlflowdb_recommended_indexes: {entry!r} is not table(column, ...) or "
+                f"{label}: {entry!r} is not table(column, ...) or "
                 f"-table(column, ...) or -{FOREIGN_KEYS_ENTRY}"
             )
         # unquoted identifiers fold to lower case in PostgreSQL
         spec = (match.group(2).lower(), tuple(c.lower() for c in columns))
         if match.group(1):
             if spec not in result:
-                raise SettingsError(f"mlflowdb_recommended_indexes: {entry!r} removes an "
+                raise SettingsError(f"{label}: {entry!r} removes an "
                                     "entry that is not in the list")
             result.remove(spec)
         elif spec not in result:

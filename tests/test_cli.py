@@ -379,7 +379,8 @@ def test_ini_kind_is_used_by_the_bare_flag_and_checked(pytester):
         "connectivity.connect"]["message"]
     bad = pytester.runpytest_subprocess("--mlflowdb-ephemeral", "-o", "mlflowdb_ephemeral=bogus")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    assert "mlflowdb_ephemeral: unknown kind 'bogus'" in bad.stderr.str()
+    assert ("mlflowdb_ephemeral (-o on the command line): unknown kind 'bogus'"
+            in bad.stderr.str())
 
 
 def test_command_line_expectation_wins_over_the_ini(pytester, mlflow_uri):
@@ -411,3 +412,183 @@ def test_builtin_checks_are_collected_once_whatever_python_files_says(pytester, 
     result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--collect-only", "-q")
     ids = [line for line in result.stdout.lines if "::test_" in line]
     assert len(ids) == len(BUILTIN) == len(set(ids))
+
+
+# -- where a setting came from ---------------------------------------------------------
+@pytest.mark.parametrize("ini, args, expected", [
+    ("mlflowdb_fail_on = sometimes", [], "mlflowdb_fail_on ({ini}): unknown value 'sometimes'"),
+    ("", ["--mlflowdb-fail-on=sometimes"],
+     "--mlflowdb-fail-on (command line): unknown value 'sometimes'"),
+    ("", ["-o", "mlflowdb_fail_on=sometimes"],
+     "mlflowdb_fail_on (-o on the command line): unknown value 'sometimes'"),
+    ("mlflowdb_thresholds = latency_warn=soon", ["--mlflowdb-set=latency_fail=2s"],
+     "mlflowdb_thresholds ({ini}): threshold latency_warn: 'soon'"),
+    ("mlflowdb_thresholds = latency_warn=100ms", ["--mlflowdb-set=latency_fail=soon"],
+     "--mlflowdb-set (command line): threshold latency_fail: 'soon'"),
+    ("mlflowdb_connect_timeout = 0s", [], "mlflowdb_connect_timeout ({ini}): '0s' is outside"),
+    ("mlflowdb_reports = audit.html", [], "mlflowdb_reports ({ini}): 'audit.html' must end"),
+    ("mlflowdb_uris = mysql://u:pw@h/db", [], "mlflowdb_uris ({ini}): unsupported URI scheme"),
+    ("mlflowdb_expect_mlflow = 9.9.9", [], "mlflowdb_expect_mlflow ({ini}): "),
+    ("addopts = --mlflowdb-fail-on=sometimes", [],
+     "--mlflowdb-fail-on (addopts in {ini}): unknown value 'sometimes'"),
+    ("", ["PYTEST_ADDOPTS=--mlflowdb-lock-timeout=soon"],
+     "--mlflowdb-lock-timeout (PYTEST_ADDOPTS): 'soon'"),
+])
+def test_usage_errors_name_where_the_bad_value_came_from(pytester, monkeypatch, ini, args,
+                                                         expected):
+    for arg in [a for a in args if a.startswith("PYTEST_ADDOPTS=")]:
+        monkeypatch.setenv("PYTEST_ADDOPTS", arg.partition("=")[2])
+        args = [a for a in args if a != arg]
+    inipath = pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest_subprocess("--mlflowdb-ephemeral", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1, result.stderr.str()
+    assert expected.format(ini=inipath) in errors[0]
+
+
+def test_fail_on_from_an_ini_file_says_so_in_the_summary(pytester, mlflow_uri):
+    inipath = pytester.makeini("[pytest]\nmlflowdb_fail_on = warning\n")
+    pytester.makepyfile(test_warns="""
+        def test_warns(mlflowdb, mlflowdb_findings):
+            mlflowdb_findings.warn("server", "something to look at", 1, 0)
+    """)
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        f"mlflowdb: warned checks fail this run (mlflowdb_fail_on = warning in {inipath})"])
+    assert "--mlflowdb-fail-on" not in result.stdout.str()
+    cli = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin",
+                             "--mlflowdb-fail-on=warning", "-o", "mlflowdb_fail_on=error")
+    assert cli.ret == 1
+    cli.stdout.fnmatch_lines(["mlflowdb: warned checks fail this run "
+                              "(--mlflowdb-fail-on=warning on the command line)"])
+
+
+# -- thresholds from conftest.py files below the rootdir --------------------------------
+TEAM_CONFTEST = """
+from pytest_mlflowdb import Threshold
+
+def pytest_mlflowdb_thresholds(config):
+    return [Threshold("team_max_experiments", "1000", "count", "experiments allowed")]
+"""
+TEAM_CHECK = """
+from pytest_mlflowdb import check
+
+@check("team.experiments", thresholds=("team_max_experiments",))
+def test_experiments(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
+    count = mlflowdb.value("SELECT count(*) FROM experiments")
+    mlflowdb_findings.limit("experiments", "experiments", count, unit="count",
+                            fail=mlflowdb_thresholds["team_max_experiments"])
+"""
+
+
+@pytest.fixture
+def team_below_rootdir(pytester, monkeypatch):
+    """team/audit/conftest.py + team/audit/test_x.py, run from team/ (not an initial conftest)."""
+    audit = pytester.mkpydir("team") / "audit"
+    audit.mkdir()
+    (audit / "conftest.py").write_text(TEAM_CONFTEST)
+    (audit / "test_x.py").write_text(TEAM_CHECK)
+    monkeypatch.chdir(pytester.path / "team")
+    return audit
+
+
+def test_thresholds_of_a_conftest_below_the_rootdir_count(pytester, team_below_rootdir,
+                                                          mlflow_uri):
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin",
+                                           f"--mlflowdb-report={json_path}")
+    assert result.ret == 0, result.stdout.str()
+    finding = checks_by_id(report(json_path))["team.experiments"]["findings"][0]
+    assert finding["threshold"] == "1000"
+    strict = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}",
+                                           "--mlflowdb-no-builtin",
+                                           f"--mlflowdb-report={json_path}",
+                                           "--mlflowdb-set=team_max_experiments=5")
+    assert strict.ret == 0, strict.stdout.str()  # an empty database has 0 experiments
+    assert checks_by_id(report(json_path))["team.experiments"]["findings"][0]["threshold"] == "5"
+
+
+@pytest.mark.parametrize("assignment, expected", [
+    ("team_max_experiments=many", "threshold team_max_experiments: 'many' is not a count"),
+    ("team_max_experimentz=5", "unknown threshold 'team_max_experimentz'"),
+])
+def test_a_bad_value_for_a_late_threshold_is_a_usage_error(
+        pytester, team_below_rootdir, assignment, expected):
+    result = pytester.runpytest_subprocess("--mlflowdb-uri=postgresql://u@127.0.0.1:1/x",
+                                           f"--mlflowdb-set={assignment}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1, result.stderr.str()
+    assert expected in errors[0] and "--mlflowdb-set (command line)" in errors[0]
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    # xdist's controller never loads those conftest.py files and takes no usage error from
+    # a worker: every test then fails on the same one line, never an INTERNALERROR
+    spread = pytester.runpytest_subprocess("-n", "2", "--mlflowdb-uri=postgresql://u@127.0.0.1:1/x",
+                                           f"--mlflowdb-set={assignment}")
+    assert spread.ret == pytest.ExitCode.TESTS_FAILED
+    assert "INTERNALERROR" not in spread.stdout.str() + spread.stderr.str()
+    spread.stdout.fnmatch_lines([f"*--mlflowdb-set (command line): {expected}*"])
+
+
+# -- a CI log has no terminal ----------------------------------------------------------
+def test_without_a_terminal_summary_messages_are_whole(pytester, mlflow_uri, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    long_message = "a long finding " + " ".join(f"word{i}" for i in range(80)) + " THE END"
+    pytester.makepyfile(test_long=f"""
+        def test_long(mlflowdb, mlflowdb_findings):
+            mlflowdb_findings.warn("server", {long_message!r}, 1, 0)
+    """)
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin")
+    assert long_message in result.stdout.str()
+    monkeypatch.setenv("COLUMNS", "100")
+    narrow = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}",
+                                           "--mlflowdb-no-builtin")
+    table = narrow.stdout.str().split("mlflowdb audit", 1)[1]
+    assert long_message not in table
+    rows = [line for line in table.splitlines() if "word" in line]
+    assert len(rows) > 1 and max(len(line) for line in rows) <= 100  # wrapped to COLUMNS
+
+
+# -- throwaway servers' passwords ------------------------------------------------------
+SERVER_TEAM_TEST = """
+import os
+from pathlib import Path
+
+def test_uses_a_throwaway_database(mlflowdb_database_factory, mlflowdb_server):
+    Path(os.environ["PW_FILE"]).write_text(mlflowdb_server.password)
+    uri = mlflowdb_database_factory(mlflow=False)
+    admin_uri = mlflowdb_server.uri()
+    print("connecting to", uri, "as", mlflowdb_server.password)
+    raise RuntimeError(f"cannot use {{uri}} ({{admin_uri}}, {{mlflowdb_server}}, "
+                       f"{{mlflowdb_server.password}})")
+"""
+
+
+@pytest.mark.parametrize("active, workers", [(False, []), (True, []), (True, ["-n", "2"])],
+                         ids=["dormant", "active", "xdist"])
+def test_throwaway_server_passwords_never_show_in_tracebacks(pytester, monkeypatch, active,
+                                                             workers, mlflow_uri):
+    pw_file = pytester.path / "pw.txt"
+    monkeypatch.setenv("PW_FILE", str(pw_file))
+    pytester.makepyfile(test_server=SERVER_TEAM_TEST.format())
+    xml = pytester.path / "junit.xml"
+    args = [f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin"] if active else []
+    result = pytester.runpytest_subprocess("--showlocals", "--tb=long", "-rA",
+                                           f"--junitxml={xml}", *args, *workers)
+    assert result.ret == 1
+    password = pw_file.read_text()
+    assert len(password) >= 8
+    output = result.stdout.str() + result.stderr.str() + xml.read_text()
+    assert "cannot use" in output and "connecting to" in output  # the traceback is there
+    assert password not in output
+
+
+def test_a_pg_bin_from_the_ini_is_not_blamed_on_the_command_line(pytester):
+    empty = pytester.mkdir("not-postgres")
+    pytester.makeini(f"[pytest]\nmlflowdb_pg_bin = {empty}\n")
+    json_path = pytester.path / "a.json"
+    pytester.runpytest_subprocess("--mlflowdb-ephemeral=path", f"--mlflowdb-report={json_path}")
+    message = checks_by_id(report(json_path))["connectivity.connect"]["message"]
+    assert f"{empty} (--mlflowdb-pg-bin or mlflowdb_pg_bin) has no initdb" in message

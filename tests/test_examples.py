@@ -52,13 +52,46 @@ def test_team_checks_catch_their_faults(pytester, mlflow_uri):
     assert strict.ret == 1
 
 
-def test_example_ini_is_a_strict_ci_gate(pytester, mlflow_uri):
-    _copy_examples(pytester)
-    shutil.copy(EXAMPLES / "pytest.ini", pytester.path / "pytest.ini")
-    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}",
-                                "--mlflowdb-set=latency_warn=1us")
+def _copy_examples_tree(pytester) -> Path:
+    """examples/ as the repository has it, under pytester's folder."""
+    target = pytester.path / "examples"
+    shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def test_readme_command_for_team_checks_passes_a_healthy_database(pytester, mlflow_uri):
+    """README: ``pytest examples/ --mlflowdb-uri=...`` audits, it is not the strict CI gate."""
+    _copy_examples_tree(pytester)
+    result = pytester.runpytest_subprocess("examples/", f"--mlflowdb-uri={mlflow_uri}")
+    assert result.ret == 0, result.stdout.str()
+    assert "fail-on" not in result.stdout.str() and "fail_on" not in result.stdout.str()
+    assert not (pytester.path / "audit.json").exists()
+    result.stdout.fnmatch_lines(["*team.deleted_runs_collectable*PASSED*"])
+
+
+def test_example_ci_gate_is_strict_and_says_where_that_came_from(pytester, mlflow_uri):
+    """README: ``pytest examples/ci-gate --mlflowdb-uri=... --junitxml=audit.xml``."""
+    examples = _copy_examples_tree(pytester)
+    result = pytester.runpytest_subprocess("examples/ci-gate", f"--mlflowdb-uri={mlflow_uri}",
+                                           "--mlflowdb-set=latency_warn=1us",
+                                           "--junitxml=audit.xml")
     assert result.ret == 1
+    inipath = examples / "ci-gate" / "pytest.ini"
+    result.stdout.fnmatch_lines([
+        f"mlflowdb: warned checks fail this run (mlflowdb_fail_on = warning in {inipath})"])
     checks = checks_by_id(report(pytester.path / "audit.json"))
-    warned = {c for c, v in checks.items() if v["outcome"] == "warned"}
-    assert warned == {"connectivity.latency", "indexes.recommended"}
+    assert checks["connectivity.latency"]["outcome"] == "warned"
+    assert not [c for c in checks if c.startswith(("team.", "custom."))]  # built-ins only
     assert (pytester.path / "audit.md").read_text().startswith("# MLflow database audit")
+    assert (pytester.path / "audit.xml").exists()
+
+
+def test_example_ci_gate_from_a_repository_root_collects_only_the_audit(pytester, mlflow_uri):
+    """Run from a folder that has its own tests/: the gate must not collect them."""
+    _copy_examples_tree(pytester)
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_project.py").write_text("def test_p():\n    assert 0\n")
+    result = pytester.runpytest_subprocess("examples/ci-gate", f"--mlflowdb-uri={mlflow_uri}",
+                                           "--co", "-q")
+    assert "test_project" not in result.stdout.str()
+    assert "connectivity.py::test_connect" in result.stdout.str()

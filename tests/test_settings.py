@@ -149,7 +149,7 @@ def test_timeouts_are_durations_in_seconds(option, default, text, seconds):
 @pytest.mark.parametrize("option", ["connect_timeout", "statement_timeout", "lock_timeout"])
 def test_zero_timeout_is_rejected(option):
     message = _error(**{option: "0s"})
-    assert message.startswith("--mlflowdb-" + option.replace("_", "-") + ":")
+    assert message.startswith("--mlflowdb-" + option.replace("_", "-") + " (command line):")
     assert "'0s' is outside" in message
 
 
@@ -167,7 +167,7 @@ def test_timeouts_outside_what_postgresql_takes_are_rejected(option, text):
 @pytest.mark.parametrize("option", ["connect_timeout", "statement_timeout", "lock_timeout"])
 def test_malformed_timeout_is_rejected(option):
     message = _error(**{option: "soon"})
-    assert message.startswith("--mlflowdb-" + option.replace("_", "-") + ":")
+    assert message.startswith("--mlflowdb-" + option.replace("_", "-") + " (command line):")
     assert "'soon'" in message
 
 
@@ -264,3 +264,51 @@ def test_describe_with_nothing():
     summary = describe(build_settings(ephemeral="wheel"))
     assert summary["targets"] == "-"
     assert summary["ephemeral"] == "wheel"
+
+
+# -- where each setting came from --------------------------------------------------------
+INI = "/srv/audit/pytest.ini"
+
+
+def test_errors_name_the_ini_file_a_bad_value_came_from():
+    message = _error(fail_on="fatal", sources={"fail_on": INI})
+    assert message.startswith(f"mlflowdb_fail_on ({INI}):")
+    assert "'fatal'" in message
+
+
+def test_errors_name_the_command_line_by_default():
+    assert _error(lock_timeout="soon").startswith("--mlflowdb-lock-timeout (command line):")
+
+
+def test_errors_name_an_ini_override_given_with_dash_o():
+    message = _error(pg_bin="/nowhere/at/all", sources={"pg_bin": "-o"})
+    assert message.startswith("mlflowdb_pg_bin (-o on the command line):")
+
+
+def test_a_bad_uri_names_its_source():
+    message = _error(uris=["mysql://u:pw@h/db"], sources={"uris": INI})
+    assert message.startswith(f"mlflowdb_uris ({INI}):")
+    assert ":pw@" not in message
+
+
+def test_threshold_errors_name_the_source_of_the_bad_assignment():
+    ini_bad = _error(threshold_assignments=[(INI, ["latency_warn=soon"]),
+                                            ("command line", ["latency_fail=2s"])])
+    assert ini_bad.startswith(f"mlflowdb_thresholds ({INI}):")
+    cli_bad = _error(threshold_assignments=[(INI, ["latency_warn=100ms"]),
+                                            ("command line", ["latency_wran=1s"])])
+    assert cli_bad.startswith("--mlflowdb-set (command line):")
+    assert "'latency_wran'" in cli_bad
+
+
+def test_a_later_source_may_fix_what_an_earlier_one_left_out_of_order():
+    settings = build_settings(threshold_assignments=[(INI, ["latency_warn=2s"]),
+                                                     ("command line", ["latency_fail=3s"])])
+    assert settings.thresholds["latency_warn"] == 2.0
+
+
+def test_settings_remember_where_each_value_came_from():
+    settings = build_settings(fail_on="warning", sources={"fail_on": INI})
+    assert settings.describe_source("fail_on") == f"mlflowdb_fail_on = warning in {INI}"
+    cli = build_settings(fail_on="warning")
+    assert cli.describe_source("fail_on") == "--mlflowdb-fail-on=warning on the command line"

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import SCRATCH_PREFIX, Server, ServerError
+from .base import SCRATCH_PREFIX, Server, ServerError, server_secrets
 from .binaries import start_from_bin_dir
 from .container import start_container
 from .locate import path_bin_dir, wheel_bin_dir
 
 KINDS = ("container", "wheel", "path")
 
-__all__ = ["KINDS", "SCRATCH_PREFIX", "Server", "ServerError", "start_server"]
+__all__ = ["KINDS", "SCRATCH_PREFIX", "Server", "ServerError", "server_secrets",
+           "start_server"]
 
 
 def _start(kind: str, pg_bin: Path | None) -> Server:

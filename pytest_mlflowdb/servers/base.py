@@ -9,6 +9,16 @@ from urllib.parse import quote
 
 SCRATCH_PREFIX = "mlflowdb_scratch_"
 
+#: The password of every server this process started, also stopped ones: a throwaway
+#: server's password is a secret like any other (its URI opens a superuser session), and
+#: output printed after the server is gone must not show it either.
+_PASSWORDS: set[str] = set()
+
+
+def server_secrets() -> tuple[str, ...]:
+    """The passwords of every throwaway server started in this process, for scrubbing."""
+    return tuple(sorted(_PASSWORDS))
+
 
 class ServerError(RuntimeError):
     """A throwaway server could not be started; the message says what was tried and why."""
@@ -22,11 +32,15 @@ class Server:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)  # a traceback's locals show the server's repr
     bin_dir: Path | None = None
     description: str = ""
     workdir: Path | None = None
     _stop: object = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.password:
+            _PASSWORDS.add(self.password)
 
     def uri(self, dbname: str = "postgres") -> str:
         """A libpq URI for ``dbname`` on this server (with the password: handle with care)."""

@@ -7,6 +7,7 @@ timeout so that ``auto`` moves on quickly on machines without Docker.
 from __future__ import annotations
 
 import os
+import secrets
 
 from .base import Server, ServerError
 
@@ -32,7 +33,10 @@ def start_container(image: str = IMAGE) -> Server:
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ServerError(f"no Docker daemon answered: {reason}") from None
-    container = PostgresContainer(image, username="postgres", password="mlflowdb",
+    # a random password, long enough to be searched for in any text (a fixed word such
+    # as "mlflowdb" would be masked everywhere it appears, or not at all)
+    password = secrets.token_urlsafe(16)
+    container = PostgresContainer(image, username="postgres", password=password,
                                   dbname="postgres")
     try:
         container.start()
@@ -49,7 +53,7 @@ def start_container(image: str = IMAGE) -> Server:
         host=host,
         port=port,
         user="postgres",
-        password="mlflowdb",
+        password=password,
         description=f"container {image}",
         _stop=container.stop,
     )

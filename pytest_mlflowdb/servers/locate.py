@@ -45,7 +45,9 @@ def path_bin_dir(explicit: Path | None = None) -> Path:
     """Binaries given explicitly, else on PATH, else in the usual Debian/RHEL places."""
     if explicit is not None:
         if not (explicit / "initdb").exists():
-            raise ServerError(f"--mlflowdb-pg-bin {explicit} has no initdb")
+            # given on the command line or in an ini file: this far down, no one knows which
+            raise ServerError(f"the PostgreSQL binaries directory {explicit} "
+                              "(--mlflowdb-pg-bin or mlflowdb_pg_bin) has no initdb")
         return explicit
     found = shutil.which("initdb")
     if found and os.access(Path(found).parent / "pg_ctl", os.X_OK):

@@ -1,0 +1,69 @@
+"""Keep passwords out of what pytest itself prints: tracebacks, locals, captured output.
+
+The audit scrubs its own records and reports; but a team check that fails shows its
+traceback, with ``--showlocals`` every local (a database URI, the throwaway server), and
+the output it captured, in the terminal and in JUnit XML. Every test and collection
+report is scrubbed here, on the process that made it (an xdist worker included), before
+any reporter sees it. Secrets are the audited targets' passwords and those of every
+throwaway server this process started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+
+class Scrubber:
+    """A plugin object: masks secrets in every report as it is made."""
+
+    def __init__(self, secrets: Callable[[], tuple[str, ...]]) -> None:
+        self._secrets = secrets
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: after every other wrapper
+    def pytest_runtest_makereport(self) -> Iterator[None]:
+        report = yield
+        scrub_report(report, self._secrets())
+        return report
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_make_collect_report(self) -> Iterator[None]:
+        report = yield
+        scrub_report(report, self._secrets())
+        return report
+
+
+def scrub_report(report: Any, secrets: tuple[str, ...]) -> None:
+    """Mask ``secrets`` in place in a test or collection report (nothing to do without
+    secrets: a dormant plugin leaves other suites' reports as they are)."""
+    if not secrets:
+        return
+    for name in ("longrepr", "sections", "user_properties", "mlflowdb", "mlflowdb_target"):
+        value = getattr(report, name, None)
+        if value is not None:
+            setattr(report, name, _scrubbed(value, secrets, set()))
+
+
+def _scrubbed(value: Any, secrets: tuple[str, ...], seen: set[int]) -> Any:
+    """``value`` with every string in it scrubbed: strings, containers, and pytest's
+    traceback representations (dataclasses, changed in place)."""
+    from .targets import scrub
+
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, list):
+        return [_scrubbed(v, secrets, seen) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_scrubbed(v, secrets, seen) for v in value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, secrets, seen) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and id(value) not in seen:
+        seen.add(id(value))
+        for field in dataclasses.fields(value):
+            current = getattr(value, field.name, None)
+            if current is not None:
+                object.__setattr__(value, field.name, _scrubbed(current, secrets, seen))
+    return value
