@@ -34,7 +34,13 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
                                "or an empty one", None, "MLflow schema")
         return
     table = f"{pre.mlflow_schema}.alembic_version"
+    expectation = _expectation(catalog, mlflowdb_settings)
     if pre.alembic_error:
+        if expectation:
+            # a deployment gate that cannot look must not let the deployment through
+            mlflowdb_findings.fail(table, f"cannot verify {expectation[1]}: "
+                                   f"{pre.alembic_error}", None, expectation[0])
+            return
         pytest.skip(f"no privilege: {pre.alembic_error}")
     if pre.alembic_versions is None:
         mlflowdb_findings.fail(table, "alembic_version is missing: MLflow will report "
@@ -63,17 +69,21 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
                 "and MLflow would re-run migrations that cannot apply", revision,
                 max(later.values(), key=catalog.position))
             return
-    settings = mlflowdb_settings
-    if settings.expect_mlflow or settings.expect_revision:
-        target = (catalog.head_for_release(settings.expect_mlflow) if settings.expect_mlflow
-                  else settings.expect_revision)
-        label = (f"MLflow {settings.expect_mlflow}" if settings.expect_mlflow
-                 else f"revision {target}")
-        _against_expectation(mlflowdb, mlflowdb_findings, catalog, table, revision, target,
-                             label)
+    if expectation:
+        _against_expectation(mlflowdb, mlflowdb_findings, catalog, table, revision,
+                             *expectation)
         return
     mlflowdb_findings.ok(table, f"revision {revision}: {_releases(catalog, revision)}",
                          revision, None)
+
+
+def _expectation(catalog, settings) -> tuple[str, str] | None:
+    """(revision, label) the user expects (--mlflowdb-expect-mlflow/-revision), if any."""
+    if settings.expect_mlflow:
+        return catalog.head_for_release(settings.expect_mlflow), f"MLflow {settings.expect_mlflow}"
+    if settings.expect_revision:
+        return settings.expect_revision, f"revision {settings.expect_revision}"
+    return None
 
 
 def _against_expectation(db, findings, catalog, table, revision, target, label) -> None:

@@ -225,6 +225,19 @@ def _hostaddr(conn: psycopg.Connection) -> str:
         return ""
 
 
+def _missing_grant(db: Database, schema: str, role: str) -> str:
+    """Why alembic_version could not be read, with the GRANT that would let this role look."""
+    found = db.row("SELECT has_schema_privilege(%(s)s, 'USAGE') AS usage, "
+                   "quote_ident(%(s)s) AS schema, quote_ident(%(r)s) AS role",
+                   {"s": schema, "r": role})
+    assert found is not None
+    grant = f"GRANT SELECT ON {found['schema']}.alembic_version TO {found['role']}"
+    if not found["usage"]:
+        return (f"no USAGE privilege on schema {schema} (GRANT USAGE ON SCHEMA "
+                f"{found['schema']} TO {found['role']}; {grant})")
+    return f"no SELECT privilege on {schema}.alembic_version ({grant})"
+
+
 def _collect_preflight(db: Database) -> Preflight:
     facts = db.row(_PREFLIGHT_SQL)
     assert facts is not None
@@ -256,7 +269,7 @@ def _collect_preflight(db: Database) -> Preflight:
                 else:
                     notes.append(f"{schema}.alembic_version holds {len(found)} rows")
             except psycopg.errors.InsufficientPrivilege:
-                alembic_error = f"no SELECT privilege on {schema}.alembic_version"
+                alembic_error = _missing_grant(db, schema, facts["current_user"])
                 notes.append(alembic_error)
     pgconn = db.connection.pgconn
     return Preflight(
