@@ -140,6 +140,10 @@ def test_privileges(mlflowdb, mlflowdb_findings):
             f"MLflow tables found in schema {pre.mlflow_schema}, alembic revision "
             f"{pre.schema_revision or 'unknown'}", pre.schema_revision, None,
         )
+    elif pre.mlflow_elsewhere:
+        mlflowdb_findings.info("schema", f"MLflow tables found in schema(s) "
+                               f"{', '.join(pre.mlflow_elsewhere)}, not on this URI's "
+                               f"search_path ({pre.search_path})", pre.current_schema, None)
     else:
         mlflowdb_findings.info("schema", "no MLflow tables found in any schema this role can see",
                                None, None)

@@ -9,7 +9,7 @@ from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS
 from pytest_mlflowdb.probes.indexes import table_sizes
 from pytest_mlflowdb.probes.schema import live_snapshot
-from pytest_mlflowdb.requirements import require_catalog_schema
+from pytest_mlflowdb.requirements import off_search_path, require_catalog_schema
 from pytest_mlflowdb.thresholds import format_value
 
 
@@ -28,6 +28,11 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """alembic_version holds one known revision, the one about to be deployed if given."""
     pre = mlflowdb.preflight
     catalog = load_catalog()
+    wrong_schema = off_search_path(mlflowdb)
+    if wrong_schema:
+        mlflowdb_findings.fail(pre.current_schema or "search_path", wrong_schema,
+                               pre.search_path, ", ".join(pre.mlflow_elsewhere))
+        return
     if pre.mlflow_schema is None:
         mlflowdb_findings.fail(pre.dbname, "no MLflow tables (experiments, runs, metrics, params, "
                                "tags) in any schema this role can see: not an MLflow database, "

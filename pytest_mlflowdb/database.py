@@ -52,6 +52,13 @@ class Preflight:
     alembic_versions: tuple[str, ...] | None = None
     #: why alembic_version could not be read (a missing privilege), if so
     alembic_error: str | None = None
+    #: the session's search_path and the first existing schema on it: where MLflow,
+    #: which uses unqualified names, looks for (and would create) its tables
+    search_path: str = ""
+    current_schema: str | None = None
+    #: schemas holding MLflow's tables when the current schema does not (MLflow would
+    #: not see them through this URI); empty when ``mlflow_schema`` is set
+    mlflow_elsewhere: tuple[str, ...] = ()
 
     @property
     def major(self) -> int:
@@ -195,25 +202,30 @@ SELECT current_setting('server_version') AS server_version,
                AND pg_has_role(current_user, b.oid, 'MEMBER')
              ORDER BY 1) AS roles,
        inet_server_port() AS port,
-       current_database() AS dbname
+       current_database() AS dbname,
+       current_schema() AS current_schema,
+       current_setting('search_path') AS search_path
 FROM pg_roles r WHERE r.rolname = current_user
 """
 
-# Schemas that hold MLflow's core tables, the one first in search_path first.
+# Schemas that hold MLflow's tables, the session's current schema first. MLflow (through
+# SQLAlchemy and alembic) uses unqualified names, so it sees only current_schema(): the
+# first schema on the search_path that exists and that the role may use.
 _MLFLOW_SCHEMA_SQL = """
 SELECT n.nspname AS schema,
        bool_or(c.relname = 'alembic_version') AS has_alembic,
        count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
          AS core_tables,
-       array_position(current_schemas(false), n.nspname::text) AS search_position
+       n.nspname = current_schema() AS is_current
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
   AND c.relname IN ('alembic_version', 'experiments', 'runs', 'metrics', 'params', 'tags')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 GROUP BY n.nspname
-ORDER BY count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
+ORDER BY n.nspname = current_schema() DESC,
+         count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
            DESC,
-         array_position(current_schemas(false), n.nspname::text) NULLS LAST, n.nspname
+         n.nspname
 """
 
 
@@ -250,13 +262,16 @@ def _collect_preflight(db: Database) -> Preflight:
     revision = None
     versions: tuple[str, ...] | None = None
     alembic_error = None
-    candidates = [r for r in db.rows(_MLFLOW_SCHEMA_SQL) if r["core_tables"]]
-    if candidates:
-        schema = candidates[0]["schema"]
-        if len(candidates) > 1:
-            others = ", ".join(r["schema"] for r in candidates[1:])
-            notes.append(f"MLflow tables also found in schema(s) {others}; auditing {schema}")
-        if candidates[0]["has_alembic"]:
+    found_in = db.rows(_MLFLOW_SCHEMA_SQL)
+    current = [r for r in found_in if r["is_current"] and r["core_tables"]]
+    elsewhere = tuple(r["schema"] for r in found_in if r["core_tables"] and not r["is_current"])
+    if current:
+        schema = current[0]["schema"]
+        if elsewhere:
+            notes.append(f"MLflow tables also found in schema(s) {', '.join(elsewhere)}; "
+                         f"auditing {schema}, the current schema MLflow would use")
+            elsewhere = ()
+        if current[0]["has_alembic"]:
             try:
                 found = db.rows(
                     sql.SQL("SELECT version_num FROM {}.alembic_version").format(
@@ -291,4 +306,7 @@ def _collect_preflight(db: Database) -> Preflight:
         notes=tuple(notes),
         alembic_versions=versions,
         alembic_error=alembic_error,
+        search_path=facts["search_path"],
+        current_schema=facts["current_schema"],
+        mlflow_elsewhere=elsewhere,
     )

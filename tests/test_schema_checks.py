@@ -55,6 +55,47 @@ def test_mlflow_in_another_schema_passes(pytester, pg15):
     assert checks["schema.tables"]["findings"][0]["object"] == "tracking"
 
 
+def _moved_to_tracking(uri: str) -> str:
+    """MLflow's tables moved out of the search_path: public renamed, a new empty public."""
+    sql(uri, "ALTER SCHEMA public RENAME TO tracking", "CREATE SCHEMA public")
+    return uri
+
+
+def test_mlflow_off_the_search_path_fails_naming_the_schema_and_the_fix(pytester, mlflow_uri):
+    result, checks = audit(pytester, _moved_to_tracking(mlflow_uri))
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "failed", revision
+    message = revision["message"]
+    assert "MLflow's tables are in schema tracking" in message, message
+    assert "?options=-csearch_path%3Dtracking" in message, message
+    assert "ALTER ROLE postgres SET search_path = tracking" in message, message
+    for check_id in SCHEMA_CHECKS[1:]:
+        assert checks[check_id]["outcome"] == "failed", checks[check_id]
+        assert "tracking" in checks[check_id]["message"], checks[check_id]
+    assert result.ret == 1
+
+
+def test_mlflow_off_the_search_path_passes_when_the_uri_points_at_it(pytester, mlflow_uri):
+    uri = _moved_to_tracking(mlflow_uri) + "?options=-csearch_path%3Dtracking"
+    result, checks = audit(pytester, uri)
+    for check_id in SCHEMA_CHECKS:
+        assert checks[check_id]["outcome"] == "passed", checks[check_id]
+    assert checks["schema.tables"]["findings"][0]["object"] == "tracking"
+    assert checks["schema.revision"]["findings"][0]["object"] == "tracking.alembic_version"
+    assert result.ret == 0
+
+
+def test_the_first_schema_on_the_search_path_is_the_one_audited(pytester, mlflow_uri):
+    """An empty schema named after the role comes first ("$user"): MLflow would use it."""
+    sql(mlflow_uri, "CREATE SCHEMA postgres")
+    result, checks = audit(pytester, mlflow_uri)
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "failed", revision
+    assert "MLflow's tables are in schema public" in revision["message"]
+    assert "current schema: postgres" in revision["message"]
+    assert result.ret == 1
+
+
 # -- faults --------------------------------------------------------------------------
 def test_dropped_table(pytester, mlflow_uri):
     sql(mlflow_uri, "DROP TABLE registered_model_aliases")
