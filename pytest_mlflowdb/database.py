@@ -237,12 +237,29 @@ def _hostaddr(conn: psycopg.Connection) -> str:
         return ""
 
 
+class PreflightError(DatabaseError):
+    """The session is open but a preflight read failed; the message says which and why."""
+
+
+def _read(db: Database, what: str, query: Any, params: Any = None) -> list[dict[str, Any]]:
+    """``db.rows`` that names what it was reading when it fails (a lock, a timeout…)."""
+    try:
+        return db.rows(query, params)
+    except psycopg.errors.InsufficientPrivilege:
+        raise
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        held = ("; another session holds a lock on it"
+                if isinstance(exc, psycopg.errors.LockNotAvailable) else "")
+        raise PreflightError(db.target.scrub(f"{first} while reading {what}{held}")) from None
+
+
 def _missing_grant(db: Database, schema: str, role: str) -> str:
     """Why alembic_version could not be read, with the GRANT that would let this role look."""
-    found = db.row("SELECT has_schema_privilege(%(s)s, 'USAGE') AS usage, "
-                   "quote_ident(%(s)s) AS schema, quote_ident(%(r)s) AS role",
-                   {"s": schema, "r": role})
-    assert found is not None
+    (found,) = _read(db, f"the privileges on schema {schema}",
+                     "SELECT has_schema_privilege(%(s)s, 'USAGE') AS usage, "
+                     "quote_ident(%(s)s) AS schema, quote_ident(%(r)s) AS role",
+                     {"s": schema, "r": role})
     grant = f"GRANT SELECT ON {found['schema']}.alembic_version TO {found['role']}"
     if not found["usage"]:
         return (f"no USAGE privilege on schema {schema} (GRANT USAGE ON SCHEMA "
@@ -251,18 +268,18 @@ def _missing_grant(db: Database, schema: str, role: str) -> str:
 
 
 def _collect_preflight(db: Database) -> Preflight:
-    facts = db.row(_PREFLIGHT_SQL)
-    assert facts is not None
+    (facts,) = _read(db, "the server version and this role's memberships", _PREFLIGHT_SQL)
     extensions = {
         r["extname"]: r["extversion"]
-        for r in db.rows("SELECT extname, extversion FROM pg_extension ORDER BY extname")
+        for r in _read(db, "pg_extension",
+                       "SELECT extname, extversion FROM pg_extension ORDER BY extname")
     }
     notes: list[str] = []
     schema = None
     revision = None
     versions: tuple[str, ...] | None = None
     alembic_error = None
-    found_in = db.rows(_MLFLOW_SCHEMA_SQL)
+    found_in = _read(db, "the catalog for MLflow's tables", _MLFLOW_SCHEMA_SQL)
     current = [r for r in found_in if r["is_current"] and r["core_tables"]]
     elsewhere = tuple(r["schema"] for r in found_in if r["core_tables"] and not r["is_current"])
     if current:
@@ -273,11 +290,9 @@ def _collect_preflight(db: Database) -> Preflight:
             elsewhere = ()
         if current[0]["has_alembic"]:
             try:
-                found = db.rows(
-                    sql.SQL("SELECT version_num FROM {}.alembic_version").format(
-                        sql.Identifier(schema)
-                    )
-                )
+                found = _read(db, f"{schema}.alembic_version",
+                              sql.SQL("SELECT version_num FROM {}.alembic_version").format(
+                                  sql.Identifier(schema)))
                 versions = tuple(str(r["version_num"]) for r in found)
                 if len(found) == 1:
                     revision = versions[0]

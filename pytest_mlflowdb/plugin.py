@@ -322,7 +322,7 @@ def mlflowdb(request: pytest.FixtureRequest, _mlflowdb_key):
     try:
         return _state(request.config).audit.database(_mlflowdb_key.key, _mlflowdb_key.id)
     except TargetUnavailable as exc:
-        pytest.skip(f"target unreachable: {exc}")
+        pytest.skip(exc.skip_reason)
 
 
 @pytest.fixture(scope="session")
