@@ -28,6 +28,17 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """alembic_version holds one known revision, the one about to be deployed if given."""
     pre = mlflowdb.preflight
     catalog = load_catalog()
+    expectation = _expectation(catalog, mlflowdb_settings)
+    unreadable = pre.schema_error or (pre.mlflow_schema and pre.alembic_error)
+    if unreadable:
+        if expectation:
+            # a deployment gate that cannot look must not let the deployment through
+            mlflowdb_findings.fail(f"{pre.mlflow_schema}.alembic_version" if pre.mlflow_schema
+                                   else "alembic_version",
+                                   f"cannot verify {expectation[1]}: {unreadable}", None,
+                                   expectation[0])
+            return
+        pytest.skip(f"no privilege: {unreadable}")
     wrong_schema = off_search_path(mlflowdb)
     if wrong_schema:
         mlflowdb_findings.fail(pre.current_schema or "search_path", wrong_schema,
@@ -39,14 +50,6 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
                                "or an empty one", None, "MLflow schema")
         return
     table = f"{pre.mlflow_schema}.alembic_version"
-    expectation = _expectation(catalog, mlflowdb_settings)
-    if pre.alembic_error:
-        if expectation:
-            # a deployment gate that cannot look must not let the deployment through
-            mlflowdb_findings.fail(table, f"cannot verify {expectation[1]}: "
-                                   f"{pre.alembic_error}", None, expectation[0])
-            return
-        pytest.skip(f"no privilege: {pre.alembic_error}")
     if pre.alembic_versions is None:
         mlflowdb_findings.fail(table, "alembic_version is missing: MLflow will report "
                                "'found version None' and refuse to start", None, "1 row")

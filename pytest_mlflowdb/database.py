@@ -59,6 +59,8 @@ class Preflight:
     #: schemas holding MLflow's tables when the current schema does not (MLflow would
     #: not see them through this URI); empty when ``mlflow_schema`` is set
     mlflow_elsewhere: tuple[str, ...] = ()
+    #: why this role cannot tell where MLflow's tables are (no USAGE on their schema)
+    schema_error: str | None = None
 
     @property
     def major(self) -> int:
@@ -216,12 +218,13 @@ SELECT n.nspname AS schema,
        bool_or(c.relname = 'alembic_version') AS has_alembic,
        count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
          AS core_tables,
-       n.nspname = current_schema() AS is_current
+       n.nspname = current_schema() AS is_current,
+       has_schema_privilege(n.oid, 'USAGE') AS usable
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
   AND c.relname IN ('alembic_version', 'experiments', 'runs', 'metrics', 'params', 'tags')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-GROUP BY n.nspname
+GROUP BY n.oid, n.nspname
 ORDER BY n.nspname = current_schema() DESC,
          count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
            DESC,
@@ -262,8 +265,8 @@ def _missing_grant(db: Database, schema: str, role: str) -> str:
                      {"s": schema, "r": role})
     grant = f"GRANT SELECT ON {found['schema']}.alembic_version TO {found['role']}"
     if not found["usage"]:
-        return (f"no USAGE privilege on schema {schema} (GRANT USAGE ON SCHEMA "
-                f"{found['schema']} TO {found['role']}; {grant})")
+        return (f"no USAGE privilege on schema {schema}, which holds MLflow's tables (GRANT "
+                f"USAGE ON SCHEMA {found['schema']} TO {found['role']}; {grant})")
     return f"no SELECT privilege on {schema}.alembic_version ({grant})"
 
 
@@ -282,6 +285,15 @@ def _collect_preflight(db: Database) -> Preflight:
     found_in = _read(db, "the catalog for MLflow's tables", _MLFLOW_SCHEMA_SQL)
     current = [r for r in found_in if r["is_current"] and r["core_tables"]]
     elsewhere = tuple(r["schema"] for r in found_in if r["core_tables"] and not r["is_current"])
+    schema_error = None
+    unusable = [r["schema"] for r in found_in
+                if r["core_tables"] and not r["is_current"] and not r["usable"]]
+    if unusable and not current:
+        # A schema this role may not use drops out of its effective search_path: it may
+        # well be where the URI leads MLflow's own role. A privilege to look, not a fault.
+        schema_error = _missing_grant(db, unusable[0], facts["current_user"])
+        notes.append(schema_error)
+        elsewhere = ()
     if current:
         schema = current[0]["schema"]
         if elsewhere:
@@ -324,4 +336,5 @@ def _collect_preflight(db: Database) -> Preflight:
         search_path=facts["search_path"],
         current_schema=facts["current_schema"],
         mlflow_elsewhere=elsewhere,
+        schema_error=schema_error,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from helpers import audit, failing, sql
+from helpers import audit, dbname_of, failing, role_uri, sql
 
 from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
 
@@ -94,6 +94,27 @@ def test_the_first_schema_on_the_search_path_is_the_one_audited(pytester, mlflow
     assert "MLflow's tables are in schema public" in revision["message"]
     assert "current schema: postgres" in revision["message"]
     assert result.ret == 1
+
+
+def test_a_schema_the_role_may_not_use_is_not_called_off_the_search_path(
+        pytester, pg18, mlflow_uri, mlflow_role):
+    """Without USAGE the schema drops out of the effective search_path: that is a missing
+    privilege (skip, or fail with an expectation), not a wrong URI."""
+    _moved_to_tracking(mlflow_uri)
+    sql(mlflow_uri, "REVOKE ALL ON SCHEMA tracking FROM PUBLIC")
+    user, password = mlflow_role
+    uri = role_uri(pg18, dbname_of(mlflow_uri), user, password) + \
+        "?options=-csearch_path%3Dtracking"
+    result, checks = audit(pytester, uri)
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "skipped", revision
+    assert "no USAGE privilege on schema tracking" in revision["message"], revision
+    assert f"GRANT USAGE ON SCHEMA tracking TO {user}" in revision["message"], revision
+    assert checks["schema.tables"]["outcome"] == "skipped"
+    assert result.ret == 0
+    _, gated = audit(pytester, uri, "--mlflowdb-expect-revision=dc11669786a5")
+    assert gated["schema.revision"]["outcome"] == "failed", gated["schema.revision"]
+    assert "cannot verify revision dc11669786a5" in gated["schema.revision"]["message"]
 
 
 # -- faults --------------------------------------------------------------------------
