@@ -50,8 +50,9 @@ class TargetUnavailable(Exception):
         return f"target unreachable: {self}"
 
 
-class CatalogUnreadable(TargetUnavailable):
-    """The session opened, but the preflight's reads on it failed; str() says which and why."""
+class SessionReadFailed(TargetUnavailable):
+    """The session opened, but a read on it failed (the read-only check or the preflight's
+    catalog reads); str() says which and why, and is the whole skip reason."""
 
     @property
     def skip_reason(self) -> str:
@@ -186,7 +187,7 @@ class Audit:
     def database(self, key: str, target_id: str) -> Database:
         attempt = self.attempt(key, target_id)
         if attempt.database is None:
-            unavailable = CatalogUnreadable if attempt.connected else TargetUnavailable
+            unavailable = SessionReadFailed if attempt.connected else TargetUnavailable
             raise unavailable(attempt.error or "unknown error")
         return attempt.database
 

@@ -244,11 +244,12 @@ class PreflightError(DatabaseError):
     """The session is open but a preflight read failed; the message says which and why."""
 
 
-def _read(db: Database, what: str, query: Any, params: Any = None) -> list[dict[str, Any]]:
+def _read(db: Database, what: str, query: Any, params: Any = None, *,
+          passthrough: tuple[type[Exception], ...] = ()) -> list[dict[str, Any]]:
     """``db.rows`` that names what it was reading when it fails (a lock, a timeout…)."""
     try:
         return db.rows(query, params)
-    except psycopg.errors.InsufficientPrivilege:
+    except passthrough:
         raise
     except psycopg.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -304,7 +305,8 @@ def _collect_preflight(db: Database) -> Preflight:
             try:
                 found = _read(db, f"{schema}.alembic_version",
                               sql.SQL("SELECT version_num FROM {}.alembic_version").format(
-                                  sql.Identifier(schema)))
+                                  sql.Identifier(schema)),
+                              passthrough=(psycopg.errors.InsufficientPrivilege,))
                 versions = tuple(str(r["version_num"]) for r in found)
                 if len(found) == 1:
                     revision = versions[0]
