@@ -201,7 +201,9 @@ SELECT current_setting('server_version') AS server_version,
        ARRAY(SELECT b.rolname::text FROM pg_roles b
              WHERE b.rolname IN ('pg_monitor', 'pg_read_all_stats', 'pg_read_all_settings',
                                  'pg_stat_scan_tables', 'pg_read_all_data', 'pg_signal_backend')
-               AND pg_has_role(current_user, b.oid, 'MEMBER')
+               -- USAGE: the role's privileges are in force in this session; a NOINHERIT
+               -- membership (MEMBER without USAGE) would need a SET ROLE the audit never runs
+               AND pg_has_role(current_user, b.oid, 'USAGE')
              ORDER BY 1) AS roles,
        inet_server_port() AS port,
        current_database() AS dbname,
