@@ -50,7 +50,8 @@ class Preflight:
     notes: tuple[str, ...] = field(default_factory=tuple)
     #: rows of alembic_version in the MLflow schema; None when the table is missing
     alembic_versions: tuple[str, ...] | None = None
-    #: why alembic_version could not be read (a missing privilege), if so
+    #: why alembic_version could not be read (a missing privilege, rows hidden by row
+    #: level security), if so
     alembic_error: str | None = None
     #: the session's search_path and the first existing schema on it: where MLflow,
     #: which uses unqualified names, looks for (and would create) its tables
@@ -260,6 +261,14 @@ def _read(db: Database, what: str, query: Any, params: Any = None, *,
         raise PreflightError(db.target.scrub(f"{first} while reading {what}{held}")) from None
 
 
+def _rows_hidden(db: Database, schema: str) -> bool:
+    """Whether row level security filters alembic_version's rows for this session."""
+    (found,) = _read(db, f"{schema}.alembic_version's row level security",
+                     "SELECT row_security_active(format('%%I.alembic_version', %s::text)) AS on",
+                     (schema,))
+    return bool(found["on"])
+
+
 def _missing_grant(db: Database, schema: str, role: str) -> str:
     """Why alembic_version could not be read, with the GRANT that would let this role look."""
     (found,) = _read(db, f"the privileges on schema {schema}",
@@ -312,6 +321,12 @@ def _collect_preflight(db: Database) -> Preflight:
                 versions = tuple(str(r["version_num"]) for r in found)
                 if len(found) == 1:
                     revision = versions[0]
+                elif not found and _rows_hidden(db, schema):
+                    versions = None
+                    alembic_error = (f"row level security on {schema}.alembic_version hides "
+                                     f"its rows from {facts['current_user']} (add a policy "
+                                     "for it, or audit as the table's owner)")
+                    notes.append(alembic_error)
                 else:
                     notes.append(f"{schema}.alembic_version holds {len(found)} rows")
             except psycopg.errors.InsufficientPrivilege:

@@ -117,6 +117,22 @@ def test_a_schema_the_role_may_not_use_is_not_called_off_the_search_path(
     assert "cannot verify revision dc11669786a5" in gated["schema.revision"]["message"]
 
 
+def test_rows_hidden_by_row_level_security_are_not_a_missing_revision(
+        pytester, pg18, mlflow_uri, mlflow_role):
+    user, password = mlflow_role
+    sql(mlflow_uri, "ALTER TABLE alembic_version ENABLE ROW LEVEL SECURITY",
+        f"GRANT SELECT ON alembic_version TO {user}")
+    uri = role_uri(pg18, dbname_of(mlflow_uri), user, password)
+    result, checks = audit(pytester, uri)
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "skipped", revision
+    assert "row level security on public.alembic_version hides its rows" in \
+        revision["message"], revision
+    assert result.ret == 0
+    _, gated = audit(pytester, uri, "--mlflowdb-expect-revision=dc11669786a5")
+    assert gated["schema.revision"]["outcome"] == "failed", gated["schema.revision"]
+
+
 # -- faults --------------------------------------------------------------------------
 def test_dropped_table(pytester, mlflow_uri):
     sql(mlflow_uri, "DROP TABLE registered_model_aliases")
