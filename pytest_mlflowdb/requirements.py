@@ -46,11 +46,12 @@ def off_search_path(db: Database) -> str | None:
     schema = pre.mlflow_elsewhere[0]
     shown = ", ".join(pre.mlflow_elsewhere)
     current = pre.current_schema or "none (no schema on it exists)"
+    option = f"-csearch_path={schema}"
     return (f"MLflow's tables are in schema {shown}, which this URI's search_path "
             f"({pre.search_path}) does not lead to (current schema: {current}): MLflow "
             "connecting with this URI would see no tables and create new, empty ones. "
-            f"Point the URI at {schema}: add "
-            f"?options={quote(f'-csearch_path={schema}', safe='-_')} to it, or run "
+            f"Point the URI at {schema}: add ?options={quote(option, safe='-_')} to it "
+            f"(options='{option}' in a key=value string), or run "
             f"ALTER ROLE {pre.current_user} SET search_path = {schema}")
 
 
