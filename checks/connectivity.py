@@ -24,6 +24,13 @@ SUPPORTED = range(14, 19)
 def test_connect(mlflowdb_connection, mlflowdb_findings):
     """A read-only session opens within the connect timeout."""
     attempt = mlflowdb_connection
+    took = f"{attempt.seconds * 1000:.0f}ms"
+    if attempt.connected and attempt.error:
+        # the session opened: what failed is a read on it (a lock, a timeout), not connecting
+        mlflowdb_findings.ok(attempt.target_id, f"connected in {took}", took,
+                             f"{attempt.connect_timeout:g}s")
+        mlflowdb_findings.fail(attempt.target_id, attempt.error, None, None)
+        return
     if attempt.error:
         mlflowdb_findings.fail(attempt.target_id, f"cannot connect: {attempt.error}",
                                None, f"{attempt.connect_timeout:g}s")
@@ -31,8 +38,8 @@ def test_connect(mlflowdb_connection, mlflowdb_findings):
     pre = attempt.database.preflight
     mlflowdb_findings.ok(
         attempt.target_id,
-        f"connected in {attempt.seconds * 1000:.0f}ms as {pre.current_user}, read-only session",
-        f"{attempt.seconds * 1000:.0f}ms", f"{attempt.connect_timeout:g}s",
+        f"connected in {took} as {pre.current_user}, read-only session",
+        took, f"{attempt.connect_timeout:g}s",
     )
 
 
@@ -105,8 +112,11 @@ def test_ssl(mlflowdb, mlflowdb_findings):
 def test_connection_headroom(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
     """Client connections in use against the slots ordinary roles can use."""
     usage = connectivity.connection_usage(mlflowdb)
+    hidden = (f"; {usage.hidden} of them sessions of other roles whose type is hidden "
+              "without pg_read_all_stats, counted as clients" if usage.hidden else "")
     mlflowdb_findings.limit(
-        "max_connections", f"connections in use ({usage.in_use} of {usage.usable} usable slots)",
+        "max_connections",
+        f"connections in use ({usage.in_use} of {usage.usable} usable slots{hidden})",
         usage.percent, unit="percent",
         warn=mlflowdb_thresholds["connections_warn"], fail=mlflowdb_thresholds["connections_fail"],
     )
@@ -137,6 +147,10 @@ def test_privileges(mlflowdb, mlflowdb_findings):
             f"MLflow tables found in schema {pre.mlflow_schema}, alembic revision "
             f"{pre.schema_revision or 'unknown'}", pre.schema_revision, None,
         )
+    elif pre.mlflow_elsewhere:
+        mlflowdb_findings.info("schema", f"MLflow tables found in schema(s) "
+                               f"{', '.join(pre.mlflow_elsewhere)}, not on this URI's "
+                               f"search_path ({pre.search_path})", pre.current_schema, None)
     else:
         mlflowdb_findings.info("schema", "no MLflow tables found in any schema this role can see",
                                None, None)

@@ -9,7 +9,7 @@ from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS
 from pytest_mlflowdb.probes.indexes import table_sizes
 from pytest_mlflowdb.probes.schema import live_snapshot
-from pytest_mlflowdb.requirements import require_catalog_schema
+from pytest_mlflowdb.requirements import off_search_path, require_catalog_schema
 from pytest_mlflowdb.thresholds import format_value
 
 
@@ -28,14 +28,28 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """alembic_version holds one known revision, the one about to be deployed if given."""
     pre = mlflowdb.preflight
     catalog = load_catalog()
+    expectation = _expectation(catalog, mlflowdb_settings)
+    unreadable = pre.schema_error or pre.alembic_error
+    if unreadable:
+        if expectation:
+            # a deployment gate that cannot look must not let the deployment through
+            mlflowdb_findings.fail(f"{pre.mlflow_schema}.alembic_version" if pre.mlflow_schema
+                                   else "alembic_version",
+                                   f"cannot verify {expectation[1]}: {unreadable}", None,
+                                   expectation[0])
+            return
+        pytest.skip(f"no privilege: {unreadable}")
+    wrong_schema = off_search_path(mlflowdb)
+    if wrong_schema:
+        mlflowdb_findings.fail(pre.current_schema or "search_path", wrong_schema,
+                               pre.search_path, ", ".join(pre.mlflow_elsewhere))
+        return
     if pre.mlflow_schema is None:
         mlflowdb_findings.fail(pre.dbname, "no MLflow tables (experiments, runs, metrics, params, "
                                "tags) in any schema this role can see: not an MLflow database, "
                                "or an empty one", None, "MLflow schema")
         return
     table = f"{pre.mlflow_schema}.alembic_version"
-    if pre.alembic_error:
-        pytest.skip(f"no privilege: {pre.alembic_error}")
     if pre.alembic_versions is None:
         mlflowdb_findings.fail(table, "alembic_version is missing: MLflow will report "
                                "'found version None' and refuse to start", None, "1 row")
@@ -63,17 +77,21 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
                 "and MLflow would re-run migrations that cannot apply", revision,
                 max(later.values(), key=catalog.position))
             return
-    settings = mlflowdb_settings
-    if settings.expect_mlflow or settings.expect_revision:
-        target = (catalog.head_for_release(settings.expect_mlflow) if settings.expect_mlflow
-                  else settings.expect_revision)
-        label = (f"MLflow {settings.expect_mlflow}" if settings.expect_mlflow
-                 else f"revision {target}")
-        _against_expectation(mlflowdb, mlflowdb_findings, catalog, table, revision, target,
-                             label)
+    if expectation:
+        _against_expectation(mlflowdb, mlflowdb_findings, catalog, table, revision,
+                             *expectation)
         return
     mlflowdb_findings.ok(table, f"revision {revision}: {_releases(catalog, revision)}",
                          revision, None)
+
+
+def _expectation(catalog, settings) -> tuple[str, str] | None:
+    """(revision, label) the user expects (--mlflowdb-expect-mlflow/-revision), if any."""
+    if settings.expect_mlflow:
+        return catalog.head_for_release(settings.expect_mlflow), f"MLflow {settings.expect_mlflow}"
+    if settings.expect_revision:
+        return settings.expect_revision, f"revision {settings.expect_revision}"
+    return None
 
 
 def _against_expectation(db, findings, catalog, table, revision, target, label) -> None:

@@ -36,10 +36,27 @@ class ConnectionAttempt:
     error: str | None
     seconds: float
     connect_timeout: float
+    #: the session opened, but what followed on it failed (``error`` says what): a lock or
+    #: a timeout on the preflight's reads is not a failure to connect
+    connected: bool = False
 
 
 class TargetUnavailable(Exception):
     """The target could not be resolved or reached; str() is the one-line reason."""
+
+    @property
+    def skip_reason(self) -> str:
+        """What the checks that cannot run on this target say when they skip."""
+        return f"target unreachable: {self}"
+
+
+class SessionReadFailed(TargetUnavailable):
+    """The session opened, but a read on it failed (the read-only check or the preflight's
+    catalog reads); str() says which and why, and is the whole skip reason."""
+
+    @property
+    def skip_reason(self) -> str:
+        return str(self)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -134,30 +151,44 @@ class Audit:
             return self._attempts[key]
         s = self.settings
         started = time.perf_counter()
+        db: Database | None = None
+        step = "checking the session"  # connect() verifies the session is read-only
         try:
             target = self.target(key)
             db = Database(target, connect_timeout=s.connect_timeout,
                           statement_timeout=s.statement_timeout, lock_timeout=s.lock_timeout)
             db.connect()
+            step = "reading the catalog"
             db.preflight  # noqa: B018 - gathered once, before any check needs it
             attempt = ConnectionAttempt(target_id, db, None, db.connect_seconds,
                                         s.connect_timeout)
-        except (TargetUnavailable, DatabaseError) as exc:
-            attempt = ConnectionAttempt(target_id, None, str(exc), time.perf_counter() - started,
-                                        s.connect_timeout)
-        except Exception as exc:  # a psycopg error during preflight, say
-            reason = _first_line(exc)
-            target = self._targets.get(key)
-            reason = target.scrub(reason) if target else reason
-            attempt = ConnectionAttempt(target_id, None, reason, time.perf_counter() - started,
-                                        s.connect_timeout)
+        except Exception as exc:  # TargetUnavailable, DatabaseError, a psycopg error…
+            attempt = self._failed_attempt(key, target_id, db, step, exc,
+                                           time.perf_counter() - started)
         self._attempts[key] = attempt
         return attempt
+
+    def _failed_attempt(self, key: str, target_id: str, db: Database | None, step: str,
+                        exc: Exception, seconds: float) -> ConnectionAttempt:
+        """Say whether connecting failed, or a read on the open session (and which)."""
+        if isinstance(exc, (TargetUnavailable, DatabaseError)):
+            reason = str(exc)
+        else:
+            target = self._targets.get(key)
+            reason = target.scrub(_first_line(exc)) if target else _first_line(exc)
+        connect_timeout = self.settings.connect_timeout
+        # connect_seconds is set once libpq has opened the session, before any query on it
+        if db is None or not db.connect_seconds:
+            return ConnectionAttempt(target_id, None, reason, seconds, connect_timeout)
+        db.close()
+        return ConnectionAttempt(target_id, None, f"connected, but {step} failed: {reason}",
+                                 db.connect_seconds, connect_timeout, connected=True)
 
     def database(self, key: str, target_id: str) -> Database:
         attempt = self.attempt(key, target_id)
         if attempt.database is None:
-            raise TargetUnavailable(attempt.error or "unknown error")
+            unavailable = SessionReadFailed if attempt.connected else TargetUnavailable
+            raise unavailable(attempt.error or "unknown error")
         return attempt.database
 
     def target_record(self, key: str, target_id: str) -> dict[str, Any]:

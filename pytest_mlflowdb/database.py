@@ -50,8 +50,18 @@ class Preflight:
     notes: tuple[str, ...] = field(default_factory=tuple)
     #: rows of alembic_version in the MLflow schema; None when the table is missing
     alembic_versions: tuple[str, ...] | None = None
-    #: why alembic_version could not be read (a missing privilege), if so
+    #: why alembic_version could not be read (a missing privilege, rows hidden by row
+    #: level security), if so
     alembic_error: str | None = None
+    #: the session's search_path and the first existing schema on it: where MLflow,
+    #: which uses unqualified names, looks for (and would create) its tables
+    search_path: str = ""
+    current_schema: str | None = None
+    #: schemas holding MLflow's tables when the current schema does not (MLflow would
+    #: not see them through this URI); empty when ``mlflow_schema`` is set
+    mlflow_elsewhere: tuple[str, ...] = ()
+    #: why this role cannot tell where MLflow's tables are (no USAGE on their schema)
+    schema_error: str | None = None
 
     @property
     def major(self) -> int:
@@ -192,28 +202,36 @@ SELECT current_setting('server_version') AS server_version,
        ARRAY(SELECT b.rolname::text FROM pg_roles b
              WHERE b.rolname IN ('pg_monitor', 'pg_read_all_stats', 'pg_read_all_settings',
                                  'pg_stat_scan_tables', 'pg_read_all_data', 'pg_signal_backend')
-               AND pg_has_role(current_user, b.oid, 'MEMBER')
+               -- USAGE: the role's privileges are in force in this session; a NOINHERIT
+               -- membership (MEMBER without USAGE) would need a SET ROLE the audit never runs
+               AND pg_has_role(current_user, b.oid, 'USAGE')
              ORDER BY 1) AS roles,
        inet_server_port() AS port,
-       current_database() AS dbname
+       current_database() AS dbname,
+       current_schema() AS current_schema,
+       current_setting('search_path') AS search_path
 FROM pg_roles r WHERE r.rolname = current_user
 """
 
-# Schemas that hold MLflow's core tables, the one first in search_path first.
+# Schemas that hold MLflow's tables, the session's current schema first. MLflow (through
+# SQLAlchemy and alembic) uses unqualified names, so it sees only current_schema(): the
+# first schema on the search_path that exists and that the role may use.
 _MLFLOW_SCHEMA_SQL = """
 SELECT n.nspname AS schema,
        bool_or(c.relname = 'alembic_version') AS has_alembic,
        count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
          AS core_tables,
-       array_position(current_schemas(false), n.nspname::text) AS search_position
+       n.nspname = current_schema() AS is_current,
+       has_schema_privilege(n.oid, 'USAGE') AS usable
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p')
   AND c.relname IN ('alembic_version', 'experiments', 'runs', 'metrics', 'params', 'tags')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-GROUP BY n.nspname
-ORDER BY count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
+GROUP BY n.oid, n.nspname
+ORDER BY n.nspname = current_schema() DESC,
+         count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
            DESC,
-         array_position(current_schemas(false), n.nspname::text) NULLS LAST, n.nspname
+         n.nspname
 """
 
 
@@ -225,38 +243,94 @@ def _hostaddr(conn: psycopg.Connection) -> str:
         return ""
 
 
+class PreflightError(DatabaseError):
+    """The session is open but a preflight read failed; the message says which and why."""
+
+
+def _read(db: Database, what: str, query: Any, params: Any = None, *,
+          passthrough: tuple[type[Exception], ...] = ()) -> list[dict[str, Any]]:
+    """``db.rows`` that names what it was reading when it fails (a lock, a timeout…)."""
+    try:
+        return db.rows(query, params)
+    except passthrough:
+        raise
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        held = ("; another session holds a lock on it"
+                if isinstance(exc, psycopg.errors.LockNotAvailable) else "")
+        raise PreflightError(db.target.scrub(f"{first} while reading {what}{held}")) from None
+
+
+def _rows_hidden(db: Database, schema: str) -> bool:
+    """Whether row level security filters alembic_version's rows for this session."""
+    (found,) = _read(db, f"{schema}.alembic_version's row level security",
+                     "SELECT row_security_active(format('%%I.alembic_version', %s::text)) AS on",
+                     (schema,))
+    return bool(found["on"])
+
+
+def _missing_grant(db: Database, schema: str, role: str) -> str:
+    """Why alembic_version could not be read, with the GRANT that would let this role look."""
+    (found,) = _read(db, f"the privileges on schema {schema}",
+                     "SELECT has_schema_privilege(%(s)s, 'USAGE') AS usage, "
+                     "quote_ident(%(s)s) AS schema, quote_ident(%(r)s) AS role",
+                     {"s": schema, "r": role})
+    grant = f"GRANT SELECT ON {found['schema']}.alembic_version TO {found['role']}"
+    if not found["usage"]:
+        return (f"no USAGE privilege on schema {schema}, which holds MLflow's tables (GRANT "
+                f"USAGE ON SCHEMA {found['schema']} TO {found['role']}; {grant})")
+    return f"no SELECT privilege on {schema}.alembic_version ({grant})"
+
+
 def _collect_preflight(db: Database) -> Preflight:
-    facts = db.row(_PREFLIGHT_SQL)
-    assert facts is not None
+    (facts,) = _read(db, "the server version and this role's memberships", _PREFLIGHT_SQL)
     extensions = {
         r["extname"]: r["extversion"]
-        for r in db.rows("SELECT extname, extversion FROM pg_extension ORDER BY extname")
+        for r in _read(db, "pg_extension",
+                       "SELECT extname, extversion FROM pg_extension ORDER BY extname")
     }
     notes: list[str] = []
     schema = None
     revision = None
     versions: tuple[str, ...] | None = None
     alembic_error = None
-    candidates = [r for r in db.rows(_MLFLOW_SCHEMA_SQL) if r["core_tables"]]
-    if candidates:
-        schema = candidates[0]["schema"]
-        if len(candidates) > 1:
-            others = ", ".join(r["schema"] for r in candidates[1:])
-            notes.append(f"MLflow tables also found in schema(s) {others}; auditing {schema}")
-        if candidates[0]["has_alembic"]:
+    found_in = _read(db, "the catalog for MLflow's tables", _MLFLOW_SCHEMA_SQL)
+    current = [r for r in found_in if r["is_current"] and r["core_tables"]]
+    elsewhere = tuple(r["schema"] for r in found_in if r["core_tables"] and not r["is_current"])
+    schema_error = None
+    unusable = [r["schema"] for r in found_in
+                if r["core_tables"] and not r["is_current"] and not r["usable"]]
+    if unusable and not current:
+        # A schema this role may not use drops out of its effective search_path: it may
+        # well be where the URI leads MLflow's own role. A privilege to look, not a fault.
+        schema_error = _missing_grant(db, unusable[0], facts["current_user"])
+        notes.append(schema_error)
+        elsewhere = ()
+    if current:
+        schema = current[0]["schema"]
+        if elsewhere:
+            notes.append(f"MLflow tables also found in schema(s) {', '.join(elsewhere)}; "
+                         f"auditing {schema}, the current schema MLflow would use")
+            elsewhere = ()
+        if current[0]["has_alembic"]:
             try:
-                found = db.rows(
-                    sql.SQL("SELECT version_num FROM {}.alembic_version").format(
-                        sql.Identifier(schema)
-                    )
-                )
+                found = _read(db, f"{schema}.alembic_version",
+                              sql.SQL("SELECT version_num FROM {}.alembic_version").format(
+                                  sql.Identifier(schema)),
+                              passthrough=(psycopg.errors.InsufficientPrivilege,))
                 versions = tuple(str(r["version_num"]) for r in found)
                 if len(found) == 1:
                     revision = versions[0]
+                elif not found and _rows_hidden(db, schema):
+                    versions = None
+                    alembic_error = (f"row level security on {schema}.alembic_version hides "
+                                     f"its rows from {facts['current_user']} (add a policy "
+                                     "for it, or audit as the table's owner)")
+                    notes.append(alembic_error)
                 else:
                     notes.append(f"{schema}.alembic_version holds {len(found)} rows")
             except psycopg.errors.InsufficientPrivilege:
-                alembic_error = f"no SELECT privilege on {schema}.alembic_version"
+                alembic_error = _missing_grant(db, schema, facts["current_user"])
                 notes.append(alembic_error)
     pgconn = db.connection.pgconn
     return Preflight(
@@ -278,4 +352,8 @@ def _collect_preflight(db: Database) -> Preflight:
         notes=tuple(notes),
         alembic_versions=versions,
         alembic_error=alembic_error,
+        search_path=facts["search_path"],
+        current_schema=facts["current_schema"],
+        mlflow_elsewhere=elsewhere,
+        schema_error=schema_error,
     )

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +21,9 @@ from .findings import Findings
 from .registry import MARKER, REGISTRY
 from .settings import COMMAND_LINE, Settings, SettingsError, build_settings
 from .thresholds import BUILTIN, ThresholdRegistry
+
+if TYPE_CHECKING:
+    from .audit import TargetUnavailable
 
 
 def _checks_dir() -> Path:
@@ -489,7 +492,7 @@ def mlflowdb(request: pytest.FixtureRequest, _mlflowdb_key):
         _unreachable(request, _mlflowdb_key, exc)
 
 
-def _unreachable(request: pytest.FixtureRequest, key: Any, exc: Exception) -> None:
+def _unreachable(request: pytest.FixtureRequest, key: Any, exc: TargetUnavailable) -> None:
     """Skip a check whose target cannot be reached, or fail it when nothing else would.
 
     ``connectivity.connect`` is always collected (even with ``--mlflowdb-no-builtin``)
@@ -497,7 +500,7 @@ def _unreachable(request: pytest.FixtureRequest, key: Any, exc: Exception) -> No
     unreachable". When the run deselected it (``-k``, ``--deselect``), the check fails
     instead: an unreachable target must never leave a green run.
     """
-    reason = f"target unreachable: {exc}"
+    reason = exc.skip_reason
     connects = {_target_key_of(item) for item in request.session.items
                 if _check_id(item) == CONNECT}
     if key in connects:

@@ -31,10 +31,44 @@ def require_extension(db: Database, name: str) -> None:
         pytest.skip(f"extension missing: {name} is not installed in {db.preflight.dbname}")
 
 
+def off_search_path(db: Database) -> str | None:
+    """Why MLflow would not find its tables through this URI, with the fix; None if it would.
+
+    MLflow uses unqualified names, so it sees only the session's current schema (the first
+    existing schema on the search_path). Tables in another schema are invisible to it: it
+    would create a new, empty schema beside them.
+    """
+    pre = db.preflight
+    if pre.mlflow_schema is not None or not pre.mlflow_elsewhere:
+        return None
+    from urllib.parse import quote
+
+    schema = pre.mlflow_elsewhere[0]
+    shown = ", ".join(pre.mlflow_elsewhere)
+    current = pre.current_schema or "none (no schema on it exists)"
+    option = f"-csearch_path={schema}"
+    return (f"MLflow's tables are in schema {shown}, which this URI's search_path "
+            f"({pre.search_path}) does not lead to (current schema: {current}): MLflow "
+            "connecting with this URI would see no tables and create new, empty ones. "
+            f"Point the URI at {schema}: add ?options={quote(option, safe='-_')} to it "
+            f"(options='{option}' in a key=value string), or run "
+            f"ALTER ROLE {pre.current_user} SET search_path = {schema}")
+
+
 def require_mlflow_schema(db: Database) -> str:
-    """Skip unless MLflow's tables were found; return the schema that holds them."""
+    """Return the schema holding MLflow's tables, the one MLflow would use with this URI.
+
+    Skips when no schema holds them; fails when they exist but not where this URI's
+    search_path leads (the audit would otherwise pass tables MLflow would never use).
+    """
     schema = db.preflight.mlflow_schema
+    if schema is None and db.preflight.schema_error:
+        pytest.skip(f"no privilege: {db.preflight.schema_error}")
     if schema is None:
+        elsewhere = db.preflight.mlflow_elsewhere
+        if elsewhere:
+            pytest.fail(f"MLflow's tables are in schema {', '.join(elsewhere)}, not on this "
+                        "URI's search_path (see schema.revision for the fix)", pytrace=False)
         pytest.skip("no MLflow schema: no MLflow tables in any schema this role can see")
     return schema
 

@@ -137,3 +137,33 @@ def test_privileges_reports_what_a_plain_role_cannot_see(pytester, pg18, mlflow_
     assert any("no SELECT privilege on public.alembic_version" in m for m in messages)
     assert all(f["object"] for f in privileges["findings"])
     assert result.ret == 0
+
+
+# -- connected, but the preflight's reads failed ---------------------------------------
+def test_a_lock_on_alembic_version_is_not_reported_as_cannot_connect(pytester, mlflow_uri):
+    with psycopg.connect(mlflow_uri) as locker:
+        locker.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+        result, checks = audit(pytester, mlflow_uri, "--mlflowdb-lock-timeout=200ms")
+    connect = checks["connectivity.connect"]
+    assert "cannot connect" not in connect["message"], connect
+    messages = [f["message"] for f in connect["findings"]]
+    assert any(m.startswith("connected in ") for m in messages), messages
+    (failure,) = [f for f in connect["findings"] if f["severity"] == "failure"]
+    assert failure["message"].startswith("connected, but reading the catalog failed: "), failure
+    assert "lock timeout" in failure["message"] and "public.alembic_version" in failure["message"]
+    for check_id in ("connectivity.latency", "schema.revision", "indexes.required"):
+        check = checks[check_id]
+        assert check["outcome"] == "skipped", check
+        assert check["message"].startswith("connected, but reading the catalog failed: "), check
+    assert result.ret == 1
+
+
+def test_a_statement_timeout_on_the_first_queries_is_not_reported_as_cannot_connect(
+        pytester, mlflow_uri):
+    result, checks = audit(pytester, mlflow_uri, "--mlflowdb-statement-timeout=1ms")
+    connect = checks["connectivity.connect"]
+    assert "cannot connect" not in connect["message"], connect
+    assert "connected" in connect["message"], connect
+    for check in checks.values():
+        assert not check["message"].startswith("target unreachable"), check
+    assert result.ret != 0

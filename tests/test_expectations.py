@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import audit
+from helpers import audit, dbname_of, role_uri
 
 
 def test_equal_passes(pytester, mlflowdb_database_factory):
@@ -59,3 +59,47 @@ def test_unknown_expectation_is_a_usage_error(pytester, option, expected):
     result = pytester.runpytest_subprocess("--mlflowdb-uri=postgresql://u@h/db", option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert expected in result.stderr.str()
+
+
+@pytest.fixture
+def monitor_role(pg18):
+    """A pg_monitor login role that MLflow's tables were never granted to."""
+    from psycopg import sql as pgsql
+
+    name, password = "gate_monitor", "G@te pw/1"
+    with pg18.admin() as conn:
+        conn.execute("DROP ROLE IF EXISTS gate_monitor")
+        conn.execute(pgsql.SQL("CREATE ROLE gate_monitor LOGIN PASSWORD {} IN ROLE pg_monitor")
+                     .format(pgsql.Literal(password)))
+    yield name, password
+    with pg18.admin() as conn:
+        conn.execute("DROP OWNED BY gate_monitor CASCADE")
+        conn.execute("DROP ROLE gate_monitor")
+
+
+def test_expectation_that_cannot_be_verified_fails_with_the_grant(
+        pytester, pg18, mlflowdb_database_factory, monitor_role):
+    uri = mlflowdb_database_factory(revision="0584bdc529eb")
+    user, password = monitor_role
+    result, checks = audit(pytester, role_uri(pg18, dbname_of(uri), user, password),
+                           "--mlflowdb-expect-mlflow=3.18.0")
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "failed", revision
+    message = revision["message"]
+    assert "cannot verify MLflow 3.18.0" in message, message
+    assert "GRANT SELECT ON public.alembic_version TO gate_monitor" in message, message
+    assert result.ret == 1
+    # the checks that only compare the schema stay skipped, with their reason
+    assert checks["schema.tables"]["outcome"] == "skipped"
+    assert "alembic_version" in checks["schema.tables"]["message"]
+
+
+def test_unverifiable_revision_without_an_expectation_is_skipped(
+        pytester, pg18, mlflowdb_database_factory, monitor_role):
+    uri = mlflowdb_database_factory(revision="0584bdc529eb")
+    user, password = monitor_role
+    result, checks = audit(pytester, role_uri(pg18, dbname_of(uri), user, password))
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "skipped", revision
+    assert "GRANT SELECT ON public.alembic_version TO gate_monitor" in revision["message"]
+    assert result.ret == 0

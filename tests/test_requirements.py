@@ -56,3 +56,23 @@ def test_superuser_on_an_empty_database(pytester, pg15):
     mlflow = checks["team.needs_mlflow"]
     assert mlflow["outcome"] == "skipped" and mlflow["message"].startswith("no MLflow schema")
     assert result.ret == 0
+
+
+def test_a_membership_without_its_privileges_is_not_a_privilege(pytester, pg18, mlflow_uri):
+    """A NOINHERIT member of pg_monitor may SET ROLE to it, but the audit does not: its
+    session has none of pg_monitor's privileges, so a check that needs them must skip."""
+    from psycopg import sql as pgsql
+
+    user, password = "noinherit_monitor", "N0inherit pw"
+    with pg18.admin() as conn:
+        conn.execute(pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(user)))
+        conn.execute(pgsql.SQL("CREATE ROLE {} LOGIN NOINHERIT PASSWORD {} IN ROLE pg_monitor")
+                     .format(pgsql.Identifier(user), pgsql.Literal(password)))
+    try:
+        _, checks = _run(pytester, role_uri(pg18, dbname_of(mlflow_uri), user, password))
+    finally:
+        with pg18.admin() as conn:
+            conn.execute(pgsql.SQL("DROP ROLE {}").format(pgsql.Identifier(user)))
+    stats = checks["team.needs_stats"]
+    assert stats["outcome"] == "skipped", stats
+    assert stats["message"].startswith("no privilege: needs pg_monitor or pg_read_all_stats")

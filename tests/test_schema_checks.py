@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from helpers import audit, failing, sql
+from helpers import audit, dbname_of, failing, role_uri, sql
 
 from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
 
@@ -53,6 +53,84 @@ def test_mlflow_in_another_schema_passes(pytester, pg15):
     for check_id in SCHEMA_CHECKS:
         assert checks[check_id]["outcome"] == "passed", checks[check_id]
     assert checks["schema.tables"]["findings"][0]["object"] == "tracking"
+
+
+def _moved_to_tracking(uri: str) -> str:
+    """MLflow's tables moved out of the search_path: public renamed, a new empty public."""
+    sql(uri, "ALTER SCHEMA public RENAME TO tracking", "CREATE SCHEMA public")
+    return uri
+
+
+def test_mlflow_off_the_search_path_fails_naming_the_schema_and_the_fix(pytester, mlflow_uri):
+    result, checks = audit(pytester, _moved_to_tracking(mlflow_uri))
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "failed", revision
+    message = revision["message"]
+    assert "MLflow's tables are in schema tracking" in message, message
+    assert "?options=-csearch_path%3Dtracking" in message, message
+    assert "ALTER ROLE postgres SET search_path = tracking" in message, message
+    for check_id in SCHEMA_CHECKS[1:]:
+        assert checks[check_id]["outcome"] == "failed", checks[check_id]
+        assert "tracking" in checks[check_id]["message"], checks[check_id]
+    assert result.ret == 1
+
+
+def test_mlflow_off_the_search_path_passes_when_the_uri_points_at_it(pytester, mlflow_uri):
+    uri = _moved_to_tracking(mlflow_uri) + "?options=-csearch_path%3Dtracking"
+    result, checks = audit(pytester, uri)
+    for check_id in SCHEMA_CHECKS:
+        assert checks[check_id]["outcome"] == "passed", checks[check_id]
+    assert checks["schema.tables"]["findings"][0]["object"] == "tracking"
+    assert checks["schema.revision"]["findings"][0]["object"] == "tracking.alembic_version"
+    assert result.ret == 0
+
+
+def test_the_first_schema_on_the_search_path_is_the_one_audited(pytester, mlflow_uri):
+    """An empty schema named after the role comes first ("$user"): MLflow would use it."""
+    sql(mlflow_uri, "CREATE SCHEMA postgres")
+    result, checks = audit(pytester, mlflow_uri)
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "failed", revision
+    assert "MLflow's tables are in schema public" in revision["message"]
+    assert "current schema: postgres" in revision["message"]
+    assert result.ret == 1
+
+
+def test_a_schema_the_role_may_not_use_is_not_called_off_the_search_path(
+        pytester, pg18, mlflow_uri, mlflow_role):
+    """Without USAGE the schema drops out of the effective search_path: that is a missing
+    privilege (skip, or fail with an expectation), not a wrong URI."""
+    _moved_to_tracking(mlflow_uri)
+    sql(mlflow_uri, "REVOKE ALL ON SCHEMA tracking FROM PUBLIC")
+    user, password = mlflow_role
+    uri = role_uri(pg18, dbname_of(mlflow_uri), user, password) + \
+        "?options=-csearch_path%3Dtracking"
+    result, checks = audit(pytester, uri)
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "skipped", revision
+    assert "no USAGE privilege on schema tracking" in revision["message"], revision
+    assert f"GRANT USAGE ON SCHEMA tracking TO {user}" in revision["message"], revision
+    assert checks["schema.tables"]["outcome"] == "skipped"
+    assert result.ret == 0
+    _, gated = audit(pytester, uri, "--mlflowdb-expect-revision=dc11669786a5")
+    assert gated["schema.revision"]["outcome"] == "failed", gated["schema.revision"]
+    assert "cannot verify revision dc11669786a5" in gated["schema.revision"]["message"]
+
+
+def test_rows_hidden_by_row_level_security_are_not_a_missing_revision(
+        pytester, pg18, mlflow_uri, mlflow_role):
+    user, password = mlflow_role
+    sql(mlflow_uri, "ALTER TABLE alembic_version ENABLE ROW LEVEL SECURITY",
+        f"GRANT SELECT ON alembic_version TO {user}")
+    uri = role_uri(pg18, dbname_of(mlflow_uri), user, password)
+    result, checks = audit(pytester, uri)
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "skipped", revision
+    assert "row level security on public.alembic_version hides its rows" in \
+        revision["message"], revision
+    assert result.ret == 0
+    _, gated = audit(pytester, uri, "--mlflowdb-expect-revision=dc11669786a5")
+    assert gated["schema.revision"]["outcome"] == "failed", gated["schema.revision"]
 
 
 # -- faults --------------------------------------------------------------------------

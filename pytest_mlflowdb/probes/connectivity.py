@@ -35,6 +35,8 @@ class ConnectionUsage:
     in_use: int
     max_connections: int
     reserved: int
+    #: of ``in_use``, sessions of other roles whose type this role may not see
+    hidden: int = 0
 
     @property
     def usable(self) -> int:
@@ -45,8 +47,17 @@ class ConnectionUsage:
         return 100.0 * self.in_use / self.usable
 
 
+# Without pg_read_all_stats, other roles' rows are listed with their details (backend_type
+# among them) NULL. Such a row attached to a database is counted as a client connection:
+# background processes have no database (checkpointer, launchers, io workers), and the few
+# that have one (autovacuum and parallel workers) come and go. Over-counting them can only
+# warn early; leaving other roles' sessions out would pass a server that is full.
 _USAGE_SQL = """
-SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS in_use,
+SELECT (SELECT count(*) FILTER (WHERE backend_type = 'client backend')
+          + count(*) FILTER (WHERE backend_type IS NULL AND datid IS NOT NULL)
+        FROM pg_stat_activity) AS in_use,
+       (SELECT count(*) FILTER (WHERE backend_type IS NULL AND datid IS NOT NULL)
+        FROM pg_stat_activity) AS hidden,
        current_setting('max_connections')::int AS max_connections,
        current_setting('superuser_reserved_connections')::int
        + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved
@@ -54,11 +65,14 @@ SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backe
 
 
 def connection_usage(db: Database) -> ConnectionUsage:
-    """Client backends against the slots ordinary roles can use.
+    """Client backends (of every role) against the slots ordinary roles can use.
 
-    ``pg_stat_activity`` lists every backend to every role (only details are hidden
-    without ``pg_read_all_stats``), so the count is right without extra privileges.
+    ``pg_stat_activity`` lists every backend to every role, but without
+    ``pg_read_all_stats`` the type of other roles' backends is hidden: those attached to
+    a database are counted as clients (``hidden`` says how many), so a plain role sees
+    the same usage as a ``pg_monitor`` one.
     """
     row = db.row(_USAGE_SQL)
     assert row is not None
-    return ConnectionUsage(row["in_use"], row["max_connections"], row["reserved"])
+    return ConnectionUsage(row["in_use"], row["max_connections"], row["reserved"],
+                           row["hidden"])
