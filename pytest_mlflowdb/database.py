@@ -107,6 +107,10 @@ class Database:
                 connect_timeout=max(1, int(round(self.connect_timeout))),
                 application_name=APPLICATION_NAME,
                 autocommit=False,
+                # never PREPARE: behind a transaction pooler a prepared statement stays on
+                # a server connection that the next client (MLflow) gets, and is missing
+                # from the one our next transaction gets
+                prepare_threshold=None,
             )
             conn.read_only = True
         except psycopg.Error as exc:

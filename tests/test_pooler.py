@@ -19,7 +19,10 @@ PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 @pytest.fixture
 def pooler(pg18, mlflow_uri):
-    """pgbouncer, pool_mode=transaction, ONE server connection shared by every client."""
+    """pgbouncer, pool_mode=transaction, ONE server connection shared by every client
+    (fewer server connections than the audit has transactions, and the next client
+    surely gets the connection the audit used)."""
+    pool_size = 1
     if not os.path.exists(PGBOUNCER):
         pytest.skip("pgbouncer is not installed (.ci/run installs it)")
     base = Path(tempfile.mkdtemp(prefix="mlflowdb-pgbouncer-"))
@@ -39,7 +42,7 @@ unix_socket_dir =
 auth_type = trust
 auth_file = {base / "users.txt"}
 pool_mode = transaction
-default_pool_size = 1
+default_pool_size = {pool_size}
 max_client_conn = 20
 ignore_startup_parameters = extra_float_digits
 logfile = {base / "pgbouncer.log"}
@@ -87,3 +90,35 @@ def test_audit_through_a_transaction_pooler_leaves_mlflow_writable(pytester, poo
         assert state == ("off", "0", "0")
         conn.execute("INSERT INTO experiments (name, lifecycle_stage) VALUES ('after-audit', "
                      "'active')")
+
+
+REPEATS = """
+import pytest
+
+
+@pytest.mark.parametrize("round", range(8))
+def test_same_query_again(mlflowdb, round):
+    # more than psycopg's prepare threshold (5) of one identical query, each in its own
+    # transaction, so each may land on another pooled server connection
+    for _ in range(3):
+        assert mlflowdb.value("SELECT count(*) FROM experiments") >= 0
+"""
+
+
+def test_audit_prepares_nothing_on_pooled_server_connections(pytester, pooler):
+    """psycopg prepares a statement after its fifth run; a pooler hands that transaction
+    to any server connection, so the audit must never prepare (prepare_threshold=None)."""
+    pytester.makepyfile(test_repeats=REPEATS)
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={pooler}", f"--mlflowdb-report={json_path}")
+    outcomes = {c["outcome"] for c in report(json_path)["checks"]
+                if c["id"].startswith("custom.repeats")}
+    assert outcomes == {"passed"}, result.stdout.str()
+    assert result.ret == 0
+    with psycopg.connect(pooler, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+    # MLflow's own psycopg clients prepare with the default threshold: no name clash.
+    with psycopg.connect(pooler) as conn:
+        for _ in range(8):
+            with conn.transaction():
+                assert conn.execute("SELECT count(*) FROM experiments").fetchone()[0] >= 0
