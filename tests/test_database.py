@@ -142,6 +142,25 @@ def test_libpq_environment_supplies_what_the_uri_omits(pg15, monkeypatch, tmp_pa
         db.close()
 
 
+def test_a_service_names_the_target_by_its_host_and_database(pg15, monkeypatch, tmp_path):
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[mlflowdb_audit]\nhost=127.0.0.1\nport={pg15.port}\n"
+                        f"dbname=template1\nuser=postgres\npassword={pg15.password}\n"
+                        "sslmode=disable\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    monkeypatch.setenv("PGSERVICE", "mlflowdb_audit")
+    for name in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER"):
+        monkeypatch.delenv(name, raising=False)
+    for text in ("postgresql://", "service=mlflowdb_audit"):
+        target = parse_target(text)
+        assert target.id == f"127.0.0.1:{pg15.port}/template1"
+        db = Database(target).connect()
+        try:
+            assert (db.preflight.port, db.preflight.dbname) == (pg15.port, "template1")
+        finally:
+            db.close()
+
+
 @pytest.fixture(scope="module")
 def ssl_server(tmp_path_factory):
     """A server of its own with SSL on (a self-signed certificate)."""
