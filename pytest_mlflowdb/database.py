@@ -5,10 +5,19 @@ Every session: ``default_transaction_read_only=on``, ``statement_timeout``,
 The settings are applied with ``SET`` right after connecting (rather than in the
 startup packet) so that connection poolers which reject startup options still work,
 and they are read back: a session that is not read-only is closed and refused.
+
+``statement_timeout`` is enforced by the server, so it cannot help when the server is
+unreachable (a network partition): every transaction also has a client-side deadline
+(:func:`reply_deadline`), and libpq's TCP keepalives and ``tcp_user_timeout`` let the
+kernel give up on a dead link too. A missed deadline ends the session for good: every
+later query raises :class:`TargetStoppedAnswering` at once instead of waiting again.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +35,64 @@ APPLICATION_NAME = "pytest-mlflowdb"
 
 class DatabaseError(RuntimeError):
     """The target could not be reached or used; the message is one line with no secrets."""
+
+
+class TargetStoppedAnswering(DatabaseError):
+    """A transaction got no reply within its deadline; the session is gone for good."""
+
+
+def reply_deadline(statement_timeout: float) -> float:
+    """Seconds a transaction may wait for the server: its statement timeout (after which
+    the server itself cancels and answers) plus a margin for the round trips."""
+    return statement_timeout + max(5.0, statement_timeout / 2)
+
+
+def _tcp_options(deadline: float) -> dict[str, Any]:
+    """libpq options that let the kernel notice a dead link within about ``deadline``.
+
+    (Ignored for Unix sockets; ``tcp_user_timeout`` needs libpq 12 and Linux.)"""
+    idle = max(1, int(deadline / 3))
+    options: dict[str, Any] = {"keepalives": 1, "keepalives_idle": idle,
+                               "keepalives_interval": idle, "keepalives_count": 3}
+    if psycopg.pq.version() >= 120000:
+        options["tcp_user_timeout"] = int(deadline * 1000)
+    return options
+
+
+class _Deadline:
+    """Shut the connection's socket down if the transaction outlives ``seconds``.
+
+    The shutdown (not a close: the descriptor stays valid) wakes libpq's wait on the
+    socket at once, so the waiting query fails instead of waiting on a partitioned
+    server; a cancel request would not reach that server either."""
+
+    def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
+        self._fd = conn.pgconn.socket
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._lock = threading.Lock()
+        self._done = False
+        self.fired = False
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            try:
+                with socket.socket(fileno=os.dup(self._fd)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
 
 
 @dataclass(frozen=True)
@@ -89,6 +156,9 @@ class Database:
         self._preflight: Preflight | None = None
         self._cache: dict[str, Any] = {}
         self.connect_seconds = 0.0
+        self.deadline = reply_deadline(statement_timeout)
+        #: why the session ended for good (a missed deadline), if it did
+        self.stopped: str | None = None
 
     # -- connection ------------------------------------------------------------------
     def connect(self) -> Database:
@@ -100,6 +170,8 @@ class Database:
         """
         if self._conn is not None and not self._conn.closed:
             return self
+        if self.stopped:
+            raise TargetStoppedAnswering(self.stopped)
         started = time.perf_counter()
         try:
             conn = psycopg.connect(
@@ -111,6 +183,7 @@ class Database:
                 # a server connection that the next client (MLflow) gets, and is missing
                 # from the one our next transaction gets
                 prepare_threshold=None,
+                **_tcp_options(self.deadline),
             )
             conn.read_only = True
         except psycopg.Error as exc:
@@ -132,8 +205,11 @@ class Database:
 
     def close(self) -> None:
         if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except (psycopg.Error, OSError):  # a connection already broken
+                pass
 
     @property
     def connection(self) -> psycopg.Connection:
@@ -146,14 +222,29 @@ class Database:
     def transaction(self) -> Iterator[psycopg.Cursor]:
         """A read-only transaction with this audit's timeouts, and a dict-row cursor in it."""
         conn = self.connection
-        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(
-                "SELECT set_config('statement_timeout', %s, true), "
-                "set_config('lock_timeout', %s, true)",
-                (f"{max(1, round(self.statement_timeout * 1000))}ms",
-                 f"{max(1, round(self.lock_timeout * 1000))}ms"),
-            )
-            yield cur
+        deadline = _Deadline(conn, self.deadline)
+        try:
+            with deadline, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(
+                    "SELECT set_config('statement_timeout', %s, true), "
+                    "set_config('lock_timeout', %s, true)",
+                    (f"{max(1, round(self.statement_timeout * 1000))}ms",
+                     f"{max(1, round(self.lock_timeout * 1000))}ms"),
+                )
+                yield cur
+        except psycopg.Error:
+            if not deadline.fired:
+                raise
+            raise TargetStoppedAnswering(self._stop()) from None
+        if deadline.fired:  # the reply came just as the socket was shut down
+            self._stop()
+
+    def _stop(self) -> str:
+        """End the session for good after a missed deadline; return the one-line reason."""
+        self.stopped = (f"target stopped answering: no reply within {self.deadline:g}s "
+                        "(network partition or server gone); its remaining checks cannot run")
+        self.close()
+        return self.stopped
 
     # -- queries ----------------------------------------------------------------------
     def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
