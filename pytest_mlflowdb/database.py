@@ -60,7 +60,8 @@ def _tcp_options(deadline: float) -> dict[str, Any]:
 
 
 class _Deadline:
-    """Shut the connection's socket down if the transaction outlives ``seconds``.
+    """Shut the connection's socket down when a transaction waits more than ``seconds``
+    since its last statement was sent (each statement may use the statement timeout).
 
     The shutdown (not a close: the descriptor stays valid) wakes libpq's wait on the
     socket at once, so the waiting query fails instead of waiting on a partitioned
@@ -68,15 +69,26 @@ class _Deadline:
 
     def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
         self._fd = conn.pgconn.socket
+        self._seconds = seconds
+        self._since = time.monotonic()
         self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
         self._lock = threading.Lock()
         self._done = False
         self.fired = False
 
+    def restart(self) -> None:
+        """A new statement: its wait starts now."""
+        self._since = time.monotonic()
+
     def _fire(self) -> None:
         with self._lock:
             if self._done:
+                return
+            left = self._since + self._seconds - time.monotonic()
+            if left > 0:  # a later statement: wait for its own deadline
+                self._timer = threading.Timer(left, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
                 return
             self.fired = True
             try:
@@ -86,13 +98,26 @@ class _Deadline:
                 pass
 
     def __enter__(self) -> _Deadline:
+        self._timer.daemon = True
         self._timer.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._done = True
-        self._timer.cancel()
+            self._timer.cancel()
+
+
+class _TimedCursor(psycopg.Cursor):
+    """A cursor that restarts its transaction's reply deadline on every statement."""
+
+    deadline: _Deadline | None = None
+
+    def execute(self, *args: Any, **kwargs: Any) -> _TimedCursor:
+        if self.deadline is not None:
+            self.deadline.restart()
+        super().execute(*args, **kwargs)
+        return self
 
 
 @dataclass(frozen=True)
@@ -224,7 +249,9 @@ class Database:
         conn = self.connection
         deadline = _Deadline(conn, self.deadline)
         try:
-            with deadline, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            with (deadline, conn.transaction(),
+                  _TimedCursor(conn, row_factory=dict_row) as cur):
+                cur.deadline = deadline
                 cur.execute(
                     "SELECT set_config('statement_timeout', %s, true), "
                     "set_config('lock_timeout', %s, true)",

@@ -203,3 +203,18 @@ def test_ssl_in_use_is_detected(ssl_server, pytester):
 def test_requiring_ssl_from_a_server_without_it_fails_to_connect(pg15):
     with pytest.raises(DatabaseError, match="does not support SSL"):
         _db(pg15.uri() + "?sslmode=require", connect_timeout=3)
+
+
+def test_the_reply_deadline_counts_per_statement_not_per_transaction(mlflow_uri):
+    """Each statement may take up to the statement timeout: a transaction of several
+    slow-but-allowed statements is not taken for a partition."""
+    db = _db(mlflow_uri, statement_timeout=4)
+    assert db.deadline == 9
+    try:
+        with db.transaction() as cur:
+            for _ in range(3):  # 10.5 s in all, more than the 9 s deadline
+                cur.execute("SELECT pg_sleep(3.5)")
+        assert db.stopped is None
+        assert db.value("SELECT 1") == 1
+    finally:
+        db.close()
