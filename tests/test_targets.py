@@ -503,3 +503,14 @@ def test_refused_uris_show_no_password_on_the_command_line(pytester, uri):
     assert len(errors) == 1, result.stderr.str()
     for piece in ("Qx7", "Kv9", "Wj2"):
         assert piece not in result.stderr.str() + result.stdout.str()
+
+
+@pytest.mark.parametrize("text", [
+    "password='Qx7Kv9 dbname=x",
+    "host=h PASSWORD = 'Qx7Kv9\\' dbname=x",
+    "postgresql://u:Qx7Kv9@h/db and password='Qx7Kv9",
+])
+def test_an_unclosed_quote_hides_everything_after_it_in_free_text(text):
+    from pytest_mlflowdb.targets import redact_text
+
+    assert "Qx7Kv9" not in redact_text(text)
