@@ -22,7 +22,18 @@ def pooler(pg18, mlflow_uri):
     """pgbouncer, pool_mode=transaction, ONE server connection shared by every client
     (fewer server connections than the audit has transactions, and the next client
     surely gets the connection the audit used)."""
-    pool_size = 1
+    yield from _pgbouncer(pg18, mlflow_uri, pool_size=1)
+
+
+@pytest.fixture
+def rotating_pooler(pg18, mlflow_uri):
+    """pgbouncer, pool_mode=transaction, three server connections handed out in turn, so
+    consecutive transactions of one client land on different server connections."""
+    yield from _pgbouncer(pg18, mlflow_uri, pool_size=3,
+                          extra="min_pool_size = 3\nserver_round_robin = 1\n")
+
+
+def _pgbouncer(pg18, mlflow_uri, pool_size: int, extra: str = ""):
     if not os.path.exists(PGBOUNCER):
         pytest.skip("pgbouncer is not installed (.ci/run installs it)")
     base = Path(tempfile.mkdtemp(prefix="mlflowdb-pgbouncer-"))
@@ -46,7 +57,7 @@ default_pool_size = {pool_size}
 max_client_conn = 20
 ignore_startup_parameters = extra_float_digits
 logfile = {base / "pgbouncer.log"}
-""")
+{extra}""")
     run_as = {}
     if os.geteuid() == 0:
         import pwd
@@ -69,6 +80,15 @@ logfile = {base / "pgbouncer.log"}
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.2)
+        if pool_size > 1:  # wait for the pool to open its min_pool_size connections
+            with pg18.admin() as admin:
+                while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE "
+                                    "datname = %s AND backend_type = 'client backend' AND "
+                                    "pid <> pg_backend_pid()",
+                                    (dbname_of(mlflow_uri),)).fetchone()[0] < pool_size:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
         yield uri
     finally:
         process.terminate()
@@ -122,3 +142,17 @@ def test_audit_prepares_nothing_on_pooled_server_connections(pytester, pooler):
         for _ in range(8):
             with conn.transaction():
                 assert conn.execute("SELECT count(*) FROM experiments").fetchone()[0] >= 0
+
+
+def test_audit_through_a_rotating_pool_repeats_queries_without_errors(pytester,
+                                                                      rotating_pooler):
+    """Five runs of one query and psycopg would prepare it on one server connection, then
+    run it by name on another: 'prepared statement "_pg3_0" does not exist'."""
+    pytester.makepyfile(test_repeats=REPEATS)
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={rotating_pooler}",
+                                f"--mlflowdb-report={json_path}")
+    checks = report(json_path)["checks"]
+    broken = [c["message"] for c in checks if c["outcome"] in ("error", "failed")]
+    assert not broken, broken
+    assert result.ret == 0
