@@ -7,17 +7,14 @@ startup packet) so that connection poolers which reject startup options still wo
 and they are read back: a session that is not read-only is closed and refused.
 
 ``statement_timeout`` is enforced by the server, so it cannot help when the server is
-unreachable (a network partition): every transaction also has a client-side deadline
-(:func:`reply_deadline`), and libpq's TCP keepalives and ``tcp_user_timeout`` let the
+unreachable (a network partition): every statement also has a client-side deadline
+(:mod:`pytest_mlflowdb.deadline`), and libpq's TCP keepalives and ``tcp_user_timeout`` let the
 kernel give up on a dead link too. A missed deadline ends the session for good: every
 later query raises :class:`TargetStoppedAnswering` at once instead of waiting again.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from .deadline import Deadline, TimedCursor, reply_deadline, tcp_options
 from .targets import Target
 
 APPLICATION_NAME = "pytest-mlflowdb"
@@ -39,85 +37,6 @@ class DatabaseError(RuntimeError):
 
 class TargetStoppedAnswering(DatabaseError):
     """A transaction got no reply within its deadline; the session is gone for good."""
-
-
-def reply_deadline(statement_timeout: float) -> float:
-    """Seconds a transaction may wait for the server: its statement timeout (after which
-    the server itself cancels and answers) plus a margin for the round trips."""
-    return statement_timeout + max(5.0, statement_timeout / 2)
-
-
-def _tcp_options(deadline: float) -> dict[str, Any]:
-    """libpq options that let the kernel notice a dead link within about ``deadline``.
-
-    (Ignored for Unix sockets; ``tcp_user_timeout`` needs libpq 12 and Linux.)"""
-    idle = max(1, int(deadline / 3))
-    options: dict[str, Any] = {"keepalives": 1, "keepalives_idle": idle,
-                               "keepalives_interval": idle, "keepalives_count": 3}
-    if psycopg.pq.version() >= 120000:
-        options["tcp_user_timeout"] = int(deadline * 1000)
-    return options
-
-
-class _Deadline:
-    """Shut the connection's socket down when a transaction waits more than ``seconds``
-    since its last statement was sent (each statement may use the statement timeout).
-
-    The shutdown (not a close: the descriptor stays valid) wakes libpq's wait on the
-    socket at once, so the waiting query fails instead of waiting on a partitioned
-    server; a cancel request would not reach that server either."""
-
-    def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
-        self._fd = conn.pgconn.socket
-        self._seconds = seconds
-        self._since = time.monotonic()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._lock = threading.Lock()
-        self._done = False
-        self.fired = False
-
-    def restart(self) -> None:
-        """A new statement: its wait starts now."""
-        self._since = time.monotonic()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            left = self._since + self._seconds - time.monotonic()
-            if left > 0:  # a later statement: wait for its own deadline
-                self._timer = threading.Timer(left, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
-                return
-            self.fired = True
-            try:
-                with socket.socket(fileno=os.dup(self._fd)) as sock:
-                    sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def __enter__(self) -> _Deadline:
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._done = True
-            self._timer.cancel()
-
-
-class _TimedCursor(psycopg.Cursor):
-    """A cursor that restarts its transaction's reply deadline on every statement."""
-
-    deadline: _Deadline | None = None
-
-    def execute(self, *args: Any, **kwargs: Any) -> _TimedCursor:
-        if self.deadline is not None:
-            self.deadline.restart()
-        super().execute(*args, **kwargs)
-        return self
 
 
 @dataclass(frozen=True)
@@ -208,7 +127,7 @@ class Database:
                 # a server connection that the next client (MLflow) gets, and is missing
                 # from the one our next transaction gets
                 prepare_threshold=None,
-                **_tcp_options(self.deadline),
+                **tcp_options(self.deadline),
             )
             conn.read_only = True
         except psycopg.Error as exc:
@@ -247,10 +166,10 @@ class Database:
     def transaction(self) -> Iterator[psycopg.Cursor]:
         """A read-only transaction with this audit's timeouts, and a dict-row cursor in it."""
         conn = self.connection
-        deadline = _Deadline(conn, self.deadline)
+        deadline = Deadline(conn, self.deadline)
         try:
             with (deadline, conn.transaction(),
-                  _TimedCursor(conn, row_factory=dict_row) as cur):
+                  TimedCursor(conn, row_factory=dict_row) as cur):
                 cur.deadline = deadline
                 cur.execute(
                     "SELECT set_config('statement_timeout', %s, true), "

@@ -495,6 +495,7 @@ def test_no_piece_of_an_awkward_password_is_ever_shown(form):
     "host=db.example password='Qx7 Kv9 Wj2 dbname=mlflow",
     "host=db.example password=Qx7 Kv9 Wj2",
     "postgresql://u:p\udcffQx7Kv9@h/db",
+    "host=db.example port=99999 password=Qx7Kv9Wj2",
 ])
 def test_refused_uris_show_no_password_on_the_command_line(pytester, uri):
     result = pytester.runpytest_subprocess(f"--mlflowdb-uri={uri}")
