@@ -15,14 +15,15 @@ from pathlib import Path
 
 
 class TcpProxy:
-    """Forward 127.0.0.1:``port`` to ``upstream``; stop forwarding once ``frozen`` is set
-    or the file ``freeze_file`` exists (so a pytest subprocess can freeze it), or, with
-    ``answer=False``, accept connections and never answer at all."""
+    """Forward 127.0.0.1:``port`` to ``upstream``; stop forwarding once ``frozen`` is set,
+    the file ``freeze_file`` exists (so a pytest subprocess can freeze it) or the client
+    sends ``freeze_on``; or, with ``answer=False``, accept and never answer at all."""
 
     def __init__(self, upstream: tuple[str, int], *, freeze_file: Path | None = None,
-                 answer: bool = True) -> None:
+                 freeze_on: bytes | None = None, answer: bool = True) -> None:
         self.upstream = upstream
         self.freeze_file = freeze_file
+        self.freeze_on = freeze_on
         self.answer = answer
         self.frozen = threading.Event()
         self._stop = threading.Event()
@@ -65,6 +66,8 @@ class TcpProxy:
                     return
                 if not data:
                     return
+                if sock is client and self.freeze_on and self.freeze_on in data:
+                    self.frozen.set()
                 if not self.is_frozen():  # else lost in the partition
                     peers[sock].sendall(data)
 

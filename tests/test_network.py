@@ -73,6 +73,22 @@ def test_a_partition_mid_run_ends_the_audit_with_its_report(pytester, pg18, mlfl
     assert "Traceback" not in out and "During handling" not in out and "psycopg" not in out
 
 
+def test_a_partition_right_after_connecting_fails_the_connect_check(pytester, pg18,
+                                                                    mlflow_uri):
+    """Connected, then silence from the first query on (the read-only check, the
+    preflight): one failed connect check, every other check skipped as unreachable."""
+    with TcpProxy((pg18.host, pg18.port), freeze_on=b"BEGIN") as proxy:
+        result, checks, _ = _run(pytester, _through(proxy, mlflow_uri),
+                                 "--mlflowdb-statement-timeout=1s")
+        assert proxy.frozen.is_set()
+    connect = checks.pop("connectivity.connect")
+    assert connect["outcome"] == "failed"
+    assert "stopped answering" in connect["message"]
+    assert {c["outcome"] for c in checks.values()} == {"skipped"}
+    assert all("stopped answering" in c["message"] for c in checks.values())
+    assert result.ret == 1
+
+
 def test_a_server_that_never_answers_is_a_connect_failure(pytester):
     with TcpProxy(("127.0.0.1", 9), answer=False) as proxy:
         uri = f"postgresql://postgres:Qx7Kv9Wj2secret@127.0.0.1:{proxy.port}/mlflow"
