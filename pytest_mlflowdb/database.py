@@ -5,6 +5,12 @@ Every session: ``default_transaction_read_only=on``, ``statement_timeout``,
 The settings are applied with ``SET`` right after connecting (rather than in the
 startup packet) so that connection poolers which reject startup options still work,
 and they are read back: a session that is not read-only is closed and refused.
+
+``statement_timeout`` is enforced by the server, so it cannot help when the server is
+unreachable (a network partition): every statement also has a client-side deadline
+(:mod:`pytest_mlflowdb.deadline`), and libpq's TCP keepalives and ``tcp_user_timeout`` let the
+kernel give up on a dead link too. A missed deadline ends the session for good: every
+later query raises :class:`TargetStoppedAnswering` at once instead of waiting again.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from .deadline import Deadline, TimedCursor, reply_deadline, tcp_options
 from .targets import Target
 
 APPLICATION_NAME = "pytest-mlflowdb"
@@ -26,6 +33,10 @@ APPLICATION_NAME = "pytest-mlflowdb"
 
 class DatabaseError(RuntimeError):
     """The target could not be reached or used; the message is one line with no secrets."""
+
+
+class TargetStoppedAnswering(DatabaseError):
+    """A transaction got no reply within its deadline; the session is gone for good."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,9 @@ class Database:
         self._preflight: Preflight | None = None
         self._cache: dict[str, Any] = {}
         self.connect_seconds = 0.0
+        self.deadline = reply_deadline(statement_timeout)
+        #: why the session ended for good (a missed deadline), if it did
+        self.stopped: str | None = None
 
     # -- connection ------------------------------------------------------------------
     def connect(self) -> Database:
@@ -110,6 +124,8 @@ class Database:
         """
         if self._conn is not None and not self._conn.closed:
             return self
+        if self.stopped:
+            raise TargetStoppedAnswering(self.stopped)
         started = time.perf_counter()
         try:
             conn = psycopg.connect(
@@ -117,6 +133,11 @@ class Database:
                 connect_timeout=max(1, int(round(self.connect_timeout))),
                 application_name=APPLICATION_NAME,
                 autocommit=False,
+                # never PREPARE: behind a transaction pooler a prepared statement stays on
+                # a server connection that the next client (MLflow) gets, and is missing
+                # from the one our next transaction gets
+                prepare_threshold=None,
+                **tcp_options(self.deadline),
             )
             conn.read_only = True
         except psycopg.Error as exc:
@@ -138,8 +159,11 @@ class Database:
 
     def close(self) -> None:
         if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except (psycopg.Error, OSError):  # a connection already broken
+                pass
 
     @property
     def connection(self) -> psycopg.Connection:
@@ -152,14 +176,31 @@ class Database:
     def transaction(self) -> Iterator[psycopg.Cursor]:
         """A read-only transaction with this audit's timeouts, and a dict-row cursor in it."""
         conn = self.connection
-        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(
-                "SELECT set_config('statement_timeout', %s, true), "
-                "set_config('lock_timeout', %s, true)",
-                (f"{max(1, round(self.statement_timeout * 1000))}ms",
-                 f"{max(1, round(self.lock_timeout * 1000))}ms"),
-            )
-            yield cur
+        deadline = Deadline(conn, self.deadline)
+        try:
+            with (deadline, conn.transaction(),
+                  TimedCursor(conn, row_factory=dict_row) as cur):
+                cur.deadline = deadline
+                cur.execute(
+                    "SELECT set_config('statement_timeout', %s, true), "
+                    "set_config('lock_timeout', %s, true)",
+                    (f"{max(1, round(self.statement_timeout * 1000))}ms",
+                     f"{max(1, round(self.lock_timeout * 1000))}ms"),
+                )
+                yield cur
+        except psycopg.Error:
+            if not deadline.fired:
+                raise
+            raise TargetStoppedAnswering(self._stop()) from None
+        if deadline.fired:  # the reply came just as the socket was shut down
+            self._stop()
+
+    def _stop(self) -> str:
+        """End the session for good after a missed deadline; return the one-line reason."""
+        self.stopped = (f"target stopped answering: no reply within {self.deadline:g}s "
+                        "(network partition or server gone); its remaining checks cannot run")
+        self.close()
+        return self.stopped
 
     # -- queries ----------------------------------------------------------------------
     def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:

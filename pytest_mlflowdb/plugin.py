@@ -610,7 +610,17 @@ def mlflowdb_database_factory(mlflowdb_server):
 # -- outcomes --------------------------------------------------------------------------
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    result = yield
+    reason = None
+    try:
+        result = yield
+    except RuntimeError as exc:
+        from .database import DatabaseError
+
+        if not isinstance(exc, DatabaseError):
+            raise
+        reason = str(exc)
+    if reason is not None:  # one line, no traceback: the target stopped answering, say
+        pytest.fail(_secret_free(item.config, reason), pytrace=False)
     findings = item.stash.get(_FINDINGS, None)
     if findings is not None and findings.severity in _failing_severities(item.config):
         item.stash[_FAILED_BY_FINDINGS] = True

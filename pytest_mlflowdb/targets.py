@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
@@ -66,8 +67,11 @@ def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
     return text
 
 
-_URI_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"]*")
-_PAIR = re.compile(r"(?P<key>[^\s=&?'\"]+)(?P<sep>\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|[^\s&'\"]*)")
+# Both patterns start only where a token starts (the look-behinds): without them a long
+# run of letters is re-scanned from every one of its characters, quadratic time.
+_URI_TOKEN = re.compile(r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"]*")
+_PAIR = re.compile(r"(?<![^\s=&?'\"])(?P<key>[^\s=&?'\"]+)(?P<sep>\s*=\s*)"
+                   r"(?P<value>'(?:[^'\\]|\\.)*(?:'|$)|[^\s&'\"]*)")
 
 
 def _is_secret_key(key: str) -> bool:
@@ -98,32 +102,58 @@ def split_userinfo(raw: str) -> tuple[str, str, str | None, str] | None:
     which the host part (up to ``/`` or ``?``) has no more ``@``. A candidate with no
     ``:`` that contains ``/`` or ``?`` is not userinfo (an ``@`` in a path or query).
     """
-    scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", raw)
+    scheme = _SCHEME.match(raw)
     if not scheme:
         return None
     after = raw[scheme.end():]
-    for i, char in enumerate(after):
-        if char != "@":
-            continue
-        host = re.split(r"[/?]", after[i + 1:], maxsplit=1)[0]
-        if "@" in host:
-            continue
-        userinfo = after[:i]
-        if ":" not in userinfo and ("/" in userinfo or "?" in userinfo):
-            return None
-        user, sep, password = userinfo.partition(":")
-        return scheme.group(0), user, password if sep else None, after[i + 1:]
-    return None
+    # That '@' is the last one before the first '/' or '?' that follows any '@' (found
+    # in one pass: trying every '@' in turn was quadratic on a password full of them).
+    first = after.find("@")
+    if first < 0:
+        return None
+    ends = [i for i in (after.find("/", first), after.find("?", first)) if i >= 0]
+    i = after.rfind("@", first, min(ends) if ends else len(after))
+    userinfo = after[:i]
+    if ":" not in userinfo and ("/" in userinfo or "?" in userinfo):
+        return None
+    user, sep, password = userinfo.partition(":")
+    return scheme.group(0), user, password if sep else None, after[i + 1:]
+
+
+#: Longest connection string accepted. libpq has no limit, but no real one comes near it
+#: (a URI with every option spelled out is well under 1 kB); anything longer is a mistake
+#: (a file pasted into the option) and is refused before any parsing.
+MAX_LENGTH = 8192
+
+#: libpq's sslmode values.
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 def parse_target(text: str) -> Target:
-    """Turn a URI or libpq key=value string into a Target, or raise TargetError."""
+    """Turn a URI or libpq key=value string into a Target, or raise TargetError.
+
+    A refusal echoes only :func:`_shown` of the input: a URI's user info and everything
+    after any spelling of ``password`` never appear, however the input is mangled.
+    """
     from psycopg import conninfo as pg_conninfo  # heavy import: only when active
 
+    if len(text) > MAX_LENGTH:
+        raise TargetError(f"database URI is {len(text)} characters long; more than "
+                          f"{MAX_LENGTH} is refused (no connection string is that long)")
     raw = text.strip()
     if not raw:
         raise TargetError("empty database URI")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TargetError(f"database URI holds a byte that is not UTF-8 text (character "
+                          f"{exc.start + 1}); percent-encode it (%FF)") from None
+    shown = _shown(raw)
     secrets = _guess_secrets(raw)
+
+    def refuse(reason: str) -> TargetError:
+        return TargetError(scrub(f"malformed database URI {shown!r}: {reason}", secrets))
+
     scheme_match = _SCHEME.match(raw)
     if scheme_match:
         scheme = scheme_match.group(1).lower()
@@ -136,21 +166,25 @@ def parse_target(text: str) -> Target:
         if driver and driver not in ("psycopg2", "psycopg", "psycopg2cffi", "pg8000", "asyncpg"):
             raise TargetError(f"unsupported SQLAlchemy driver {driver!r} in URI scheme")
         raw = _normalise_userinfo("postgresql://" + raw[scheme_match.end():])
-        _check_uri_port(raw, secrets)
+        _check_uri_port(raw, refuse, shown)
     elif "=" not in raw:
         raise TargetError(
-            f"{scrub(raw, secrets)!r} is neither a postgresql:// URI nor a key=value string"
+            f"{scrub(shown, secrets)!r} is neither a postgresql:// URI nor a key=value string"
         )
     try:
         params = pg_conninfo.conninfo_to_dict(raw)
     except Exception as exc:  # psycopg.ProgrammingError: libpq could not parse it
-        message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "", secrets)
-        raise TargetError(f"malformed database URI {scrub(raw, secrets)!r}: {message}") from None
+        lines = str(exc).strip().splitlines()
+        raise refuse(_only_shown(lines[0] if lines else "libpq cannot parse it", shown)) from None
     for port in str(params.get("port") or "").split(","):
-        if port and not port.strip().isdigit():
-            raise TargetError(
-                f"malformed database URI {scrub(raw, secrets)!r}: port {port!r} is not a number"
-            )
+        port = port.strip()
+        if port and not port.isdigit():
+            raise refuse(f"port {_quoted(port, shown)} is not a number")
+        if port and not 1 <= int(port) <= 65535:
+            raise refuse(f"port {_quoted(port, shown)} is out of range (1-65535)")
+    sslmode = params.get("sslmode")
+    if sslmode and sslmode not in SSLMODES:
+        raise refuse(f"sslmode {_quoted(sslmode, shown)} is not one of {', '.join(SSLMODES)}")
     for key in _SECRET_KEYS:
         if params.get(key):
             secrets = secrets + (str(params[key]),)
@@ -160,16 +194,52 @@ def parse_target(text: str) -> Target:
         redacted=_redact(params),
         secrets=tuple(sorted(set(secrets))),
     )
-    # A URI read wrongly shows it in its host or database name ("host=retPW@db"): refuse
-    # rather than print a piece of a password. (A password equal to the user or database
-    # name, as in many compose files, is fine: it is not searched for.)
-    hosts = str(params.get("host") or "") + str(params.get("dbname") or "")
-    if "@" in hosts or any(len(s) >= SEARCH_MIN and s in target.id for s in target.secrets):
-        raise TargetError(
-            f"cannot read {scrub(text.strip(), secrets)!r}: its host or database name would "
-            "hold '@' (percent-encode special characters in user name, password and database)"
-        )
+    # A URI read wrongly shows it in its host, database name or a query parameter
+    # ("host=retPW@db"): refuse rather than print a piece of a password. (A password equal
+    # to the user or database name, as in many compose files, is fine: it is not searched
+    # for.)
+    misread = any("@" in str(v) for k, v in params.items()
+                  if k not in ("user", "options", *_SECRET_KEYS))
+    if misread or any(len(s) >= SEARCH_MIN and s in target.id for s in target.secrets):
+        raise TargetError(scrub(
+            f"cannot read {shown!r}: its host or database name would hold '@' "
+            "(percent-encode special characters in user name, password and database)", secrets))
     return target
+
+
+_PASSWORD_WORD = re.compile(
+    r"(?:p|%70)(?:a|%61)(?:s|%73)(?:s|%73)(?:w|%77)(?:o|%6f)(?:r|%72)(?:d|%64)", re.IGNORECASE)
+
+
+def _shown(raw: str) -> str:
+    """What a refusal may echo of ``raw``: a URI's scheme, user name and what follows the
+    last '@' (never its password, wherever the password really ends), and of any form
+    nothing after the first ``password`` in any case or percent-encoding."""
+    scheme = _SCHEME.match(raw)
+    shown = raw
+    if scheme:
+        rest = raw[scheme.end():]
+        at = rest.rfind("@")
+        if at >= 0:
+            user, sep, _ = rest[:at].partition(":")
+            shown = scheme.group(0) + user + (f":{_PLACEHOLDER}" if sep else "") + "@" + (
+                rest[at + 1:])
+    word = _PASSWORD_WORD.search(shown)
+    if word:
+        shown = shown[:word.end()] + f"={_PLACEHOLDER} ..."
+    return shown
+
+
+def _quoted(value: str, shown: str) -> str:
+    """``repr(value)`` when the refusal already shows it, else nothing of it: a value
+    parsed out of a mangled URI may be a piece of its password."""
+    return repr(value) if value in shown else "(hidden)"
+
+
+def _only_shown(message: str, shown: str) -> str:
+    """libpq's message with each quoted piece of input that ``shown`` hides replaced."""
+    return re.sub(r'"([^"]*)"', lambda m: m.group(0) if m.group(1) in shown else '"..."',
+                  message)
 
 
 def _guess_secrets(raw: str) -> tuple[str, ...]:
@@ -197,17 +267,18 @@ def _normalise_userinfo(raw: str) -> str:
     return f"{scheme}{userinfo}@{rest}"
 
 
-def _check_uri_port(raw: str, secrets: tuple[str, ...]) -> None:
+def _check_uri_port(raw: str, refuse: Callable[[str], TargetError], shown: str) -> None:
+    """A non-numeric port in the URI's host list, with the message libpq would not give."""
     try:
-        parts = urlsplit(raw)
-        for hostport in parts.netloc.rsplit("@", 1)[-1].split(","):
-            if hostport.startswith("["):
-                continue
-            _, _, port = hostport.partition(":")
-            if port and not port.isdigit():
-                raise ValueError(f"port {port!r} is not a number")
+        netloc = urlsplit(raw).netloc
     except ValueError as exc:
-        raise TargetError(f"malformed database URI {scrub(raw, secrets)!r}: {exc}") from None
+        raise refuse(_only_shown(str(exc), shown)) from None
+    for hostport in netloc.rsplit("@", 1)[-1].split(","):
+        if hostport.startswith("["):
+            continue
+        _, _, port = hostport.partition(":")
+        if port and not port.isdigit():
+            raise refuse(f"port {_quoted(port, shown)} is not a number")
 
 
 def _host_ports(hosts: str, ports: str) -> list[tuple[str, str]]:
@@ -220,7 +291,42 @@ def _host_ports(hosts: str, ports: str) -> list[tuple[str, str]]:
     return list(zip(host_list, port_list[: len(host_list)], strict=True))
 
 
+def _service_file_params(name: str) -> dict[str, str]:
+    """The keywords of service ``name``, looked up like libpq does: the user's file
+    (``PGSERVICEFILE``, else ``~/.pg_service.conf``) first, then
+    ``$PGSYSCONFDIR/pg_service.conf``. (libpq's compiled-in system directory is not
+    known here; a service found only there keeps the ``service=name`` id.)"""
+    files = [os.environ.get("PGSERVICEFILE") or os.path.expanduser("~/.pg_service.conf")]
+    if os.environ.get("PGSYSCONFDIR"):
+        files.append(os.path.join(os.environ["PGSYSCONFDIR"], "pg_service.conf"))
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        found: dict[str, str] | None = None
+        for line in (line.strip() for line in lines):
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("["):
+                if found is not None:
+                    break
+                if line.rstrip("]")[1:].strip() == name:
+                    found = {}
+            elif found is not None:
+                key, sep, value = line.partition("=")
+                if sep:
+                    found.setdefault(key.strip(), value.strip())
+        if found is not None:
+            return found
+    return {}
+
+
 def _target_id(params: dict[str, str]) -> str:
+    service = params.get("service") or os.environ.get("PGSERVICE")
+    if service:  # libpq: the string first, then the service file, then the environment
+        params = {**_service_file_params(service), **params}
     host = params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or "localhost"
     port = params.get("port") or os.environ.get("PGPORT") or "5432"
     user = params.get("user") or os.environ.get("PGUSER") or _login()

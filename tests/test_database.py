@@ -142,6 +142,25 @@ def test_libpq_environment_supplies_what_the_uri_omits(pg15, monkeypatch, tmp_pa
         db.close()
 
 
+def test_a_service_names_the_target_by_its_host_and_database(pg15, monkeypatch, tmp_path):
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[mlflowdb_audit]\nhost=127.0.0.1\nport={pg15.port}\n"
+                        f"dbname=template1\nuser=postgres\npassword={pg15.password}\n"
+                        "sslmode=disable\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    monkeypatch.setenv("PGSERVICE", "mlflowdb_audit")
+    for name in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER"):
+        monkeypatch.delenv(name, raising=False)
+    for text in ("postgresql://", "service=mlflowdb_audit"):
+        target = parse_target(text)
+        assert target.id == f"127.0.0.1:{pg15.port}/template1"
+        db = Database(target).connect()
+        try:
+            assert (db.preflight.port, db.preflight.dbname) == (pg15.port, "template1")
+        finally:
+            db.close()
+
+
 @pytest.fixture(scope="module")
 def ssl_server(tmp_path_factory):
     """A server of its own with SSL on (a self-signed certificate)."""
@@ -184,3 +203,18 @@ def test_ssl_in_use_is_detected(ssl_server, pytester):
 def test_requiring_ssl_from_a_server_without_it_fails_to_connect(pg15):
     with pytest.raises(DatabaseError, match="does not support SSL"):
         _db(pg15.uri() + "?sslmode=require", connect_timeout=3)
+
+
+def test_the_reply_deadline_counts_per_statement_not_per_transaction(mlflow_uri):
+    """Each statement may take up to the statement timeout: a transaction of several
+    slow-but-allowed statements is not taken for a partition."""
+    db = _db(mlflow_uri, statement_timeout=4)
+    assert db.deadline == 9
+    try:
+        with db.transaction() as cur:
+            for _ in range(3):  # 10.5 s in all, more than the 9 s deadline
+                cur.execute("SELECT pg_sleep(3.5)")
+        assert db.stopped is None
+        assert db.value("SELECT 1") == 1
+    finally:
+        db.close()

@@ -19,7 +19,21 @@ PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 @pytest.fixture
 def pooler(pg18, mlflow_uri):
-    """pgbouncer, pool_mode=transaction, ONE server connection shared by every client."""
+    """pgbouncer, pool_mode=transaction, ONE server connection shared by every client
+    (fewer server connections than the audit has transactions, and the next client
+    surely gets the connection the audit used)."""
+    yield from _pgbouncer(pg18, mlflow_uri, pool_size=1)
+
+
+@pytest.fixture
+def rotating_pooler(pg18, mlflow_uri):
+    """pgbouncer, pool_mode=transaction, three server connections handed out in turn, so
+    consecutive transactions of one client land on different server connections."""
+    yield from _pgbouncer(pg18, mlflow_uri, pool_size=3,
+                          extra="min_pool_size = 3\nserver_round_robin = 1\n")
+
+
+def _pgbouncer(pg18, mlflow_uri, pool_size: int, extra: str = ""):
     if not os.path.exists(PGBOUNCER):
         pytest.skip("pgbouncer is not installed (.ci/run installs it)")
     base = Path(tempfile.mkdtemp(prefix="mlflowdb-pgbouncer-"))
@@ -39,11 +53,11 @@ unix_socket_dir =
 auth_type = trust
 auth_file = {base / "users.txt"}
 pool_mode = transaction
-default_pool_size = 1
+default_pool_size = {pool_size}
 max_client_conn = 20
 ignore_startup_parameters = extra_float_digits
 logfile = {base / "pgbouncer.log"}
-""")
+{extra}""")
     run_as = {}
     if os.geteuid() == 0:
         import pwd
@@ -66,6 +80,15 @@ logfile = {base / "pgbouncer.log"}
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.2)
+        if pool_size > 1:  # wait for the pool to open its min_pool_size connections
+            with pg18.admin() as admin:
+                while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE "
+                                    "datname = %s AND backend_type = 'client backend' AND "
+                                    "pid <> pg_backend_pid()",
+                                    (dbname_of(mlflow_uri),)).fetchone()[0] < pool_size:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
         yield uri
     finally:
         process.terminate()
@@ -87,3 +110,49 @@ def test_audit_through_a_transaction_pooler_leaves_mlflow_writable(pytester, poo
         assert state == ("off", "0", "0")
         conn.execute("INSERT INTO experiments (name, lifecycle_stage) VALUES ('after-audit', "
                      "'active')")
+
+
+REPEATS = """
+import pytest
+
+
+@pytest.mark.parametrize("round", range(8))
+def test_same_query_again(mlflowdb, round):
+    # more than psycopg's prepare threshold (5) of one identical query, each in its own
+    # transaction, so each may land on another pooled server connection
+    for _ in range(3):
+        assert mlflowdb.value("SELECT count(*) FROM experiments") >= 0
+"""
+
+
+def test_audit_prepares_nothing_on_pooled_server_connections(pytester, pooler):
+    """psycopg prepares a statement after its fifth run; a pooler hands that transaction
+    to any server connection, so the audit must never prepare (prepare_threshold=None)."""
+    pytester.makepyfile(test_repeats=REPEATS)
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={pooler}", f"--mlflowdb-report={json_path}")
+    outcomes = {c["outcome"] for c in report(json_path)["checks"]
+                if c["id"].startswith("custom.repeats")}
+    assert outcomes == {"passed"}, result.stdout.str()
+    assert result.ret == 0
+    with psycopg.connect(pooler, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+    # MLflow's own psycopg clients prepare with the default threshold: no name clash.
+    with psycopg.connect(pooler) as conn:
+        for _ in range(8):
+            with conn.transaction():
+                assert conn.execute("SELECT count(*) FROM experiments").fetchone()[0] >= 0
+
+
+def test_audit_through_a_rotating_pool_repeats_queries_without_errors(pytester,
+                                                                      rotating_pooler):
+    """Five runs of one query and psycopg would prepare it on one server connection, then
+    run it by name on another: 'prepared statement "_pg3_0" does not exist'."""
+    pytester.makepyfile(test_repeats=REPEATS)
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={rotating_pooler}",
+                                f"--mlflowdb-report={json_path}")
+    checks = report(json_path)["checks"]
+    broken = [c["message"] for c in checks if c["outcome"] in ("error", "failed")]
+    assert not broken, broken
+    assert result.ret == 0

@@ -283,14 +283,24 @@ def test_empty(text):
 @pytest.mark.parametrize("uri", [
     "postgresql://u:topsecret@h/db?foo=bar",
     "postgresql://u:top%40secret@h/db?foo=bar",
-    "host=h user=u password=topsecret foo=bar",
-    "postgresql://u@h/db?password=topsecret&foo=bar",
+    "host=h user=u foo=bar password=topsecret",
+    "postgresql://u@h/db?foo=bar&password=topsecret",
 ])
 def test_unknown_parameter_error_has_no_password(uri):
     message = _error(uri)
     assert "foo" in message
     for form in ("topsecret", "top%40secret", "top@secret"):
         assert form not in message
+
+
+@pytest.mark.parametrize("uri", [
+    "host=h user=u password=topsecret foo=bar",
+    "postgresql://u@h/db?password=topsecret&foo=bar",
+])
+def test_nothing_after_password_is_echoed_even_a_parameter_name(uri):
+    message = _error(uri)
+    assert "password=*** ..." in message
+    assert "foo" not in message
 
 
 def test_bad_percent_encoding_in_password_is_taken_literally_and_hidden():
@@ -318,3 +328,190 @@ def test_a_one_letter_password_does_not_garble_the_error():
     assert str(info.value) == (
         "malformed database URI 'postgresql://u:***@h:x/db': port 'x' is not a number"
     )
+
+
+# -- hostile input: long, awkward, not UTF-8, out of range -----------------------------
+def _quick(fn, *args):
+    """Run ``fn``; the bound is generous: it proves "does not hang", not speed."""
+    import time
+
+    started = time.monotonic()
+    try:
+        result = fn(*args)
+    except TargetError as exc:
+        result = exc
+    assert time.monotonic() - started < 5, f"{fn.__name__} took too long"
+    return result
+
+
+AWKWARD = [
+    "a" * 100_000,
+    "=" * 100_000,
+    "@" * 100_000,
+    "a@" * 50_000,
+    "a/" * 50_000,
+    "a:" * 50_000,
+    "password" * 12_500,
+    " password" * 11_000,
+    "'" * 100_000,
+    "a'" * 50_000,
+    "postgresql://" + "a" * 100_000,
+    "postgresql://u:" + "a@" * 50_000,
+    "postgresql://u:" + "@/" * 50_000,
+    "postgresql://u:p@h/db?" + "a=" * 50_000,
+    "x" + "a+" * 50_000,
+    "host=h password='" + "\\'" * 50_000,
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD, ids=lambda t: f"{t[:12]}x{len(t)}")
+def test_masking_long_awkward_text_is_linear(text):
+    from pytest_mlflowdb.targets import redact_text
+
+    _quick(redact_text, text)
+    _quick(scrub, text, ("topsecretpassword",))
+
+
+@pytest.mark.parametrize("text", AWKWARD, ids=lambda t: f"{t[:12]}x{len(t)}")
+def test_an_absurdly_long_uri_is_a_usage_error_at_once(text):
+    error = _quick(parse_target, text)
+    assert isinstance(error, TargetError)
+    assert "long" in str(error)
+    assert "\n" not in str(error) and len(str(error)) < 300
+
+
+def test_a_long_but_sane_uri_is_still_accepted():
+    target = parse_target("postgresql://u:" + "p" * 1000 + "@h/db?application_name=" + "a" * 3000)
+    assert target.id == "h:5432/db"
+
+
+@pytest.mark.parametrize("uri", [
+    "postgresql://u:p\udcffw@h/db",
+    "postgresql://\udcffu:pw@h/db",
+    "host=h user=u password=p\udcffw",
+])
+def test_bytes_that_are_not_utf8_are_a_usage_error(uri):
+    message = _error(uri)
+    assert "UTF-8" in message
+    assert "\udcff" not in message
+
+
+@pytest.mark.parametrize("uri, shown", [
+    ("postgresql://u:topsecret@h/db?sslmode=sometimes", "'sometimes'"),
+    ("host=h sslmode=sometimes password=topsecret", "'sometimes'"),
+    ("host=h password=topsecret sslmode=sometimes", "sslmode (hidden)"),
+    ("postgresql://u:topsecret@h:99999/db", "99999"),
+    ("postgresql://u:topsecret@h:0/db", "'0'"),
+    ("host=h port=99999 password=topsecret", "99999"),
+    ("host=h,g port=5432,70000 password=topsecret", "70000"),
+])
+def test_sslmode_and_port_out_of_range_are_usage_errors(uri, shown):
+    message = _error(uri)
+    assert shown in message
+    assert "topsecret" not in message
+
+
+@pytest.mark.parametrize("sslmode", ["disable", "allow", "prefer", "require", "verify-ca",
+                                     "verify-full"])
+def test_every_libpq_sslmode_is_accepted(sslmode):
+    assert parse_target(f"postgresql://h/db?sslmode={sslmode}").id == "h:5432/db"
+    assert parse_target(f"host=h port=65535 sslmode={sslmode}").id.startswith("h:65535/")
+
+
+def test_a_service_from_the_environment_names_its_host_and_database(monkeypatch, tmp_path):
+    services = tmp_path / "pg_service.conf"
+    services.write_text("# ours\n[audit]\nhost=db.example\nport=6543\ndbname=mlflow\n"
+                        "user=auditor\n\n[other]\nhost=elsewhere\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    monkeypatch.setenv("PGSERVICE", "audit")
+    assert parse_target("postgresql://").id == "db.example:6543/mlflow"
+    assert parse_target("user=u").id == "db.example:6543/mlflow"
+    assert parse_target("postgresql://h2/db2").id == "h2:6543/db2"
+    monkeypatch.delenv("PGSERVICE")
+    monkeypatch.setenv("PGUSER", "me")
+    assert parse_target("service=other").id == "elsewhere:5432/me"
+    assert parse_target("service=audit").id == "db.example:6543/mlflow"
+
+
+# -- a generated set of awkward passwords: refusals never show a piece of one ---------
+SPECIALS = ["@", "/", "%", "#", "?", " ", ":", "'", "=", "&", "\\", "%zz", "%40", "@/", " @",
+            "?@", "#/@"]
+
+
+def _awkward_passwords() -> list[str]:
+    import itertools
+
+    # three distinct, unmistakable pieces with special characters between and around them
+    found = []
+    for before, between, after in itertools.product(["", "@", " ", "/"], SPECIALS,
+                                                    ["", "@", "?", "'", " x"]):
+        found.append(f"{before}Qx7{between}Kv9{between}Wj2{after}")
+    return found
+
+
+URI_FORMS = [
+    "postgresql://mlflow:{pw}@db.example/mlflow?bogus=1",
+    "postgresql+psycopg2://mlflow:{pw}@db.example:x/mlflow",
+    "postgresql://mlflow:{pw}@db.example/mlflow?sslmode=sometimes",
+    "postgres://mlflow:{pw}@db.example:99999/mlflow",
+    "postgresql://mlflow:{pw}@db.example/mlflow",
+    "postgresql://mlflow@db.example/mlflow?password={pw}&bogus=1",
+]
+KV_FORMS = [
+    "host=db.example user=mlflow password={pw} bogus=1",
+    "host=db.example password='{pw} dbname=x",
+    "password={pw} port=x",
+    "host=db.example PassWord = {pw}",
+    "host=db.example sslpassword={pw} sslmode=sometimes",
+]
+
+
+def _pieces(password: str) -> list[str]:
+    return [password[i:i + 4] for i in range(len(password) - 3)
+            if password[i:i + 4].strip() and any(c.isalnum() for c in password[i:i + 4])]
+
+
+@pytest.mark.parametrize("form", URI_FORMS + KV_FORMS)
+def test_no_piece_of_an_awkward_password_is_ever_shown(form):
+    leaks = []
+    for password in _awkward_passwords():
+        text = form.format(pw=password)
+        try:
+            target = parse_target(text)
+        except TargetError as exc:
+            shown = str(exc)
+            assert "\n" not in shown
+        else:
+            shown = _printable(target)
+        leaked = [p for p in _pieces(password) if p in shown]
+        if leaked:
+            leaks.append(f"{text!r} -> {shown!r}")
+    assert not leaks, f"{len(leaks)} leaks, e.g.\n" + "\n".join(leaks[:5])
+
+
+@pytest.mark.parametrize("uri", [
+    "postgresql://mlflow:Qx7 Kv9@Wj2@db.example:x/mlflow",
+    "postgresql://mlflow:Qx7%Kv9#Wj2?@db.example/mlflow?sslmode=sometimes",
+    "host=db.example password='Qx7 Kv9 Wj2 dbname=mlflow",
+    "host=db.example password=Qx7 Kv9 Wj2",
+    "postgresql://u:p\udcffQx7Kv9@h/db",
+    "host=db.example port=99999 password=Qx7Kv9Wj2",
+])
+def test_refused_uris_show_no_password_on_the_command_line(pytester, uri):
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={uri}")
+    assert result.ret == 4
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1, result.stderr.str()
+    for piece in ("Qx7", "Kv9", "Wj2"):
+        assert piece not in result.stderr.str() + result.stdout.str()
+
+
+@pytest.mark.parametrize("text", [
+    "password='Qx7Kv9 dbname=x",
+    "host=h PASSWORD = 'Qx7Kv9\\' dbname=x",
+    "postgresql://u:Qx7Kv9@h/db and password='Qx7Kv9",
+])
+def test_an_unclosed_quote_hides_everything_after_it_in_free_text(text):
+    from pytest_mlflowdb.targets import redact_text
+
+    assert "Qx7Kv9" not in redact_text(text)

@@ -1,0 +1,97 @@
+"""Client-side bounds on waiting for an audited server.
+
+``statement_timeout`` is enforced by the server, so it cannot end a wait on a server
+that is unreachable (a network partition, a dead link): psycopg would wait forever.
+Each statement of a transaction therefore has a reply deadline (:func:`reply_deadline`)
+after which :class:`Deadline` shuts the socket down, and libpq's TCP keepalives and
+``tcp_user_timeout`` (:func:`tcp_options`) let the kernel give up on a dead link too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import psycopg
+
+
+def reply_deadline(statement_timeout: float) -> float:
+    """Seconds a statement may wait for its reply: its statement timeout (after which
+    the server itself cancels and answers) plus a margin for the round trips."""
+    return statement_timeout + max(5.0, statement_timeout / 2)
+
+
+def tcp_options(deadline: float) -> dict[str, Any]:
+    """libpq options that let the kernel notice a dead link within about ``deadline``.
+
+    (Ignored for Unix sockets; ``tcp_user_timeout`` needs libpq 12 and Linux.)"""
+    idle = max(1, int(deadline / 3))
+    options: dict[str, Any] = {"keepalives": 1, "keepalives_idle": idle,
+                               "keepalives_interval": idle, "keepalives_count": 3}
+    if psycopg.pq.version() >= 120000:
+        options["tcp_user_timeout"] = int(deadline * 1000)
+    return options
+
+
+class Deadline:
+    """Shut the connection's socket down when a transaction waits more than ``seconds``
+    since its last statement was sent (each statement may use the statement timeout).
+
+    The shutdown (not a close: the descriptor stays valid) wakes libpq's wait on the
+    socket at once, so the waiting query fails instead of waiting on a partitioned
+    server; a cancel request would not reach that server either."""
+
+    def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
+        self._fd = conn.pgconn.socket
+        self._seconds = seconds
+        self._since = time.monotonic()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._lock = threading.Lock()
+        self._done = False
+        self.fired = False
+
+    def restart(self) -> None:
+        """A new statement: its wait starts now."""
+        self._since = time.monotonic()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            left = self._since + self._seconds - time.monotonic()
+            if left > 0:  # a later statement: wait for its own deadline
+                self._timer = threading.Timer(left, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+            self.fired = True
+            try:
+                with socket.socket(fileno=os.dup(self._fd)) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> Deadline:
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+            self._timer.cancel()
+
+
+class TimedCursor(psycopg.Cursor):
+    """A cursor that restarts its transaction's reply deadline on every statement."""
+
+    deadline: Deadline | None = None
+
+    def execute(self, *args: Any, **kwargs: Any) -> TimedCursor:
+        if self.deadline is not None:
+            self.deadline.restart()
+        super().execute(*args, **kwargs)
+        return self
