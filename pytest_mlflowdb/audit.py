@@ -116,6 +116,7 @@ class Audit:
         from .mlflow_schema import (
             MlflowSchemaError,
             apply_catalog_schema,
+            apply_guide_indexes,
             apply_mlflow_schema,
             mlflow_available,
         )
@@ -127,6 +128,7 @@ class Audit:
         uri = server.create_database(EPHEMERAL_DB)
         notes = self.notes.setdefault(EPHEMERAL_KEY, [])
         notes.append(f"throwaway server: {server.description}")
+        revision: str | None = None
         if mlflow_available():
             try:
                 revision = apply_mlflow_schema(uri)
@@ -141,6 +143,10 @@ class Audit:
             notes.append(f"MLflow schema from the shipped catalog (revision {revision}, "
                          f"captured after MLflow {load_catalog().made_with}'s migrations); "
                          "MLflow is not installed")
+        if revision is not None:
+            apply_guide_indexes(uri)
+            notes.append("with the platform guide's recommended indexes (README, \"Set up "
+                         "your MLflow database\")")
         target = parse_target(uri)
         return Target(conninfo=target.conninfo, id=EPHEMERAL_KEY, redacted=target.redacted,
                       secrets=target.secrets)

@@ -68,6 +68,21 @@ def apply_catalog_schema(uri: str, revision: str | None = None) -> str:
     return revision
 
 
+def apply_guide_indexes(uri: str) -> int:
+    """Build the platform guide's recommended indexes (README, "Set up your MLflow
+    database") on a scratch database, so that a throwaway database is set up the way the
+    guide sets up a real one. Returns how many statements ran."""
+    import psycopg
+
+    from .recommended_indexes import RECOMMENDED_INDEXES
+
+    # CREATE INDEX CONCURRENTLY refuses to run inside a transaction: autocommit
+    with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:
+        for index in RECOMMENDED_INDEXES:
+            conn.execute(index.statement)
+    return len(RECOMMENDED_INDEXES)
+
+
 def _sqlalchemy_url(uri: str) -> str:
     scheme, sep, rest = uri.partition("://")
     if not sep:
