@@ -69,7 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mlflowdb-expect-revision", default=None, metavar="REVISION",
                     help="like --mlflowdb-expect-mlflow, with an alembic revision")
     group.addoption("--mlflowdb-no-builtin", action="store_true", default=False,
-                    help="run only your own checks, not the built-in suite")
+                    help="run only your own checks, not the built-in suite (connectivity.connect "
+                         "still runs, so an unreachable target fails the run)")
     group.addoption("--mlflowdb-list-checks", action="store_true", default=False,
                     help="list the built-in checks with their thresholds and exit")
     parser.addini("mlflowdb_uris", "databases to audit, one per line", type="linelist")
