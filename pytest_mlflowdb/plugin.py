@@ -7,7 +7,6 @@ nothing heavy (psycopg, tabulate and testcontainers load only when active).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from collections.abc import Iterator
@@ -17,24 +16,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import hookspecs
+from .areas import builtin_checks_dir, builtin_thresholds
 from .findings import Findings
 from .registry import MARKER, REGISTRY
 from .settings import COMMAND_LINE, Settings, SettingsError, build_settings
-from .thresholds import BUILTIN, ThresholdRegistry
+from .thresholds import ThresholdRegistry
 
 if TYPE_CHECKING:
     from .audit import TargetUnavailable
 
 
-def _checks_dir() -> Path:
-    # Found through the import system: in a wheel it is pytest_mlflowdb/checks, in an
-    # editable install it is the repository's top-level checks/ folder.
-    spec = importlib.util.find_spec("pytest_mlflowdb.checks")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(list(spec.submodule_search_locations)[0]).resolve()
-
-
-CHECKS_DIR = _checks_dir()
 _STATE = pytest.StashKey["_State"]()
 
 
@@ -105,7 +96,7 @@ def _usage_error(message: str) -> pytest.UsageError:
 
 
 def _threshold_registry(config: pytest.Config) -> ThresholdRegistry:
-    registry = ThresholdRegistry(BUILTIN)
+    registry = ThresholdRegistry(builtin_thresholds())
     for added in config.hook.pytest_mlflowdb_thresholds(config=config):
         for threshold in added or ():
             registry.add(threshold)
@@ -213,13 +204,9 @@ def _settings(config: pytest.Config, *, unknown_thresholds_later: bool = False) 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("mlflowdb_list_checks"):
         return None
-    import importlib
-    import pkgutil
+    from .areas import import_builtin_checks
 
-    from . import checks
-
-    for module in pkgutil.iter_modules(checks.__path__):
-        importlib.import_module(f"{checks.__name__}.{module.name}")
+    import_builtin_checks()
     try:
         settings = _settings(config)
     except SettingsError as exc:
@@ -271,8 +258,12 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_expectation(settings)
     state.audit = Audit(settings)
     config.pluginmanager.register(_Collector(state), "mlflowdb-collector")
+    checks_dir = builtin_checks_dir()
+    if checks_dir is None:
+        raise _usage_error("the built-in checks (pytest_mlflowdb.checks) are not installed: "
+                           "reinstall pytest-mlflowdb")
     # With --mlflowdb-no-builtin only connectivity.connect is collected (_ConnectOnly)
-    config.args.append(str(CHECKS_DIR))
+    config.args.append(str(checks_dir))
 
 
 def _remove_stale_reports(config: pytest.Config, settings: Settings | None) -> None:
@@ -335,7 +326,7 @@ def _check_expectation(settings: Settings) -> None:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Collect the built-in check modules whatever ``python_files`` says."""
-    if (file_path.suffix == ".py" and file_path.parent == CHECKS_DIR
+    if (file_path.suffix == ".py" and file_path.parent == builtin_checks_dir()
             and not file_path.name.startswith("_")):
         state = parent.config.stash.get(_STATE, None)
         patterns = parent.config.getini("python_files")
@@ -351,12 +342,15 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     """With ``--mlflowdb-no-builtin`` the built-in modules are not collected, but one."""
     state = config.stash.get(_STATE, None)
     if (state is not None and state.settings.active and not state.settings.builtin_checks
-            and collection_path.parent == CHECKS_DIR and collection_path != CONNECT_MODULE):
+            and collection_path.parent == builtin_checks_dir()
+            and collection_path != _connect_module()):
         return True
     return None
 
 
-CONNECT_MODULE = CHECKS_DIR / "connectivity.py"
+def _connect_module() -> Path | None:
+    checks_dir = builtin_checks_dir()
+    return checks_dir / "connectivity.py" if checks_dir is not None else None
 
 
 class _ConnectOnly(pytest.Module):
@@ -374,7 +368,7 @@ class _ConnectOnly(pytest.Module):
 
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector):
     state = parent.config.stash.get(_STATE, None)
-    if (module_path == CONNECT_MODULE and state is not None and state.settings.active
+    if (module_path == _connect_module() and state is not None and state.settings.active
             and not state.settings.builtin_checks):
         return _ConnectOnly.from_parent(parent, path=module_path)
     return None
