@@ -59,3 +59,25 @@ def import_builtin_checks() -> None:
 def builtin_thresholds() -> tuple[Threshold, ...]:
     """The thresholds the built-in areas declare, before any plugin adds its own."""
     return tuple(BUILTIN)
+
+
+def register_areas(pluginmanager: object) -> None:
+    """Register the plugins of areas that other packages add (none yet).
+
+    Called from ``pytest_addhooks``, early enough that an area plugin's own
+    ``pytest_addoption`` and fixtures take effect (``pytest_addoption`` is historic).
+    """
+
+
+def check_paths() -> list[Path]:
+    """Every folder or module of checks to collect when the plugin is active."""
+    checks_dir = builtin_checks_dir()
+    return [checks_dir] if checks_dir is not None else []
+
+
+def is_check_module(path: Path) -> bool:
+    """Whether ``path`` is a check module of an area (collected whatever ``python_files``
+    says)."""
+    if path.suffix != ".py" or path.name.startswith("_"):
+        return False
+    return any(path.parent == p or path == p for p in check_paths())

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import hookspecs
-from .areas import builtin_checks_dir, builtin_thresholds
+from .areas import (
+    builtin_checks_dir,
+    builtin_thresholds,
+    check_paths,
+    is_check_module,
+    register_areas,
+)
 from .findings import Findings
 from .registry import MARKER, REGISTRY
 from .settings import COMMAND_LINE, Settings, SettingsError, build_settings
@@ -85,6 +91,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
+    register_areas(pluginmanager)
 
 
 def _usage_error(message: str) -> pytest.UsageError:
@@ -258,12 +265,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_expectation(settings)
     state.audit = Audit(settings)
     config.pluginmanager.register(_Collector(state), "mlflowdb-collector")
-    checks_dir = builtin_checks_dir()
-    if checks_dir is None:
+    if builtin_checks_dir() is None:
         raise _usage_error("the built-in checks (pytest_mlflowdb.checks) are not installed: "
                            "reinstall pytest-mlflowdb")
     # With --mlflowdb-no-builtin only connectivity.connect is collected (_ConnectOnly)
-    config.args.append(str(checks_dir))
+    config.args.extend(str(path) for path in check_paths())
 
 
 def _remove_stale_reports(config: pytest.Config, settings: Settings | None) -> None:
@@ -326,8 +332,7 @@ def _check_expectation(settings: Settings) -> None:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Collect the built-in check modules whatever ``python_files`` says."""
-    if (file_path.suffix == ".py" and file_path.parent == builtin_checks_dir()
-            and not file_path.name.startswith("_")):
+    if is_check_module(file_path):
         state = parent.config.stash.get(_STATE, None)
         patterns = parent.config.getini("python_files")
         if any(file_path.match(p) for p in patterns):
