@@ -2,13 +2,16 @@
 
 A check records findings; its outcome is its worst finding: any ``failure`` fails it,
 any ``warning`` makes it *warned*, otherwise it passes. ``ok`` and ``info`` findings
-carry the figures a passing check measured, so reports show real numbers.
+carry the figures a passing check measured, so reports show real numbers. A finding
+may carry a ``remedy``: a SQL statement or command that fixes it, shown in the reports for
+a person to run (the tool never runs it: the audited database is only read).
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
@@ -74,6 +77,8 @@ class Finding:
     message: str
     value: Any = None
     threshold: Any = None
+    #: a statement or command that fixes what the finding reports, or None
+    remedy: str | None = None
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -82,6 +87,7 @@ class Finding:
         object.__setattr__(self, "threshold", json_value(self.threshold))
 
     def to_json(self) -> dict[str, Any]:
+        """The finding as plain JSON types; ``remedy`` is always there (null when none)."""
         return asdict(self)
 
 
@@ -91,46 +97,51 @@ class Findings:
     def __init__(self) -> None:
         self._items: list[Finding] = []
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Finding]:
         return iter(self._items)
 
     def __len__(self) -> int:
         return len(self._items)
 
     def add(self, object: str, severity: str, message: str, value: Any = None,
-            threshold: Any = None) -> Finding:
-        finding = Finding(str(object), severity, message, value, threshold)
+            threshold: Any = None, *, remedy: str | None = None) -> Finding:
+        finding = Finding(str(object), severity, message, value, threshold, remedy)
         self._items.append(finding)
         return finding
 
-    def ok(self, object: str, message: str, value: Any = None, threshold: Any = None) -> Finding:
-        return self.add(object, "ok", message, value, threshold)
+    def ok(self, object: str, message: str, value: Any = None, threshold: Any = None, *,
+           remedy: str | None = None) -> Finding:
+        return self.add(object, "ok", message, value, threshold, remedy=remedy)
 
-    def info(self, object: str, message: str, value: Any = None, threshold: Any = None) -> Finding:
-        return self.add(object, "info", message, value, threshold)
+    def info(self, object: str, message: str, value: Any = None, threshold: Any = None, *,
+             remedy: str | None = None) -> Finding:
+        return self.add(object, "info", message, value, threshold, remedy=remedy)
 
-    def warn(self, object: str, message: str, value: Any = None, threshold: Any = None) -> Finding:
-        return self.add(object, "warning", message, value, threshold)
+    def warn(self, object: str, message: str, value: Any = None, threshold: Any = None, *,
+             remedy: str | None = None) -> Finding:
+        return self.add(object, "warning", message, value, threshold, remedy=remedy)
 
-    def fail(self, object: str, message: str, value: Any = None, threshold: Any = None) -> Finding:
-        return self.add(object, "failure", message, value, threshold)
+    def fail(self, object: str, message: str, value: Any = None, threshold: Any = None, *,
+             remedy: str | None = None) -> Finding:
+        return self.add(object, "failure", message, value, threshold, remedy=remedy)
 
     def limit(self, object: str, what: str, value: float, *, unit: str,
-              warn: float | None = None, fail: float | None = None) -> Finding:
+              warn: float | None = None, fail: float | None = None,
+              remedy: str | None = None) -> Finding:
         """Compare ``value`` (higher is worse) with ``warn``/``fail`` limits and record it."""
         shown = format_value(unit, value)
         if fail is not None and value >= fail:
             limit_text = format_value(unit, fail)
             return self.fail(object, f"{what}: {shown}, at or above {limit_text}", shown,
-                             limit_text)
+                             limit_text, remedy=remedy)
         if warn is not None and value >= warn:
             limit_text = format_value(unit, warn)
             return self.warn(object, f"{what}: {shown}, at or above {limit_text}", shown,
-                             limit_text)
+                             limit_text, remedy=remedy)
         limit = warn if warn is not None else fail
-        limit_text = format_value(unit, limit) if limit is not None else None
-        suffix = f" (below {limit_text})" if limit_text else ""
-        return self.ok(object, f"{what}: {shown}{suffix}", shown, limit_text)
+        below = format_value(unit, limit) if limit is not None else None
+        suffix = f" (below {below})" if below else ""
+        return self.ok(object, f"{what}: {shown}{suffix}", shown, below, remedy=remedy)
 
     @property
     def severity(self) -> str:

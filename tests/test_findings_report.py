@@ -45,7 +45,7 @@ def test_recorders_set_severity_and_return_the_finding():
     assert len(findings) == 4
     assert recorded[0] == Finding("a", "ok", "fine", 1, 2)
     assert recorded[0].to_json() == {"object": "a", "severity": "ok", "message": "fine",
-                                     "value": 1, "threshold": 2}
+                                     "value": 1, "threshold": 2, "remedy": None}
 
 
 def test_object_is_made_a_string():
