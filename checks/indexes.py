@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from pytest_mlflowdb import check
+from pytest_mlflowdb import Threshold, check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.probes.indexes import (
     IndexShape,
@@ -20,6 +20,16 @@ from pytest_mlflowdb.probes.schema import live_snapshot
 from pytest_mlflowdb.recommended_indexes import BUILD_COST, RECOMMENDED_INDEXES
 from pytest_mlflowdb.requirements import require_catalog_schema, require_mlflow_schema
 from pytest_mlflowdb.thresholds import format_value
+
+THRESHOLDS = (
+    Threshold("unused_index_min_size", "1MB", "size",
+              "never-scanned indexes smaller than this are not worth reporting"),
+    Threshold("fk_index_min_size", "64MB", "size",
+              "a foreign key without a supporting index warns from this table size (each "
+              "delete on the referenced table scans it); below, it is information"),
+    Threshold("stats_min_age", "7d", "duration",
+              "statistics younger than this (since reset or restart) say nothing about use"),
+)
 
 
 @check("indexes.required")

@@ -1,20 +1,48 @@
-"""Where checks come from: the built-in areas (``checks/``) and their thresholds.
+"""Where checks come from: the areas, each one module of checks and the thresholds they read.
 
-The plugin asks this module, never the file system directly, for the folder of the
-built-in check modules and for the thresholds the areas declare. Nothing here runs at
+An area is a unit. A built-in area is a module of ``checks/`` (``connectivity``,
+``schema``, ``indexes``): its ``@check`` functions and, in a module-level ``THRESHOLDS``
+tuple, the thresholds they read. Other packages add areas through the entry-point group
+``pytest_mlflowdb.areas`` (``name = package.module``): such a module is also registered
+as a pytest plugin, so it may define its own options (``pytest_addoption``), fixtures
+and hooks beside its checks and ``THRESHOLDS``.
+
+The plugin asks this module, never the file system directly, for the folders and modules
+of checks to collect and for the thresholds the areas declare. Nothing here runs at
 import time, so a package layout this module does not expect is an error the plugin can
 report, not a crash while pytest loads its plugins.
 
-This module imports nothing heavy: it is loaded even when the plugin is dormant.
+This module imports nothing heavy: it is loaded even when the plugin is dormant. That is
+why the built-in areas' ``THRESHOLDS`` are read from their source rather than imported:
+importing a check module imports psycopg.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from .thresholds import BUILTIN, Threshold
+import pytest
+
+from .thresholds import Threshold
+
+#: The entry-point group through which other packages add areas.
+ENTRY_POINT_GROUP = "pytest_mlflowdb.areas"
+
+
+@dataclass(frozen=True)
+class Area:
+    """One area: its name (the first part of its checks' ids), module and file."""
+
+    name: str
+    module: str
+    path: Path
 
 
 @lru_cache(maxsize=1)
@@ -44,35 +72,122 @@ def _builtin_package() -> tuple[str, Path] | None:
     return ("checks", beside) if (beside / "__init__.py").is_file() else None
 
 
-def import_builtin_checks() -> None:
-    """Import every built-in check module, so that the registry knows every check."""
+@lru_cache(maxsize=1)
+def builtin_areas() -> tuple[Area, ...]:
+    """The built-in areas: every public module of the built-in checks' package, by name."""
     import pkgutil
 
     found = _builtin_package()
     if found is None:
-        return
+        return ()
     package, folder = found
-    for module in pkgutil.iter_modules([str(folder)]):
-        importlib.import_module(f"{package}.{module.name}")
+    return tuple(Area(m.name, f"{package}.{m.name}", folder / f"{m.name}.py")
+                 for m in sorted(pkgutil.iter_modules([str(folder)]), key=lambda m: m.name)
+                 if not m.name.startswith("_") and not m.ispkg)
 
 
+def import_builtin_checks() -> None:
+    """Import every built-in check module, so that the registry knows every check."""
+    for area in builtin_areas():
+        importlib.import_module(area.module)
+
+
+def builtin_check_ids() -> list[str]:
+    """The ids of the built-in checks, sorted (imports the built-in areas)."""
+    from .registry import REGISTRY
+
+    import_builtin_checks()
+    prefixes = tuple(f"{area.name}." for area in builtin_areas())
+    return sorted(i for i in REGISTRY if i.startswith(prefixes))
+
+
+@lru_cache(maxsize=1)
 def builtin_thresholds() -> tuple[Threshold, ...]:
     """The thresholds the built-in areas declare, before any plugin adds its own."""
-    return tuple(BUILTIN)
+    return tuple(t for area in builtin_areas() for t in declared_thresholds(area.path))
 
 
-def register_areas(pluginmanager: object) -> None:
-    """Register the plugins of areas that other packages add (none yet).
+def declared_thresholds(path: Path) -> tuple[Threshold, ...]:
+    """The ``THRESHOLDS`` an area module declares, read from its source without importing it.
+
+    Only that one assignment runs, with ``Threshold`` as its only name: a declaration
+    that needs anything else of the module is a ValueError naming the file.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value else [])
+        if any(isinstance(t, ast.Name) and t.id == "THRESHOLDS" for t in targets):
+            assert isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
+            code = compile(ast.Expression(node.value), str(path), "eval")
+            try:
+                declared = eval(code, {"__builtins__": {}, "Threshold": Threshold})  # noqa: S307
+            except NameError as exc:
+                raise ValueError(f"{path}: THRESHOLDS may use only literals and Threshold "
+                                 f"(it uses {exc.name})") from None
+            return tuple(declared)
+    return ()
+
+
+# -- areas of other packages -----------------------------------------------------------
+_ADDED: dict[str, Area] = {}
+
+
+class _AreaThresholds:
+    """Adds an area module's ``THRESHOLDS`` through the ``pytest_mlflowdb_thresholds`` hook."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self._module = module
+
+    def pytest_mlflowdb_thresholds(self, config: pytest.Config) -> list[Threshold]:
+        return list(getattr(self._module, "THRESHOLDS", ()))
+
+
+def entry_point_areas() -> list[tuple[str, Any]]:
+    """The ``(name, entry point)`` pairs of the installed packages' areas, by name."""
+    from importlib.metadata import entry_points
+
+    return sorted(((ep.name, ep) for ep in entry_points(group=ENTRY_POINT_GROUP)),
+                  key=lambda pair: pair[0])
+
+
+def register_areas(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register the areas that other packages add through the entry-point group.
 
     Called from ``pytest_addhooks``, early enough that an area plugin's own
     ``pytest_addoption`` and fixtures take effect (``pytest_addoption`` is historic).
+    Each area module is registered as a plugin, and its ``THRESHOLDS`` are added as a
+    plugin's would be; its checks are collected with the built-in ones.
     """
+    _ADDED.clear()
+    for name, entry_point in entry_point_areas():
+        try:
+            module = entry_point.load()
+        except Exception as exc:
+            raise pytest.UsageError(f"area {name!r} ({entry_point.value}) of the entry-point "
+                                    f"group {ENTRY_POINT_GROUP} cannot be loaded: "
+                                    f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(module, ModuleType) or not getattr(module, "__file__", None):
+            raise pytest.UsageError(f"area {name!r} ({entry_point.value}): the entry point "
+                                    "must name a module of checks")
+        _ADDED[name] = Area(name, module.__name__, Path(module.__file__ or "").resolve())
+        plugin_name = f"mlflowdb-area-{name}"
+        if pluginmanager.get_plugin(plugin_name) is None:
+            if not pluginmanager.is_registered(module):
+                pluginmanager.register(module, plugin_name)
+            pluginmanager.register(_AreaThresholds(module), f"{plugin_name}-thresholds")
+
+
+def added_areas() -> tuple[Area, ...]:
+    """The areas other packages added (registered by :func:`register_areas`)."""
+    return tuple(_ADDED.values())
 
 
 def check_paths() -> list[Path]:
     """Every folder or module of checks to collect when the plugin is active."""
     checks_dir = builtin_checks_dir()
-    return [checks_dir] if checks_dir is not None else []
+    builtin = [checks_dir] if checks_dir is not None else []
+    return builtin + [area.path for area in added_areas()]
 
 
 def is_check_module(path: Path) -> bool:

@@ -5,13 +5,15 @@ override them with ``--mlflowdb-set NAME=VALUE`` or the ``mlflowdb_thresholds`` 
 list; plugins add their own through the ``pytest_mlflowdb_thresholds`` hook. Values
 are parsed once, here, so a typo is a usage error before any database is touched.
 
-This module imports nothing heavy: it is loaded even when the plugin is dormant.
+The built-in thresholds are declared by the areas that read them (``THRESHOLDS`` in
+each module of ``checks/``). This module imports nothing heavy: it is loaded even when
+the plugin is dormant.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 UNITS = ("size", "duration", "percent", "count", "number")
@@ -137,7 +139,12 @@ def format_value(unit: str, value: float) -> str:
 
 @dataclass(frozen=True)
 class Threshold:
-    """One named limit: its default (in the grammar), unit and the checks that read it."""
+    """One named limit: its default (in the grammar), unit and what it limits.
+
+    An area declares its thresholds in its module's ``THRESHOLDS``; the checks that read
+    one name it in ``@check(thresholds=...)``, so ``checks`` is optional (kept for plugins
+    that already fill it).
+    """
 
     name: str
     default: str
@@ -159,40 +166,18 @@ class Threshold:
             raise ThresholdError(f"threshold {self.name}: default {exc}") from None
 
 
-#: The built-in thresholds. Checks name the ones they read; list-checks prints them.
-BUILTIN: tuple[Threshold, ...] = (
-    Threshold("latency_warn", "50ms", "duration",
-              "median round trip above which the latency check warns",
-              ("connectivity.latency",)),
-    Threshold("latency_fail", "1s", "duration",
-              "median round trip above which the latency check fails",
-              ("connectivity.latency",)),
-    Threshold("latency_samples", "5", "count",
-              "round trips measured for the latency median", ("connectivity.latency",),
-              minimum=1, maximum=1000),
-    Threshold("connections_warn", "80%", "percent",
-              "share of usable connection slots in use at which headroom warns",
-              ("connectivity.headroom",)),
-    Threshold("connections_fail", "95%", "percent",
-              "share of usable connection slots in use at which headroom fails",
-              ("connectivity.headroom",)),
-    Threshold("unused_index_min_size", "1MB", "size",
-              "never-scanned indexes smaller than this are not worth reporting",
-              ("indexes.unused",)),
-    Threshold("fk_index_min_size", "64MB", "size",
-              "a foreign key without a supporting index warns from this table size (each "
-              "delete on the referenced table scans it); below, it is information",
-              ("indexes.recommended",)),
-    Threshold("stats_min_age", "7d", "duration",
-              "statistics younger than this (since reset or restart) say nothing about use",
-              ("indexes.unused",)),
-)
-
-
 class ThresholdRegistry:
-    """All known thresholds plus the values in force (defaults, then ini, then options)."""
+    """All known thresholds plus the values in force (defaults, then ini, then options).
 
-    def __init__(self, thresholds: Iterable[Threshold] = BUILTIN) -> None:
+    Without ``thresholds`` it holds those the built-in areas declare (each in its own
+    module of ``checks/``, see :mod:`pytest_mlflowdb.areas`).
+    """
+
+    def __init__(self, thresholds: Iterable[Threshold] | None = None) -> None:
+        if thresholds is None:
+            from .areas import builtin_thresholds
+
+            thresholds = builtin_thresholds()
         self._defs: dict[str, Threshold] = {}
         for threshold in thresholds:
             self.add(threshold)
@@ -202,9 +187,11 @@ class ThresholdRegistry:
         self._defs[threshold.name] = threshold
 
     def names(self) -> list[str]:
+        """The names of the known thresholds, sorted."""
         return sorted(self._defs)
 
     def definition(self, name: str) -> Threshold:
+        """The declaration of ``name``, or ThresholdError listing the valid names."""
         try:
             return self._defs[name]
         except KeyError:
@@ -212,7 +199,7 @@ class ThresholdRegistry:
                 f"unknown threshold {name!r}; valid names: {', '.join(self.names())}"
             ) from None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Threshold]:
         return iter(self._defs[name] for name in self.names())
 
     def resolve(self, overrides: Mapping[str, str]) -> ThresholdValues:
@@ -271,13 +258,14 @@ class ThresholdValues(Mapping[str, float]):
                 f"unknown threshold {name!r}; valid names: {', '.join(sorted(self._values))}"
             ) from None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
     def __len__(self) -> int:
         return len(self._values)
 
     def unit(self, name: str) -> str:
+        """The unit of ``name`` (size, duration, percent, count or number)."""
         return self._units[name]
 
     def text(self, name: str) -> str:

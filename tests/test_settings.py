@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_mlflowdb.areas import builtin_thresholds
 from pytest_mlflowdb.settings import (
     EPHEMERAL_KINDS,
     Settings,
@@ -14,7 +15,7 @@ from pytest_mlflowdb.settings import (
     build_settings,
     describe,
 )
-from pytest_mlflowdb.thresholds import BUILTIN, Threshold, ThresholdRegistry
+from pytest_mlflowdb.thresholds import Threshold, ThresholdRegistry
 
 URI = "postgresql://mlflow:topsecret@db.example:5432/mlflow"
 
@@ -211,7 +212,7 @@ def test_threshold_assignments_are_applied():
 def test_unknown_threshold_lists_valid_names():
     message = _error(threshold_assignments=["latency_wran=100ms"])
     assert "'latency_wran'" in message
-    assert ", ".join(sorted(t.name for t in BUILTIN)) in message
+    assert ", ".join(sorted(t.name for t in builtin_thresholds())) in message
 
 
 def test_bad_threshold_value_names_the_threshold():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_mlflowdb.areas import builtin_thresholds
 from pytest_mlflowdb.thresholds import (
-    BUILTIN,
     Threshold,
     ThresholdError,
     ThresholdRegistry,
@@ -16,7 +16,7 @@ from pytest_mlflowdb.thresholds import (
 )
 
 KB, MB, GB, TB = 1024, 1024**2, 1024**3, 1024**4
-BUILTIN_NAMES = sorted(t.name for t in BUILTIN)
+BUILTIN_NAMES = sorted(t.name for t in builtin_thresholds())
 
 
 def _one_line_error(unit: str, text: str) -> str:
