@@ -8,6 +8,7 @@ import pytest
 
 from pytest_mlflowdb import Threshold, check
 from pytest_mlflowdb.catalog import load_catalog
+from pytest_mlflowdb.findings import sql_name
 from pytest_mlflowdb.probes.indexes import (
     IndexShape,
     foreign_keys,
@@ -40,7 +41,8 @@ def test_required(mlflowdb, mlflowdb_findings):
     missing_tables = set(expected.tables) - set(live.tables)
     for index in diff.missing_indexes:
         mlflowdb_findings.fail(f"{schema}.{index.name}", f"index missing: {index.definition}",
-                               "missing", index.definition)
+                               "missing", index.definition,
+                               remedy=_built_concurrently(index.definition))
     for want, have in diff.redefined_indexes:
         mlflowdb_findings.fail(f"{schema}.{have.name}", f"index differs: {have.definition}; "
                                f"MLflow makes {want.definition}", have.definition,
@@ -88,6 +90,19 @@ def _statement(table: str, columns: tuple[str, ...]) -> str:
     return f"CREATE INDEX CONCURRENTLY ON {table} ({', '.join(columns)});"
 
 
+def _built_concurrently(definition: str) -> str:
+    """MLflow's ``CREATE [UNIQUE] INDEX`` as a remedy: built without blocking writes."""
+    for prefix in ("CREATE UNIQUE INDEX ", "CREATE INDEX "):
+        if definition.startswith(prefix):
+            return f"{prefix}CONCURRENTLY {definition[len(prefix):]};"
+    return f"{definition};"
+
+
+def _drop(schema: str, index: str) -> str:
+    """The remedy for an index that only costs: dropped without blocking reads or writes."""
+    return f"DROP INDEX CONCURRENTLY {sql_name(schema, index)};"
+
+
 @check("indexes.recommended", thresholds=("fk_index_min_size",))
 def test_recommended(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_thresholds):
     """The platform guide's indexes, each with its reason and cost, and foreign keys whose
@@ -121,7 +136,8 @@ def test_recommended(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_th
                f"listed in mlflowdb_recommended_indexes. Cost: {BUILD_COST}; every insert "
                f"into {table} maintains it; {now}. Fix: {_statement(table, cols)}")
         mlflowdb_findings.warn(target, f"no valid btree index leads with these columns: {why}",
-                               "none", "a btree index leading with these columns")
+                               "none", "a btree index leading with these columns",
+                               remedy=entry.statement if entry else _statement(table, cols))
     if mlflowdb_settings.recommend_foreign_key_indexes:
         _foreign_key_indexes(mlflowdb, mlflowdb_findings, mlflowdb_thresholds, schema,
                              by_table, seen)
@@ -153,7 +169,8 @@ def _foreign_key_indexes(mlflowdb, findings, thresholds, schema: str,
         if fk.heap_bytes >= minimum:
             findings.warn(target, f"{message}; at or above fk_index_min_size {limit}. Cost: "
                           f"{BUILD_COST}; every insert into {fk.table} maintains it. Fix: "
-                          f"{_statement(fk.table, fk.columns)}", size, limit)
+                          f"{_statement(fk.table, fk.columns)}", size, limit,
+                          remedy=_statement(fk.table, fk.columns))
         else:
             findings.info(target, f"{message}; below fk_index_min_size {limit}, so cheap "
                           "for now", size, limit)
@@ -170,7 +187,7 @@ def test_invalid(mlflowdb, mlflowdb_findings):
         detail = " and not ready (writes do not even maintain it)" if not index.ready else ""
         mlflowdb_findings.fail(f"{schema}.{index.name}", f"index on {index.table} is {state}"
                                f"{detail}: queries cannot use it; drop it and build it again",
-                               state, "valid")
+                               state, "valid", remedy=_drop(schema, index.name))
     if not broken:
         mlflowdb_findings.ok(schema, f"all {len(live.indexes)} indexes valid",
                              len(live.indexes), None)
@@ -239,7 +256,10 @@ def test_redundant(mlflowdb, mlflowdb_findings):
             mlflowdb_findings.info(f"{schema}.{redundant.name}", message + " (both made by "
                                    "MLflow: keep it, MLflow expects it)", shown, None)
         else:
-            mlflowdb_findings.warn(f"{schema}.{redundant.name}", message, shown, None)
+            # dropping MLflow's own index would fail indexes.required: no remedy then
+            ours = (redundant.name, live[redundant.name].signature) in mlflow_made
+            mlflowdb_findings.warn(f"{schema}.{redundant.name}", message, shown, None,
+                                   remedy=None if ours else _drop(schema, redundant.name))
     if not pairs:
         mlflowdb_findings.ok(schema, "no duplicate or left-prefix indexes", 0, 0)
 

@@ -7,6 +7,7 @@ import pytest
 from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS
+from pytest_mlflowdb.findings import sql_name
 from pytest_mlflowdb.probes.indexes import table_sizes
 from pytest_mlflowdb.probes.schema import live_snapshot
 from pytest_mlflowdb.requirements import off_search_path, require_catalog_schema
@@ -137,7 +138,9 @@ def test_tables(mlflowdb, mlflowdb_findings):
     for table, flag in diff.table_flags:
         if flag == "unlogged":
             mlflowdb_findings.fail(f"{schema}.{table}", "table is UNLOGGED: its rows are lost "
-                                   "after a crash and never reach a replica", flag, "logged")
+                                   "after a crash and never reach a replica", flag, "logged",
+                                   remedy=f"ALTER TABLE {sql_name(schema, table)}"
+                                          " SET LOGGED;")
         else:
             mlflowdb_findings.warn(f"{schema}.{table}", f"{flag} is enabled: MLflow does not "
                                    "set it up, and a role without a policy sees no rows", flag,

@@ -70,6 +70,11 @@ def _decimal(value: Decimal) -> int | float | str:
     return as_float if Decimal(repr(as_float)) == value else str(value)
 
 
+def sql_name(*parts: str) -> str:
+    """A (qualified) identifier quoted as a remedy's SQL must write it, whatever its name."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
 @dataclass(frozen=True)
 class Finding:
     object: str
