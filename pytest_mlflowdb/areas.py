@@ -97,8 +97,8 @@ def builtin_check_ids() -> list[str]:
     from .registry import REGISTRY
 
     import_builtin_checks()
-    prefixes = tuple(f"{area.name}." for area in builtin_areas())
-    return sorted(i for i in REGISTRY if i.startswith(prefixes))
+    modules = tuple(f"{area.module}." for area in builtin_areas())
+    return sorted(i for i, spec in REGISTRY.items() if spec.function.startswith(modules))
 
 
 @lru_cache(maxsize=1)

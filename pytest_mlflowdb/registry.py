@@ -9,7 +9,10 @@ Built-in checks and team checks use it alike::
         ...
 
 It adds the ``mlflowdb_check`` marker (which the plugin reads for ids and reports) and
-records the check in a registry so ``--mlflowdb-list-checks`` can print it.
+records the check in a registry so ``--mlflowdb-list-checks`` can print it and tests can
+find the set of checks (see :func:`pytest_mlflowdb.areas.builtin_check_ids`). The first
+part of the id is the check's area; the thresholds it names are declared by an area's
+``THRESHOLDS`` or a plugin's ``pytest_mlflowdb_thresholds`` hook.
 """
 
 from __future__ import annotations
@@ -17,21 +20,29 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-F = TypeVar("F", bound=Callable)
+F = TypeVar("F", bound=Callable[..., Any])
 MARKER = "mlflowdb_check"
 _ID = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 
 
 @dataclass(frozen=True)
 class CheckSpec:
+    """What ``@check`` recorded: the id, the thresholds read, the docstring's first line and
+    the function's dotted name."""
+
     id: str
     thresholds: tuple[str, ...]
     description: str
     function: str
+
+    @property
+    def area(self) -> str:
+        """The area the check belongs to: the first part of its id."""
+        return self.id.split(".", 1)[0]
 
 
 REGISTRY: dict[str, CheckSpec] = {}

@@ -120,3 +120,19 @@ def test_an_area_is_not_collected_while_the_plugin_is_dormant(pytester, ghosts_a
     (pytester.path / "work" / "test_plain.py").write_text("def test_one(): pass\n")
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "test_plain.py")
     result.assert_outcomes(passed=1)
+
+
+def test_an_area_that_cannot_be_loaded_is_one_line_and_exit_4(pytester, monkeypatch):
+    site = pytester.mkdir("site")
+    info = site / "broken-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest_mlflowdb.areas]\nbroken = nosuch.area\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    pytester.makepyfile(test_plain="def test_one(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == (
+        "ERROR: area 'broken' (nosuch.area) of the entry-point group pytest_mlflowdb.areas "
+        "cannot be loaded: ModuleNotFoundError: No module named 'nosuch'")
+    assert "Traceback" not in result.stderr.str()
