@@ -95,12 +95,14 @@ def ghosts_area(pytester, monkeypatch):
     return site
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_an_area_from_an_entry_point_brings_its_checks_thresholds_option_and_fixture(
-        pytester, ghosts_area, mlflow_uri):
+        pytester, ghosts_area, mlflow_uri, workers):
     json_path = pytester.path / "a.json"
     result = pytester.runpytest_subprocess(
         f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-report={json_path}",
-        "--mlflowdb-set=ghosts_max=3", "--ghosts-label=nameless", "-p", "no:cacheprovider")
+        "--mlflowdb-set=ghosts_max=3", "--ghosts-label=nameless", "-p", "no:cacheprovider",
+        *workers)
     checks = checks_by_id(report(json_path))
     ghosts = checks["ghosts.experiments"]
     assert ghosts["outcome"] == "passed", result.stdout.str()
