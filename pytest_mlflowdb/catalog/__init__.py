@@ -20,7 +20,7 @@ from importlib import resources
 
 from packaging.version import InvalidVersion, Version
 
-from ..probes.schema import Snapshot
+from ..schema_model import Snapshot
 
 # Migrations that move data (their cost grows with the rows they touch), from MLflow's
 # migration scripts; index builds and rebuilt keys are found from the schemas themselves.
