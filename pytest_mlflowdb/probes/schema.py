@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from ..schema_model import (  # noqa: F401 - the model's names, as probes used to offer them
     Column,
@@ -23,6 +23,9 @@ from ..schema_model import (  # noqa: F401 - the model's names, as probes used t
     Trigger,
     normalise_check,
 )
+
+if TYPE_CHECKING:
+    from ..database import Database
 
 Rows = Callable[[str, Any], list[dict[str, Any]]]
 
@@ -161,7 +164,12 @@ def capture(rows: Rows, schema: str) -> Snapshot:
     return snap
 
 
-def live_snapshot(db: Any) -> Snapshot:
-    """The audited database's MLflow schema, read once per session."""
-    schema = db.preflight.mlflow_schema
+def live_snapshot(db: Database) -> Snapshot:
+    """The audited database's MLflow schema (see :func:`~.mlflow.mlflow_facts`), read once
+    per session; call it after ``require_mlflow_schema`` (an empty snapshot otherwise)."""
+    from .mlflow import mlflow_facts
+
+    schema = mlflow_facts(db).schema
+    if schema is None:
+        return Snapshot()
     return db.cached(f"snapshot:{schema}", lambda d: capture(d.rows, schema))
