@@ -1,4 +1,5 @@
-"""The audit session is read-only with timeouts, and its preflight finds MLflow's schema."""
+"""The audit session is read-only with timeouts; its preflight (server) and the MLflow probe
+find the facts checks start from."""
 
 from __future__ import annotations
 
