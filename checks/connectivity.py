@@ -8,6 +8,7 @@ import ipaddress
 from pytest_mlflowdb import Threshold, check
 from pytest_mlflowdb.findings import sql_name
 from pytest_mlflowdb.probes import connectivity
+from pytest_mlflowdb.probes.mlflow import mlflow_facts
 
 # Community end-of-life dates (postgresql.org/support/versioning).
 EOL = {
@@ -156,18 +157,19 @@ def test_privileges(mlflowdb, mlflowdb_findings):
         )
     extensions = ", ".join(f"{k} {v}" for k, v in sorted(pre.extensions.items())) or "none"
     mlflowdb_findings.info("extensions", f"installed: {extensions}", extensions, None)
-    if pre.mlflow_schema:
+    found = mlflow_facts(mlflowdb)
+    if found.schema:
         mlflowdb_findings.info(
-            pre.mlflow_schema,
-            f"MLflow tables found in schema {pre.mlflow_schema}, alembic revision "
-            f"{pre.schema_revision or 'unknown'}", pre.schema_revision, None,
+            found.schema,
+            f"MLflow tables found in schema {found.schema}, alembic revision "
+            f"{found.revision or 'unknown'}", found.revision, None,
         )
-    elif pre.mlflow_elsewhere:
+    elif found.elsewhere:
         mlflowdb_findings.info("schema", f"MLflow tables found in schema(s) "
-                               f"{', '.join(pre.mlflow_elsewhere)}, not on this URI's "
-                               f"search_path ({pre.search_path})", pre.current_schema, None)
+                               f"{', '.join(found.elsewhere)}, not on this URI's "
+                               f"search_path ({found.search_path})", found.current_schema, None)
     else:
         mlflowdb_findings.info("schema", "no MLflow tables found in any schema this role can see",
                                None, None)
-    for note in pre.notes:
+    for note in found.notes:
         mlflowdb_findings.info("preflight", note, None, None)

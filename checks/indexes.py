@@ -17,9 +17,10 @@ from pytest_mlflowdb.probes.indexes import (
     stats_age,
     table_sizes,
 )
+from pytest_mlflowdb.probes.mlflow import catalog_diff
 from pytest_mlflowdb.probes.schema import live_snapshot
 from pytest_mlflowdb.recommended_indexes import BUILD_COST, RECOMMENDED_INDEXES
-from pytest_mlflowdb.requirements import require_catalog_schema, require_mlflow_schema
+from pytest_mlflowdb.requirements import require_catalog_revision, require_mlflow_schema
 from pytest_mlflowdb.thresholds import format_value
 
 THRESHOLDS = (
@@ -36,7 +37,9 @@ THRESHOLDS = (
 @check("indexes.required")
 def test_required(mlflowdb, mlflowdb_findings):
     """Every index MLflow makes at this revision exists and is valid (matched by definition)."""
-    schema, revision, expected, diff = require_catalog_schema(mlflowdb)
+    require_catalog_revision(mlflowdb)
+    drift = catalog_diff(mlflowdb)
+    schema, revision, expected, diff = drift.schema, drift.revision, drift.expected, drift.diff
     live = live_snapshot(mlflowdb)
     missing_tables = set(expected.tables) - set(live.tables)
     for index in diff.missing_indexes:

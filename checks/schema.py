@@ -9,8 +9,9 @@ from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS
 from pytest_mlflowdb.findings import sql_name
 from pytest_mlflowdb.probes.indexes import table_sizes
+from pytest_mlflowdb.probes.mlflow import catalog_diff, mlflow_facts
 from pytest_mlflowdb.probes.schema import live_snapshot
-from pytest_mlflowdb.requirements import off_search_path, require_catalog_schema
+from pytest_mlflowdb.requirements import require_catalog_revision, require_mlflow_schema
 from pytest_mlflowdb.thresholds import format_value
 
 
@@ -27,41 +28,41 @@ def _releases(catalog, revision: str) -> str:
 @check("schema.revision")
 def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """alembic_version holds one known revision, the one about to be deployed if given."""
-    pre = mlflowdb.preflight
+    facts = mlflow_facts(mlflowdb)
     catalog = load_catalog()
     expectation = _expectation(catalog, mlflowdb_settings)
-    unreadable = pre.schema_error or pre.alembic_error
+    unreadable = facts.schema_error or facts.alembic_error
     if unreadable:
         if expectation:
             # a deployment gate that cannot look must not let the deployment through
-            mlflowdb_findings.fail(f"{pre.mlflow_schema}.alembic_version" if pre.mlflow_schema
+            mlflowdb_findings.fail(f"{facts.schema}.alembic_version" if facts.schema
                                    else "alembic_version",
                                    f"cannot verify {expectation[1]}: {unreadable}", None,
                                    expectation[0])
             return
         pytest.skip(f"no privilege: {unreadable}")
-    wrong_schema = off_search_path(mlflowdb)
+    wrong_schema = facts.off_search_path(mlflowdb.preflight.current_user)
     if wrong_schema:
-        mlflowdb_findings.fail(pre.current_schema or "search_path", wrong_schema,
-                               pre.search_path, ", ".join(pre.mlflow_elsewhere))
+        mlflowdb_findings.fail(facts.current_schema or "search_path", wrong_schema,
+                               facts.search_path, ", ".join(facts.elsewhere))
         return
-    if pre.mlflow_schema is None:
-        mlflowdb_findings.fail(pre.dbname, "no MLflow tables (experiments, runs, metrics, params, "
-                               "tags) in any schema this role can see: not an MLflow database, "
-                               "or an empty one", None, "MLflow schema")
+    if facts.schema is None:
+        mlflowdb_findings.fail(mlflowdb.preflight.dbname, "no MLflow tables (experiments, runs, "
+                               "metrics, params, tags) in any schema this role can see: not an "
+                               "MLflow database, or an empty one", None, "MLflow schema")
         return
-    table = f"{pre.mlflow_schema}.alembic_version"
-    if pre.alembic_versions is None:
+    table = f"{facts.schema}.alembic_version"
+    if facts.alembic_versions is None:
         mlflowdb_findings.fail(table, "alembic_version is missing: MLflow will report "
                                "'found version None' and refuse to start", None, "1 row")
         return
-    if len(pre.alembic_versions) != 1:
-        shown = ", ".join(pre.alembic_versions) or "none"
-        mlflowdb_findings.fail(table, f"holds {len(pre.alembic_versions)} rows ({shown}); "
-                               "alembic needs exactly one", len(pre.alembic_versions), "1 row")
+    if len(facts.alembic_versions) != 1:
+        shown = ", ".join(facts.alembic_versions) or "none"
+        mlflowdb_findings.fail(table, f"holds {len(facts.alembic_versions)} rows ({shown}); "
+                               "alembic needs exactly one", len(facts.alembic_versions), "1 row")
         return
-    revision = pre.schema_revision
-    if not catalog.knows(revision):
+    revision = facts.revision
+    if revision is None or not catalog.knows(revision):
         mlflowdb_findings.fail(
             table, f"revision {revision} is not in any released MLflow (newest known: "
             f"{catalog.head} of MLflow {catalog.newest_release}): an unreleased or foreign "
@@ -112,7 +113,7 @@ def _against_expectation(db, findings, catalog, table, revision, target, label) 
     heavy = {r.revision: [h for h in catalog.heavy(r.revision)
                           if h.table is None or h.table in existing] for r in pending}
     touched = {h.table for notes in heavy.values() for h in notes if h.table}
-    sizes = table_sizes(db, db.preflight.mlflow_schema, touched)
+    sizes = table_sizes(db, require_mlflow_schema(db), touched)  # found: schema.revision ran
     findings.fail(table, f"the database is at {revision}, behind {label} (head {target}): "
                   f"{len(pending)} migration(s) pending", revision, target)
     for step, rev in enumerate(pending, 1):
@@ -129,7 +130,9 @@ def _against_expectation(db, findings, catalog, table, revision, target, label) 
 @check("schema.tables")
 def test_tables(mlflowdb, mlflowdb_findings):
     """Every table (and sequence) MLflow makes at this revision exists."""
-    schema, revision, expected, diff = require_catalog_schema(mlflowdb)
+    require_catalog_revision(mlflowdb)
+    drift = catalog_diff(mlflowdb)
+    schema, revision, expected, diff = drift.schema, drift.revision, drift.expected, drift.diff
     for table in diff.missing_tables:
         mlflowdb_findings.fail(f"{schema}.{table}", f"table missing (MLflow makes it at "
                                f"{revision})", "missing", "present")
@@ -155,7 +158,9 @@ def test_tables(mlflowdb, mlflowdb_findings):
 @check("schema.columns")
 def test_columns(mlflowdb, mlflowdb_findings):
     """Every column MLflow makes has its type, nullability and default."""
-    schema, revision, expected, diff = require_catalog_schema(mlflowdb)
+    require_catalog_revision(mlflowdb)
+    drift = catalog_diff(mlflowdb)
+    schema, revision, expected, diff = drift.schema, drift.revision, drift.expected, drift.diff
     for table, column in diff.missing_columns:
         mlflowdb_findings.fail(f"{schema}.{table}.{column.name}",
                                f"column missing ({column.type})", "missing", column.type)
@@ -182,7 +187,9 @@ def test_columns(mlflowdb, mlflowdb_findings):
 @check("schema.constraints")
 def test_constraints(mlflowdb, mlflowdb_findings):
     """Primary keys, foreign keys (with their rules), UNIQUE and CHECK constraints, triggers."""
-    schema, revision, expected, diff = require_catalog_schema(mlflowdb)
+    require_catalog_revision(mlflowdb)
+    drift = catalog_diff(mlflowdb)
+    schema, revision, expected, diff = drift.schema, drift.revision, drift.expected, drift.diff
     for c in diff.missing_constraints:
         mlflowdb_findings.fail(f"{schema}.{c.table}.{c.name}",
                                f"{CONSTRAINT_KINDS[c.type]} missing: {c.definition}",

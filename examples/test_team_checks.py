@@ -10,6 +10,7 @@ Plain ``assert`` works too.
 """
 
 from pytest_mlflowdb import check
+from pytest_mlflowdb.probes.mlflow import mlflow_facts
 
 
 @check("team.deleted_runs_collectable")
@@ -20,7 +21,7 @@ def test_deleted_runs_collectable(mlflowdb, mlflowdb_findings):
     skips them unless named with ``--run-ids``. (This one reads the runs table: fine
     for most stores, mark it ``slow`` if yours has millions of runs.)
     """
-    schema = mlflowdb.preflight.mlflow_schema
+    schema = mlflow_facts(mlflowdb).schema
     if schema is None:
         mlflowdb_findings.fail("runs", "no MLflow schema found")
         return
@@ -39,7 +40,7 @@ def test_deleted_runs_collectable(mlflowdb, mlflowdb_findings):
 @check("team.active_experiments", thresholds=("team_max_active_experiments",))
 def test_active_experiments(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
     """Active experiments stay under the team's limit (a threshold added in conftest.py)."""
-    schema = mlflowdb.preflight.mlflow_schema or "public"
+    schema = mlflow_facts(mlflowdb).schema or "public"
     active = mlflowdb.value(
         f"SELECT count(*) FROM \"{schema}\".experiments WHERE lifecycle_stage = 'active'"
     )
@@ -55,4 +56,4 @@ def test_audit_session_cannot_write(mlflowdb):
 
 def test_alembic_revision_is_known(mlflowdb):
     """Without the decorator a check still runs per target, with id custom.team_checks.*."""
-    assert mlflowdb.preflight.schema_revision, "alembic_version missing or unreadable"
+    assert mlflow_facts(mlflowdb).revision, "alembic_version missing or unreadable"

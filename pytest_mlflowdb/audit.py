@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .database import Database, DatabaseError
+from .probes.mlflow import mlflow_facts
 from .settings import Settings
 from .targets import Target, parse_target
 
@@ -166,6 +167,7 @@ class Audit:
             db.connect()
             step = "reading the catalog"
             db.preflight  # noqa: B018 - gathered once, before any check needs it
+            mlflow_facts(db)  # MLflow's schema and revision: a lock here is a failed read
             attempt = ConnectionAttempt(target_id, db, None, db.connect_seconds,
                                         s.connect_timeout)
         except Exception as exc:  # TargetUnavailable, DatabaseError, a psycopg error…
@@ -209,10 +211,10 @@ class Audit:
         }
         attempt = self._attempts.get(key)
         if attempt and attempt.database is not None:
-            pre = attempt.database.preflight
-            record.update(server_version=pre.server_version, schema_revision=pre.schema_revision,
-                          mlflow_schema=pre.mlflow_schema,
-                          mlflow_versions=_releases_of(pre.schema_revision))
+            pre, mlflow = attempt.database.preflight, mlflow_facts(attempt.database)
+            record.update(server_version=pre.server_version, schema_revision=mlflow.revision,
+                          mlflow_schema=mlflow.schema,
+                          mlflow_versions=_releases_of(mlflow.revision))
         elif attempt:
             record["error"] = attempt.error
         if self.notes.get(key):

@@ -1,4 +1,9 @@
-"""The read-only session on an audited database, and the preflight facts about it.
+"""The read-only session on an audited database, and the server facts about it.
+
+A :class:`Database` knows PostgreSQL, not MLflow: its :class:`Preflight` holds the
+server's version, recovery state, this role and its memberships, extensions and
+connection details. What MLflow sees through the session (its schema, its alembic
+revision) is a probe of its own, :mod:`pytest_mlflowdb.probes.mlflow`.
 
 Every session: ``default_transaction_read_only=on``, ``statement_timeout``,
 ``lock_timeout``, libpq ``connect_timeout`` and ``application_name=pytest-mlflowdb``.
@@ -16,19 +21,20 @@ later query raises :class:`TargetStoppedAnswering` at once instead of waiting ag
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 
 from .deadline import Deadline, TimedCursor, reply_deadline, tcp_options
 from .targets import Target
 
 APPLICATION_NAME = "pytest-mlflowdb"
+
+T = TypeVar("T")
 
 
 class DatabaseError(RuntimeError):
@@ -41,7 +47,7 @@ class TargetStoppedAnswering(DatabaseError):
 
 @dataclass(frozen=True)
 class Preflight:
-    """Facts gathered once per target, before any check runs."""
+    """Server facts gathered once per target, before any check runs."""
 
     server_version: str
     server_version_num: int
@@ -50,29 +56,12 @@ class Preflight:
     is_superuser: bool
     roles: tuple[str, ...]
     extensions: dict[str, str]
-    mlflow_schema: str | None
-    schema_revision: str | None
     host: str
     hostaddr: str
     port: int
     dbname: str
     ssl_in_use: bool
     connect_seconds: float
-    notes: tuple[str, ...] = field(default_factory=tuple)
-    #: rows of alembic_version in the MLflow schema; None when the table is missing
-    alembic_versions: tuple[str, ...] | None = None
-    #: why alembic_version could not be read (a missing privilege, rows hidden by row
-    #: level security), if so
-    alembic_error: str | None = None
-    #: the session's search_path and the first existing schema on it: where MLflow,
-    #: which uses unqualified names, looks for (and would create) its tables
-    search_path: str = ""
-    current_schema: str | None = None
-    #: schemas holding MLflow's tables when the current schema does not (MLflow would
-    #: not see them through this URI); empty when ``mlflow_schema`` is set
-    mlflow_elsewhere: tuple[str, ...] = ()
-    #: why this role cannot tell where MLflow's tables are (no USAGE on their schema)
-    schema_error: str | None = None
 
     @property
     def major(self) -> int:
@@ -80,7 +69,6 @@ class Preflight:
 
     def can_read_all_stats(self) -> bool:
         return self.is_superuser or bool({"pg_monitor", "pg_read_all_stats"} & set(self.roles))
-
 
 
 def one_line(exc: BaseException, target: Target) -> str:
@@ -108,6 +96,7 @@ class Database:
         self.lock_timeout = lock_timeout
         self._conn: psycopg.Connection | None = None
         self._preflight: Preflight | None = None
+        #: per-session results of probes (see :meth:`cached`), by a key the probe chooses
         self._cache: dict[str, Any] = {}
         self.connect_seconds = 0.0
         self.deadline = reply_deadline(statement_timeout)
@@ -179,7 +168,8 @@ class Database:
         deadline = Deadline(conn, self.deadline)
         try:
             with (deadline, conn.transaction(),
-                  TimedCursor(conn, row_factory=dict_row) as cur):
+                  # TimedCursor (deadline.py) is not generic in its row type
+                  TimedCursor(conn, row_factory=dict_row) as cur):  # type: ignore[call-overload]
                 cur.deadline = deadline
                 cur.execute(
                     "SELECT set_config('statement_timeout', %s, true), "
@@ -207,7 +197,8 @@ class Database:
         """Run one statement in its own read-only transaction; return its rows as dicts."""
         with self.transaction() as cur:
             cur.execute(sql, params)
-            return list(cur.fetchall()) if cur.description else []
+            # dict_row: TimedCursor's annotation cannot say so
+            return cast(list[dict[str, Any]], cur.fetchall()) if cur.description else []
 
     def row(self, sql: str, params: Any = None) -> dict[str, Any] | None:
         found = self.rows(sql, params)
@@ -220,11 +211,35 @@ class Database:
     def setting(self, name: str) -> str | None:
         return self.value("SELECT current_setting(%s, true)", (name,))
 
-    def cached(self, key: str, compute: Any) -> Any:
-        """``compute(self)`` once per session: probes shared by several checks."""
+    def read(self, what: str, query: Any, params: Any = None, *,
+             passthrough: tuple[type[Exception], ...] = ()) -> list[dict[str, Any]]:
+        """:meth:`rows` that names what it was reading when it fails (a lock, a timeout…).
+
+        The session-opening reads (preflight, MLflow's facts) use it, so that a lock on,
+        say, ``alembic_version`` is reported as that, not as a failure to connect.
+        ``passthrough`` errors are raised as they are, for the caller to explain.
+        """
+        try:
+            return self.rows(query, params)
+        except passthrough:
+            raise
+        except psycopg.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            held = ("; another session holds a lock on it"
+                    if isinstance(exc, psycopg.errors.LockNotAvailable) else "")
+            raise PreflightError(self.target.scrub(f"{first} while reading {what}{held}")) \
+                from None
+
+    def cached(self, key: str, compute: Callable[[Database], T]) -> T:
+        """``compute(self)`` once per session: probes shared by several checks.
+
+        A generic store: each probe picks its own key (``"mlflow"``, ``"snapshot:public"``);
+        the session knows nothing of what is kept.
+        """
         if key not in self._cache:
             self._cache[key] = compute(self)
-        return self._cache[key]
+        result: T = self._cache[key]
+        return result
 
     # -- preflight --------------------------------------------------------------------
     @property
@@ -248,33 +263,9 @@ SELECT current_setting('server_version') AS server_version,
                AND pg_has_role(current_user, b.oid, 'USAGE')
              ORDER BY 1) AS roles,
        inet_server_port() AS port,
-       current_database() AS dbname,
-       current_schema() AS current_schema,
-       current_setting('search_path') AS search_path
+       current_database() AS dbname
 FROM pg_roles r WHERE r.rolname = current_user
 """
-
-# Schemas that hold MLflow's tables, the session's current schema first. MLflow (through
-# SQLAlchemy and alembic) uses unqualified names, so it sees only current_schema(): the
-# first schema on the search_path that exists and that the role may use.
-_MLFLOW_SCHEMA_SQL = """
-SELECT n.nspname AS schema,
-       bool_or(c.relname = 'alembic_version') AS has_alembic,
-       count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
-         AS core_tables,
-       n.nspname = current_schema() AS is_current,
-       has_schema_privilege(n.oid, 'USAGE') AS usable
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p')
-  AND c.relname IN ('alembic_version', 'experiments', 'runs', 'metrics', 'params', 'tags')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-GROUP BY n.oid, n.nspname
-ORDER BY n.nspname = current_schema() DESC,
-         count(*) FILTER (WHERE c.relname IN ('experiments', 'runs', 'metrics', 'params', 'tags'))
-           DESC,
-         n.nspname
-"""
-
 
 def _hostaddr(conn: psycopg.Connection) -> str:
     """The address actually connected to ('' for a Unix socket or an old libpq)."""
@@ -285,94 +276,17 @@ def _hostaddr(conn: psycopg.Connection) -> str:
 
 
 class PreflightError(DatabaseError):
-    """The session is open but a preflight read failed; the message says which and why."""
-
-
-def _read(db: Database, what: str, query: Any, params: Any = None, *,
-          passthrough: tuple[type[Exception], ...] = ()) -> list[dict[str, Any]]:
-    """``db.rows`` that names what it was reading when it fails (a lock, a timeout…)."""
-    try:
-        return db.rows(query, params)
-    except passthrough:
-        raise
-    except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        held = ("; another session holds a lock on it"
-                if isinstance(exc, psycopg.errors.LockNotAvailable) else "")
-        raise PreflightError(db.target.scrub(f"{first} while reading {what}{held}")) from None
-
-
-def _rows_hidden(db: Database, schema: str) -> bool:
-    """Whether row level security filters alembic_version's rows for this session."""
-    (found,) = _read(db, f"{schema}.alembic_version's row level security",
-                     "SELECT row_security_active(format('%%I.alembic_version', %s::text)) AS on",
-                     (schema,))
-    return bool(found["on"])
-
-
-def _missing_grant(db: Database, schema: str, role: str) -> str:
-    """Why alembic_version could not be read, with the GRANT that would let this role look."""
-    (found,) = _read(db, f"the privileges on schema {schema}",
-                     "SELECT has_schema_privilege(%(s)s, 'USAGE') AS usage, "
-                     "quote_ident(%(s)s) AS schema, quote_ident(%(r)s) AS role",
-                     {"s": schema, "r": role})
-    grant = f"GRANT SELECT ON {found['schema']}.alembic_version TO {found['role']}"
-    if not found["usage"]:
-        return (f"no USAGE privilege on schema {schema}, which holds MLflow's tables (GRANT "
-                f"USAGE ON SCHEMA {found['schema']} TO {found['role']}; {grant})")
-    return f"no SELECT privilege on {schema}.alembic_version ({grant})"
+    """The session is open but one of its first reads (the preflight's, a probe's through
+    :meth:`Database.read`) failed; the message says which and why."""
 
 
 def _collect_preflight(db: Database) -> Preflight:
-    (facts,) = _read(db, "the server version and this role's memberships", _PREFLIGHT_SQL)
+    (facts,) = db.read("the server version and this role's memberships", _PREFLIGHT_SQL)
     extensions = {
         r["extname"]: r["extversion"]
-        for r in _read(db, "pg_extension",
+        for r in db.read("pg_extension",
                        "SELECT extname, extversion FROM pg_extension ORDER BY extname")
     }
-    notes: list[str] = []
-    schema = None
-    revision = None
-    versions: tuple[str, ...] | None = None
-    alembic_error = None
-    found_in = _read(db, "the catalog for MLflow's tables", _MLFLOW_SCHEMA_SQL)
-    current = [r for r in found_in if r["is_current"] and r["core_tables"]]
-    elsewhere = tuple(r["schema"] for r in found_in if r["core_tables"] and not r["is_current"])
-    schema_error = None
-    unusable = [r["schema"] for r in found_in
-                if r["core_tables"] and not r["is_current"] and not r["usable"]]
-    if unusable and not current:
-        # A schema this role may not use drops out of its effective search_path: it may
-        # well be where the URI leads MLflow's own role. A privilege to look, not a fault.
-        schema_error = _missing_grant(db, unusable[0], facts["current_user"])
-        notes.append(schema_error)
-        elsewhere = ()
-    if current:
-        schema = current[0]["schema"]
-        if elsewhere:
-            notes.append(f"MLflow tables also found in schema(s) {', '.join(elsewhere)}; "
-                         f"auditing {schema}, the current schema MLflow would use")
-            elsewhere = ()
-        if current[0]["has_alembic"]:
-            try:
-                found = _read(db, f"{schema}.alembic_version",
-                              sql.SQL("SELECT version_num FROM {}.alembic_version").format(
-                                  sql.Identifier(schema)),
-                              passthrough=(psycopg.errors.InsufficientPrivilege,))
-                versions = tuple(str(r["version_num"]) for r in found)
-                if len(found) == 1:
-                    revision = versions[0]
-                elif not found and _rows_hidden(db, schema):
-                    versions = None
-                    alembic_error = (f"row level security on {schema}.alembic_version hides "
-                                     f"its rows from {facts['current_user']} (add a policy "
-                                     "for it, or audit as the table's owner)")
-                    notes.append(alembic_error)
-                else:
-                    notes.append(f"{schema}.alembic_version holds {len(found)} rows")
-            except psycopg.errors.InsufficientPrivilege:
-                alembic_error = _missing_grant(db, schema, facts["current_user"])
-                notes.append(alembic_error)
     pgconn = db.connection.pgconn
     return Preflight(
         server_version=facts["server_version"],
@@ -382,19 +296,10 @@ def _collect_preflight(db: Database) -> Preflight:
         is_superuser=bool(facts["is_superuser"]),
         roles=tuple(facts["roles"] or ()),
         extensions=extensions,
-        mlflow_schema=schema,
-        schema_revision=revision,
         host=db.connection.info.host,
         hostaddr=_hostaddr(db.connection),
         port=facts["port"] or db.connection.info.port,
         dbname=facts["dbname"],
         ssl_in_use=bool(pgconn.ssl_in_use),
         connect_seconds=db.connect_seconds,
-        notes=tuple(notes),
-        alembic_versions=versions,
-        alembic_error=alembic_error,
-        search_path=facts["search_path"],
-        current_schema=facts["current_schema"],
-        mlflow_elsewhere=elsewhere,
-        schema_error=schema_error,
     )

@@ -172,7 +172,9 @@ def parse_target(text: str) -> Target:
             f"{scrub(shown, secrets)!r} is neither a postgresql:// URI nor a key=value string"
         )
     try:
-        params = pg_conninfo.conninfo_to_dict(raw)
+        # libpq gives strings only (the int/None of the annotation are for keyword args)
+        params = {k: str(v) for k, v in pg_conninfo.conninfo_to_dict(raw).items()
+                  if v is not None}
     except Exception as exc:  # psycopg.ProgrammingError: libpq could not parse it
         lines = str(exc).strip().splitlines()
         raise refuse(_only_shown(lines[0] if lines else "libpq cannot parse it", shown)) from None

@@ -1,4 +1,5 @@
-"""The audit session is read-only with timeouts, and its preflight finds MLflow's schema."""
+"""The audit session is read-only with timeouts; its preflight (server) and the MLflow probe
+find the facts checks start from."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from helpers import dbname_of, role_uri
 
 from pytest_mlflowdb.database import Database, DatabaseError
 from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
+from pytest_mlflowdb.probes.mlflow import mlflow_facts
 from pytest_mlflowdb.targets import parse_target
 
 
@@ -62,14 +64,14 @@ def test_statement_timeout_cancels_long_queries(mlflow_uri):
 def test_preflight_facts_on_a_genuine_schema(mlflow_uri):
     db = _db(mlflow_uri)
     try:
-        pre = db.preflight
+        pre, mlflow = db.preflight, mlflow_facts(db)
     finally:
         db.close()
     assert pre.major >= 14 and pre.server_version_num >= 140000
     assert pre.in_recovery is False
     assert pre.current_user == "postgres" and pre.is_superuser
-    assert pre.mlflow_schema == "public"
-    assert pre.schema_revision is not None and len(pre.schema_revision) == 12
+    assert mlflow.schema == "public"
+    assert mlflow.revision is not None and len(mlflow.revision) == 12
     assert "plpgsql" in pre.extensions
     assert pre.host == "127.0.0.1" and pre.dbname == dbname_of(mlflow_uri)
 
@@ -84,11 +86,11 @@ def test_preflight_finds_mlflow_in_another_schema(pg15):
         revision = apply_mlflow_schema(pg15.uri(name))
         db = _db(pg15.uri(name))
         try:
-            pre = db.preflight
+            pre, mlflow = db.preflight, mlflow_facts(db)
         finally:
             db.close()
-        assert pre.mlflow_schema == "mlflow"
-        assert pre.schema_revision == revision
+        assert mlflow.schema == "mlflow"
+        assert mlflow.revision == revision
         assert pre.server_version.startswith("15.")
     finally:
         pg15.drop_database(name)
@@ -98,16 +100,16 @@ def test_preflight_of_a_role_without_monitoring_privileges(pg18, mlflow_uri, mlf
     user, password = mlflow_role
     db = _db(role_uri(pg18, dbname_of(mlflow_uri), user, password))
     try:
-        pre = db.preflight
+        pre, mlflow = db.preflight, mlflow_facts(db)
     finally:
         db.close()
     assert pre.current_user == user
     assert not pre.is_superuser and not pre.can_read_all_stats()
     assert pre.roles == ()
     # MLflow's tables are visible in the catalog, but alembic_version is not readable.
-    assert pre.mlflow_schema == "public"
-    assert pre.schema_revision is None
-    assert any("no SELECT privilege" in note for note in pre.notes)
+    assert mlflow.schema == "public"
+    assert mlflow.revision is None
+    assert any("no SELECT privilege" in note for note in mlflow.notes)
 
 
 def test_wrong_password_is_one_line_without_the_password(pg18, mlflow_uri, mlflow_role):

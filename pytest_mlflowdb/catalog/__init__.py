@@ -20,7 +20,7 @@ from importlib import resources
 
 from packaging.version import InvalidVersion, Version
 
-from ..probes.schema import Snapshot
+from ..schema_model import Snapshot
 
 # Migrations that move data (their cost grows with the rows they touch), from MLflow's
 # migration scripts; index builds and rebuilt keys are found from the schemas themselves.
@@ -108,10 +108,10 @@ class Catalog:
         for known, revision in self.releases.items():
             if _version_key(known) == wanted:  # "1.13" is "1.13.0"
                 return revision
-        known = sorted(self.releases, key=_version_key)
-        newest = known[-1] if known else "none"
+        ordered = sorted(self.releases, key=_version_key)
+        newest = ordered[-1] if ordered else "none"
         raise CatalogError(f"MLflow {version} is not a release the catalog knows "
-                           f"(known: {known[0] if known else 'none'} to {newest})")
+                           f"(known: {ordered[0] if ordered else 'none'} to {newest})")
 
     @property
     def newest_release(self) -> str | None:

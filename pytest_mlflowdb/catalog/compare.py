@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..probes.schema import Column, Constraint, Index, Snapshot, Trigger
+from ..schema_model import Column, Constraint, Index, Snapshot, Trigger
 
 CONSTRAINT_KINDS = {"p": "PRIMARY KEY", "f": "FOREIGN KEY", "u": "UNIQUE", "c": "CHECK",
                     "x": "EXCLUDE"}
@@ -54,7 +54,27 @@ class SchemaDiff:
         return not any(getattr(self, name) for name in self.__dataclass_fields__)
 
 
+@dataclass(frozen=True)
+class CatalogDiff:
+    """The audited MLflow schema against the catalog's at the database's own revision.
+
+    Worked out once per session (:func:`pytest_mlflowdb.probes.mlflow.catalog_diff`) for
+    all the checks that read it (schema.tables, schema.columns, schema.constraints,
+    indexes.required).
+    """
+
+    #: the audited schema (where MLflow's tables are)
+    schema: str
+    #: the revision alembic_version holds, which the catalog has a schema for
+    revision: str
+    #: what MLflow's migrations make at that revision
+    expected: Snapshot
+    #: how the audited schema differs from ``expected``
+    diff: SchemaDiff
+
+
 def compare(expected: Snapshot, actual: Snapshot) -> SchemaDiff:
+    """What ``actual`` lacks, adds or changes against ``expected``."""
     diff = SchemaDiff()
     diff.missing_tables = sorted(set(expected.tables) - set(actual.tables))
     diff.extra_tables = sorted(set(actual.tables) - set(expected.tables))

@@ -8,7 +8,7 @@ the remaining indexes, trigger functions and triggers, and the ``alembic_version
 
 from __future__ import annotations
 
-from ..probes.schema import Snapshot
+from ..schema_model import Snapshot
 
 
 def quote_ident(name: str) -> str:
@@ -44,9 +44,9 @@ def ddl(snapshot: Snapshot, revision: str | None) -> list[str]:
         statements.append(f"ALTER SEQUENCE {quote_ident(sequence)} OWNED BY "
                           f"{quote_ident(table)}.{quote_ident(column)}")
     order = {"p": 0, "u": 1, "x": 1, "c": 2, "f": 3}
-    for c in sorted(snapshot.constraints, key=lambda c: (order[c.type], c.table, c.name)):
-        statements.append(f"ALTER TABLE {quote_ident(c.table)} ADD CONSTRAINT "
-                          f"{quote_ident(c.name)} {c.definition}")
+    for con in sorted(snapshot.constraints, key=lambda c: (order[c.type], c.table, c.name)):
+        statements.append(f"ALTER TABLE {quote_ident(con.table)} ADD CONSTRAINT "
+                          f"{quote_ident(con.name)} {con.definition}")
     for index in snapshot.indexes:
         if not index.backs_constraint:
             statements.append(index.definition)

@@ -5,15 +5,27 @@ made) and by the schema and index checks (on the audited database), so that both
 of every comparison are read the same way. Definitions come from PostgreSQL's own
 deparsers (``format_type``, ``pg_get_constraintdef``, ``pg_get_indexdef``…) with the
 schema name removed, so a database whose MLflow tables live in another schema compares
-equal. The cost does not depend on the number of rows: only catalogs are read.
+equal. The cost does not depend on the number of rows: only catalogs are read. The data model
+itself (:class:`Snapshot` and its parts) lives in :mod:`pytest_mlflowdb.schema_model`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
+
+from ..schema_model import (  # noqa: F401 - the model's names, as probes used to offer them
+    Column,
+    Constraint,
+    Index,
+    Snapshot,
+    Trigger,
+    normalise_check,
+)
+
+if TYPE_CHECKING:
+    from ..database import Database
 
 Rows = Callable[[str, Any], list[dict[str, Any]]]
 
@@ -96,158 +108,12 @@ ORDER BY c.relname, t.tgname
 """
 
 
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    nullable: bool
-    default: str | None
-    generated: str | None = None
-    identity: str | None = None  # "always" or "by default"
-    collation: str | None = None  # only when not the type's default
-
-
-@dataclass(frozen=True)
-class Constraint:
-    table: str
-    name: str
-    type: str  # p, f, u, c, x
-    definition: str
-
-    @property
-    def signature(self) -> tuple[str, str, str]:
-        if self.type == "c":
-            return (self.table, self.type, normalise_check(self.definition))
-        return (self.table, self.type, self.definition)
-
-
-_STRING = re.compile(r"'(?:[^']|'')*'")
-_WRAPPED_ARRAY = re.compile(r"\(ARRAY\[([^\]]*)\]\)::\w+(?: \w+)*\[\]")
-_ARRAY = re.compile(r"ARRAY\[([^\]]*)\]")
-
-
-def normalise_check(definition: str) -> str:
-    """A CHECK definition with its ``IN`` lists in one spelling, for comparison only.
-
-    PostgreSQL deparses ``x IN ('a','b')`` on a varchar column as
-    ``(x)::text = ANY ((ARRAY['a'::character varying, ...])::text[])`` when MLflow's
-    migration made it, but as ``... ANY (ARRAY[('a'::character varying)::text, ...])``
-    once that text is executed again (by pg_dump/pg_restore or by our DDL): the same
-    constraint, spelled two ways. Only array literals are rewritten (to their string
-    elements); everything else, parentheses included, must match as written.
-    """
-    def literals(match: re.Match) -> str:
-        return "ARRAY[" + ", ".join(_STRING.findall(match.group(1))) + "]"
-
-    return _ARRAY.sub(literals, _WRAPPED_ARRAY.sub(literals, definition))
-
-
-@dataclass(frozen=True)
-class Index:
-    table: str
-    name: str
-    definition: str
-    unique: bool
-    primary: bool
-    method: str
-    keys: tuple[str, ...]
-    include: tuple[str, ...] = ()
-    predicate: str | None = None
-    backs_constraint: bool = False
-    valid: bool = True
-    ready: bool = True
-    oid: int | None = None
-
-    @property
-    def key_texts(self) -> tuple[str, ...]:
-        """Each key as written in the definition, with its opclass, collation and order
-        (``name text_pattern_ops``, ``x DESC``): what redundancy must compare."""
-        match = re.search(r" USING \w+ \(", self.definition)
-        if not match:
-            return self.keys
-        depth, start, parts = 1, match.end(), []
-        for i in range(match.end(), len(self.definition)):
-            char = self.definition[i]
-            if char == "(":
-                depth += 1
-            elif char == ")":
-                depth -= 1
-                if depth == 0:
-                    parts.append(self.definition[start:i].strip())
-                    break
-            elif char == "," and depth == 1:
-                parts.append(self.definition[start:i].strip())
-                start = i + 1
-        return tuple(parts)
-
-    @property
-    def signature(self) -> str:
-        """The definition without the index's own name: equal for equivalent indexes."""
-        body = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ ", "", self.definition)
-        return f"{self.table} {'UNIQUE ' if self.unique else ''}{body}"
-
-
-@dataclass(frozen=True)
-class Trigger:
-    table: str
-    name: str
-    definition: str
-    function: str
-    function_definition: str
-    enabled: bool = True
-
-
-@dataclass
-class Snapshot:
-    """One schema's tables, columns, constraints, indexes, sequences and triggers."""
-
-    tables: dict[str, list[Column]] = field(default_factory=dict)
-    constraints: list[Constraint] = field(default_factory=list)
-    indexes: list[Index] = field(default_factory=list)
-    sequences: list[str] = field(default_factory=list)
-    triggers: list[Trigger] = field(default_factory=list)
-    #: sequence -> "table.column" that owns it (serial columns)
-    sequence_owners: dict[str, str] = field(default_factory=dict)
-    #: table -> non-default storage properties: "unlogged", "row level security"
-    table_flags: dict[str, list[str]] = field(default_factory=dict)
-
-    def columns(self, table: str) -> dict[str, Column]:
-        return {c.name: c for c in self.tables.get(table, [])}
-
-    # -- JSON (the catalog's storage form; validity flags and oids are live-only) ---------
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "tables": {t: [[c.name, c.type, c.nullable, c.default, c.generated, c.identity,
-                            c.collation] for c in cols]
-                       for t, cols in sorted(self.tables.items())},
-            "constraints": [[c.table, c.name, c.type, c.definition]
-                            for c in sorted(self.constraints, key=lambda c: (c.table, c.name))],
-            "indexes": [[i.table, i.name, i.definition, i.unique, i.primary, i.method,
-                         list(i.keys), list(i.include), i.predicate, i.backs_constraint]
-                        for i in sorted(self.indexes, key=lambda i: (i.table, i.name))],
-            "sequences": sorted(self.sequences),
-            "sequence_owners": dict(sorted(self.sequence_owners.items())),
-            "triggers": [[t.table, t.name, t.definition, t.function, t.function_definition,
-                          t.enabled]
-                         for t in sorted(self.triggers, key=lambda t: (t.table, t.name))],
-            "table_flags": {t: list(f) for t, f in sorted(self.table_flags.items())},
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Snapshot:
-        return cls(
-            tables={t: [Column(*c) for c in cols] for t, cols in data["tables"].items()},
-            constraints=[Constraint(*c) for c in data["constraints"]],
-            indexes=[Index(table=i[0], name=i[1], definition=i[2], unique=i[3], primary=i[4],
-                           method=i[5], keys=tuple(i[6]), include=tuple(i[7]), predicate=i[8],
-                           backs_constraint=i[9]) for i in data["indexes"]],
-            sequences=list(data["sequences"]),
-            triggers=[Trigger(*t) for t in data["triggers"]],
-            sequence_owners=dict(data.get("sequence_owners", {})),
-            table_flags={t: list(f) for t, f in data.get("table_flags", {}).items()},
-        )
-
-
+@overload
+def _unqualify(text: str, schema: str) -> str: ...
+@overload
+def _unqualify(text: None, schema: str) -> None: ...
+@overload
+def _unqualify(text: str | None, schema: str) -> str | None: ...
 def _unqualify(text: str | None, schema: str) -> str | None:
     """Remove ``schema.`` (quoted or not) from a deparsed definition."""
     if text is None:
@@ -298,7 +164,12 @@ def capture(rows: Rows, schema: str) -> Snapshot:
     return snap
 
 
-def live_snapshot(db: Any) -> Snapshot:
-    """The audited database's MLflow schema, read once per session."""
-    schema = db.preflight.mlflow_schema
+def live_snapshot(db: Database) -> Snapshot:
+    """The audited database's MLflow schema (see :func:`~.mlflow.mlflow_facts`), read once
+    per session; call it after ``require_mlflow_schema`` (an empty snapshot otherwise)."""
+    from .mlflow import mlflow_facts
+
+    schema = mlflow_facts(db).schema
+    if schema is None:
+        return Snapshot()
     return db.cached(f"snapshot:{schema}", lambda d: capture(d.rows, schema))
