@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .database import Database, DatabaseError
+from .records import TargetRecord
 from .settings import Settings
 from .targets import Target, parse_target
+
+if TYPE_CHECKING:
+    from .servers.janitor import Janitor
 
 EPHEMERAL_KEY = "ephemeral"
 EPHEMERAL_DB = "mlflow"
@@ -87,7 +91,7 @@ class Audit:
         if settings.ephemeral is not None:
             self._keys.append(TargetKey(EPHEMERAL_KEY, EPHEMERAL_KEY))
         self._attempts: dict[str, ConnectionAttempt] = {}
-        self._server: Any = None
+        self._janitor: Janitor | None = None  # owns the --mlflowdb-ephemeral server
         self._ephemeral_error: str | None = None
         self._extra_secrets: list[str] = []
         self.notes: dict[str, list[str]] = {}
@@ -120,10 +124,10 @@ class Audit:
             apply_mlflow_schema,
             mlflow_available,
         )
-        from .servers import start_server
+        from .servers.janitor import Janitor
 
-        server = start_server(self.settings.ephemeral or "auto", self.settings.pg_bin)
-        self._server = server
+        self._janitor = Janitor(self.settings.ephemeral or "auto", self.settings.pg_bin)
+        server = self._janitor.server()
         self._extra_secrets.append(server.password)
         uri = server.create_database(EPHEMERAL_DB)
         notes = self.notes.setdefault(EPHEMERAL_KEY, [])
@@ -197,27 +201,21 @@ class Audit:
             raise unavailable(attempt.error or "unknown error")
         return attempt.database
 
-    def target_record(self, key: str, target_id: str) -> dict[str, Any]:
-        """The JSON report's view of a target (never the password)."""
+    def target_record(self, key: str, target_id: str) -> TargetRecord:
+        """The report's view of a target (never the password): the one producer of
+        :class:`TargetRecord`."""
         target = self._targets.get(key)
-        record: dict[str, Any] = {
-            "id": target_id,
-            "uri": target.redacted if target else None,
-            "server_version": None,
-            "schema_revision": None,
-            "mlflow_versions": [],
-        }
+        notes = tuple(self.notes.get(key, ()))
+        uri = target.redacted if target else None
         attempt = self._attempts.get(key)
         if attempt and attempt.database is not None:
             pre = attempt.database.preflight
-            record.update(server_version=pre.server_version, schema_revision=pre.schema_revision,
-                          mlflow_schema=pre.mlflow_schema,
-                          mlflow_versions=_releases_of(pre.schema_revision))
-        elif attempt:
-            record["error"] = attempt.error
-        if self.notes.get(key):
-            record["notes"] = list(self.notes[key])
-        return record
+            return TargetRecord(id=target_id, uri=uri, server_version=pre.server_version,
+                                schema_revision=pre.schema_revision,
+                                mlflow_versions=tuple(_releases_of(pre.schema_revision)),
+                                mlflow_schema=pre.mlflow_schema, connected=True, notes=notes)
+        return TargetRecord(id=target_id, uri=uri, error=attempt.error if attempt else None,
+                            notes=notes)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -229,6 +227,6 @@ class Audit:
             if attempt.database is not None:
                 attempt.database.close()
         self._attempts.clear()
-        if self._server is not None:
-            server, self._server = self._server, None
-            server.stop()
+        if self._janitor is not None:
+            janitor, self._janitor = self._janitor, None
+            janitor.close()
