@@ -1,4 +1,4 @@
-"""The state of one audit run: targets, their sessions, the throwaway server if any.
+"""The run's targets and their read-only sessions, and the throwaway server if any.
 
 One instance per pytest process (each xdist worker has its own). It opens each
 target's read-only session once, remembers why a target could not be reached, and
@@ -24,10 +24,11 @@ EPHEMERAL_DB = "mlflow"
 
 
 @dataclass(frozen=True)
-class TargetKey:
-    """What test ids and parametrization know of a target before anything connects."""
+class TargetParam:
+    """A target as parametrization knows it before anything connects: its ``slot`` in
+    the run (``uri0``, ``uri1``, ..., ``ephemeral``) and its ``id`` in test ids."""
 
-    key: str
+    slot: str
     id: str
 
 
@@ -63,7 +64,7 @@ class SessionReadFailed(TargetUnavailable):
         return str(self)
 
 
-def _first_line(exc: BaseException) -> str:
+def _exception_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -76,20 +77,23 @@ def _releases_of(revision: str | None) -> list[str]:
     return load_catalog().releases_for(revision)
 
 
-class Audit:
+class TargetSessions:
+    """The run's targets and their read-only sessions, opened once each; the throwaway
+    ``--mlflowdb-ephemeral`` server through a janitor. One per pytest process."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._targets: dict[str, Target] = {}
-        self._keys: list[TargetKey] = []
+        self._keys: list[TargetParam] = []
         seen: dict[str, int] = {}
         for i, t in enumerate(settings.targets):
             # two URIs for one database (say, as two roles) must not share an id
             seen[t.id] = seen.get(t.id, 0) + 1
-            self._keys.append(TargetKey(f"uri{i}", t.id if seen[t.id] == 1
-                                        else f"{t.id}#{seen[t.id]}"))
+            self._keys.append(TargetParam(f"uri{i}", t.id if seen[t.id] == 1
+                                          else f"{t.id}#{seen[t.id]}"))
             self._targets[f"uri{i}"] = t
         if settings.ephemeral is not None:
-            self._keys.append(TargetKey(EPHEMERAL_KEY, EPHEMERAL_KEY))
+            self._keys.append(TargetParam(EPHEMERAL_KEY, EPHEMERAL_KEY))
         self._attempts: dict[str, ConnectionAttempt] = {}
         self._janitor: Janitor | None = None  # owns the --mlflowdb-ephemeral server
         self._ephemeral_error: str | None = None
@@ -97,7 +101,7 @@ class Audit:
         self.notes: dict[str, list[str]] = {}
 
     # -- targets -------------------------------------------------------------------------
-    def keys(self) -> list[TargetKey]:
+    def keys(self) -> list[TargetParam]:
         return list(self._keys)
 
     def target(self, key: str) -> Target:
@@ -111,7 +115,7 @@ class Audit:
         try:
             target = self._start_ephemeral()
         except Exception as exc:  # ServerError or anything a provider raised
-            self._ephemeral_error = _first_line(exc)
+            self._ephemeral_error = _exception_line(exc)
             raise TargetUnavailable(self._ephemeral_error) from None
         self._targets[key] = target
         return target
@@ -185,7 +189,7 @@ class Audit:
             reason = str(exc)
         else:
             target = self._targets.get(key)
-            reason = target.scrub(_first_line(exc)) if target else _first_line(exc)
+            reason = target.scrub(_exception_line(exc)) if target else _exception_line(exc)
         connect_timeout = self.settings.connect_timeout
         # connect_seconds is set once libpq has opened the session, before any query on it
         if db is None or not db.connect_seconds:
@@ -230,3 +234,7 @@ class Audit:
         if self._janitor is not None:
             janitor, self._janitor = self._janitor, None
             janitor.close()
+
+
+#: the name this class had before 0.2.0
+Audit = TargetSessions

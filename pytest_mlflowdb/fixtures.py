@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 from .findings import Findings
-from .session import CONNECT, FINDINGS, SESSION, SETTINGS, AuditSession, target_key_of
+from .session import CONNECT, FINDINGS, SESSION, SETTINGS, AuditSession, target_param_of
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .audit import ConnectionAttempt, TargetKey, TargetUnavailable
+    from .audit import ConnectionAttempt, TargetParam, TargetUnavailable
     from .database import Database
     from .servers import Server
     from .servers.janitor import Janitor
@@ -33,7 +33,7 @@ def _session(request: pytest.FixtureRequest) -> AuditSession:
 
 
 @pytest.fixture(scope="session")
-def _mlflowdb_key(request: pytest.FixtureRequest) -> TargetKey:
+def _mlflowdb_key(request: pytest.FixtureRequest) -> TargetParam:
     """The key of the current target; parametrized over the targets when active."""
     key = getattr(request, "param", None)
     if key is None or request.config.stash.get(SESSION, None) is None:
@@ -42,7 +42,7 @@ def _mlflowdb_key(request: pytest.FixtureRequest) -> TargetKey:
 
 
 @pytest.fixture(scope="session")
-def mlflowdb_target(request: pytest.FixtureRequest, _mlflowdb_key: TargetKey) -> Target:
+def mlflowdb_target(request: pytest.FixtureRequest, _mlflowdb_key: TargetParam) -> Target:
     """The target of the current check (parametrized: each check runs once per target).
 
     A :class:`pytest_mlflowdb.targets.Target`; ``.id`` is ``host:port/db`` and
@@ -51,23 +51,23 @@ def mlflowdb_target(request: pytest.FixtureRequest, _mlflowdb_key: TargetKey) ->
     from .audit import TargetUnavailable
 
     try:
-        return _session(request).audit.target(_mlflowdb_key.key)
+        return _session(request).sessions.target(_mlflowdb_key.slot)
     except TargetUnavailable as exc:
         _unreachable(request, _mlflowdb_key, exc)
 
 
 @pytest.fixture(scope="session")
 def mlflowdb_connection(request: pytest.FixtureRequest,
-                        _mlflowdb_key: TargetKey) -> ConnectionAttempt:
+                        _mlflowdb_key: TargetParam) -> ConnectionAttempt:
     """The attempt to open the current target's read-only session (never skips).
 
     Has ``.database`` (or None), ``.error`` (one line, no password), ``.seconds``.
     """
-    return _session(request).audit.attempt(_mlflowdb_key.key, _mlflowdb_key.id)
+    return _session(request).sessions.attempt(_mlflowdb_key.slot, _mlflowdb_key.id)
 
 
 @pytest.fixture(scope="session")
-def mlflowdb(request: pytest.FixtureRequest, _mlflowdb_key: TargetKey) -> Database:
+def mlflowdb(request: pytest.FixtureRequest, _mlflowdb_key: TargetParam) -> Database:
     """The read-only :class:`pytest_mlflowdb.database.Database` of the current target.
 
     ``rows(sql)``, ``row(sql)``, ``value(sql)``, ``setting(name)`` and ``preflight``
@@ -77,12 +77,12 @@ def mlflowdb(request: pytest.FixtureRequest, _mlflowdb_key: TargetKey) -> Databa
     from .audit import TargetUnavailable
 
     try:
-        return _session(request).audit.database(_mlflowdb_key.key, _mlflowdb_key.id)
+        return _session(request).sessions.database(_mlflowdb_key.slot, _mlflowdb_key.id)
     except TargetUnavailable as exc:
         _unreachable(request, _mlflowdb_key, exc)
 
 
-def _unreachable(request: pytest.FixtureRequest, key: TargetKey,
+def _unreachable(request: pytest.FixtureRequest, key: TargetParam,
                  exc: TargetUnavailable) -> NoReturn:
     """Skip a check whose target cannot be reached, or fail it when nothing else would.
 
@@ -94,7 +94,7 @@ def _unreachable(request: pytest.FixtureRequest, key: TargetKey,
     from .records import check_id
 
     reason = exc.skip_reason
-    connects = {target_key_of(item) for item in request.session.items
+    connects = {target_param_of(item) for item in request.session.items
                 if check_id(item) == CONNECT}
     if key in connects:
         pytest.skip(reason)

@@ -58,7 +58,7 @@ class CheckRecord:
                  target: str | None) -> CheckRecord:
         """The record of a check whose xdist worker died while running it."""
         return cls(id=check_id, nodeid=report.nodeid, target=target, outcome="failed",
-                   severity="failure", message=one_line(str(report.longrepr)),
+                   severity="failure", message=first_line(str(report.longrepr)),
                    duration_s=round(report.duration, 4))
 
 
@@ -101,7 +101,7 @@ class TargetRecord:
                    notes=tuple(data.get("notes") or ()))
 
 
-def one_line(text: str, limit: int = 500) -> str:
+def first_line(text: str, limit: int = 500) -> str:
     """The first non-blank line of ``text``, at most ``limit`` characters."""
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[0][:limit] if lines else ""
@@ -164,9 +164,9 @@ def _failure(call: pytest.CallInfo[None], findings: Findings,
         outcome = findings.outcome  # "warned" stays warned with --mlflowdb-fail-on=warning
         message = findings.summary()
     elif excinfo is not None and excinfo.errisinstance(pytest.fail.Exception):
-        message = one_line(str(excinfo.value))
+        message = first_line(str(excinfo.value))
     elif excinfo is not None:
-        message = one_line(excinfo.exconly())
+        message = first_line(excinfo.exconly())
     else:
         message = "failed"
     if call.when == "teardown":

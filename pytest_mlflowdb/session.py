@@ -2,9 +2,9 @@
 
 Registered at configure time when there is something to audit (as pytest-xdist
 registers its ``DSession``), so its hooks never ask whether the plugin is active. It
-owns the settings, the :class:`~pytest_mlflowdb.audit.Audit` (targets and their
-sessions), the outputs, and the check and target records gathered on the controller
-(also those relayed by xdist workers).
+owns the settings, the targets and their read-only sessions
+(:class:`~pytest_mlflowdb.audit.TargetSessions`), the outputs, and the check and target
+records gathered on the controller (also those relayed by xdist workers).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .registry import MARKER
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # audit imports psycopg: a dormant plugin must not
-    from .audit import TargetKey
+    from .audit import TargetParam
 
 SESSION = pytest.StashKey["AuditSession"]()
 #: the run's settings, also when the plugin is dormant (the settings fixtures read them)
@@ -46,7 +46,7 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def target_key_of(item: pytest.Item) -> TargetKey | None:
+def target_param_of(item: pytest.Item) -> TargetParam | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("_mlflowdb_key") if callspec is not None else None
 
@@ -81,11 +81,11 @@ class AuditSession:
         self.config = config
         self.settings = settings
         self.outputs = outputs
-        from .audit import Audit
+        from .audit import TargetSessions
 
-        self.audit = Audit(settings)
-        self.checks: list[CheckRecord] = []
-        self.targets: dict[str, TargetRecord] = {}
+        self.sessions = TargetSessions(settings)
+        self.check_records: list[CheckRecord] = []
+        self.target_records: dict[str, TargetRecord] = {}
         self.document: dict[str, Any] | None = None
         self.report_error: str | None = None
         self.threshold_error: str | None = None  # found on an xdist worker after collection
@@ -93,7 +93,7 @@ class AuditSession:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return self.audit.secrets
+        return self.sessions.secrets
 
     def scrub(self, text: str) -> str:
         from .targets import scrub
@@ -128,7 +128,7 @@ class AuditSession:
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "_mlflowdb_key" in metafunc.fixturenames:
-            keys = self.audit.keys()
+            keys = self.sessions.keys()
             metafunc.parametrize("_mlflowdb_key", keys, ids=[k.id for k in keys],
                                  indirect=True, scope="session")
 
@@ -151,7 +151,7 @@ class AuditSession:
                 return
             raise usage_error(str(exc)) from None
         self.settings = dataclasses.replace(self.settings, thresholds=values)
-        self.audit.settings = self.config.stash[SETTINGS] = self.settings
+        self.sessions.settings = self.config.stash[SETTINGS] = self.settings
 
     # -- running -------------------------------------------------------------------------
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -194,7 +194,7 @@ class AuditSession:
         # a teardown error as a record of its own, as pytest counts "1 passed, 1 error".
         teardown_error = call.when == "teardown" and report.failed
         decisive = call.when == "call" or (call.when == "setup" and not report.passed)
-        key = target_key_of(item)
+        key = target_param_of(item)
         if not (decisive or teardown_error):
             # who the item is, for the record of a crash the controller may have to write
             report.mlflowdb_check = {  # type: ignore[attr-defined]
@@ -208,7 +208,7 @@ class AuditSession:
             for output in self.outputs:
                 output.on_record(item, record)
         if key is not None:
-            target = self.audit.target_record(key.key, key.id)
+            target = self.sessions.target_record(key.slot, key.id)
             report.mlflowdb_target = target.to_json()  # type: ignore[attr-defined]
         return report
 
@@ -233,33 +233,33 @@ class AuditSession:
             self._seen[report.nodeid] = (seen["id"], seen["target"])
         data = getattr(report, "mlflowdb", None)
         if data:
-            self.checks.append(CheckRecord.from_json(data))
+            self.check_records.append(CheckRecord.from_json(data))
         elif report.when == "???" and report.failed:
             found = self._seen.get(report.nodeid) or check_of_nodeid(
-                report.nodeid, [k.id for k in self.audit.keys()])
-            self.checks.append(CheckRecord.of_crash(report, *found))
+                report.nodeid, [k.id for k in self.sessions.keys()])
+            self.check_records.append(CheckRecord.of_crash(report, *found))
         else:
             return
         target_data = getattr(report, "mlflowdb_target", None)
         if target_data:
             target = TargetRecord.from_json(target_data)
-            known = self.targets.get(target.id)
+            known = self.target_records.get(target.id)
             if known is None or (not known.server_version and target.server_version):
-                self.targets[target.id] = target
+                self.target_records[target.id] = target
 
     # -- the end -------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if is_worker(self.config) or self.config.option.collectonly or not self.checks:
+        if is_worker(self.config) or self.config.option.collectonly or not self.check_records:
             return  # no check ran: no report (and the stale one went at configure)
         from .report import build_report, scrub_all, write_reports
 
-        keys = self.audit.keys()
+        keys = self.sessions.keys()
         order = {k.id: i for i, k in enumerate(keys)}
-        targets = sorted(self.targets.values(), key=lambda t: order.get(t.id, len(order)))
-        targets += [self.audit.target_record(k.key, k.id) for k in keys
-                    if k.id not in self.targets]
-        checks = sorted(self.checks, key=lambda r: (order.get(r.target or "", len(order)),
+        targets = sorted(self.target_records.values(), key=lambda t: order.get(t.id, len(order)))
+        targets += [self.sessions.target_record(k.slot, k.id) for k in keys
+                    if k.id not in self.target_records]
+        checks = sorted(self.check_records, key=lambda r: (order.get(r.target or "", len(order)),
                                                     r.id))
         document = build_report([t.to_json() for t in targets], [c.to_json() for c in checks],
                                 fail_on=self.settings.fail_on)
@@ -292,4 +292,4 @@ class AuditSession:
                                         f"({self.settings.describe_source('fail_on')})")
 
     def close(self) -> None:
-        self.audit.close()
+        self.sessions.close()
