@@ -237,7 +237,9 @@ class AuditSession:
         elif report.when == "???" and report.failed:
             found = self._seen.get(report.nodeid) or check_of_nodeid(
                 report.nodeid, [k.id for k in self.sessions.keys()])
-            self.check_records.append(CheckRecord.of_crash(report, *found))
+            crash = CheckRecord.of_crash(report, *found)  # never passed the Scrubber
+            self.check_records.append(dataclasses.replace(crash,
+                                                          message=self.scrub(crash.message)))
         else:
             return
         target_data = getattr(report, "mlflowdb_target", None)

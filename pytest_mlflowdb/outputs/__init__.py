@@ -10,7 +10,7 @@ Prometheus text file or a Nagios line is one new module and touches no core modu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class Outputs:
         for output in outputs:
             self._by_name[output.name or f"output{len(self._by_name)}"] = output
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Output]:
         return iter(self._by_name.values())
 
     @property
