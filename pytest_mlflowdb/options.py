@@ -1,9 +1,10 @@
 """The ``--mlflowdb-*`` options and ``mlflowdb_*`` ini keys, and settings read from them.
 
 One table (:data:`OPTIONS`) declares each setting once: its command-line flag, its ini
-key and one help text shared by both. :func:`read_settings` resolves them once per run,
-each value with where it came from (the command line, ``addopts``, ``PYTEST_ADDOPTS``,
-``-o`` or the ini file), so an error can say which one holds the bad value.
+key (also the flag's dest) and one help text shared by both. :func:`read_settings`
+resolves them once per run, each value with where it came from (the command line,
+``addopts``, ``PYTEST_ADDOPTS``, ``-o`` or the ini file), so an error can say which one
+holds the bad value.
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ class Option:
 
     @property
     def dest(self) -> str | None:
-        return self.flag[2:].replace("-", "_") if self.flag else None
+        """The option's name in ``config.getoption``: its ini key where it has one, so a
+        setting has one name in code (``mlflowdb_uris`` for ``--mlflowdb-uri``)."""
+        if self.flag is None:
+            return None
+        return self.ini or self.flag[2:].replace("-", "_")
 
 
 _LIST: tuple[tuple[str, Any], ...] = (("action", "append"), ("default", []))
@@ -102,6 +107,7 @@ def add_options(parser: pytest.Parser) -> None:
     for option in OPTIONS:
         if option.flag:
             kwargs: dict[str, Any] = dict(option.flag_kwargs) or {"default": None}
+            kwargs["dest"] = option.dest
             if option.metavar:
                 kwargs["metavar"] = option.metavar
             group.addoption(option.flag, help=option.help, **kwargs)
@@ -218,7 +224,7 @@ def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = Fal
         builtin_checks=not config.getoption("mlflowdb_no_builtin"),
         threshold_assignments=[
             (_ini_source(config, "thresholds"), list(config.getini("mlflowdb_thresholds"))),
-            (source_of(config, "thresholds"), list(config.getoption("mlflowdb_set")))],
+            (source_of(config, "thresholds"), list(config.getoption("mlflowdb_thresholds")))],
         registry=threshold_registry(config),
         **_expectation(config),
         recommended_indexes=list(config.getini("mlflowdb_recommended_indexes")),

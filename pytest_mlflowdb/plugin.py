@@ -95,7 +95,7 @@ def _remove_stale_reports(config: pytest.Config, settings: Settings | None,
     if settings is not None:
         paths = list(settings.reports)
     else:
-        given = list(config.getoption("mlflowdb_report") or ()) or list(
+        given = list(config.getoption("mlflowdb_reports") or ()) or list(
             config.getini("mlflowdb_reports"))
         paths = [Path(p) for p in given if Path(p).suffix.lower() in suffixes]
     try:
