@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import psycopg
 import pytest
 
-from pytest_mlflowdb.servers import SCRATCH_PREFIX
+from pytest_mlflowdb.servers import SCRATCH_PREFIX, ServerError
 from pytest_mlflowdb.servers.janitor import Janitor
 
 
@@ -31,6 +33,29 @@ def test_janitor_makes_drops_sweeps_and_stops():
     assert not janitor.started
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(server.uri(), connect_timeout=2)
+
+
+@pytest.mark.parametrize("fmt", ["p", "c"])
+def test_janitor_restores_a_dump_into_a_scratch_database(tmp_path, fmt):
+    janitor = Janitor("path")
+    try:
+        source = janitor.create(mlflow=False)
+        with psycopg.connect(source, autocommit=True) as conn:
+            conn.execute("CREATE TABLE marker (x int); INSERT INTO marker VALUES (42)")
+        server = janitor.server()
+        dump = tmp_path / "dump"
+        subprocess.run([str(server.bin_dir / "pg_dump"), f"-F{fmt}", "-f", str(dump),
+                        source], check=True, capture_output=True)
+        restored = janitor.restore(dump)
+        assert restored != source and restored.rsplit("/", 1)[1].startswith(SCRATCH_PREFIX)
+        with psycopg.connect(restored) as conn:
+            assert conn.execute("SELECT x FROM marker").fetchone() == (42,)
+        (tmp_path / "bad.sql").write_text("SELECT no_such_function();\n")
+        with pytest.raises(ServerError, match="no_such_function") as raised:
+            janitor.restore(tmp_path / "bad.sql")
+        assert server.password not in str(raised.value)
+    finally:
+        janitor.close()
 
 
 def test_janitor_rejects_an_unknown_source():

@@ -1,7 +1,8 @@
 """The one owner of throwaway servers and scratch databases.
 
 A :class:`Janitor` starts a throwaway server on first use, makes scratch databases on it
-(from a template made once per MLflow revision, then copied), drops them and stops the
+(from a template made once per MLflow revision, then copied, or loaded from a dump for a
+restore test), drops them and stops the
 server when closed, and sweeps leftovers: every database whose name starts with
 :data:`SCRATCH_PREFIX`. The plugin holds one per run behind yield fixtures
 (``mlflowdb_server``, ``mlflowdb_database_factory``); the audit's ``--mlflowdb-ephemeral``
@@ -11,9 +12,10 @@ server is started through one as well.
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
-from .base import SCRATCH_PREFIX, Server
+from .base import SCRATCH_PREFIX, Server, ServerError
 
 MIGRATIONS, CATALOG = "migrations", "catalog"
 
@@ -67,6 +69,34 @@ class Janitor:
     def _create(self, name: str, template: str | None) -> str:
         uri = self.server().create_database(name, template=template)
         self._made.append(name)
+        return uri
+
+    def restore(self, dump: Path) -> str:
+        """A fresh scratch database loaded from ``dump``: a plain SQL file (``psql``) or an
+        archive of ``pg_dump -Fc``/``-Fd``/``-Ft`` (``pg_restore``), with the server's own
+        client binaries. Raises ServerError when the load fails or there are none."""
+        import subprocess
+
+        server = self.server()
+        if server.bin_dir is None:
+            raise ServerError(f"cannot load a dump on a {server.kind} server: no client "
+                              "binaries beside it")
+        uri = self._create(f"{SCRATCH_PREFIX}{next(self._counter)}", None)
+        name = uri.rsplit("/", 1)[1]
+        connection = ["-h", server.host, "-p", str(server.port), "-U", server.user,
+                      "-d", name]
+        plain = dump.is_file() and dump.read_bytes()[:5] != b"PGDMP"
+        command = ([str(server.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                    *connection, "-f", str(dump)] if plain
+                   else [str(server.bin_dir / "pg_restore"), "--exit-on-error", "--no-owner",
+                         *connection, str(dump)])
+        # the password goes in the environment, never on a command line others can read
+        env = {**os.environ, "PGPASSWORD": server.password}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines() or ["no message"]
+            detail = next((line for line in lines if "ERROR" in line), lines[0]).strip()
+            raise ServerError(f"loading {dump} failed: {detail}")
         return uri
 
     def drop_all(self) -> None:
