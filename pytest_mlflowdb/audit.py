@@ -1,4 +1,4 @@
-"""The state of one audit run: targets, their sessions, the throwaway server if any.
+"""The run's targets and their read-only sessions, and the throwaway server if any.
 
 One instance per pytest process (each xdist worker has its own). It opens each
 target's read-only session once, remembers why a target could not be reached, and
@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .database import Database, DatabaseError
 from .probes.mlflow import mlflow_facts
+from .records import TargetRecord
 from .settings import Settings
 from .targets import Target, parse_target
+
+if TYPE_CHECKING:
+    from .servers.janitor import Janitor
 
 EPHEMERAL_KEY = "ephemeral"
 EPHEMERAL_DB = "mlflow"
 
 
 @dataclass(frozen=True)
-class TargetKey:
-    """What test ids and parametrization know of a target before anything connects."""
+class TargetParam:
+    """A target as parametrization knows it before anything connects: its ``slot`` in
+    the run (``uri0``, ``uri1``, ..., ``ephemeral``) and its ``id`` in test ids."""
 
-    key: str
+    slot: str
     id: str
 
 
@@ -60,7 +65,7 @@ class SessionReadFailed(TargetUnavailable):
         return str(self)
 
 
-def _first_line(exc: BaseException) -> str:
+def _exception_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -73,28 +78,31 @@ def _releases_of(revision: str | None) -> list[str]:
     return load_catalog().releases_for(revision)
 
 
-class Audit:
+class TargetSessions:
+    """The run's targets and their read-only sessions, opened once each; the throwaway
+    ``--mlflowdb-ephemeral`` server through a janitor. One per pytest process."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._targets: dict[str, Target] = {}
-        self._keys: list[TargetKey] = []
+        self._keys: list[TargetParam] = []
         seen: dict[str, int] = {}
         for i, t in enumerate(settings.targets):
             # two URIs for one database (say, as two roles) must not share an id
             seen[t.id] = seen.get(t.id, 0) + 1
-            self._keys.append(TargetKey(f"uri{i}", t.id if seen[t.id] == 1
-                                        else f"{t.id}#{seen[t.id]}"))
+            self._keys.append(TargetParam(f"uri{i}", t.id if seen[t.id] == 1
+                                          else f"{t.id}#{seen[t.id]}"))
             self._targets[f"uri{i}"] = t
         if settings.ephemeral is not None:
-            self._keys.append(TargetKey(EPHEMERAL_KEY, EPHEMERAL_KEY))
+            self._keys.append(TargetParam(EPHEMERAL_KEY, EPHEMERAL_KEY))
         self._attempts: dict[str, ConnectionAttempt] = {}
-        self._server: Any = None
+        self._janitor: Janitor | None = None  # owns the --mlflowdb-ephemeral server
         self._ephemeral_error: str | None = None
         self._extra_secrets: list[str] = []
         self.notes: dict[str, list[str]] = {}
 
     # -- targets -------------------------------------------------------------------------
-    def keys(self) -> list[TargetKey]:
+    def keys(self) -> list[TargetParam]:
         return list(self._keys)
 
     def target(self, key: str) -> Target:
@@ -108,7 +116,7 @@ class Audit:
         try:
             target = self._start_ephemeral()
         except Exception as exc:  # ServerError or anything a provider raised
-            self._ephemeral_error = _first_line(exc)
+            self._ephemeral_error = _exception_line(exc)
             raise TargetUnavailable(self._ephemeral_error) from None
         self._targets[key] = target
         return target
@@ -121,10 +129,10 @@ class Audit:
             apply_mlflow_schema,
             mlflow_available,
         )
-        from .servers import start_server
+        from .servers.janitor import Janitor
 
-        server = start_server(self.settings.ephemeral or "auto", self.settings.pg_bin)
-        self._server = server
+        self._janitor = Janitor(self.settings.ephemeral or "auto", self.settings.pg_bin)
+        server = self._janitor.server()
         self._extra_secrets.append(server.password)
         uri = server.create_database(EPHEMERAL_DB)
         notes = self.notes.setdefault(EPHEMERAL_KEY, [])
@@ -183,7 +191,7 @@ class Audit:
             reason = str(exc)
         else:
             target = self._targets.get(key)
-            reason = target.scrub(_first_line(exc)) if target else _first_line(exc)
+            reason = target.scrub(_exception_line(exc)) if target else _exception_line(exc)
         connect_timeout = self.settings.connect_timeout
         # connect_seconds is set once libpq has opened the session, before any query on it
         if db is None or not db.connect_seconds:
@@ -199,27 +207,21 @@ class Audit:
             raise unavailable(attempt.error or "unknown error")
         return attempt.database
 
-    def target_record(self, key: str, target_id: str) -> dict[str, Any]:
-        """The JSON report's view of a target (never the password)."""
+    def target_record(self, key: str, target_id: str) -> TargetRecord:
+        """The report's view of a target (never the password): the one producer of
+        :class:`TargetRecord`."""
         target = self._targets.get(key)
-        record: dict[str, Any] = {
-            "id": target_id,
-            "uri": target.redacted if target else None,
-            "server_version": None,
-            "schema_revision": None,
-            "mlflow_versions": [],
-        }
+        notes = tuple(self.notes.get(key, ()))
+        uri = target.redacted if target else None
         attempt = self._attempts.get(key)
         if attempt and attempt.database is not None:
             pre, mlflow = attempt.database.preflight, mlflow_facts(attempt.database)
-            record.update(server_version=pre.server_version, schema_revision=mlflow.revision,
-                          mlflow_schema=mlflow.schema,
-                          mlflow_versions=_releases_of(mlflow.revision))
-        elif attempt:
-            record["error"] = attempt.error
-        if self.notes.get(key):
-            record["notes"] = list(self.notes[key])
-        return record
+            return TargetRecord(id=target_id, uri=uri, server_version=pre.server_version,
+                                schema_revision=mlflow.revision,
+                                mlflow_versions=tuple(_releases_of(mlflow.revision)),
+                                mlflow_schema=mlflow.schema, connected=True, notes=notes)
+        return TargetRecord(id=target_id, uri=uri, error=attempt.error if attempt else None,
+                            notes=notes)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -231,6 +233,10 @@ class Audit:
             if attempt.database is not None:
                 attempt.database.close()
         self._attempts.clear()
-        if self._server is not None:
-            server, self._server = self._server, None
-            server.stop()
+        if self._janitor is not None:
+            janitor, self._janitor = self._janitor, None
+            janitor.close()
+
+
+#: the name this class had before 0.2.0
+Audit = TargetSessions

@@ -1,7 +1,8 @@
 """Hooks that other plugins and conftest files can implement.
 
 Registered unconditionally (also when the plugin is dormant) so that implementing
-them never errors. Added in 0.1.0.
+them never errors. ``pytest_mlflowdb_thresholds`` and ``pytest_mlflowdb_report`` were
+added in 0.1.0, ``pytest_mlflowdb_outputs`` in 0.2.0. See docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .outputs import Output
     from .thresholds import Threshold
 
 
+@pytest.hookspec
 def pytest_mlflowdb_thresholds(config: pytest.Config) -> list[Threshold] | None:
     """Return thresholds to add, or to replace built-ins of the same name.
 
@@ -22,9 +25,22 @@ def pytest_mlflowdb_thresholds(config: pytest.Config) -> list[Threshold] | None:
     """
 
 
+@pytest.hookspec
 def pytest_mlflowdb_report(report: dict[str, Any], config: pytest.Config) -> None:
-    """Receive the finished report (the JSON document of DESIGN.md) before files are written.
+    """Receive the finished report (the JSON document of docs/ARCHITECTURE.md) before
+    files are written.
 
     Called once, on the controller only (never on pytest-xdist workers). The dict may be
     extended in place (for example with extra keys under ``"extra"``).
+    """
+
+
+@pytest.hookspec
+def pytest_mlflowdb_outputs(config: pytest.Config) -> list[Output] | None:
+    """Return outputs to add (:class:`pytest_mlflowdb.outputs.Output` objects).
+
+    Called once at configure time (hooks in the rootdir's conftest.py and in plugins are
+    heard). An output whose ``suffixes`` name a file suffix writes ``--mlflowdb-report``
+    paths ending in it; one with the ``name`` of a built-in (``json``, ``markdown``,
+    ``terminal``, ``junit``) replaces it.
     """

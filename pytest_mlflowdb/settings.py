@@ -145,6 +145,7 @@ def build_settings(
     recommended_indexes: Iterable[str] = (),
     sources: Mapping[str, str] | None = None,
     unknown_thresholds_later: bool = False,
+    report_suffixes: Sequence[str] = REPORT_SUFFIXES,
 ) -> Settings:
     """Validate raw option values into Settings, or raise SettingsError.
 
@@ -153,7 +154,8 @@ def build_settings(
     ``threshold_assignments`` are ``NAME=VALUE`` strings (typed on the command line) or
     ``(source, [NAME=VALUE, ...])`` pairs, in order. With ``unknown_thresholds_later``
     a name the registry does not know yet is left for :func:`resolve_thresholds` to judge
-    once every conftest.py has had its say.
+    once every conftest.py has had its say. ``report_suffixes`` are those an output
+    writes (the built-in ones and any an output plugin adds).
     """
     sources = dict(sources or {})
 
@@ -183,9 +185,9 @@ def build_settings(
     paths = []
     for report in reports:
         path = Path(report)
-        if path.suffix.lower() not in REPORT_SUFFIXES:
+        if path.suffix.lower() not in report_suffixes:
             raise SettingsError(
-                f"{label('reports')}: {report!r} must end in .json or .md"
+                f"{label('reports')}: {report!r} must end in {_either(report_suffixes)}"
             )
         _check_writable(label("reports"), report, path)
         paths.append(path)
@@ -239,6 +241,12 @@ def build_settings(
         sources=MappingProxyType(sources),
         threshold_assignments=assignments,
     )
+
+
+def _either(suffixes: Sequence[str]) -> str:
+    """``.json or .md``; ``.json, .md or .txt``."""
+    *first, last = suffixes
+    return f"{', '.join(first)} or {last}" if first else last
 
 
 def _group_assignments(items: Iterable[str | tuple[str, Iterable[str]]]) -> Assignments:

@@ -19,9 +19,9 @@ def start_container(image: str = IMAGE) -> Server:
         import docker  # type: ignore  # installed with testcontainers
 
         try:
-            from testcontainers.community.postgres import PostgresContainer  # type: ignore
+            from testcontainers.community.postgres import PostgresContainer
         except ImportError:  # testcontainers < 4.14
-            from testcontainers.postgres import PostgresContainer  # type: ignore
+            from testcontainers.postgres import PostgresContainer
     except ImportError:
         raise ServerError(
             "testcontainers is not installed (pip install pytest-mlflowdb[containers])"

@@ -1,0 +1,271 @@
+"""The ``--mlflowdb-*`` options and ``mlflowdb_*`` ini keys, and settings read from them.
+
+One table (:data:`OPTIONS`) declares each setting once: its command-line flag, its ini
+key (also the flag's dest) and one help text shared by both. :func:`read_settings`
+resolves them once per run, each value with where it came from (the command line,
+``addopts``, ``PYTEST_ADDOPTS``, ``-o`` or the ini file), so an error can say which one
+holds the bad value.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from .areas import builtin_thresholds, import_builtin_checks
+from .registry import REGISTRY
+from .settings import (
+    ADDOPTS_IN,
+    COMMAND_LINE,
+    ENV_ADDOPTS,
+    EPHEMERAL_KINDS,
+    OVERRIDE,
+    Settings,
+    SettingsError,
+    build_settings,
+    setting_label,
+)
+from .thresholds import ThresholdRegistry
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting as pytest sees it: a flag (or none), an ini key (or none), one help."""
+
+    setting: str
+    flag: str | None
+    ini: str | None
+    help: str
+    metavar: str | None = None
+    #: argparse keywords of the flag (``action``, ``nargs``, ``const``, ``default``)
+    flag_kwargs: tuple[tuple[str, Any], ...] = ()
+    #: pytest's ini type (``linelist``) or None for a plain string
+    ini_type: str | None = None
+
+    @property
+    def dest(self) -> str | None:
+        """The option's name in ``config.getoption``: its ini key where it has one, so a
+        setting has one name in code (``mlflowdb_uris`` for ``--mlflowdb-uri``)."""
+        if self.flag is None:
+            return None
+        return self.ini or self.flag[2:].replace("-", "_")
+
+
+_LIST: tuple[tuple[str, Any], ...] = (("action", "append"), ("default", []))
+OPTIONS: tuple[Option, ...] = (
+    Option("uris", "--mlflowdb-uri", "mlflowdb_uris",
+           "database to audit (repeatable; in the ini one per line); postgresql://, "
+           "postgres://, postgresql+psycopg2://, postgresql+psycopg:// or libpq key=value",
+           "URI", _LIST, "linelist"),
+    Option("ephemeral", "--mlflowdb-ephemeral", "mlflowdb_ephemeral",
+           "audit a throwaway PostgreSQL with a genuine MLflow schema; KIND is auto (default), "
+           "container, wheel or path (the ini's kind also serves the mlflowdb_server fixture)",
+           "KIND", (("nargs", "?"), ("const", ""), ("default", None))),
+    Option("reports", "--mlflowdb-report", "mlflowdb_reports",
+           "write the audit report to PATH (.json or .md, or a suffix an output plugin "
+           "adds; repeatable)", "PATH", _LIST, "linelist"),
+    Option("fail_on", "--mlflowdb-fail-on", "mlflowdb_fail_on",
+           "error (default): only failed checks fail the run; warning: warned checks fail "
+           "it too", "LEVEL"),
+    Option("connect_timeout", "--mlflowdb-connect-timeout", "mlflowdb_connect_timeout",
+           "connect timeout per target (default 10s)", "DURATION"),
+    Option("statement_timeout", "--mlflowdb-statement-timeout", "mlflowdb_statement_timeout",
+           "statement_timeout of the audit session (default 30s)", "DURATION"),
+    Option("lock_timeout", "--mlflowdb-lock-timeout", "mlflowdb_lock_timeout",
+           "lock_timeout of the audit session (default 1s)", "DURATION"),
+    Option("thresholds", "--mlflowdb-set", "mlflowdb_thresholds",
+           "override a threshold (repeatable; in the ini one per line), e.g. "
+           "latency_warn=100ms", "NAME=VALUE", _LIST, "linelist"),
+    Option("pg_bin", "--mlflowdb-pg-bin", "mlflowdb_pg_bin",
+           "directory of PostgreSQL server binaries for throwaway servers", "DIR"),
+    Option("expect_mlflow", "--mlflowdb-expect-mlflow", "mlflowdb_expect_mlflow",
+           "the MLflow release about to be deployed: schema.revision fails when the database "
+           "is behind it (listing the pending migrations) or ahead", "VERSION"),
+    Option("expect_revision", "--mlflowdb-expect-revision", "mlflowdb_expect_revision",
+           "like --mlflowdb-expect-mlflow, with an alembic revision", "REVISION"),
+    Option("builtin_checks", "--mlflowdb-no-builtin", None,
+           "run only your own checks, not the built-in suite (connectivity.connect still "
+           "runs, so an unreachable target fails the run)", None,
+           (("action", "store_true"), ("default", False))),
+    Option("list_checks", "--mlflowdb-list-checks", None,
+           "list the built-in checks with their thresholds and exit", None,
+           (("action", "store_true"), ("default", False))),
+    Option("recommended_indexes", None, "mlflowdb_recommended_indexes",
+           "indexes to recommend, table(column, ...) per line; -table(...) removes a "
+           "default, -foreign_keys stops asking for foreign-key indexes", None, (), "linelist"),
+)
+_BY_SETTING = {option.setting: option for option in OPTIONS}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Declare every flag and ini key of :data:`OPTIONS` (also when dormant)."""
+    group = parser.getgroup("mlflowdb", "MLflow database audit (pytest-mlflowdb)")
+    for option in OPTIONS:
+        if option.flag:
+            kwargs: dict[str, Any] = dict(option.flag_kwargs) or {"default": None}
+            kwargs["dest"] = option.dest
+            if option.metavar:
+                kwargs["metavar"] = option.metavar
+            group.addoption(option.flag, help=option.help, **kwargs)
+        if option.ini:
+            ini_kwargs: dict[str, Any] = ({"type": option.ini_type} if option.ini_type
+                                          else {"default": ""})
+            parser.addini(option.ini, option.help, **ini_kwargs)
+
+
+def usage_error(message: str) -> pytest.UsageError:
+    """A usage error whose message masks any password it echoes (a URI given to the wrong
+    option, say)."""
+    from .targets import redact_text
+
+    return pytest.UsageError(redact_text(message))
+
+
+def threshold_registry(config: pytest.Config) -> ThresholdRegistry:
+    """The built-in areas' thresholds, then those every ``pytest_mlflowdb_thresholds``
+    implementation adds (conftest.py files heard so far)."""
+    registry = ThresholdRegistry(builtin_thresholds())
+    for added in config.hook.pytest_mlflowdb_thresholds(config=config):
+        for threshold in added or ():
+            registry.add(threshold)
+    return registry
+
+
+def source_of(config: pytest.Config, setting: str) -> str:
+    """Where a setting's value came from: the command line (typed, or added by the ini's
+    ``addopts`` or ``PYTEST_ADDOPTS``), ``-o`` or the ini file."""
+    option = _BY_SETTING[setting]
+    if option.dest is not None and config.getoption(option.dest) not in (None, "", []):
+        flag = option.flag or ""
+
+        def names(args: Any) -> bool:
+            return any(str(a) == flag or str(a).startswith(flag + "=") for a in args)
+
+        if names(config.invocation_params.args):
+            return COMMAND_LINE
+        if names(config.getini("addopts") or ()):
+            return f"{ADDOPTS_IN}{config.inipath}"
+        if names(os.environ.get("PYTEST_ADDOPTS", "").split()):
+            return ENV_ADDOPTS
+        return COMMAND_LINE
+    overrides = config.getoption("override_ini", None) or []
+    if any(item.partition("=")[0].strip() == option.ini for item in overrides):
+        return OVERRIDE
+    return str(config.inipath) if config.inipath else "ini"
+
+
+def _ini_source(config: pytest.Config, setting: str) -> str:
+    """Where the ini's value of ``setting`` came from, whatever the command line says."""
+    ini = _BY_SETTING[setting].ini
+    overrides = config.getoption("override_ini", None) or []
+    if any(item.partition("=")[0].strip() == ini for item in overrides):
+        return OVERRIDE
+    return str(config.inipath) if config.inipath else "ini"
+
+
+def _ephemeral_kind(config: pytest.Config) -> str | None:
+    """--mlflowdb-ephemeral=KIND wins; the bare flag takes the ini's kind, else auto."""
+    ini = (config.getini("mlflowdb_ephemeral") or "").strip()
+    if ini and ini.lower() not in EPHEMERAL_KINDS:
+        label = setting_label("ephemeral", _ini_source(config, "ephemeral"))
+        raise SettingsError(f"{label}: unknown kind {ini!r}; choose one of "
+                            f"{', '.join(EPHEMERAL_KINDS)}")
+    given = config.getoption("mlflowdb_ephemeral")
+    if given is None:
+        return None
+    return str(given) or ini or "auto"
+
+
+def _expectation(config: pytest.Config) -> dict[str, str | None]:
+    """The command line's expectation wins over the ini's, whichever kind each gives."""
+    cli = {"expect_mlflow": config.getoption("mlflowdb_expect_mlflow"),
+           "expect_revision": config.getoption("mlflowdb_expect_revision")}
+    if any(cli.values()):
+        return cli
+    return {"expect_mlflow": config.getini("mlflowdb_expect_mlflow") or None,
+            "expect_revision": config.getini("mlflowdb_expect_revision") or None}
+
+
+def _pick(config: pytest.Config, setting: str) -> Any:
+    """The command line's value, else the ini's (lists: the whole list of one of them)."""
+    option = _BY_SETTING[setting]
+    value = config.getoption(option.dest) if option.dest else None
+    if value not in (None, "", []):
+        return list(value) if isinstance(value, list) else value
+    ini = config.getini(option.ini) if option.ini else None
+    if isinstance(ini, list):
+        return list(ini)
+    return ini or None
+
+
+_SOURCED = ("uris", "ephemeral", "reports", "fail_on", "connect_timeout", "statement_timeout",
+            "lock_timeout", "pg_bin", "expect_mlflow", "expect_revision", "recommended_indexes")
+
+
+def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = False,
+                  report_suffixes: tuple[str, ...] | None = None) -> Settings:
+    """Settings from the command line and the ini, each value with where it came from."""
+    from .settings import REPORT_SUFFIXES
+
+    sources = {name: source_of(config, name) for name in _SOURCED}
+    return build_settings(
+        uris=_pick(config, "uris") or [],
+        ephemeral=_ephemeral_kind(config),
+        reports=_pick(config, "reports") or [],
+        fail_on=_pick(config, "fail_on"),
+        connect_timeout=_pick(config, "connect_timeout"),
+        statement_timeout=_pick(config, "statement_timeout"),
+        lock_timeout=_pick(config, "lock_timeout"),
+        pg_bin=_pick(config, "pg_bin"),
+        builtin_checks=not config.getoption("mlflowdb_no_builtin"),
+        threshold_assignments=[
+            (_ini_source(config, "thresholds"), list(config.getini("mlflowdb_thresholds"))),
+            (source_of(config, "thresholds"), list(config.getoption("mlflowdb_thresholds")))],
+        registry=threshold_registry(config),
+        **_expectation(config),
+        recommended_indexes=list(config.getini("mlflowdb_recommended_indexes")),
+        sources=sources,
+        unknown_thresholds_later=unknown_thresholds_later,
+        report_suffixes=report_suffixes or REPORT_SUFFIXES,
+    )
+
+
+def list_checks(config: pytest.Config) -> int:
+    """``--mlflowdb-list-checks``: every built-in check with its thresholds, on stdout."""
+    import_builtin_checks()
+    try:
+        settings = read_settings(config)
+    except SettingsError as exc:
+        raise usage_error(str(exc)) from None
+    registry, values = threshold_registry(config), settings.thresholds
+    lines = []
+    for spec in sorted(REGISTRY.values(), key=lambda s: s.id):
+        lines.append(f"{spec.id}: {spec.description}")
+        for name in spec.thresholds:
+            definition = registry.definition(name)
+            lines.append(f"    {name} = {values.text(name)} ({definition.unit}; default "
+                         f"{definition.default}): {definition.description}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def check_expectation(settings: Settings) -> None:
+    """An expected release or revision must be one the catalog knows: a usage error if not."""
+    if not (settings.expect_mlflow or settings.expect_revision):
+        return
+    from .catalog import CatalogError, load_catalog
+
+    catalog = load_catalog()
+    try:
+        if settings.expect_mlflow:
+            catalog.head_for_release(settings.expect_mlflow)
+        else:
+            catalog.position(settings.expect_revision or "")
+    except CatalogError as exc:
+        name = "expect_mlflow" if settings.expect_mlflow else "expect_revision"
+        label = setting_label(name, settings.sources.get(name, COMMAND_LINE))
+        raise usage_error(f"{label}: {exc}") from None

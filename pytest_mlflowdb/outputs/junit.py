@@ -1,0 +1,26 @@
+"""JUnit XML properties: each check's id, outcome and findings on its ``<testcase>``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from . import Output
+
+if TYPE_CHECKING:
+    import pytest
+
+    from ..records import CheckRecord
+
+
+class JunitProperties(Output):
+    """pytest's ``--junitxml`` writes ``item.user_properties``: the check's record goes
+    there, so a CI system that reads only JUnit XML sees what the JSON report says."""
+
+    name = "junit"
+
+    def on_record(self, item: pytest.Item, record: CheckRecord) -> None:
+        item.user_properties.append(("mlflowdb.check", record.id))
+        item.user_properties.append(("mlflowdb.outcome", record.outcome))
+        for finding in record.findings:
+            item.user_properties.append(("mlflowdb.finding", json.dumps(finding, default=str)))

@@ -1,0 +1,297 @@
+"""The audit session: the run's state and its hooks, in one plugin object.
+
+Registered at configure time when there is something to audit (as pytest-xdist
+registers its ``DSession``), so its hooks never ask whether the plugin is active. It
+owns the settings, the targets and their read-only sessions
+(:class:`~pytest_mlflowdb.audit.TargetSessions`), the outputs, and the check and target
+records gathered on the controller (also those relayed by xdist workers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .areas import builtin_checks_dir
+from .findings import Findings
+from .options import threshold_registry, usage_error
+from .outputs import Outputs
+from .records import (
+    CheckRecord,
+    TargetRecord,
+    check_id,
+    check_of_nodeid,
+    check_record,
+    failure_text,
+)
+from .registry import MARKER
+from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # audit imports psycopg: a dormant plugin must not
+    from .audit import TargetParam
+
+SESSION = pytest.StashKey["AuditSession"]()
+#: the run's settings, also when the plugin is dormant (the settings fixtures read them)
+SETTINGS = pytest.StashKey[Settings]()
+FINDINGS = pytest.StashKey[Findings]()
+_FAILED_BY_FINDINGS = pytest.StashKey[bool]()
+CONNECT = "connectivity.connect"
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def target_param_of(item: pytest.Item) -> TargetParam | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("_mlflowdb_key") if callspec is not None else None
+
+
+def _is_check(item: pytest.Item) -> bool:
+    return (item.get_closest_marker(MARKER) is not None
+            or "_mlflowdb_key" in getattr(item, "fixturenames", ()))
+
+
+class _ConnectOnly(pytest.Module):
+    """``checks/connectivity.py`` with only ``connectivity.connect`` in it.
+
+    Collected with ``--mlflowdb-no-builtin``: a run of team checks alone must still fail
+    when a target does not answer, in the terminal, the reports, JUnit XML and the exit
+    code alike, and that needs a test item that fails.
+    """
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        return [node for node in super().collect()
+                if getattr(node, "originalname", node.name) == "test_connect"]
+
+
+def _connect_module() -> Path | None:
+    checks_dir = builtin_checks_dir()
+    return checks_dir / "connectivity.py" if checks_dir is not None else None
+
+
+class AuditSession:
+    """One audit run on this process; on the controller it also writes the outputs."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, outputs: Outputs) -> None:
+        self.config = config
+        self.settings = settings
+        self.outputs = outputs
+        from .audit import TargetSessions
+
+        self.sessions = TargetSessions(settings)
+        self.check_records: list[CheckRecord] = []
+        self.target_records: dict[str, TargetRecord] = {}
+        self.document: dict[str, Any] | None = None
+        self.report_error: str | None = None
+        self.threshold_error: str | None = None  # found on an xdist worker after collection
+        self._seen: dict[str, tuple[str, str | None]] = {}  # nodeid -> (check id, target)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return self.sessions.secrets
+
+    def scrub(self, text: str) -> str:
+        from .targets import scrub
+
+        return scrub(text, self.secrets)
+
+    # -- collection ----------------------------------------------------------------------
+    def pytest_collect_file(self, file_path: Path,
+                            parent: pytest.Collector) -> pytest.Collector | None:
+        """Collect the built-in check modules whatever ``python_files`` says."""
+        from .areas import is_check_module
+
+        if not is_check_module(file_path):
+            return None
+        if any(file_path.match(p) for p in parent.config.getini("python_files")):
+            return None  # pytest's own collector takes it (python_files = *.py, say)
+        connect_only = self.pytest_pycollect_makemodule(file_path, parent)
+        return connect_only or pytest.Module.from_parent(parent, path=file_path)
+
+    def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
+        """With ``--mlflowdb-no-builtin`` the built-in modules are not collected, but one."""
+        if (not self.settings.builtin_checks and collection_path.parent == builtin_checks_dir()
+                and collection_path != _connect_module()):
+            return True
+        return None
+
+    def pytest_pycollect_makemodule(self, module_path: Path,
+                                    parent: pytest.Collector) -> pytest.Module | None:
+        if module_path == _connect_module() and not self.settings.builtin_checks:
+            return _ConnectOnly.from_parent(parent, path=module_path)
+        return None
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "_mlflowdb_key" in metafunc.fixturenames:
+            keys = self.sessions.keys()
+            metafunc.parametrize("_mlflowdb_key", keys, ids=[k.id for k in keys],
+                                 indirect=True, scope="session")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Resolve the thresholds again now that every collected conftest.py is loaded.
+
+        ``pytest_configure`` runs before collection loads the conftest.py files below the
+        rootdir, so their ``pytest_mlflowdb_thresholds`` hooks were not heard yet: their
+        thresholds get their defaults now, ``--mlflowdb-set`` values for them are checked
+        now, and a name that no hook defines is a usage error (one line, exit code 4).
+        """
+        from .settings import resolve_thresholds
+
+        try:
+            values = resolve_thresholds(self.settings.threshold_assignments,
+                                        threshold_registry(self.config))
+        except SettingsError as exc:
+            if is_worker(self.config):  # xdist cannot take a usage error: fail each test
+                self.threshold_error = usage_error(str(exc)).args[0]
+                return
+            raise usage_error(str(exc)) from None
+        self.settings = dataclasses.replace(self.settings, thresholds=values)
+        self.sessions.settings = self.config.stash[SETTINGS] = self.settings
+
+    # -- running -------------------------------------------------------------------------
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if self.threshold_error:
+            pytest.fail(self.threshold_error, pytrace=False)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        from .database import DatabaseError
+
+        reason = None
+        try:
+            result = yield
+        except DatabaseError as exc:
+            reason = str(exc)
+        if reason is not None:  # one line, no traceback: the target stopped answering, say
+            pytest.fail(self.scrub(reason), pytrace=False)
+        findings = item.stash.get(FINDINGS, None)
+        if findings is not None and findings.severity in self._failing_severities():
+            item.stash[_FAILED_BY_FINDINGS] = True
+            pytest.fail(self.scrub(failure_text(findings)), pytrace=False)
+        return result
+
+    def _failing_severities(self) -> tuple[str, ...]:
+        """Findings that fail the test itself, so pytest, JUnit XML and the exit code agree.
+
+        With ``--mlflowdb-fail-on=warning`` a warned check is a failed test in pytest's
+        accounting (a JUnit failure); its report record keeps the outcome ``warned``.
+        """
+        return ("failure", "warning") if self.settings.fail_on == "warning" else ("failure",)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None],
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report: pytest.TestReport = yield
+        if not _is_check(item):
+            return report
+        # One record per outcome pytest counts: the call (or a setup that did not pass), and
+        # a teardown error as a record of its own, as pytest counts "1 passed, 1 error".
+        teardown_error = call.when == "teardown" and report.failed
+        decisive = call.when == "call" or (call.when == "setup" and not report.passed)
+        key = target_param_of(item)
+        if not (decisive or teardown_error):
+            # who the item is, for the record of a crash the controller may have to write
+            report.mlflowdb_check = {  # type: ignore[attr-defined]
+                "id": check_id(item), "target": key.id if key else None}
+            return report
+        record = check_record(item, call, report, item.stash.get(FINDINGS, None),
+                              item.stash.get(_FAILED_BY_FINDINGS, False),
+                              key.id if key else None)
+        report.mlflowdb = record.to_json()  # type: ignore[attr-defined]
+        if decisive:
+            for output in self.outputs:
+                output.on_record(item, record)
+        if key is not None:
+            target = self.sessions.target_record(key.slot, key.id)
+            report.mlflowdb_target = target.to_json()  # type: ignore[attr-defined]
+        return report
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
+        record = getattr(report, "mlflowdb", None)
+        if not record:
+            return None
+        if record["outcome"] == "warned" and report.failed:  # --mlflowdb-fail-on=warning
+            return "failed", "W", ("WARNED", {"red": True})
+        if record["outcome"] == "warned":
+            return "warned", "W", ("WARNED", {"yellow": True})
+        if record["outcome"] == "error" and report.when == "call":
+            return "error", "E", ("ERROR", {"red": True})
+        return None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Gather records, also those relayed by xdist workers. A worker that dies
+        mid-check sends none: xdist reports the item as failed with ``when == "???"``,
+        and the record is written from what its setup report said, or its node id."""
+        seen = getattr(report, "mlflowdb_check", None)
+        if seen:
+            self._seen[report.nodeid] = (seen["id"], seen["target"])
+        data = getattr(report, "mlflowdb", None)
+        if data:
+            self.check_records.append(CheckRecord.from_json(data))
+        elif report.when == "???" and report.failed:
+            found = self._seen.get(report.nodeid) or check_of_nodeid(
+                report.nodeid, [k.id for k in self.sessions.keys()])
+            crash = CheckRecord.of_crash(report, *found)  # never passed the Scrubber
+            self.check_records.append(dataclasses.replace(crash,
+                                                          message=self.scrub(crash.message)))
+        else:
+            return
+        target_data = getattr(report, "mlflowdb_target", None)
+        if target_data:
+            target = TargetRecord.from_json(target_data)
+            known = self.target_records.get(target.id)
+            if known is None or (not known.server_version and target.server_version):
+                self.target_records[target.id] = target
+
+    # -- the end -------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if is_worker(self.config) or self.config.option.collectonly or not self.check_records:
+            return  # no check ran: no report (and the stale one went at configure)
+        from .report import build_report, scrub_all, write_reports
+
+        keys = self.sessions.keys()
+        order = {k.id: i for i, k in enumerate(keys)}
+        targets = sorted(self.target_records.values(), key=lambda t: order.get(t.id, len(order)))
+        targets += [self.sessions.target_record(k.slot, k.id) for k in keys
+                    if k.id not in self.target_records]
+        checks = sorted(self.check_records, key=lambda r: (order.get(r.target or "", len(order)),
+                                                    r.id))
+        document = build_report([t.to_json() for t in targets], [c.to_json() for c in checks],
+                                fail_on=self.settings.fail_on)
+        self.config.hook.pytest_mlflowdb_report(report=document, config=self.config)
+        self.document = scrub_all(document, self.secrets)  # masked once, hooks' keys too
+        try:
+            write_reports(self.document, self.settings.reports, self.outputs)
+        except OSError as exc:
+            self.report_error = (f"could not write the report: {exc.strerror or exc} "
+                                 f"({exc.filename or ''})")
+            if session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        warned = self.document["summary"].get("warned", 0)
+        if self.settings.fail_on == "warning" and warned and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.document is None or is_worker(self.config):
+            return
+        terminalreporter.section("mlflowdb audit")
+        for output in self.outputs:
+            output.on_summary(terminalreporter, self.document)
+        if self.report_error:
+            terminalreporter.write_line(f"mlflowdb: {self.report_error}", red=True)
+        else:
+            for path in self.settings.reports:
+                terminalreporter.write_line(f"mlflowdb report written to {path}")
+        if self.settings.fail_on == "warning" and self.document["summary"].get("warned"):
+            terminalreporter.write_line("mlflowdb: warned checks fail this run "
+                                        f"({self.settings.describe_source('fail_on')})")
+
+    def close(self) -> None:
+        self.sessions.close()
