@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -49,3 +51,15 @@ def test_python_m_pytest_at_a_source_tree_root_collects_the_builtin_suite(tmp_pa
     assert done.returncode == 0, done.stdout + done.stderr
     assert "test_connect[127.0.0.1:1/mlflow]" in done.stdout
     assert "test_revision[127.0.0.1:1/mlflow]" in done.stdout
+
+
+def test_every_package_of_the_source_is_in_the_wheel():
+    """A subpackage missing from pyproject's list works in an editable install and is
+    absent from the wheel: every folder with an ``__init__.py`` must be listed."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts)
+             for init in (ROOT / "pytest_mlflowdb").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
