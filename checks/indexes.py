@@ -9,6 +9,7 @@ import pytest
 from pytest_mlflowdb import Threshold, check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import sql_name
+from pytest_mlflowdb.option_spec import Option
 from pytest_mlflowdb.probes.indexes import (
     IndexShape,
     foreign_keys,
@@ -31,6 +32,13 @@ THRESHOLDS = (
               "delete on the referenced table scans it); below, it is information"),
     Threshold("stats_min_age", "7d", "duration",
               "statistics younger than this (since reset or restart) say nothing about use"),
+)
+#: read from this source like THRESHOLDS; the value is an IndexPlan
+OPTIONS = (
+    Option("recommended_indexes", None, "mlflowdb_recommended_indexes",
+           "indexes to recommend, table(column, ...) per line; -table(...) removes a "
+           "default, -foreign_keys stops asking for foreign-key indexes",
+           ini_type="linelist", parse="pytest_mlflowdb.recommended_indexes:parse_index_plan"),
 )
 
 
@@ -116,9 +124,10 @@ def test_recommended(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_th
     for index in index_shapes(mlflowdb, schema):
         by_table.setdefault(index.table, []).append(index)
     guide = {(r.table, r.columns): r for r in RECOMMENDED_INDEXES}
-    sizes = table_sizes(mlflowdb, schema, [t for t, _ in mlflowdb_settings.recommended_indexes])
+    plan = mlflowdb_settings.area_options["recommended_indexes"]
+    sizes = table_sizes(mlflowdb, schema, [t for t, _ in plan.indexes])
     seen = set()
-    for table, cols in mlflowdb_settings.recommended_indexes:
+    for table, cols in plan.indexes:
         seen.add((table, cols))
         target = f"{schema}.{table}({', '.join(cols)})"
         if table not in live.tables or not set(cols) <= set(live.columns(table)):
@@ -141,7 +150,7 @@ def test_recommended(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_th
         mlflowdb_findings.warn(target, f"no valid btree index leads with these columns: {why}",
                                "none", "a btree index leading with these columns",
                                remedy=entry.statement if entry else _statement(table, cols))
-    if mlflowdb_settings.recommend_foreign_key_indexes:
+    if plan.foreign_keys:
         _foreign_key_indexes(mlflowdb, mlflowdb_findings, mlflowdb_thresholds, schema,
                              by_table, seen)
 

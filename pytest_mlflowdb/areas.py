@@ -1,11 +1,13 @@
 """Where checks come from: the areas, each one module of checks and the thresholds they read.
 
 An area is a unit. A built-in area is a module of ``checks/`` (``connectivity``,
-``schema``, ``indexes``): its ``@check`` functions and, in a module-level ``THRESHOLDS``
-tuple, the thresholds they read. Other packages add areas through the entry-point group
-``pytest_mlflowdb.areas`` (``name = package.module``): such a module is also registered
-as a pytest plugin, so it may define its own options (``pytest_addoption``), fixtures
-and hooks beside its checks and ``THRESHOLDS``.
+``schema``, ``indexes``): its ``@check`` functions, in a module-level ``THRESHOLDS``
+tuple the thresholds they read and, in an ``OPTIONS`` tuple, the options it needs (a flag
+and its ini twin each; ``options.py`` adds and resolves them beside its own). Other
+packages add areas through the entry-point group ``pytest_mlflowdb.areas``
+(``name = package.module``): such a module is also registered as a pytest plugin, so it
+may define its own options (``pytest_addoption``), fixtures and hooks beside its checks
+and ``THRESHOLDS``.
 
 The plugin asks this module, never the file system directly, for the folders and modules
 of checks to collect and for the thresholds the areas declare. Nothing here runs at
@@ -13,8 +15,8 @@ import time, so a package layout this module does not expect is an error the plu
 report, not a crash while pytest loads its plugins.
 
 This module imports nothing heavy: it is loaded even when the plugin is dormant. That is
-why the built-in areas' ``THRESHOLDS`` are read from their source rather than imported:
-importing a check module imports psycopg.
+why the built-in areas' ``THRESHOLDS`` and ``OPTIONS`` are read from their source rather
+than imported: importing a check module imports psycopg.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import ast
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from .option_spec import Option
 from .thresholds import Threshold
 
 #: The entry-point group through which other packages add areas.
@@ -113,18 +116,47 @@ def declared_thresholds(path: Path) -> tuple[Threshold, ...]:
     Only that one assignment runs, with ``Threshold`` as its only name: a declaration
     that needs anything else of the module is a ValueError naming the file.
     """
+    return tuple(_declared(path, "THRESHOLDS", {"Threshold": Threshold}))
+
+
+@cache
+def declared_options(path: Path) -> tuple[Option, ...]:
+    """The ``OPTIONS`` an area module declares, read like its ``THRESHOLDS`` (only literals
+    and ``Option``), each keeping the naming rules: a ValueError naming the file if not."""
+    options = tuple(_declared(path, "OPTIONS", {"Option": Option}))
+    for option in options:
+        if not isinstance(option, Option):
+            raise ValueError(f"{path}: OPTIONS must hold only Option(...) declarations")
+        error = option.naming_error()
+        if error:
+            raise ValueError(f"{path}: {error}")
+    return options
+
+
+def builtin_options() -> tuple[Option, ...]:
+    """The options the built-in areas declare (added beside the core table)."""
+    return tuple(o for area in builtin_areas() for o in declared_options(area.path))
+
+
+def _declared(path: Path, name: str, vocabulary: dict[str, Any]) -> tuple[Any, ...]:
+    """Evaluate the module-level assignment to ``name`` in ``path`` with only
+    ``vocabulary`` (and literals) in scope; () when the module declares none."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else (
             [node.target] if isinstance(node, ast.AnnAssign) and node.value else [])
-        if any(isinstance(t, ast.Name) and t.id == "THRESHOLDS" for t in targets):
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
             assert isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
             code = compile(ast.Expression(node.value), str(path), "eval")
             try:
-                declared = eval(code, {"__builtins__": {}, "Threshold": Threshold})  # noqa: S307
+                declared = eval(code, {"__builtins__": {}, **vocabulary})  # noqa: S307
             except NameError as exc:
-                raise ValueError(f"{path}: THRESHOLDS may use only literals and Threshold "
+                allowed = " and ".join(["literals", *vocabulary])
+                raise ValueError(f"{path}: {name} may use only {allowed} "
                                  f"(it uses {exc.name})") from None
+            except Exception as exc:
+                raise ValueError(f"{path}: {name} cannot be read: "
+                                 f"{type(exc).__name__}: {exc}") from None
             return tuple(declared)
     return ()
 

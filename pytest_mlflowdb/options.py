@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from .areas import builtin_thresholds, import_builtin_checks
+from .areas import builtin_options, builtin_thresholds, import_builtin_checks
+from .option_spec import Option
 from .registry import REGISTRY
 from .settings import (
     ADDOPTS_IN,
@@ -30,30 +30,6 @@ from .settings import (
     setting_label,
 )
 from .thresholds import ThresholdRegistry
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting as pytest sees it: a flag (or none), an ini key (or none), one help."""
-
-    setting: str
-    flag: str | None
-    ini: str | None
-    help: str
-    metavar: str | None = None
-    #: argparse keywords of the flag (``action``, ``nargs``, ``const``, ``default``)
-    flag_kwargs: tuple[tuple[str, Any], ...] = ()
-    #: pytest's ini type (``linelist``) or None for a plain string
-    ini_type: str | None = None
-
-    @property
-    def dest(self) -> str | None:
-        """The option's name in ``config.getoption``: its ini key where it has one, so a
-        setting has one name in code (``mlflowdb_uris`` for ``--mlflowdb-uri``)."""
-        if self.flag is None:
-            return None
-        return self.ini or self.flag[2:].replace("-", "_")
-
 
 _LIST: tuple[tuple[str, Any], ...] = (("action", "append"), ("default", []))
 OPTIONS: tuple[Option, ...] = (
@@ -94,17 +70,31 @@ OPTIONS: tuple[Option, ...] = (
     Option("list_checks", "--mlflowdb-list-checks", None,
            "list the built-in checks with their thresholds and exit", None,
            (("action", "store_true"), ("default", False))),
-    Option("recommended_indexes", None, "mlflowdb_recommended_indexes",
-           "indexes to recommend, table(column, ...) per line; -table(...) removes a "
-           "default, -foreign_keys stops asking for foreign-key indexes", None, (), "linelist"),
 )
-_BY_SETTING = {option.setting: option for option in OPTIONS}
+
+
+def _by_setting() -> dict[str, Option]:
+    """Every option by setting: the core table's, then those the built-in areas declare."""
+    return {option.setting: option for option in OPTIONS + builtin_options()}
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Declare every flag and ini key of :data:`OPTIONS` (also when dormant)."""
+    """Declare every flag and ini key of :data:`OPTIONS` and of the built-in areas'
+    ``OPTIONS`` (also when dormant)."""
     group = parser.getgroup("mlflowdb", "MLflow database audit (pytest-mlflowdb)")
-    for option in OPTIONS:
+    try:
+        area_options = builtin_options()
+    except ValueError as exc:  # a malformed declaration: one line, not a traceback
+        raise pytest.UsageError(str(exc)) from None
+    taken = {name for option in OPTIONS for name in (option.setting, option.flag, option.ini)}
+    for option in area_options:
+        names = {option.setting, option.flag, option.ini} - {None}
+        if names & taken:
+            clash = ", ".join(sorted(str(n) for n in names & taken))
+            raise pytest.UsageError(f"the option {option.setting!r} of a built-in area "
+                                    f"takes a name already taken: {clash}")
+        taken |= names
+    for option in OPTIONS + area_options:
         if option.flag:
             kwargs: dict[str, Any] = dict(option.flag_kwargs) or {"default": None}
             kwargs["dest"] = option.dest
@@ -138,7 +128,7 @@ def threshold_registry(config: pytest.Config) -> ThresholdRegistry:
 def source_of(config: pytest.Config, setting: str) -> str:
     """Where a setting's value came from: the command line (typed, or added by the ini's
     ``addopts`` or ``PYTEST_ADDOPTS``), ``-o`` or the ini file."""
-    option = _BY_SETTING[setting]
+    option = _by_setting()[setting]
     if option.dest is not None and config.getoption(option.dest) not in (None, "", []):
         flag = option.flag or ""
 
@@ -160,7 +150,7 @@ def source_of(config: pytest.Config, setting: str) -> str:
 
 def _ini_source(config: pytest.Config, setting: str) -> str:
     """Where the ini's value of ``setting`` came from, whatever the command line says."""
-    ini = _BY_SETTING[setting].ini
+    ini = _by_setting()[setting].ini
     overrides = config.getoption("override_ini", None) or []
     if any(item.partition("=")[0].strip() == ini for item in overrides):
         return OVERRIDE
@@ -192,7 +182,7 @@ def _expectation(config: pytest.Config) -> dict[str, str | None]:
 
 def _pick(config: pytest.Config, setting: str) -> Any:
     """The command line's value, else the ini's (lists: the whole list of one of them)."""
-    option = _BY_SETTING[setting]
+    option = _by_setting()[setting]
     value = config.getoption(option.dest) if option.dest else None
     if value not in (None, "", []):
         return list(value) if isinstance(value, list) else value
@@ -203,7 +193,7 @@ def _pick(config: pytest.Config, setting: str) -> Any:
 
 
 _SOURCED = ("uris", "ephemeral", "reports", "fail_on", "connect_timeout", "statement_timeout",
-            "lock_timeout", "pg_bin", "expect_mlflow", "expect_revision", "recommended_indexes")
+            "lock_timeout", "pg_bin", "expect_mlflow", "expect_revision")
 
 
 def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = False,
@@ -212,6 +202,7 @@ def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = Fal
     from .settings import REPORT_SUFFIXES
 
     sources = {name: source_of(config, name) for name in _SOURCED}
+    area_options = _area_options(config, sources)
     return build_settings(
         uris=_pick(config, "uris") or [],
         ephemeral=_ephemeral_kind(config),
@@ -227,11 +218,37 @@ def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = Fal
             (source_of(config, "thresholds"), list(config.getoption("mlflowdb_thresholds")))],
         registry=threshold_registry(config),
         **_expectation(config),
-        recommended_indexes=list(config.getini("mlflowdb_recommended_indexes")),
+        area_options=area_options,
         sources=sources,
         unknown_thresholds_later=unknown_thresholds_later,
         report_suffixes=report_suffixes or REPORT_SUFFIXES,
     )
+
+
+def _area_options(config: pytest.Config, sources: dict[str, str]) -> dict[str, Any]:
+    """The built-in areas' options, each resolved once (command line, else ini, else its
+    default) and validated; ``sources`` learns where each came from."""
+    values: dict[str, Any] = {}
+    for option in builtin_options():
+        source = sources[option.setting] = source_of(config, option.setting)
+        label = setting_label(option.setting, source, names=(option.flag, option.ini))
+        raw = _pick(config, option.setting)
+        if raw is None:
+            raw = option.default
+        if option.choices and raw is not None:
+            given = str(raw).strip()
+            raw = given.lower()
+            if raw not in option.choices:
+                raise SettingsError(f"{label}: unknown value {given!r}; choose one of "
+                                    f"{', '.join(option.choices)}")
+        parse = option.parser()
+        if parse is not None:
+            try:
+                raw = parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{label}: {exc}") from None
+        values[option.setting] = raw
+    return values
 
 
 def list_checks(config: pytest.Config) -> int:

@@ -6,11 +6,15 @@ worth having (checked against MLflow's SQL store, ``mlflow/store/tracking/
 sqlalchemy_store.py``) and what it costs, because every index is paid for on each insert.
 MLflow's own indexes are not here: ``indexes.required`` checks those.
 
-This module imports nothing heavy: settings read it while the plugin may be dormant.
+The list's edits (``mlflowdb_recommended_indexes``, an option the indexes area declares)
+are parsed here too, by :func:`parse_index_plan`. This module imports nothing heavy:
+options are read while the plugin may be dormant.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: What every recommended index costs to build, whatever the table.
@@ -55,3 +59,49 @@ RECOMMENDED_INDEXES: tuple[RecommendedIndex, ...] = (
         "insert, and the index grows with the table (drop this entry with "
         "-metrics(key, value) where nobody runs such queries)"),
 )
+
+
+#: The platform guide's recommended indexes; any valid btree index whose leading columns
+#: are these satisfies one.
+DEFAULT_RECOMMENDED = tuple((r.table, r.columns) for r in RECOMMENDED_INDEXES)
+FOREIGN_KEYS_ENTRY = "foreign_keys"
+_INDEX_SPEC = re.compile(r"^\s*(-?)\s*([A-Za-z_][\w$]*)\s*\(\s*([^()]*?)\s*\)\s*$")
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """The indexes ``indexes.recommended`` asks for: the guide's, as the team edited them."""
+
+    #: (table, leading columns) per wanted index
+    indexes: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_RECOMMENDED
+    #: whether every foreign key of a big enough MLflow table wants a supporting index
+    foreign_keys: bool = True
+
+
+def parse_index_plan(entries: Iterable[str] | None) -> IndexPlan:
+    """The ``mlflowdb_recommended_indexes`` lines applied to the guide's list: each
+    ``table(col, ...)`` adds, ``-table(col, ...)`` removes, ``-foreign_keys`` turns off the
+    rule that every foreign key wants a supporting index. A ValueError names the line."""
+    result = list(DEFAULT_RECOMMENDED)
+    with_fks = True
+    for entry in entries or ():
+        entry = entry.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if entry.lstrip("-+ ") == FOREIGN_KEYS_ENTRY:
+            with_fks = not entry.startswith("-")
+            continue
+        match = _INDEX_SPEC.match(entry)
+        columns = tuple(c.strip() for c in match.group(3).split(",")) if match else ()
+        if not match or not all(re.fullmatch(r"[A-Za-z_][\w$]*", c) for c in columns):
+            raise ValueError(f"{entry!r} is not table(column, ...) or -table(column, ...) "
+                             f"or -{FOREIGN_KEYS_ENTRY}")
+        # unquoted identifiers fold to lower case in PostgreSQL
+        spec = (match.group(2).lower(), tuple(c.lower() for c in columns))
+        if match.group(1):
+            if spec not in result:
+                raise ValueError(f"{entry!r} removes an entry that is not in the list")
+            result.remove(spec)
+        elif spec not in result:
+            result.append(spec)
+    return IndexPlan(tuple(result), with_fks)

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
-from .recommended_indexes import RECOMMENDED_INDEXES
 from .targets import Target, TargetError, parse_target
 from .thresholds import ThresholdError, ThresholdRegistry, ThresholdValues, parse_assignments
 from .thresholds import parse_value as _parse
@@ -26,11 +26,6 @@ EPHEMERAL_KINDS = ("auto", "container", "wheel", "path")
 FAIL_ON = ("error", "warning")
 REPORT_SUFFIXES = (".json", ".md")
 
-#: The platform guide's recommended indexes (reasons and costs in recommended_indexes.py);
-#: any valid btree index whose leading columns are these satisfies one.
-DEFAULT_RECOMMENDED = tuple((r.table, r.columns) for r in RECOMMENDED_INDEXES)
-FOREIGN_KEYS_ENTRY = "foreign_keys"
-_INDEX_SPEC = re.compile(r"^\s*(-?)\s*([A-Za-z_][\w$]*)\s*\(\s*([^()]*?)\s*\)\s*$")
 
 
 #: The source of a value typed as an option, and of one given with ``-o name=value``;
@@ -55,10 +50,14 @@ def _names(setting: str) -> tuple[str, str]:
                                 "mlflowdb_" + setting))
 
 
-def setting_label(setting: str, source: str = COMMAND_LINE) -> str:
+def setting_label(setting: str, source: str = COMMAND_LINE,
+                  names: tuple[str | None, str | None] | None = None) -> str:
     """How a message names a setting: ``--mlflowdb-fail-on (command line)`` or
-    ``mlflowdb_fail_on (/path/to/pytest.ini)``."""
+    ``mlflowdb_fail_on (/path/to/pytest.ini)``. ``names`` (flag, ini key) are those an
+    area's option declares; without them the core's naming rule gives them."""
     option, ini = _names(setting)
+    if names is not None:
+        option, ini = names[0] or option, names[1] or ini
     if source == COMMAND_LINE:
         return f"{option} (command line)"
     if source == ENV_ADDOPTS or source.startswith(ADDOPTS_IN):
@@ -103,8 +102,8 @@ class Settings:
     builtin_checks: bool = True
     expect_mlflow: str | None = None
     expect_revision: str | None = None
-    recommended_indexes: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_RECOMMENDED
-    recommend_foreign_key_indexes: bool = True
+    #: the built-in areas' own options (their ``OPTIONS``), by setting, parsed
+    area_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     thresholds: ThresholdValues = field(default_factory=lambda: ThresholdRegistry().resolve({}))
     #: where each value that was given came from (setting name -> source); absent: default
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -142,7 +141,7 @@ def build_settings(
     registry: ThresholdRegistry | None = None,
     expect_mlflow: str | None = None,
     expect_revision: str | None = None,
-    recommended_indexes: Iterable[str] = (),
+    area_options: Mapping[str, Any] | None = None,
     sources: Mapping[str, str] | None = None,
     unknown_thresholds_later: bool = False,
     report_suffixes: Sequence[str] = REPORT_SUFFIXES,
@@ -155,7 +154,8 @@ def build_settings(
     ``(source, [NAME=VALUE, ...])`` pairs, in order. With ``unknown_thresholds_later``
     a name the registry does not know yet is left for :func:`resolve_thresholds` to judge
     once every conftest.py has had its say. ``report_suffixes`` are those an output
-    writes (the built-in ones and any an output plugin adds).
+    writes (the built-in ones and any an output plugin adds). ``area_options`` are the
+    built-in areas' own options, already resolved and validated (``options.py``).
     """
     sources = dict(sources or {})
 
@@ -217,14 +217,10 @@ def build_settings(
                                                         expect_revision.strip()):
         raise SettingsError(f"{label('expect_revision')}: {expect_revision!r} is not an "
                             "alembic revision (hex digits, e.g. dc11669786a5)")
-    recommended, with_fks = _recommended(  # an ini key only: no option to name
-        recommended_indexes, label("recommended_indexes") if "recommended_indexes" in sources
-        else "mlflowdb_recommended_indexes")
     return Settings(
         expect_mlflow=expect_mlflow.strip() if expect_mlflow else None,
         expect_revision=expect_revision.strip() if expect_revision else None,
-        recommended_indexes=recommended,
-        recommend_foreign_key_indexes=with_fks,
+        area_options=MappingProxyType(dict(area_options or {})),
         targets=tuple(targets),
         ephemeral=ephemeral,
         reports=tuple(paths),
@@ -305,41 +301,6 @@ def _check_writable(label: str, report: str, path: Path) -> None:
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         raise SettingsError(f"{label}: cannot write {report!r} ({ancestor} is not a "
                             "writable directory)")
-
-
-def _recommended(
-    entries: Iterable[str], label: str = "mlflowdb_recommended_indexes",
-) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], bool]:
-    """Apply ``table(col, ...)`` additions and ``-table(col, ...)`` removals to the defaults.
-
-    ``-foreign_keys`` turns off the rule that every foreign key wants a supporting index.
-    """
-    result = list(DEFAULT_RECOMMENDED)
-    with_fks = True
-    for entry in entries:
-        entry = entry.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        if entry.lstrip("-+ ") == FOREIGN_KEYS_ENTRY:
-            with_fks = not entry.startswith("-")
-            continue
-        match = _INDEX_SPEC.match(entry)
-        columns = tuple(c.strip() for c in match.group(3).split(",")) if match else ()
-        if not match or not all(re.fullmatch(r"[A-Za-z_][\w$]*", c) for c in columns):
-            raise SettingsError(
-                f"{label}: {entry!r} is not table(column, ...) or "
-                f"-table(column, ...) or -{FOREIGN_KEYS_ENTRY}"
-            )
-        # unquoted identifiers fold to lower case in PostgreSQL
-        spec = (match.group(2).lower(), tuple(c.lower() for c in columns))
-        if match.group(1):
-            if spec not in result:
-                raise SettingsError(f"{label}: {entry!r} removes an "
-                                    "entry that is not in the list")
-            result.remove(spec)
-        elif spec not in result:
-            result.append(spec)
-    return tuple(result), with_fks
 
 
 _PG_MAX_MS = 2**31 - 1  # statement_timeout and lock_timeout are int milliseconds
