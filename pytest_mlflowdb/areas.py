@@ -100,8 +100,9 @@ def builtin_check_ids() -> list[str]:
     from .registry import REGISTRY
 
     import_builtin_checks()
-    modules = tuple(f"{area.module}." for area in builtin_areas())
-    return sorted(i for i, spec in REGISTRY.items() if spec.function.startswith(modules))
+    files = {area.path.resolve() for area in builtin_areas()}
+    return sorted(i for i, spec in REGISTRY.items()
+                  if spec.path and Path(spec.path).resolve() in files)
 
 
 @lru_cache(maxsize=1)

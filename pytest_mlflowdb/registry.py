@@ -31,13 +31,19 @@ _ID = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 
 @dataclass(frozen=True)
 class CheckSpec:
-    """What ``@check`` recorded: the id, the thresholds read, the docstring's first line and
-    the function's dotted name."""
+    """What ``@check`` recorded: the id, the thresholds read, the docstring's first line,
+    the function's dotted name and the file that defines it.
+
+    The file, not the dotted name, says which area a check belongs to: pytest may import
+    one check module under two names (``checks.connectivity`` from a source tree,
+    ``pytest_mlflowdb.checks.connectivity`` when installed).
+    """
 
     id: str
     thresholds: tuple[str, ...]
     description: str
     function: str
+    path: str = ""
 
     @property
     def area(self) -> str:
@@ -56,7 +62,8 @@ def check(check_id: str, *, thresholds: tuple[str, ...] = ()) -> Callable[[F], F
     def decorate(function: F) -> F:
         doc = (function.__doc__ or "").strip().splitlines()
         spec = CheckSpec(check_id, tuple(thresholds), doc[0] if doc else "",
-                         f"{function.__module__}.{function.__qualname__}")
+                         f"{function.__module__}.{function.__qualname__}",
+                         function.__code__.co_filename)
         REGISTRY[check_id] = spec
         return pytest.mark.mlflowdb_check(check_id, thresholds=tuple(thresholds))(function)
 
