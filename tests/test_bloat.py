@@ -149,3 +149,16 @@ def test_absurd_threshold_is_a_usage_error(pytester, mlflow_uri):
     assert result.ret == 4
     assert "table_bloat_warn_pct" in result.stderr.str()
     assert "Traceback" not in result.stderr.str()
+
+
+def test_relations_the_user_names_are_checked_too(pytester, mlflow_uri):
+    sql(mlflow_uri, "CREATE TABLE team_log (id int, note text) WITH (autovacuum_enabled = off)",
+        "INSERT INTO team_log SELECT i, repeat('n', 40) FROM generate_series(1, 20000) i",
+        "DELETE FROM team_log WHERE id % 5 <> 0")
+    sql(mlflow_uri, "ANALYZE team_log")
+    _, checks = audit(pytester, mlflow_uri, *LOW)
+    assert not any("team_log" in f["object"] for f in checks["bloat.tables"]["findings"])
+    pytester.makeini("[pytest]\nmlflowdb_bloat_relations =\n    team_log\n")
+    _, checks = audit(pytester, mlflow_uri, *LOW)
+    warned = severities(checks["bloat.tables"], "warning")
+    assert "public.team_log" in warned
