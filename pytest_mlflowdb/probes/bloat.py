@@ -239,10 +239,13 @@ def _index_estimate(schema: str, ix: dict, table: dict, table_columns: list[_Col
             and tuples > 0:
         distinct = first.n_distinct if first.n_distinct > 0 else -first.n_distinct * tuples
         if len(keys) == 1 and distinct and tuples / distinct >= 2:
-            # posting lists: one key per distinct value, 6 bytes per heap TID after it
+            # posting lists: a key then 6 bytes per heap TID, each list capped near half
+            # of the largest item (BTMaxItemSize / 2, about 1350 bytes)
             per_value = tuples / distinct
-            entries = distinct
-            entry_size = _align(key_width + 6 * per_value, MAXALIGN) + LINE_POINTER
+            per_list = max(1, math.floor((1352 - key_width) / 6))
+            lists = math.ceil(per_value / per_list)
+            entries = distinct * lists
+            entry_size = _align(key_width + 6 * per_value / lists, MAXALIGN) + LINE_POINTER
     leaf_pages = math.ceil(entries * entry_size / usable) if entries else 0
     fanout = max(2, math.floor((BLOCK - PAGE_HEADER - BTREE_SPECIAL) * 0.7
                                / (key_width + 8 + LINE_POINTER)))
@@ -310,17 +313,20 @@ def exact_bloat(db: Database, schema: str, relation: str, kind: str) -> tuple[in
             reserve = size * (100 - int(r["ff"])) / 100
             bloat = max(0, int(r["approx_free_space"]) + int(r["dead_tuple_len"]) - reserve)
         else:
-            r = db.row(f"SELECT index_size, avg_leaf_density, leaf_pages, "
+            r = db.row(f"SELECT index_size, avg_leaf_density, leaf_pages, empty_pages, "
+                       f"deleted_pages, "
                        f"(SELECT coalesce((SELECT substring(o FROM 'fillfactor=([0-9]+)')"
                        f"::int FROM unnest(reloptions) o WHERE o LIKE 'fillfactor=%%'), 90) "
                        f"FROM pg_class WHERE oid = %(rel)s::regclass) AS ff "
                        f"FROM {fn}(%(rel)s::regclass)", {"rel": rel})
             size = int(r["index_size"])
+            # pages emptied by deletes (deleted, empty) are left out of avg_leaf_density
+            # but still take their place in the file: they are bloat too
+            bloat = (int(r["empty_pages"]) + int(r["deleted_pages"])) * BLOCK
             density = float(r["avg_leaf_density"])
-            if math.isnan(density) or not r["leaf_pages"]:
-                return 0, 0.0
-            share = max(0.0, 1 - density / int(r["ff"]))
-            bloat = int(r["leaf_pages"]) * BLOCK * share
+            if not math.isnan(density) and r["leaf_pages"]:
+                share = max(0.0, 1 - density / int(r["ff"]))
+                bloat += int(r["leaf_pages"]) * BLOCK * share
     except psycopg.errors.LockNotAvailable:
         raise BloatMeasureError(f"{schema}.{relation} is locked by another session (lock "
                                 "timeout)") from None
