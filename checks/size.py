@@ -16,7 +16,7 @@ import pytest
 from pytest_mlflowdb import Threshold, check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import Findings, sql_name
-from pytest_mlflowdb.forecast import fit, load_history, now_utc
+from pytest_mlflowdb.forecast import History, fit, load_history, now_utc
 from pytest_mlflowdb.option_spec import Option
 from pytest_mlflowdb.probes.size import TableSize, database_size, table_sizes
 from pytest_mlflowdb.requirements import require_mlflow_schema
@@ -75,7 +75,12 @@ def _remedy(table: str) -> str:
             f"VACUUM (ANALYZE) {table}; pg_repack -t {table} to give the space back")
 
 
-def _forecast(findings: Findings, settings, target: str, obj: str, current: float,
+def _history(db, folder: str, target: str) -> History:
+    """The kept reports, read once per session (not once per table)."""
+    return db.cached(f"size:history:{folder}:{target}", lambda _: load_history(folder, target))
+
+
+def _forecast(db, findings: Findings, settings, target: str, obj: str, current: float,
               limit: float, horizon: float, show: bool, quiet: bool = False) -> None:
     """Growth of ``obj`` from the kept reports; a warning when ``limit`` (bytes, 0: none)
     is reached within ``horizon`` seconds. Silent when no history folder is set; ``quiet``
@@ -83,7 +88,7 @@ def _forecast(findings: Findings, settings, target: str, obj: str, current: floa
     folder = settings.area_options.get("history")
     if not folder:
         return
-    history = load_history(folder, target)
+    history = _history(db, folder, target)
     earlier = history.points.get(obj, [])
     growth = fit([*earlier, (now_utc().timestamp(), current)])
     if isinstance(growth, str):
@@ -101,9 +106,9 @@ def _forecast(findings: Findings, settings, target: str, obj: str, current: floa
         findings.ok(f"{obj} growth", f"grows {growth.text()}", round(growth.per_day), None)
 
 
-def _history_note(findings: Findings, settings, target: str) -> None:
+def _history_note(db, findings: Findings, settings, target: str) -> None:
     folder = settings.area_options.get("history")
-    line = load_history(folder, target).ignored_line() if folder else None
+    line = _history(db, folder, target).ignored_line() if folder else None
     if line:
         findings.info(str(folder), line)
 
@@ -125,9 +130,9 @@ def test_database(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdVal
             " (no max_db_size set)"
         mlflowdb_findings.ok(name, f"database is {shown}{below}", size,
                              format_value("size", limit) if limit else None)
-    _forecast(mlflowdb_findings, mlflowdb_settings, mlflowdb_target.id, name, size, limit,
+    _forecast(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_target.id, name, size, limit,
               mlflowdb_thresholds["forecast_horizon"], show=True)
-    _history_note(mlflowdb_findings, mlflowdb_settings, mlflowdb_target.id)
+    _history_note(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_target.id)
 
 
 def _measured(mlflowdb) -> tuple[str, list[TableSize]]:
@@ -162,9 +167,9 @@ def test_tables(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValue
         else:
             mlflowdb_findings.ok(obj, parts, table.total,
                                  format_value("size", limit) if limit else None)
-        _forecast(mlflowdb_findings, mlflowdb_settings, mlflowdb_target.id, obj, table.total,
-                  limit, mlflowdb_thresholds["forecast_horizon"], show=rank < GROWTH_SHOWN,
-                  quiet=True)
+        _forecast(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_target.id, obj,
+                  table.total, limit, mlflowdb_thresholds["forecast_horizon"],
+                  show=rank < GROWTH_SHOWN, quiet=True)
 
 
 @check("size.rows", thresholds=tuple(f"max_rows_{t}" for t in ROW_LIMITED))

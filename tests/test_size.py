@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime
 import json
 import threading
+from urllib.parse import unquote, urlsplit
 
 import psycopg
-from helpers import audit, dbname_of, failing, report, sql
+from helpers import audit, dbname_of, failing, report, role_uri, sql
 
 MB = 1024**2
 HISTORY = "-p", "pytest_mlflowdb.history"  # until plugin.py registers it (see the report)
@@ -81,29 +82,40 @@ def test_row_limits_on_never_analysed_tables_are_a_skip_not_a_pass(pytester, mlf
     assert "no row estimate for metrics" in checks["size.rows"]["message"]
 
 
-def _kept_report(target: str, db: str, size: int, days_ago: float) -> dict:
+def _kept_report(target: str, db: str, size: int, days_ago: float,
+                 tables: dict[str, int] | None = None) -> dict:
     when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago)
     return {"version": 1, "saved_at": when.isoformat(), "targets": [{"id": target}],
             "checks": [{"id": "size.database", "target": target, "outcome": "passed",
-                        "findings": [{"object": db, "value": size, "severity": "ok"}]}]}
+                        "findings": [{"object": db, "value": size, "severity": "ok"}]},
+                       {"id": "size.tables", "target": target, "outcome": "passed",
+                        "findings": [{"object": k, "value": v, "severity": "ok"}
+                                     for k, v in (tables or {}).items()]}]}
 
 
 def test_forecast_crossing_within_the_horizon_from_three_kept_reports(pytester, mlflow_uri):
     history = pytester.path / "history"
     _, checks = audit(pytester, mlflow_uri, *HISTORY, f"--mlflowdb-history={history}")
     kept = sorted(history.glob("mlflowdb-report-*.json"))
-    assert len(kept) == 1  # this run was kept...
+    assert len(kept) == 1  # this run was kept, masked like every report file
+    password = unquote(urlsplit(mlflow_uri).password or "")
+    assert password and password not in kept[0].read_text()
+    assert report(kept[0])["saved_at"].endswith("+00:00")
     (earlier,) = [c for c in report(kept[0])["checks"] if c["id"] == "size.database"]
     assert checks["size.database"]["findings"][0]["message"].startswith("database is")
     target, finding = earlier["target"], earlier["findings"][0]
     db, size = finding["object"], finding["value"]
+    largest = checks["size.tables"]["findings"][0]
+    name, biggest = largest["object"], largest["value"]
     kept[0].unlink()
-    for days_ago in (20, 10, 5):  # 100kB a day
-        (history / f"r{days_ago}.json").write_text(json.dumps(
-            _kept_report(target, db, size - days_ago * 100 * 1024, days_ago)))
+    for days_ago in (20, 10, 5):  # 100kB a day, 2kB a day for the largest table
+        (history / f"r{days_ago}.json").write_text(json.dumps(_kept_report(
+            target, db, size - days_ago * 100 * 1024, days_ago,
+            {name: biggest - days_ago * 2048})))
     (history / "README.txt").write_text("not a report")
     result, checks = audit(pytester, mlflow_uri, *HISTORY, f"--mlflowdb-history={history}",
-                           f"--mlflowdb-max-db-size={size + 1000 * 1024}")
+                           f"--mlflowdb-max-db-size={size + 1000 * 1024}",
+                           "--mlflowdb-set", f"max_table_size={biggest + 10 * 1024}")
     check = checks["size.database"]
     assert check["outcome"] == "warned"
     (warning,) = by_severity(check, "warning").values()
@@ -111,6 +123,9 @@ def test_forecast_crossing_within_the_horizon_from_three_kept_reports(pytester, 
     assert "grows +100kB/day (least squares over 4 points spanning 20.0 days)" in \
         warning["message"]
     assert "reaches the limit" in warning["message"] and "in 10 days" in warning["message"]
+    (table,) = by_severity(checks["size.tables"], "warning").values()
+    assert table["object"] == f"{name} growth"
+    assert "grows +2kB/day" in table["message"] and "in 5 days" in table["message"]
     note = by_severity(check, "info")[str(history)]
     assert note["message"] == ("ignored 1 file(s) in the history folder: README.txt "
                                "(not a pytest-mlflowdb report)")
@@ -182,3 +197,19 @@ def test_a_table_locked_by_another_session_is_not_measured(pytester, mlflow_uri)
         by_severity(tables, "info")["public.params"]["message"]
     assert by_severity(tables, "ok")["public.metrics"]["value"] > 0
     assert "public.params" in by_severity(checks["size.rows"], "ok")  # reltuples: no lock
+
+
+def test_a_role_without_privileges_still_gets_catalog_figures(pytester, mlflow_uri, pg18,
+                                                               mlflow_role):
+    """Sizes and reltuples need no SELECT on MLflow's tables nor pg_monitor: the figures
+    are the same a superuser sees."""
+    sql(mlflow_uri, *SEED)
+    user, password = mlflow_role
+    _, as_admin = audit(pytester, mlflow_uri)
+    uri = role_uri(pg18, dbname_of(mlflow_uri), user, password)
+    result, checks = audit(pytester, uri, "--mlflowdb-set", "max_rows_metrics=1000")
+    (finding,) = failing(checks["size.rows"])
+    assert finding["object"] == "public.metrics"
+    assert by_severity(checks["size.tables"], "ok")["public.metrics"]["value"] == \
+        by_severity(as_admin["size.tables"], "ok")["public.metrics"]["value"]
+    assert password not in result.stdout.str()
