@@ -143,8 +143,9 @@ def _measured(mlflowdb) -> tuple[str, list[TableSize]]:
 @check("size.tables", thresholds=("max_table_size", "forecast_horizon"))
 def test_tables(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValues,
                 mlflowdb_settings, mlflowdb_target):
-    """Each MLflow table's total size (heap, TOAST, indexes), largest first, against
-    max_table_size; the growth of the largest from kept reports."""
+    """Each MLflow table's total size (heap, TOAST, indexes) against max_table_size.
+
+    Largest first; the growth of the largest from kept reports."""
     schema, tables = _measured(mlflowdb)
     measured = [t for t in tables if t.error is None]
     if not measured:
@@ -174,8 +175,9 @@ def test_tables(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValue
 
 @check("size.rows", thresholds=tuple(f"max_rows_{t}" for t in ROW_LIMITED))
 def test_rows(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValues):
-    """Estimated rows (``reltuples``) of metrics, params, tags, latest_metrics, trace_info
-    and spans against their max_rows_* limits."""
+    """Estimated rows (reltuples, never count(*)) against the max_rows_* limits.
+
+    For metrics, params, tags, latest_metrics, trace_info and spans."""
     schema, tables = _measured(mlflowdb)
     by_name = {t.name: t for t in tables}
     unknown_limited = []
