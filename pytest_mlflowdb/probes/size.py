@@ -24,6 +24,14 @@ WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND c.relname = ANY(%(t
 ORDER BY c.relname
 """
 
+_ALL_TABLES = """
+SELECT c.relname AS name, pg_relation_size(c.oid) AS heap,
+       pg_table_size(c.oid) - pg_relation_size(c.oid) AS toast,
+       pg_indexes_size(c.oid) AS indexes
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relkind = 'r' AND c.relname = ANY(%(tables)s)
+"""
+
 _ONE_TABLE = """
 SELECT pg_relation_size(%(oid)s::oid) AS heap,
        pg_table_size(%(oid)s::oid) - pg_relation_size(%(oid)s::oid) AS toast,
@@ -67,11 +75,30 @@ def table_sizes(db: Database, schema: str, tables: Iterable[str]) -> list[TableS
 
 
 def _collect(db: Database, schema: str, names: list[str]) -> list[TableSize]:
+    """One statement for every table; one per table only when a lock stops the first."""
+    listed = db.rows(_TABLES, {"schema": schema, "tables": names})
+    try:
+        sizes = {r["name"]: r for r in db.rows(_ALL_TABLES, {"schema": schema,
+                                                              "tables": names})}
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
+        return _one_by_one(db, listed)
+    found = [TableSize(r["name"], 0, 0, 0, r["rows"], _PARTITIONED) if r["kind"] == "p"
+             else TableSize(r["name"], int(sizes[r["name"]]["heap"]),
+                            int(sizes[r["name"]]["toast"]), int(sizes[r["name"]]["indexes"]),
+                            r["rows"])
+             for r in listed if r["kind"] == "p" or r["name"] in sizes]
+    return sorted(found, key=lambda t: (t.error is not None, -t.total, t.name))
+
+
+_PARTITIONED = "partitioned table: its partitions hold the data"
+
+
+def _one_by_one(db: Database, listed: list[dict]) -> list[TableSize]:
+    """Each table in its own statement, so that one locked table costs only itself."""
     found = []
-    for row in db.rows(_TABLES, {"schema": schema, "tables": names}):
+    for row in listed:
         if row["kind"] == "p":  # a partitioned parent holds no data of its own
-            found.append(TableSize(row["name"], 0, 0, 0, row["rows"],
-                                   "partitioned table: its partitions hold the data"))
+            found.append(TableSize(row["name"], 0, 0, 0, row["rows"], _PARTITIONED))
             continue
         try:
             size = db.row(_ONE_TABLE, {"oid": row["oid"]}) or {}
