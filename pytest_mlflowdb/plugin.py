@@ -33,6 +33,9 @@ from .registry import MARKER
 from .settings import Settings, SettingsError
 
 SESSION_NAME = "mlflowdb-session"
+# keeps each run's report in --mlflowdb-history (a plugin: reports are made on the
+# controller, while checks run on workers)
+pytest_plugins = ("pytest_mlflowdb.history",)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
