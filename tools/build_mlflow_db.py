@@ -55,6 +55,7 @@ class BuildStats:
     metric_rows: int
     runs: int
     bloat: bool
+    live_indexes: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
 
@@ -63,7 +64,9 @@ class BuildStats:
         total = sum(self.timings.values())
         mb = sum(self.sizes.values()) / 2**20
         return (f"{self.database}: {self.metric_rows:,} metric rows, {self.runs:,} runs, "
-                f"bloat={'yes' if self.bloat else 'no'}; {mb:,.0f} MiB in MLflow's tables; "
+                f"bloat={'yes' if self.bloat else 'no'}, "
+                f"indexes={'live' if self.live_indexes else 'rebuilt'}; "
+                f"{mb:,.0f} MiB in MLflow's tables; "
                 f"built in {total:.1f}s ({steps})")
 
 
@@ -149,18 +152,22 @@ def _load(conn, rows: int, runs: int, rng: random.Random) -> None:
         " FROM metrics ORDER BY run_uuid, key, step DESC, timestamp DESC")
 
 
-def _index_definitions(conn, table: str) -> tuple[list[str], list[str]]:
-    """(constraint DDL, plain index DDL) of ``table``'s indexes, exactly as they are."""
-    constraints = [
-        f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
-        for name, definition in conn.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-            " WHERE conrelid = %s::regclass AND contype IN ('p', 'u')", (table,))]
-    indexes = [d for (d,) in conn.execute(
-        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i"
+def _drop_indexes(conn, table: str) -> list[str]:
+    """Drop ``table``'s indexes and key constraints; return the DDL that rebuilds them
+    exactly as they were (constraints first), as ``pg_restore`` orders it."""
+    constraints = conn.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = %s::regclass AND contype IN ('p', 'u')", (table,)).fetchall()
+    indexes = conn.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i"
         " WHERE i.indrelid = %s::regclass AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
-        " WHERE c.conindid = i.indexrelid)", (table,))]
-    return constraints, indexes
+        " WHERE c.conindid = i.indexrelid)", (table,)).fetchall()
+    for name, _ in constraints:
+        conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        conn.execute(f"DROP INDEX {name}")
+    return ([f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
+             for name, definition in constraints] + [definition for _, definition in indexes])
 
 
 def _make_bloat(conn, rng: random.Random, delete_share: float) -> None:
@@ -183,36 +190,35 @@ def _make_bloat(conn, rng: random.Random, delete_share: float) -> None:
 
 
 def build_database(server, name: str, rows: int, bloat: bool = False,
-                   delete_share: float = 0.4, seed: int = 8) -> BuildStats:
+                   delete_share: float = 0.4, seed: int = 8,
+                   rebuild_indexes: bool = True) -> BuildStats:
     """Create database ``name`` on ``server`` (a throwaway ``servers.Server``), give it
     MLflow's schema at head with MLflow's migrations, load ``rows`` metric rows, VACUUM
-    ANALYZE, and with ``bloat`` make bloat on purpose. Returns timings and sizes."""
+    ANALYZE, and with ``bloat`` make bloat on purpose. Returns timings and sizes.
+
+    ``rebuild_indexes`` (the default) loads metrics as a restore does: indexes dropped,
+    COPY, indexes rebuilt (leaves packed to their fillfactor). Without it the rows go
+    into the live indexes, as a tracking server fills them (leaves split at random,
+    about 70% full): slower, and the index shape a long-lived database has."""
     import psycopg
 
     from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
 
     rng = random.Random(seed)
-    stats = BuildStats(database=name, metric_rows=rows, runs=_runs_for(rows), bloat=bloat)
+    stats = BuildStats(database=name, metric_rows=rows, runs=_runs_for(rows), bloat=bloat,
+                       live_indexes=not rebuild_indexes)
     uri = server.create_database(name)
     with _Timer(stats, "migrations"):
         apply_mlflow_schema(uri)
     with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '512MB'")
-        constraints, indexes = _index_definitions(conn, "metrics")
         with _Timer(stats, "copy"):
             with conn.transaction():
-                for (index,) in conn.execute(
-                        "SELECT conname FROM pg_constraint WHERE conrelid = 'metrics'::regclass"
-                        " AND contype IN ('p', 'u')").fetchall():
-                    conn.execute(f'ALTER TABLE metrics DROP CONSTRAINT "{index}"')
-                for (index,) in conn.execute(
-                        "SELECT indexrelid::regclass::text FROM pg_index"
-                        " WHERE indrelid = 'metrics'::regclass").fetchall():
-                    conn.execute(f"DROP INDEX {index}")
+                rebuild = _drop_indexes(conn, "metrics") if rebuild_indexes else []
                 _load(conn, rows, stats.runs, rng)
         with _Timer(stats, "indexes"):
-            for statement in constraints + indexes:
+            for statement in rebuild:
                 conn.execute(statement)
         with _Timer(stats, "vacuum_analyze"):
             conn.execute("VACUUM ANALYZE")
@@ -238,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bloat", action="store_true", help="make bloat on purpose")
     parser.add_argument("--delete-share", type=float, default=0.4,
                         help="with --bloat: share of runs whose metrics are deleted (0.4)")
+    parser.add_argument("--live-indexes", action="store_true",
+                        help="COPY into metrics' live indexes instead of rebuilding them after")
     parser.add_argument("--server", default="auto", help="auto, wheel, path or container")
     parser.add_argument("--hold", action="store_true",
                         help="keep the server running until Ctrl-C")
@@ -252,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     server = start_server(args.server)
     try:
         tune_for_bulk_load(server)
-        stats = build_database(server, "mlflow_bench", args.rows, args.bloat, args.delete_share)
+        stats = build_database(server, "mlflow_bench", args.rows, args.bloat, args.delete_share,
+                               rebuild_indexes=not args.live_indexes)
         print(stats.summary())
         if args.hold:
             if args.uri_file:
