@@ -35,8 +35,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 GOAL_RATIO = 1.2
 
 
-def run_audit(server, database: str, workdir: Path) -> tuple[float, float, dict]:
-    """One default audit as a subprocess: (wall seconds, sum of checks' seconds, summary).
+def run_audit(server, database: str, workdir: Path) -> tuple[float, float, str]:
+    """One default audit as a subprocess: (wall seconds, sum of checks' seconds, outcomes
+    with the checks that warned or failed named).
 
     The password travels in PGPASSWORD, never on the command line."""
     report = workdir / f"{database}.json"
@@ -56,7 +57,10 @@ def run_audit(server, database: str, workdir: Path) -> tuple[float, float, dict]
                            f"{done.returncode}): " + " | ".join(tail))
     document = json.loads(report.read_text())
     checks = sum(c.get("duration_s") or 0.0 for c in document["checks"])
-    return wall, checks, document["summary"]
+    summary = {k: v for k, v in document["summary"].items() if v}
+    noted = [f"{c['id']} {c['outcome']}" for c in document["checks"]
+             if c["outcome"] not in ("passed", "skipped")]
+    return wall, checks, f"{summary} {'; '.join(noted)}".strip()
 
 
 def main(argv: list[str] | None = None) -> int:
