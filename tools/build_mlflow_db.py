@@ -170,7 +170,7 @@ def _drop_indexes(conn, table: str) -> list[str]:
              for name, definition in constraints] + [definition for _, definition in indexes])
 
 
-def _make_bloat(conn, rng: random.Random, delete_share: float) -> None:
+def _make_bloat(conn, delete_share: float) -> None:
     """Updates and deletes with autovacuum off, as a tracking server without vacuum makes."""
     for table in BLOAT_TABLES:
         conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
@@ -229,7 +229,7 @@ def build_database(server, name: str, rows: int, bloat: bool = False,
             conn.execute("VACUUM ANALYZE")
         if bloat:
             with _Timer(stats, "bloat"):
-                _make_bloat(conn, rng, delete_share)
+                _make_bloat(conn, delete_share)
         stats.sizes = {t: conn.execute("SELECT pg_total_relation_size(%s)", (t,)).fetchone()[0]
                        for t in ("experiments", "runs", "params", "tags", "metrics",
                                  "latest_metrics")}
