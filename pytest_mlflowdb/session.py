@@ -27,6 +27,7 @@ from .records import (
     check_of_nodeid,
     check_record,
     failure_text,
+    first_line,
 )
 from .registry import MARKER
 from .settings import Settings, SettingsError
@@ -160,13 +161,24 @@ class AuditSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        from psycopg.errors import LockNotAvailable, QueryCanceled
+
         from .database import DatabaseError
 
-        reason = None
+        reason = skip = None
         try:
             result = yield
         except DatabaseError as exc:
             reason = str(exc)
+        except LockNotAvailable as exc:  # the check could not look: a skip, never a pass
+            skip = (f"could not look: another session holds a lock it needs "
+                    f"({first_line(str(exc))}; lock_timeout "
+                    f"{self.settings.lock_timeout:g}s)")
+        except QueryCanceled as exc:  # statement_timeout: one line, no traceback
+            reason = f"{first_line(str(exc))} (statement_timeout " \
+                     f"{self.settings.statement_timeout:g}s)"
+        if skip is not None:
+            pytest.skip(self.scrub(skip))
         if reason is not None:  # one line, no traceback: the target stopped answering, say
             pytest.fail(self.scrub(reason), pytrace=False)
         findings = item.stash.get(FINDINGS, None)
