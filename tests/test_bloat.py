@@ -26,6 +26,16 @@ def severities(check: dict, severity: str) -> dict[str, dict]:
     return {f["object"]: f for f in check["findings"] if f["severity"] == severity}
 
 
+def analyzed(uri: str, table: str) -> None:
+    """ANALYZE once the counts of earlier statements are in the shared statistics.
+
+    A closed session flushes its counts as its backend exits, which may come after an
+    ANALYZE in the next session: the counts would then make the fresh statistics look
+    stale. Forcing the flush first (PostgreSQL 15+) orders the two.
+    """
+    sql(uri, "SELECT pg_stat_force_next_flush()", f"ANALYZE {table}")
+
+
 def loaded(uri: str) -> None:
     sql(uri, *LOAD)
     sql(uri, "VACUUM ANALYZE")
@@ -51,8 +61,8 @@ def test_loaded_and_vacuumed_database_passes_even_with_low_sizes(pytester, mlflo
 
 def test_table_bloat_from_updates_with_autovacuum_off(pytester, mlflow_uri):
     loaded(mlflow_uri)
-    sql(mlflow_uri, *BLOAT_PARAMS)
-    sql(mlflow_uri, "ANALYZE params")  # another session: the updates' counts are in by now
+    sql(mlflow_uri, *BLOAT_PARAMS, "SELECT pg_stat_force_next_flush()")
+    analyzed(mlflow_uri, "params")
     result, checks = audit(pytester, mlflow_uri, *LOW)
     tables = checks["bloat.tables"]
     assert tables["outcome"] == "warned"
@@ -107,8 +117,8 @@ def test_columns_hidden_from_the_role_skip_with_the_reason(pytester, mlflow_uri,
 
 def test_exact_mode_measures_what_the_estimate_flags(pytester, mlflow_uri):
     loaded(mlflow_uri)
-    sql(mlflow_uri, *BLOAT_PARAMS)
-    sql(mlflow_uri, "ANALYZE params")
+    sql(mlflow_uri, *BLOAT_PARAMS, "SELECT pg_stat_force_next_flush()")
+    analyzed(mlflow_uri, "params")
     _, checks = audit(pytester, mlflow_uri, *LOW, "--mlflowdb-bloat=exact")
     skipped = checks["bloat.tables"]
     assert skipped["outcome"] == "skipped"
@@ -154,8 +164,8 @@ def test_absurd_threshold_is_a_usage_error(pytester, mlflow_uri):
 def test_relations_the_user_names_are_checked_too(pytester, mlflow_uri):
     sql(mlflow_uri, "CREATE TABLE team_log (id int, note text) WITH (autovacuum_enabled = off)",
         "INSERT INTO team_log SELECT i, repeat('n', 40) FROM generate_series(1, 20000) i",
-        "DELETE FROM team_log WHERE id % 5 <> 0")
-    sql(mlflow_uri, "ANALYZE team_log")
+        "DELETE FROM team_log WHERE id % 5 <> 0", "SELECT pg_stat_force_next_flush()")
+    analyzed(mlflow_uri, "team_log")
     _, checks = audit(pytester, mlflow_uri, *LOW)
     assert not any("team_log" in f["object"] for f in checks["bloat.tables"]["findings"])
     pytester.makeini("[pytest]\nmlflowdb_bloat_relations =\n    team_log\n")
