@@ -29,6 +29,22 @@ def pg15():
     server.stop()
 
 
+#: settings only a restart changes, for faults the default test servers cannot hold
+TUNED_SETTINGS = {"max_prepared_transactions": "4", "wal_level": "logical",
+                  "max_replication_slots": "4", "max_wal_senders": "4"}
+
+
+@pytest.fixture(scope="session")
+def tuned_janitor():
+    """A Janitor whose server (binaries on PATH) allows prepared transactions and logical
+    replication slots; ``tuned_janitor.create()`` gives a migrated MLflow database."""
+    from pytest_mlflowdb.servers.janitor import Janitor
+
+    janitor = Janitor("path", settings=TUNED_SETTINGS)
+    yield janitor
+    janitor.close()
+
+
 @pytest.fixture
 def mlflow_uri(mlflowdb_database_factory) -> str:
     """A fresh database on pg18 with MLflow's schema at head (superuser URI)."""

@@ -34,6 +34,20 @@ def test_server_starts_answers_and_is_removed(kind, major):
         psycopg.connect(server.uri(), connect_timeout=2)
 
 
+def test_server_settings_reach_the_server(tuned_janitor):
+    """Settings only a restart changes are given at start, quoted for pg_ctl's shell."""
+    server = start_server("path", settings={"max_prepared_transactions": "3",
+                                            "cluster_name": "it's a test"})
+    try:
+        with psycopg.connect(server.uri(), connect_timeout=5) as conn:
+            assert conn.execute("SHOW max_prepared_transactions").fetchone()[0] == "3"
+            assert conn.execute("SHOW cluster_name").fetchone()[0] == "it's a test"
+    finally:
+        server.stop()
+    with psycopg.connect(tuned_janitor.server().uri(), connect_timeout=5) as conn:
+        assert conn.execute("SHOW wal_level").fetchone()[0] == "logical"
+
+
 def test_password_is_required_over_tcp(pg15):
     uri = pg15.uri().replace(f":{pg15.password}@", ":wrong@")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):

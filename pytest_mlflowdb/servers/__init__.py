@@ -8,6 +8,7 @@ one ServerError that lists what it tried and why each failed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from .base import SCRATCH_PREFIX, Server, ServerError, server_secrets
@@ -21,29 +22,36 @@ __all__ = ["KINDS", "SCRATCH_PREFIX", "Server", "ServerError", "server_secrets",
            "start_server"]
 
 
-def _start(kind: str, pg_bin: Path | None) -> Server:
+def _start(kind: str, pg_bin: Path | None, settings: Mapping[str, str]) -> Server:
     if kind == "container":
-        return start_container()
+        return start_container(settings=settings)
     if kind == "wheel":
         bin_dir = wheel_bin_dir()
-        return start_from_bin_dir(bin_dir, "wheel", copy_root=bin_dir.parents[1])
+        return start_from_bin_dir(bin_dir, "wheel", copy_root=bin_dir.parents[1],
+                                  settings=settings)
     if kind == "path":
-        return start_from_bin_dir(path_bin_dir(pg_bin), "path")
+        return start_from_bin_dir(path_bin_dir(pg_bin), "path", settings=settings)
     raise ServerError(f"unknown server kind {kind!r}; choose one of auto, {', '.join(KINDS)}")
 
 
-def start_server(kind: str = "auto", pg_bin: Path | None = None) -> Server:
-    """Start a throwaway server of ``kind`` (``auto`` tries each provider in turn)."""
+def start_server(kind: str = "auto", pg_bin: Path | None = None,
+                 settings: Mapping[str, str] | None = None) -> Server:
+    """Start a throwaway server of ``kind`` (``auto`` tries each provider in turn).
+
+    ``settings`` are extra server settings (``-c name=value``), for servers that need
+    ones only a restart can change (``max_prepared_transactions``, ``wal_level``).
+    """
+    settings = dict(settings or {})
     if kind != "auto":
         try:
-            return _start(kind, pg_bin)
+            return _start(kind, pg_bin, settings)
         except ServerError as exc:
             raise ServerError(f"could not start a throwaway PostgreSQL ({kind}): {exc}") from None
     order = ("path",) if pg_bin is not None else KINDS
     failures = []
     for candidate in order:
         try:
-            return _start(candidate, pg_bin)
+            return _start(candidate, pg_bin, settings)
         except ServerError as exc:
             failures.append(f"{candidate}: {exc}")
     raise ServerError("could not start a throwaway PostgreSQL; tried " + "; ".join(failures))

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from . import reach
@@ -69,7 +71,8 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
 
 
-def start_from_bin_dir(bin_dir: Path, kind: str, copy_root: Path | None = None) -> Server:
+def start_from_bin_dir(bin_dir: Path, kind: str, copy_root: Path | None = None,
+                       settings: Mapping[str, str] | None = None) -> Server:
     """Start a server from ``bin_dir`` and return it; raise ServerError with the reason.
 
     ``copy_root`` is the self-contained tree holding ``bin_dir`` (a wheel's package):
@@ -138,7 +141,8 @@ def start_from_bin_dir(bin_dir: Path, kind: str, copy_root: Path | None = None) 
                 f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 "-c max_connections=60 -c shared_buffers=32MB"
-            )
+            ) + "".join(f" -c {name}={shlex.quote(str(value))}"
+                        for name, value in (settings or {}).items())
             try:
                 run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options,
                      "-w", "-t", str(_STARTUP_TIMEOUT), "start"])

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 
 from .base import Server, ServerError
 
 IMAGE = os.environ.get("MLFLOWDB_CONTAINER_IMAGE", "postgres:17-alpine")
 
 
-def start_container(image: str = IMAGE) -> Server:
+def start_container(image: str = IMAGE, settings: Mapping[str, str] | None = None) -> Server:
     try:
         import docker  # type: ignore  # installed with testcontainers
 
@@ -38,6 +39,8 @@ def start_container(image: str = IMAGE) -> Server:
     password = secrets.token_urlsafe(16)
     container = PostgresContainer(image, username="postgres", password=password,
                                   dbname="postgres")
+    if settings:
+        container.with_command(" ".join(f"-c {name}={value}" for name, value in settings.items()))
     try:
         container.start()
         host = container.get_container_host_ip()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from .base import SCRATCH_PREFIX, Server, ServerError
@@ -23,9 +24,11 @@ MIGRATIONS, CATALOG = "migrations", "catalog"
 class Janitor:
     """Throwaway servers and scratch databases of one run, and their cleanup."""
 
-    def __init__(self, kind: str = "auto", pg_bin: Path | None = None) -> None:
+    def __init__(self, kind: str = "auto", pg_bin: Path | None = None,
+                 settings: Mapping[str, str] | None = None) -> None:
         self.kind = kind
         self.pg_bin = pg_bin
+        self.settings = dict(settings or {})
         self._server: Server | None = None
         self._made: list[str] = []
         self._templates: dict[tuple[str, str], str] = {}
@@ -40,7 +43,7 @@ class Janitor:
         if self._server is None:
             from . import start_server
 
-            self._server = start_server(self.kind, self.pg_bin)
+            self._server = start_server(self.kind, self.pg_bin, self.settings)
         return self._server
 
     def create(self, mlflow: bool = True, revision: str = "heads",
