@@ -44,6 +44,7 @@ class CheckSpec:
     description: str
     function: str
     path: str = ""
+    enabled_by: tuple[str, ...] = ()
 
     @property
     def area(self) -> str:
@@ -54,8 +55,14 @@ class CheckSpec:
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-def check(check_id: str, *, thresholds: tuple[str, ...] = ()) -> Callable[[F], F]:
-    """Declare a check with a stable dotted id, e.g. ``connectivity.latency``."""
+def check(check_id: str, *, thresholds: tuple[str, ...] = (),
+          enabled_by: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Declare a check with a stable dotted id, e.g. ``connectivity.latency``.
+
+    ``enabled_by`` makes a check opt-in: it names area options (``Option`` dests such as
+    ``"backup"``) of which at least one must be set, else the check is deselected at
+    collection (not a skip line that every run would carry: the user did not ask for it).
+    """
     if not _ID.fullmatch(check_id):
         raise ValueError(f"check id {check_id!r} must be dotted lower_snake_case, e.g. area.name")
 
@@ -63,8 +70,9 @@ def check(check_id: str, *, thresholds: tuple[str, ...] = ()) -> Callable[[F], F
         doc = (function.__doc__ or "").strip().splitlines()
         spec = CheckSpec(check_id, tuple(thresholds), doc[0] if doc else "",
                          f"{function.__module__}.{function.__qualname__}",
-                         function.__code__.co_filename)
+                         function.__code__.co_filename, tuple(enabled_by))
         REGISTRY[check_id] = spec
-        return pytest.mark.mlflowdb_check(check_id, thresholds=tuple(thresholds))(function)
+        return pytest.mark.mlflowdb_check(check_id, thresholds=tuple(thresholds),
+                                          enabled_by=tuple(enabled_by))(function)
 
     return decorate

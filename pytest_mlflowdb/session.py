@@ -133,6 +133,20 @@ class AuditSession:
             metafunc.parametrize("_mlflowdb_key", keys, ids=[k.id for k in keys],
                                  indirect=True, scope="session")
 
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        """Deselect opt-in checks (``@check(..., enabled_by=...)``) whose options are unset."""
+        options = self.settings.area_options
+        keep: list[pytest.Item] = []
+        drop: list[pytest.Item] = []
+        for item in items:
+            marker = item.get_closest_marker(MARKER)
+            wanted = marker.kwargs.get("enabled_by", ()) if marker else ()
+            (drop if wanted and not any(options.get(o) for o in wanted) else keep).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Resolve the thresholds again now that every collected conftest.py is loaded.
 

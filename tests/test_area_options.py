@@ -111,3 +111,28 @@ def test_an_area_option_that_takes_a_core_name_is_one_line(pytester, monkeypatch
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert result.errlines[0] == ("ERROR: the option 'clash' of a built-in area takes a name "
                                   "already taken: --mlflowdb-uri")
+
+
+OPT_IN = '''
+from pytest_mlflowdb import check
+
+
+@check("team.kept_history", enabled_by=("history",))
+def test_kept_history(mlflowdb_findings, mlflowdb_settings):
+    """Runs only when --mlflowdb-history is given."""
+    mlflowdb_findings.ok("history", mlflowdb_settings.area_options["history"])
+'''
+
+
+def test_an_opt_in_check_is_deselected_not_skipped_until_its_option_is_set(
+        pytester, mlflow_uri, tmp_path):
+    from helpers import audit
+
+    pytester.makepyfile(test_team=OPT_IN)
+    result, checks = audit(pytester, mlflow_uri, "--mlflowdb-no-builtin")
+    assert "team.kept_history" not in checks
+    assert result.parseoutcomes().get("deselected") == 1
+    assert "skipped" not in result.parseoutcomes()
+    result, checks = audit(pytester, mlflow_uri, "--mlflowdb-no-builtin",
+                           f"--mlflowdb-history={tmp_path / 'kept'}")
+    assert checks["team.kept_history"]["outcome"] == "passed"
