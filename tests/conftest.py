@@ -8,6 +8,9 @@ a genuine MLflow schema come from MLflow's own migrations via
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from pytest_mlflowdb.servers import start_server
@@ -22,9 +25,15 @@ def pg18(mlflowdb_server):
     return mlflowdb_server
 
 
+#: the path server's binaries: PostgreSQL 15 on this machine unless a tox environment of
+#: the compatibility matrix (tox.ini, pg14 ... pg17) points it at another major
+PATH_BIN = os.environ.get("MLFLOWDB_TEST_PG_BIN")
+
+
 @pytest.fixture(scope="session")
 def pg15():
-    server = start_server("path")
+    """The server from binaries on PATH or in /usr/lib/postgresql (or MLFLOWDB_TEST_PG_BIN)."""
+    server = start_server("path", pg_bin=Path(PATH_BIN) if PATH_BIN else None)
     yield server
     server.stop()
 

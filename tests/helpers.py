@@ -54,3 +54,23 @@ def sql(uri: str, *statements: str) -> None:
 
 def failing(check: dict) -> list[dict]:
     return [f for f in check["findings"] if f["severity"] == "failure"]
+
+
+def path_major() -> str:
+    """The major of the ``pg15`` fixture's server: 15 on this machine, another one in
+    tox.ini's matrix environments (``MLFLOWDB_TEST_PG_BIN``)."""
+    import os
+
+    from pytest_mlflowdb.servers.binaries import version_of
+
+    bin_dir = os.environ.get("MLFLOWDB_TEST_PG_BIN")
+    return version_of(Path(bin_dir)).split(".")[0] if bin_dir else "15"
+
+
+def past_end_of_life(major: str) -> bool:
+    """Whether connectivity.server_version rightly warns about ``major`` today."""
+    import datetime
+    import importlib
+
+    connectivity = importlib.import_module("pytest_mlflowdb.checks.connectivity")
+    return connectivity.EOL[int(major)] <= datetime.date.today()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import audit, dbname_of, role_uri
+from helpers import audit, dbname_of, past_end_of_life, path_major, role_uri
 from pytest_mlflowdb.checks.connectivity import assess_version, is_local
 
 
@@ -102,10 +102,11 @@ def test_version_assessment(major, severity, text):
 
 
 def test_server_version_passes_on_supported_servers(pytester, pg15, mlflow_uri):
-    for uri, major in ((pg15.uri(), "15"), (mlflow_uri, "18")):
+    for uri, major in ((pg15.uri(), path_major()), (mlflow_uri, "18")):
         _, checks = audit(pytester, uri)
         version = checks["connectivity.server_version"]
-        assert version["outcome"] == "passed", version
+        expected = "warned" if past_end_of_life(major) else "passed"  # tox's pg14, say
+        assert version["outcome"] == expected, version
         assert version["findings"][0]["value"].startswith(major + ".")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from helpers import dbname_of, role_uri
+from helpers import dbname_of, path_major, role_uri
 
 from pytest_mlflowdb.database import Database, DatabaseError
 from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
@@ -91,7 +91,7 @@ def test_preflight_finds_mlflow_in_another_schema(pg15):
             db.close()
         assert mlflow.schema == "mlflow"
         assert mlflow.revision == revision
-        assert pre.server_version.startswith("15.")
+        assert pre.server_version.startswith(path_major() + ".")
     finally:
         pg15.drop_database(name)
 

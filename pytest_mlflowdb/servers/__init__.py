@@ -30,7 +30,13 @@ def _start(kind: str, pg_bin: Path | None, settings: Mapping[str, str]) -> Serve
         return start_from_bin_dir(bin_dir, "wheel", copy_root=bin_dir.parents[1],
                                   settings=settings)
     if kind == "path":
-        return start_from_bin_dir(path_bin_dir(pg_bin), "path", settings=settings)
+        bin_dir = path_bin_dir(pg_bin)
+        # a self-contained tree (an unpacked tarball: bin, lib, share side by side) may be
+        # copied where the account PostgreSQL runs as can reach it, like the wheel's
+        tree = bin_dir.parent
+        self_contained = (tree / "lib").is_dir() and (tree / "share").is_dir()
+        return start_from_bin_dir(bin_dir, "path", copy_root=tree if self_contained else None,
+                                  settings=settings)
     raise ServerError(f"unknown server kind {kind!r}; choose one of auto, {', '.join(KINDS)}")
 
 
