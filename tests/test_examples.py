@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
 import psycopg
-from helpers import checks_by_id, report
+import pytest
+from helpers import checks_by_id, past_end_of_life, report
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def server_major(server) -> int:
+    from pytest_mlflowdb.servers.binaries import version_of
+
+    return int(version_of(server.bin_dir).split(".")[0])
 
 
 def _copy_examples(pytester) -> None:
@@ -95,3 +105,111 @@ def test_example_ci_gate_from_a_repository_root_collects_only_the_audit(pytester
                                            "--co", "-q")
     assert "test_project" not in result.stdout.str()
     assert "connectivity.py::test_connect" in result.stdout.str()
+
+
+# -- team checks of the registry -------------------------------------------------------
+def test_registry_team_checks_pass_then_name_their_faults(pytester, mlflow_uri):
+    shutil.copytree(EXAMPLES / "team_checks", pytester.path / "team_checks")
+    json_path = pytester.path / "a.json"
+    args = ("team_checks", f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-report={json_path}",
+            "--mlflowdb-no-builtin")
+    with psycopg.connect(mlflow_uri, autocommit=True) as conn:
+        conn.execute("INSERT INTO registered_models (name) VALUES ('fraud.scorer-v2')")
+        conn.execute("INSERT INTO model_versions (name, version, status, current_stage) "
+                     "VALUES ('fraud.scorer-v2', 1, 'READY', 'None')")
+        conn.execute("INSERT INTO registered_model_aliases (alias, version, name) "
+                     "VALUES ('champion', 1, 'fraud.scorer-v2')")
+    result = pytester.runpytest(*args)
+    checks = checks_by_id(report(json_path))
+    assert result.ret == 0, result.stdout.str()
+    assert checks["team.model_names"]["outcome"] == "passed"
+    assert checks["team.serving_aliases"]["outcome"] == "passed"
+    with psycopg.connect(mlflow_uri, autocommit=True) as conn:
+        conn.execute("INSERT INTO registered_models (name) VALUES ('Fraud Scorer')")
+        conn.execute("INSERT INTO model_versions (name, version, status, current_stage) "
+                     "VALUES ('Fraud Scorer', 1, 'FAILED_REGISTRATION', 'None')")
+        conn.execute("INSERT INTO registered_model_aliases (alias, version, name) "
+                     "VALUES ('production', 1, 'Fraud Scorer')")
+    result = pytester.runpytest(*args)
+    checks = checks_by_id(report(json_path))
+    assert result.ret == 1
+    names = checks["team.model_names"]
+    assert names["outcome"] == "warned" and "'Fraud Scorer'" in names["message"]
+    aliases = checks["team.serving_aliases"]
+    assert aliases["outcome"] == "failed"
+    (bad,) = [f for f in aliases["findings"] if f["severity"] == "failure"]
+    assert bad["object"] == "Fraud Scorer@production" and "FAILED_REGISTRATION" in bad["message"]
+
+
+# -- the compose stack, without Docker -------------------------------------------------
+def _pytest_commands(text: str) -> list[list[str]]:
+    """The ``pytest ...`` commands inside a shell command line, split into words."""
+    import re
+    import shlex
+
+    return [shlex.split(m.group(0)) for m in re.finditer(r"(?<![\w-])pytest\s[^;&'|>]*", text)]
+
+
+@pytest.fixture(scope="module")
+def compose_server():
+    """A throwaway server of the major the compose file names (14), else the path one."""
+    import importlib.util
+
+    import yaml
+
+    from pytest_mlflowdb.servers import start_server
+
+    compose = yaml.safe_load((EXAMPLES / "docker-compose.yml").read_text())
+    major = int(compose["services"]["postgres"]["image"].split(":")[1])
+    spec = importlib.util.spec_from_file_location("pg_majors", ROOT / "tools" / "pg_majors.py")
+    pg_majors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pg_majors)
+    bin_dir = pg_majors.local_bin_dir(major) or pg_majors.fetched_bin_dir(
+        pg_majors.DEFAULT_DIR, major)
+    server = start_server("path", pg_bin=bin_dir)
+    yield compose, server
+    server.stop()
+
+
+@pytest.mark.slow
+def test_compose_stack_set_up_passes_the_default_audit(pytester, compose_server):
+    """The init script, MLflow's migrations as the mlflow role (as its server does at start),
+    the index service's statements, then the audit service's command: no warning."""
+    import subprocess
+    import sys
+
+    from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
+
+    compose, server = compose_server
+    services = compose["services"]
+    assert set(services) >= {"postgres", "mlflow", "mlflow-indexes", "audit", "audit-cron"}
+    env = {**os.environ, "PGHOST": server.host, "PGPORT": str(server.port),
+           "PGPASSWORD": server.password, "POSTGRES_USER": server.user,
+           "MLFLOW_DB_PASSWORD": "db-Secret-1", "MLFLOW_AUDITOR_PASSWORD": "aud-Secret-2"}
+    script = EXAMPLES / "compose" / "initdb" / "10-mlflow-roles.sh"
+    subprocess.run(["bash", str(script)], env={**env, "PATH": f"{server.bin_dir}:"
+                                               + os.environ["PATH"]},
+                   check=True, capture_output=True, timeout=60)
+    mlflow_uri = f"postgresql://mlflow:db-Secret-1@{server.host}:{server.port}/mlflow"
+    apply_mlflow_schema(mlflow_uri)
+    for statement in re.findall(r"-c '([^']+)'", services["mlflow-indexes"]["command"]):
+        with psycopg.connect(mlflow_uri, autocommit=True) as conn:
+            conn.execute(statement)
+    (command,) = _pytest_commands(services["audit"]["command"])
+    reports = pytester.path / "reports"
+    reports.mkdir()
+    command = [arg.replace("@postgres:5432", f"@{server.host}:{server.port}")
+                  .replace("/reports/", f"{reports}/") for arg in command]
+    assert services["audit"]["environment"]["PGPASSWORD"] == "${MLFLOW_AUDITOR_PASSWORD}"
+    done = subprocess.run([sys.executable, "-m", *command], cwd=reports, timeout=300,
+                          env={**env, "PGPASSWORD": "aud-Secret-2"}, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    checks = checks_by_id(report(reports / "audit.json"))
+    noisy = {k: c["message"] for k, c in checks.items() if c["outcome"] not in ("passed",
+                                                                              "skipped")}
+    eol = {"connectivity.server_version"} if past_end_of_life(str(server_major(server))) \
+        else set()
+    assert set(noisy) == eol, noisy
+    assert "aud-Secret-2" not in done.stdout and "db-Secret-1" not in done.stdout
+    assert (reports / "audit.md").exists() and (reports / "audit.xml").exists()
