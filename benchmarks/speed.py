@@ -1,0 +1,261 @@
+"""Is the default audit fast at one database and at forty? (issue 12, "Figures to reach")
+
+One run, side by side, on one throwaway loopback server with genuine MLflow databases
+(MLflow's migrations at head plus bulk COPY, ``tools/build_mlflow_db.py``):
+
+1. the default audit of one database / check_postgres's eight actions that cover the same
+   ground (connection, database_size, bloat, last_vacuum, last_analyze, txn_wraparound,
+   backends, sequence), run one after the other as a monitoring system runs them:
+   goal <= 0.6;
+2. the default audit / the floor: a one-test pytest run in the same environment that
+   imports psycopg, connects and runs one query: goal <= 2.0;
+3. the default audit at the large database / at the small one: goal <= 1.2;
+4. an unrelated 200-test suite with the plugin installed / with ``-p no:mlflowdb``:
+   goal <= 1.05 (the plugin stays dormant);
+5. forty databases with ``-n 2`` / the same forty serially: goal <= 0.6 (2 cores);
+6. where the time of one audit goes (``--profile``: cProfile of one in-process run,
+   grouped by package).
+
+Every figure is the median of ``--repeats`` runs, alternating the two sides.
+
+    python benchmarks/speed.py [--small 100000] [--large 10000000] [--fleet 40]
+                               [--repeats 5] [--profile]
+
+Needs check_postgres (``apt-get install check-postgres``) for figure 1 and pytest-xdist
+for figure 5. Not a test: not collected, not run in CI. It writes only to the databases it
+creates on the server it starts, and stops that server at the end. Passwords travel in
+PGPASSWORD, never on a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+CHECK_POSTGRES_ACTIONS = (
+    ("connection", []),
+    ("database_size", ["--warning=100GB", "--critical=200GB"]),
+    ("bloat", []),
+    ("last_vacuum", []),
+    ("last_analyze", []),
+    ("txn_wraparound", []),
+    ("backends", []),
+    ("sequence", []),
+)
+FLOOR_TEST = '''
+import os
+
+import psycopg
+
+
+def test_one_query():
+    with psycopg.connect(os.environ["FLOOR_URI"], connect_timeout=10) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+'''
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=1800, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - start, done.returncode, done.stdout + done.stderr
+
+
+def median_pair(repeats: int, left: Callable[[], float], right: Callable[[], float]
+                ) -> tuple[float, float]:
+    """Medians of ``left`` and ``right`` over ``repeats`` alternating runs (one warm-up)."""
+    left(), right()
+    lefts, rights = [], []
+    for _ in range(repeats):
+        lefts.append(left())
+        rights.append(right())
+    return statistics.median(lefts), statistics.median(rights)
+
+
+class Bench:
+    def __init__(self, server, workdir: Path) -> None:
+        self.server = server
+        self.workdir = workdir
+        self.env = dict(os.environ, PGPASSWORD=server.password)
+        self.env.pop("PYTEST_ADDOPTS", None)
+
+    def uri(self, database: str) -> str:
+        return f"postgresql://{self.server.user}@{self.server.host}:{self.server.port}/{database}"
+
+    def audit(self, *uris: str, extra: tuple[str, ...] = (), report: str = "a.json") -> float:
+        args = [f"--mlflowdb-uri={u}" for u in uris]
+        wall, code, out = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 *args, f"--mlflowdb-report={report}", *extra],
+                                self.workdir, self.env)
+        if not (self.workdir / report).exists():
+            raise RuntimeError(f"the audit wrote no report (exit {code}): {out[-500:]}")
+        return wall
+
+    def outcomes(self, report: str = "a.json") -> str:
+        document = json.loads((self.workdir / report).read_text())
+        noted = [f"{c['id']} {c['outcome']}" for c in document["checks"]
+                 if c["outcome"] not in ("passed", "skipped")]
+        summary = {k: v for k, v in document["summary"].items() if v}
+        return f"{summary} {'; '.join(noted)}".strip()
+
+    def check_postgres(self, database: str) -> float:
+        start = time.perf_counter()
+        for action, extra in CHECK_POSTGRES_ACTIONS:
+            subprocess.run(["check_postgres", f"--action={action}", "-H", self.server.host,
+                            "-p", str(self.server.port), "-u", self.server.user,
+                            "--dbname", database, *extra], env=self.env, capture_output=True,
+                           timeout=300, stdin=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+    def floor(self, database: str) -> float:
+        folder = self.workdir / "floor"
+        folder.mkdir(exist_ok=True)
+        (folder / "test_floor.py").write_text(FLOOR_TEST)
+        env = dict(self.env, FLOOR_URI=self.uri(database))
+        wall, code, out = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 "test_floor.py"], folder, env)
+        if code != 0:
+            raise RuntimeError(f"the floor run failed: {out[-500:]}")
+        return wall
+
+    def unrelated(self, dormant: bool) -> float:
+        folder = self.workdir / "unrelated"
+        if not folder.exists():
+            folder.mkdir()
+            for module in range(20):
+                (folder / f"test_m{module}.py").write_text("".join(
+                    f"def test_{i}():\n    assert sum(range({i} * 10)) >= 0\n\n"
+                    for i in range(10)))
+        plugin = ["-p", "no:mlflowdb"] if not dormant else []
+        wall, code, out = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 *plugin], folder, self.env)
+        if code != 0 or "200 passed" not in out:
+            raise RuntimeError(f"the unrelated suite did not pass: {out[-500:]}")
+        return wall
+
+
+def profile(bench: Bench, database: str) -> None:
+    """One audit in-process under cProfile: cumulative time by top-level package."""
+    import pstats
+
+    out = bench.workdir / "audit.prof"
+    subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "pytest", "-q",
+                    "-p", "no:cacheprovider", f"--mlflowdb-uri={bench.uri(database)}"],
+                   cwd=bench.workdir, env=bench.env, capture_output=True, timeout=600)
+    if not out.exists():
+        print("profile: cProfile wrote nothing")
+        return
+    stats = pstats.Stats(str(out))
+    total = max(v[3] for v in stats.stats.values())  # type: ignore[attr-defined]
+    own: dict[str, float] = {}
+    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in \
+            stats.stats.items():  # type: ignore[attr-defined]
+        key = "other"
+        for marker, label in (("pytest_mlflowdb", "pytest_mlflowdb"), ("/checks/", "checks"),
+                              ("psycopg", "psycopg"), ("_pytest", "pytest"),
+                              ("pluggy", "pluggy"), ("xdist", "xdist"),
+                              ("importlib", "imports"), ("<frozen", "imports"),
+                              ("tabulate", "tabulate"), ("socket", "network"),
+                              ("selectors", "network (waiting on the server)")):
+            if marker in filename:
+                key = label
+                break
+        if filename == "~":
+            key = "builtins (C: I/O, waits)"
+        own[key] = own.get(key, 0.0) + tottime
+    print(f"\nprofile of one audit ({total:.2f}s in-process), own time by package:")
+    for key, seconds in sorted(own.items(), key=lambda kv: -kv[1])[:10]:
+        print(f"  {key:<34}{seconds:>7.3f}s")
+    print("  top functions by cumulative time:")
+    stats.sort_stats("cumulative").print_stats(r"pytest_mlflowdb|checks", 12)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=100_000)
+    parser.add_argument("--large", type=int, default=10_000_000)
+    parser.add_argument("--fleet", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--server", default="path")
+    args = parser.parse_args(argv)
+    if shutil.which("check_postgres") is None:
+        parser.error("check_postgres is not installed (apt-get install check-postgres)")
+
+    from build_mlflow_db import build_database, tune_for_bulk_load
+
+    from pytest_mlflowdb.servers import start_server
+
+    server = start_server(args.server, settings={"max_connections": "200"})
+    figures: list[tuple[str, float, float, str]] = []
+    try:
+        tune_for_bulk_load(server)
+        small = build_database(server, "bench_small", args.small)
+        print("built", small.summary(), flush=True)
+        large = build_database(server, "bench_large", args.large)
+        print("built", large.summary(), flush=True)
+        with server.admin() as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+            size = conn.execute("SELECT pg_size_pretty(pg_database_size('bench_small')), "
+                                "pg_size_pretty(pg_database_size('bench_large'))").fetchone()
+            fleet = [f"bench_fleet_{i}" for i in range(args.fleet)]
+            for name in fleet:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE bench_small')
+        with tempfile.TemporaryDirectory(prefix="mlflowdb-speed-") as tmp:
+            bench = Bench(server, Path(tmp))
+            small_uri, large_uri = bench.uri("bench_small"), bench.uri("bench_large")
+            audit, cp = median_pair(args.repeats, lambda: bench.audit(small_uri),
+                                    lambda: bench.check_postgres("bench_small"))
+            outcomes = bench.outcomes()
+            figures.append(("audit / check_postgres's 8 actions", audit / cp, 0.6,
+                            f"{audit:.2f}s vs {cp:.2f}s ({size[0]})"))
+            floor = statistics.median(bench.floor("bench_small") for _ in range(args.repeats))
+            figures.append(("audit / floor (1-test pytest, psycopg, 1 query)", audit / floor,
+                            2.0, f"{audit:.2f}s vs {floor:.2f}s"))
+            big, little = median_pair(args.repeats, lambda: bench.audit(large_uri),
+                                      lambda: bench.audit(small_uri))
+            figures.append((f"audit at {args.large:,} / at {args.small:,} metric rows",
+                            big / little, 1.2, f"{big:.2f}s ({size[1]}) vs {little:.2f}s"))
+            with_plugin, without = median_pair(args.repeats, lambda: bench.unrelated(True),
+                                               lambda: bench.unrelated(False))
+            figures.append(("200 unrelated tests, plugin installed / -p no:mlflowdb",
+                            with_plugin / without, 1.05,
+                            f"{with_plugin:.3f}s vs {without:.3f}s"))
+            uris = [bench.uri(name) for name in fleet]
+            parallel, serial = median_pair(
+                max(1, args.repeats // 2),
+                lambda: bench.audit(*uris, extra=("-n", "2"), report="fleet.json"),
+                lambda: bench.audit(*uris, report="fleet.json"))
+            figures.append((f"{args.fleet} databases, -n 2 / serially", parallel / serial, 0.6,
+                            f"{parallel:.2f}s vs {serial:.2f}s"))
+            if args.profile:
+                profile(bench, "bench_small")
+    finally:
+        server.stop()
+
+    print(f"\nPostgreSQL {version}, {os.cpu_count()} cores, medians of {args.repeats} "
+          f"alternating runs; one audit's outcomes: {outcomes}")
+    ok = True
+    for name, ratio, goal, detail in figures:
+        met = ratio <= goal
+        ok &= met
+        print(f"{name:<58}{ratio:>6.2f}  goal <= {goal:<5} {'met' if met else 'NOT MET'}"
+              f"  ({detail})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
