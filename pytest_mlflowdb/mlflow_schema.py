@@ -6,6 +6,12 @@ MLflow itself does: ``InitialBase.metadata.create_all`` and then ``alembic upgra
 MLflow's import-time side effects (logging, warnings, seconds of import time) stay out
 of the pytest process, and so that a hang is bounded by a timeout.
 
+Scratch databases are set up as a careful team sets up a real one, so that auditing one
+passes every security check: MLflow's tables belong to an unprivileged login role
+(:data:`APP_ROLE`: no superuser, a SCRAM password that nobody keeps) and PUBLIC may not
+create in their schema. Migrations run as that role (``SET ROLE`` on the superuser's
+connection), so it owns what they make exactly as when MLflow migrates its own database.
+
 Never call this on an audited database: it writes. It is only for scratch databases.
 """
 
@@ -13,10 +19,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
+import secrets
 import subprocess
 import sys
 
 _ENV_URI = "MLFLOWDB_MIGRATE_URI"
+_ENV_ROLE = "MLFLOWDB_MIGRATE_ROLE"
+#: the role that owns MLflow's tables on scratch databases
+APP_ROLE = "mlflow"
 
 
 class MlflowSchemaError(RuntimeError):
@@ -27,14 +38,48 @@ def mlflow_available() -> bool:
     return all(importlib.util.find_spec(m) for m in ("mlflow", "sqlalchemy", "alembic"))
 
 
-def apply_mlflow_schema(uri: str, revision: str = "heads", timeout: float = 600) -> str:
-    """Migrate the scratch database at ``uri`` to ``revision``; return the revision reached."""
+def prepare_owner(uri: str, owner: str = APP_ROLE) -> None:
+    """Make ``owner`` ready to own MLflow's tables in the scratch database at ``uri`` (a
+    superuser's URI): created when missing (LOGIN, NOSUPERUSER, a random password stored
+    as SCRAM-SHA-256 and kept nowhere), allowed to create in the current schema, from
+    which PUBLIC's CREATE is taken (the default before PostgreSQL 15)."""
+    import psycopg
+    from psycopg import sql
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", owner):
+        raise ValueError(f"owner {owner!r} must be a plain lower-case identifier")
+    role = sql.Identifier(owner)
+    with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone() is None:
+            # hashed here: the password is never sent, logged, nor bound to a name
+            verifier = conn.pgconn.encrypt_password(
+                secrets.token_urlsafe(32).encode(), owner.encode(), b"scram-sha-256")
+            try:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                                     "PASSWORD {}").format(role, sql.Literal(verifier.decode())))
+            except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                pass  # made meanwhile by another process on the same server
+        schema = sql.Identifier(conn.execute("SELECT current_schema()").fetchone()[0])
+        conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(schema))
+        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema, role))
+
+
+def apply_mlflow_schema(uri: str, revision: str = "heads", timeout: float = 600,
+                        owner: str | None = APP_ROLE) -> str:
+    """Migrate the scratch database at ``uri`` to ``revision``; return the revision reached.
+
+    The migrations run as ``owner`` (see :func:`prepare_owner`), which then owns MLflow's
+    tables; ``None`` leaves them to the role of ``uri``."""
     if not mlflow_available():
         raise MlflowSchemaError(
             "MLflow is not installed, so no genuine MLflow schema can be made "
             "(pip install pytest-mlflowdb[mlflow])"
         )
     env = dict(os.environ, **{_ENV_URI: _sqlalchemy_url(uri)})
+    env.pop(_ENV_ROLE, None)
+    if owner is not None:
+        prepare_owner(uri, owner)
+        env[_ENV_ROLE] = owner
     try:
         done = subprocess.run(
             [sys.executable, "-m", "pytest_mlflowdb.mlflow_schema", revision],
@@ -50,10 +95,13 @@ def apply_mlflow_schema(uri: str, revision: str = "heads", timeout: float = 600)
     return done.stdout.strip().splitlines()[-1]
 
 
-def apply_catalog_schema(uri: str, revision: str | None = None) -> str:
+def apply_catalog_schema(uri: str, revision: str | None = None,
+                         owner: str | None = APP_ROLE) -> str:
     """Create the schema at ``revision`` (default: the catalog's head) from the shipped
-    catalog's DDL, in one transaction; no MLflow install needed. Returns the revision."""
+    catalog's DDL, in one transaction, as ``owner`` (see :func:`apply_mlflow_schema`); no
+    MLflow install needed. Returns the revision."""
     import psycopg
+    from psycopg import sql
 
     from .catalog import load_catalog
     from .catalog.ddl import ddl
@@ -61,8 +109,12 @@ def apply_catalog_schema(uri: str, revision: str | None = None) -> str:
     catalog = load_catalog()
     revision = revision or catalog.head
     statements = ddl(catalog.schema_at(revision), revision)
+    if owner is not None:
+        prepare_owner(uri, owner)
     with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:
         with conn.transaction():
+            if owner is not None:
+                conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
             for statement in statements:
                 conn.execute(statement)
     return revision
@@ -99,7 +151,10 @@ def _main(revision: str) -> None:  # pragma: no cover - runs in the child proces
     from mlflow.store.db import utils
     from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
 
-    engine = sqlalchemy.create_engine(os.environ[_ENV_URI])
+    owner = os.environ.get(_ENV_ROLE)
+    # as the owner from the first statement on: what the migrations make is the owner's
+    engine = sqlalchemy.create_engine(
+        os.environ[_ENV_URI], connect_args={"options": f"-c role={owner}"} if owner else {})
     try:
         InitialBase.metadata.create_all(engine)
         config = utils._get_alembic_config(engine.url.render_as_string(hide_password=False))
