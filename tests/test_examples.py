@@ -191,7 +191,7 @@ def test_compose_stack_set_up_passes_the_default_audit(pytester, compose_server)
                                                + os.environ["PATH"]},
                    check=True, capture_output=True, timeout=60)
     mlflow_uri = f"postgresql://mlflow:db-Secret-1@{server.host}:{server.port}/mlflow"
-    apply_mlflow_schema(mlflow_uri)
+    apply_mlflow_schema(mlflow_uri, owner=None)  # as the mlflow server does: as itself
     for statement in re.findall(r"-c '([^']+)'", services["mlflow-indexes"]["command"]):
         with psycopg.connect(mlflow_uri, autocommit=True) as conn:
             conn.execute(statement)
