@@ -4,6 +4,9 @@ sequences and unindexed columns are skips that say why, never passes."""
 
 from __future__ import annotations
 
+import time
+
+import psycopg
 import pytest
 from helpers import audit, dbname_of, failing, role_uri, sql
 
@@ -168,3 +171,34 @@ def test_used_share_counts_from_the_first_value_to_the_nearer_limit():
     # descending from -1 towards the int4 minimum
     down = _seq(-(2**30) - 1, increment=-1, minimum=-(2**62), maximum=-1)
     assert down.limit == -(2**31) and down.used_pct() == pytest.approx(50, abs=1e-6)
+
+
+def test_a_sequence_only_named_in_a_default_is_found_too(pytester, mlflow_uri):
+    sql(mlflow_uri, f"ALTER SEQUENCE {SEQ} OWNED BY NONE", f"SELECT setval('{SEQ}', 2000000000)")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["sequences.capacity"])
+    assert finding["object"] == SEQ
+    assert "experiments.experiment_id integer (default)" in finding["message"]
+
+
+def test_locks_held_by_other_sessions_are_skips_with_the_reason_not_waits(pytester,
+                                                                          mlflow_uri):
+    sql(mlflow_uri, "INSERT INTO experiments (experiment_id, name, lifecycle_stage) "
+                    "VALUES (10, 'restored', 'active')")
+    with psycopg.connect(mlflow_uri.replace("+psycopg2", "")) as holder:
+        holder.execute("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        _, checks = audit(pytester, mlflow_uri)
+        assert time.monotonic() - started < 120  # bounded: no hang behind the lock
+        holder.rollback()
+        holder.execute(f"ALTER SEQUENCE {SEQ} OWNER TO CURRENT_USER")  # ACCESS EXCLUSIVE
+        _, locked_sequence = audit(pytester, mlflow_uri)
+        holder.rollback()
+    behind = checks["sequences.behind"]
+    assert behind["outcome"] == "skipped", behind
+    assert f"{SEQ}: experiments.experiment_id: another session holds a lock on the table" in \
+        behind["message"]
+    assert checks["sequences.capacity"]["outcome"] == "passed"
+    capacity = locked_sequence["sequences.capacity"]
+    assert capacity["outcome"] == "skipped", capacity
+    assert f"{SEQ}: another session holds a lock on it (lock timeout)" in capacity["message"]
