@@ -157,7 +157,7 @@ def test_bad_threshold_is_a_usage_error(pytester, mlflow_uri, value):
 def _seq(next_value: int, increment: int = 1, minimum: int = 1, maximum: int = INT4_MAX,
          bounds: tuple[int, int] | None = TYPE_BOUNDS["int4"]) -> ColumnSequence:
     return ColumnSequence("public", "s", "t", "c", "integer", "owned", "bigint", 1, minimum,
-                          maximum, increment, False, True, True, True, next_value,
+                          maximum, increment, False, True, True, True, next_value=next_value,
                           type_bounds=bounds)
 
 
@@ -202,3 +202,27 @@ def test_locks_held_by_other_sessions_are_skips_with_the_reason_not_waits(pytest
     capacity = locked_sequence["sequences.capacity"]
     assert capacity["outcome"] == "skipped", capacity
     assert f"{SEQ}: another session holds a lock on it (lock timeout)" in capacity["message"]
+
+
+def test_a_sequence_set_back_with_is_called_false_counts_its_next_value(pytester, mlflow_uri):
+    # pg_sequences shows last_value NULL here, as for a sequence never used: 0% would be wrong
+    sql(mlflow_uri, f"SELECT setval('{SEQ}', 2000000000, false)")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["sequences.capacity"])
+    assert finding["object"] == SEQ and "next value 2000000000," in finding["message"]
+
+
+def test_rows_hidden_by_row_level_security_are_a_skip_not_a_pass(pytester, mlflow_uri, pg18,
+                                                                 mlflow_role):
+    user, password = mlflow_role
+    sql(mlflow_uri, "INSERT INTO experiments (experiment_id, name, lifecycle_stage) "
+                    "VALUES (10, 'restored', 'active')",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}",
+        f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {user}",
+        "ALTER TABLE experiments ENABLE ROW LEVEL SECURITY",
+        f"CREATE POLICY only_active ON experiments TO {user} USING (experiment_id < 5)")
+    _, checks = audit(pytester, role_uri(pg18, dbname_of(mlflow_uri), user, password))
+    behind = checks["sequences.behind"]
+    assert behind["outcome"] == "skipped", behind
+    assert f"{SEQ}: row-level security hides rows of experiments from role {user}" in \
+        behind["message"]

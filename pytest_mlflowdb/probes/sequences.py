@@ -49,6 +49,7 @@ SELECT sn.nspname AS seq_schema, sc.relname AS seq_name, tc.relname AS table_nam
        s.seqincrement::text AS increment, s.seqcycle AS cycles,
        has_sequence_privilege(sc.oid, 'SELECT') AS readable,
        has_column_privilege(tc.oid, a.attnum, 'SELECT') AS column_readable,
+       row_security_active(tc.oid) AS rows_hidden,
        EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
                     JOIN pg_am am ON am.oid = ic.relam
                WHERE i.indrelid = tc.oid AND i.indkey[0] = a.attnum AND am.amname = 'btree'
@@ -85,6 +86,8 @@ class ColumnSequence:
     readable: bool  # SELECT on the sequence
     column_readable: bool  # SELECT on the column
     indexed: bool  # a valid, non-partial btree index leads with the column
+    #: row-level security applies to this role: max(column) may miss hidden rows
+    rows_hidden: bool = False
     #: the next value nextval() gives; None when unreadable or not read (see error)
     next_value: int | None = None
     #: why the sequence could not be read although readable (a lock...), or None
@@ -140,7 +143,7 @@ def _collect(db: Database, schema: str, names: list[str]) -> list[ColumnSequence
             r["seq_schema"], r["seq_name"], r["table_name"], r["column_name"],
             r["column_type"], r["how"], r["seq_type"], int(r["start"]), int(r["minimum"]),
             int(r["maximum"]), int(r["increment"]), bool(r["cycles"]), bool(r["readable"]),
-            bool(r["column_readable"]), bool(r["indexed"]),
+            bool(r["column_readable"]), bool(r["indexed"]), bool(r["rows_hidden"]),
             type_bounds=TYPE_BOUNDS.get(r["column_typname"]))
         found.append(_read_value(db, base) if base.readable else base)
     return found
@@ -156,6 +159,8 @@ def _read_value(db: Database, seq: ColumnSequence) -> ColumnSequence:
         return replace(seq, error="another session holds a lock on it (lock timeout)")
     except psycopg.errors.QueryCanceled:
         return replace(seq, error="reading it exceeded the statement timeout")
+    except psycopg.errors.InsufficientPrivilege as exc:  # e.g. no USAGE on its schema
+        return replace(seq, error=f"no privilege: {_first_line(exc)}")
     last = int(row["last_value"])
     return replace(seq, next_value=last + seq.increment if row["is_called"] else last)
 
@@ -191,7 +196,13 @@ def column_extreme(db: Database, schema: str, table: str, column: str,
                                        "(lock timeout)")
         except psycopg.errors.QueryCanceled:
             return ColumnExtreme(None, "reading it exceeded the statement timeout")
+        except psycopg.errors.InsufficientPrivilege as exc:
+            return ColumnExtreme(None, f"no privilege: {_first_line(exc)}")
         value = row["v"] if row else None  # type: ignore[index]
         return ColumnExtreme(None if value is None else int(value))
 
     return db.cached(f"sequences:extreme:{schema}.{table}.{column}:{largest}", collect)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
