@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -190,7 +191,8 @@ def column_extreme(db: Database, schema: str, table: str, column: str,
             with d.transaction() as cur:
                 cur.execute("SELECT set_config('enable_seqscan', 'off', true)")
                 cur.execute(query.as_string(d.connection))
-                row = cur.fetchone()
+                # dict_row: TimedCursor's annotation cannot say so
+                row = cast("dict[str, Any] | None", cur.fetchone())
         except psycopg.errors.LockNotAvailable:
             return ColumnExtreme(None, "another session holds a lock on the table "
                                        "(lock timeout)")
@@ -198,7 +200,7 @@ def column_extreme(db: Database, schema: str, table: str, column: str,
             return ColumnExtreme(None, "reading it exceeded the statement timeout")
         except psycopg.errors.InsufficientPrivilege as exc:
             return ColumnExtreme(None, f"no privilege: {_first_line(exc)}")
-        value = row["v"] if row else None  # type: ignore[index]
+        value = row["v"] if row else None
         return ColumnExtreme(None if value is None else int(value))
 
     return db.cached(f"sequences:extreme:{schema}.{table}.{column}:{largest}", collect)
