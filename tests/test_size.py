@@ -15,6 +15,8 @@ MB = 1024**2
 HISTORY = "-p", "pytest_mlflowdb.history"  # until plugin.py registers it (see the report)
 SEED = (
     "INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (1, 'e', 'active')",
+    # an explicit id leaves the sequence behind it (sequences.behind): move it on, as MLflow would
+    "SELECT setval('experiments_experiment_id_seq', 1)",
     "INSERT INTO runs (run_uuid, experiment_id, lifecycle_stage, status) VALUES "
     "('r1', 1, 'active', 'FINISHED')",
     "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
