@@ -1,0 +1,165 @@
+"""The upgrade rehearsal engine (pytest_mlflowdb.rehearsal) on genuine MLflow databases:
+a database made by MLflow 2.9's migrations, with rows, upgraded to the installed head
+step by step with the locks each step held; a database already at head; a schema that
+is not MLflow's after the upgrade; an unknown revision; a migration that fails half way;
+the timeout; no MLflow in the interpreter; no password in any message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from helpers import sql
+
+from pytest_mlflowdb.catalog import load_catalog
+from pytest_mlflowdb.rehearsal import PYTHON_ENV, Rehearsal, RehearsalUnavailable, rehearse
+
+pytestmark = pytest.mark.slow
+
+#: the head of MLflow 2.9: 44 migrations behind MLflow 3.17
+OLD = load_catalog().head_for_release("2.9.0")
+#: rows in the tables later migrations alter or index (metrics gets an index in 3.12)
+ROWS = (
+    "INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (1, 'e', 'active')",
+    "INSERT INTO runs (run_uuid, experiment_id, lifecycle_stage, status, start_time) "
+    "SELECT md5(g::text), 1, 'active', 'FINISHED', g FROM generate_series(1, 200) g",
+    "INSERT INTO tags (key, value, run_uuid) SELECT 'mlflow.user', 'me', md5(g::text) "
+    "FROM generate_series(1, 200) g",
+    "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+    "SELECT 'loss', g, g, md5((g % 200 + 1)::text), g, false FROM generate_series(1, 30000) g",
+)
+
+
+def revision_of(uri: str) -> str:
+    with psycopg.connect(uri) as conn:
+        return conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+
+def one_line(result: Rehearsal) -> str:
+    assert not result.ok and result.error and "\n" not in result.error, result
+    return result.error
+
+
+@pytest.fixture
+def old_uri(mlflowdb_database_factory) -> str:
+    """A database migrated by MLflow's own alembic to MLflow 2.9's head, with rows."""
+    uri = mlflowdb_database_factory(revision=OLD)
+    sql(uri, *ROWS)
+    return uri
+
+
+def test_an_old_database_is_upgraded_step_by_step_with_its_locks(old_uri):
+    result = rehearse(old_uri)
+    assert result.ok and result.error is None, result
+    assert result.from_revision == OLD and revision_of(old_uri) == result.to_revision
+    # every migration between the two, in the chain's order (the catalog's, an
+    # independent record of MLflow's migrations)
+    pending = load_catalog().between(OLD, result.to_revision)
+    assert [s.revision for s in result.steps] == [r.revision for r in pending]
+    assert [s.description for s in result.steps] == [r.description for r in pending]
+    assert all(s.seconds > 0 for s in result.steps)
+    assert result.seconds == pytest.approx(sum(s.seconds for s in result.steps))
+    steps = {s.revision: s for s in result.steps}
+    # 2.17 widens tags.value: ALTER TABLE holds an ACCESS EXCLUSIVE lock on tags
+    assert [lock.split(" (")[0] for lock in steps["f5a4f2784254"].locks] == ["public.tags"]
+    assert steps["f5a4f2784254"].locks[0].startswith("public.tags (AccessExclusiveLock, ")
+    # 3.12 indexes metrics (run_uuid, key, step) without CONCURRENTLY: SHARE lock on a
+    # table of MBs, with its size
+    (metrics,) = [lock for lock in steps["a5b4c3d2e1f0"].locks if "metrics" in lock]
+    assert metrics.startswith("public.metrics (ShareLock, ") and metrics.endswith("MB)")
+    # tables a step creates are nobody else's yet: never reported
+    assert not any("logged_models" in lock for lock in steps["400f98739977"].locks)
+
+
+def test_a_database_at_head_is_ok_with_zero_steps(mlflow_uri):
+    result = rehearse(mlflow_uri)
+    assert result.ok and result.error is None and result.steps == (), result
+    assert result.from_revision == result.to_revision == revision_of(mlflow_uri)
+    assert result.seconds == 0
+
+
+def test_a_schema_that_is_not_mlflows_at_head_is_not_ok(mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE runs DROP COLUMN deleted_time",
+        "DROP INDEX index_latest_metrics_run_uuid")
+    error = one_line(rehearse(mlflow_uri))
+    assert "schema differs from MLflow's" in error
+    assert "column runs.deleted_time missing" in error
+    assert "index index_latest_metrics_run_uuid missing" in error
+
+
+def test_an_unknown_revision_is_one_line_and_nothing_runs(mlflow_uri):
+    sql(mlflow_uri, "UPDATE alembic_version SET version_num = 'deadbeef0000'")
+    result = rehearse(mlflow_uri)
+    assert "alembic_version holds deadbeef0000" in one_line(result)
+    assert result.from_revision == "deadbeef0000" and result.steps == ()
+    assert revision_of(mlflow_uri) == "deadbeef0000"
+
+
+def test_no_alembic_version_is_one_line(mlflowdb_database_factory):
+    uri = mlflowdb_database_factory(mlflow=False)
+    result = rehearse(uri)
+    assert "alembic_version is missing or empty" in one_line(result)
+    assert result.from_revision == "" and result.steps == ()
+
+
+def test_a_migration_that_fails_half_way_names_it_and_keeps_the_steps_done(old_uri):
+    # MLflow 3.0 creates logged_models: a table of that name already there breaks it
+    sql(old_uri, "CREATE TABLE logged_models (id int)")
+    result = rehearse(old_uri)
+    error = one_line(result)
+    assert error.startswith("migration 400f98739977 failed: ") and "logged_models" in error
+    done = [r.revision for r in load_catalog().between(OLD, "0584bdc529eb")]
+    assert [s.revision for s in result.steps] == done
+    # each step is its own transaction: the failed one rolled back, the ones before stay
+    assert revision_of(old_uri) == "0584bdc529eb"
+    assert result.seconds >= sum(s.seconds for s in result.steps)
+
+
+def test_the_timeout_stops_the_migrations_and_their_server_sessions(old_uri):
+    blocker = psycopg.connect(old_uri)  # holds a lock the 2.17 migration on tags waits for
+    try:
+        blocker.execute("LOCK TABLE tags IN ACCESS SHARE MODE")
+        result = rehearse(old_uri, timeout=20)
+        assert "the migrations took longer than 20s" in one_line(result)
+    finally:
+        blocker.close()
+    with psycopg.connect(old_uri) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                            "WHERE application_name = 'mlflowdb_rehearsal'").fetchone()[0]
+    assert left == 0
+    assert revision_of(old_uri) != result.to_revision
+
+
+@pytest.fixture(scope="module")
+def python_without_mlflow(tmp_path_factory) -> str:
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return str(venv / "bin" / "python")
+
+
+def test_no_mlflow_in_the_interpreter_is_unavailable(mlflow_uri, python_without_mlflow,
+                                                     monkeypatch):
+    monkeypatch.setenv(PYTHON_ENV, python_without_mlflow)
+    with pytest.raises(RehearsalUnavailable) as caught:
+        rehearse(mlflow_uri)
+    message = str(caught.value)
+    assert "MLflow is not installed" in message and "\n" not in message
+    assert python_without_mlflow in message
+    monkeypatch.setenv(PYTHON_ENV, "/nonexistent/python3")
+    with pytest.raises(RehearsalUnavailable, match="cannot start /nonexistent/python3"):
+        rehearse(mlflow_uri)
+
+
+def test_no_password_in_any_message(pg18, mlflow_role):
+    user, password = mlflow_role
+    from urllib.parse import quote
+
+    # wrong database, and a password written unencoded as SQLAlchemy users do
+    for uri in (f"postgresql://{user}:{quote(password, safe='')}@{pg18.host}:{pg18.port}/nodb",
+                f"postgresql://{user}:{password}@{pg18.host}:{pg18.port}/nodb",
+                f"postgresql://{user}:{password}@{pg18.host}:notaport/nodb"):
+        error = one_line(rehearse(uri))
+        assert password not in error and quote(password, safe="") not in error
+        assert "x%y" not in error, error
