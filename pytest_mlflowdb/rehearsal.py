@@ -30,7 +30,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: the Python whose MLflow's migrations are rehearsed (default: this interpreter)
 PYTHON_ENV = "MLFLOWDB_REHEARSAL_PYTHON"
@@ -39,7 +39,7 @@ _MARK = "MLFLOWDB-REHEARSAL "
 _APP = "mlflowdb_rehearsal"
 #: lock modes that block MLflow's writes (INSERT/UPDATE take RowExclusiveLock), weakest first
 _MODES = ("ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
-_BOOTSTRAP = ("import runpy, sys; del sys.path[0]; "
+_BOOTSTRAP = ("import runpy, sys; sys.path[:] = [p for p in sys.path if p]; "
               "runpy.run_path(sys.argv[1], run_name='__mlflowdb_rehearsal__')")
 
 
@@ -100,23 +100,22 @@ def rehearse(uri: str, timeout: float = 1800) -> Rehearsal:
                   for e in events if e["event"] == "step")
     done = next((e for e in events if e["event"] == "done"), None)
     failed = next((e for e in events if e["event"] == "error"), None)
-    result = dict(from_revision=start.get("from") or "", to_revision=start.get("to") or "",
-                  seconds=done["seconds"] if done else seconds, steps=steps)
+    ended = done or failed or {}
+    result = Rehearsal(False, None, start.get("from") or "", start.get("to") or "",
+                       ended.get("seconds", seconds), steps)
     if stopped:
         _stop_backends(uri)
         where = f", stopped during {begun[-1]['revision']}" if begun else ""
-        return Rehearsal(False, f"the migrations took longer than {timeout:g}s{where}",
-                         **result)
+        return replace(result, error=f"the migrations took longer than {timeout:g}s{where}")
     if failed:
-        return Rehearsal(False, mask(failed["error"]),
-                         **dict(result, seconds=failed.get("seconds", seconds)))
+        return replace(result, error=mask(failed["error"]))
     if done is None:
-        return Rehearsal(False, "the migration process ended without a result", **result)
+        return replace(result, error="the migration process ended without a result")
     try:
-        mismatch = _verify(uri, result["to_revision"])
+        mismatch = _verify(uri, result.to_revision)
     except Exception as exc:  # noqa: BLE001 - any trouble reading the copy is one line
         mismatch = mask(f"cannot read the upgraded schema: {_first_line(exc)}")
-    return Rehearsal(mismatch is None, mismatch, **result)
+    return replace(result, ok=mismatch is None, error=mismatch)
 
 
 def _run_child(python: str, uri: str, timeout: float) -> tuple[list[dict], bool, float]:
@@ -251,16 +250,17 @@ def _child_main() -> None:  # pragma: no cover - runs in the child process
         from alembic.script import ScriptDirectory
         from mlflow.store.db import utils
         from mlflow.version import VERSION
+
+        try:
+            import psycopg as dbapi
+            driver = "postgresql+psycopg://"
+        except ImportError:
+            import psycopg2 as dbapi  # type: ignore[import-untyped, no-redef]
+            driver = "postgresql+psycopg2://"
     except ImportError as exc:
-        _emit("unavailable", error=f"MLflow is not installed in {sys.executable} ({exc}), so "
-              "no upgrade can be rehearsed (pip install pytest-mlflowdb[mlflow])")
+        _emit("unavailable", error=f"no MLflow to rehearse the upgrade with in "
+              f"{sys.executable} ({exc}): pip install 'pytest-mlflowdb[mlflow]' there")
         return
-    try:
-        import psycopg as dbapi
-        driver = "postgresql+psycopg://"
-    except ImportError:
-        import psycopg2 as dbapi
-        driver = "postgresql+psycopg2://"
     conninfo = os.environ[_URI_ENV]  # libpq's form, parsed by the parent (parse_target)
     engine = sqlalchemy.create_engine(driver, creator=lambda: dbapi.connect(
         conninfo, application_name=_APP))
@@ -287,7 +287,9 @@ def _child_main() -> None:  # pragma: no cover - runs in the child process
     def _before_commit(conn):
         look(conn.connection.dbapi_connection)
 
-    config = utils._get_alembic_config(engine.url.render_as_string(hide_password=False))
+    # MLflow's env.py migrates through the connection given below (its engine); a URL
+    # that reaches no server keeps any other path from touching a database by default
+    config = utils._get_alembic_config(f"{driver}scratch-copy-only.invalid/")
     script = ScriptDirectory.from_config(config)
     revision = current = None
     elapsed = 0.0
