@@ -153,6 +153,31 @@ def test_no_mlflow_in_the_interpreter_is_unavailable(mlflow_uri, python_without_
         rehearse(mlflow_uri)
 
 
+def test_another_python_with_mlflow_but_not_this_package_rehearses(old_uri, tmp_path,
+                                                                   monkeypatch):
+    """How a team rehearses the MLflow release it is about to deploy: PYTHON_ENV names a
+    Python that has that MLflow. The child needs MLflow only, not pytest-mlflowdb."""
+    import sysconfig
+
+    venv = tmp_path / "other"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()"
+                           "['purelib'])"], capture_output=True, text=True, check=True)
+    # this environment's packages as a plain path: MLflow imports, the editable install's
+    # finder (a .pth inside that folder) is not run, so pytest_mlflowdb does not
+    (venv / site.stdout.strip() / "mlflow.pth").write_text(sysconfig.get_paths()["purelib"])
+    probe = subprocess.run([python, "-c", "import mlflow, importlib.util; print(importlib."
+                            "util.find_spec('pytest_mlflowdb'))"], capture_output=True,
+                           text=True, cwd=tmp_path)
+    assert probe.stdout.strip() == "None", probe
+    monkeypatch.setenv(PYTHON_ENV, python)
+    monkeypatch.chdir(tmp_path)  # not the checkout, where the package would import
+    result = rehearse(old_uri)
+    assert result.ok and len(result.steps) == len(load_catalog().between(
+        OLD, result.to_revision)), result
+
+
 def test_no_password_in_any_message(pg18, mlflow_role):
     user, password = mlflow_role
     from urllib.parse import quote
