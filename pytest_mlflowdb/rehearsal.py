@@ -14,7 +14,8 @@ step takes is held until the last step commits, so on a live server the blocking
 is the rehearsal's total, not one step's.
 
 Never call this on a database an audit points at: it WRITES (that is the point). It is
-only ever given the URI of a scratch copy the janitor made.
+only ever given the URI of a scratch copy the janitor made, and refuses any database
+whose name does not carry the janitor's scratch prefix.
 
 The migrations run in a child interpreter (MLflow's import-time side effects stay out of
 pytest; a hang is bounded by ``timeout``), started from this file's path so that the
@@ -88,6 +89,9 @@ def rehearse(uri: str, timeout: float = 1800) -> Rehearsal:
     except TargetError as exc:
         return Rehearsal(False, str(exc), "", "", 0.0, ())
     uri, mask = target.conninfo, target.scrub
+    refusal = _not_scratch(uri)
+    if refusal:
+        return Rehearsal(False, mask(refusal), "", "", 0.0, ())
     python = os.environ.get(PYTHON_ENV) or sys.executable
     events, stopped, seconds = _run_child(python, uri, timeout)
     unavailable = next((e for e in events if e["event"] == "unavailable"), None)
@@ -116,6 +120,22 @@ def rehearse(uri: str, timeout: float = 1800) -> Rehearsal:
     except Exception as exc:  # noqa: BLE001 - any trouble reading the copy is one line
         mismatch = mask(f"cannot read the upgraded schema: {_first_line(exc)}")
     return replace(result, ok=mismatch is None, error=mismatch)
+
+
+def _not_scratch(conninfo: str) -> str | None:
+    """Why ``conninfo`` is not a scratch copy, or None. Defence in depth: the janitor
+    names every database it makes with the scratch prefix, and the audited database has
+    no business carrying it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from .servers.base import SCRATCH_PREFIX
+
+    name = str(conninfo_to_dict(conninfo).get("dbname") or "")
+    if name.startswith(SCRATCH_PREFIX):
+        return None
+    return (f"refused: {name or 'the default database'} is not a scratch copy (its name "
+            f"does not start with {SCRATCH_PREFIX}); the rehearsal writes, so it runs only "
+            "on the janitor's copies")
 
 
 def _run_child(python: str, uri: str, timeout: float) -> tuple[list[dict], bool, float]:

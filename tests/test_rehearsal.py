@@ -11,7 +11,7 @@ import sys
 
 import psycopg
 import pytest
-from helpers import sql
+from helpers import dbname_of, sql
 
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.rehearsal import PYTHON_ENV, Rehearsal, RehearsalUnavailable, rehearse
@@ -178,14 +178,32 @@ def test_another_python_with_mlflow_but_not_this_package_rehearses(old_uri, tmp_
         OLD, result.to_revision)), result
 
 
+def test_a_database_not_named_as_a_scratch_copy_is_refused_untouched(pg18, old_uri):
+    """The rehearsal writes: a URI the janitor did not make (say the audited database,
+    passed by mistake) is refused before anything connects to it."""
+    with pg18.admin() as conn:
+        conn.execute(f"CREATE DATABASE mlflow_production TEMPLATE {dbname_of(old_uri)}")
+    try:
+        uri = pg18.uri("mlflow_production")
+        result = rehearse(uri)
+        assert one_line(result) == ("refused: mlflow_production is not a scratch copy (its "
+                                    "name does not start with mlflowdb_scratch_); the "
+                                    "rehearsal writes, so it runs only on the janitor's copies")
+        assert revision_of(uri) == OLD and result.steps == ()
+    finally:
+        pg18.drop_database("mlflow_production")
+
+
 def test_no_password_in_any_message(pg18, mlflow_role):
     user, password = mlflow_role
     from urllib.parse import quote
 
-    # wrong database, and a password written unencoded as SQLAlchemy users do
-    for uri in (f"postgresql://{user}:{quote(password, safe='')}@{pg18.host}:{pg18.port}/nodb",
-                f"postgresql://{user}:{password}@{pg18.host}:{pg18.port}/nodb",
-                f"postgresql://{user}:{password}@{pg18.host}:notaport/nodb"):
+    # no such database, and a password written unencoded as SQLAlchemy users do
+    db = "mlflowdb_scratch_none"
+    for uri in (f"postgresql://{user}:{quote(password, safe='')}@{pg18.host}:{pg18.port}/{db}",
+                f"postgresql://{user}:{password}@{pg18.host}:{pg18.port}/{db}",
+                f"postgresql://{user}:{password}@{pg18.host}:notaport/{db}",
+                f"postgresql://{user}:{password}@{pg18.host}:{pg18.port}/production"):
         error = one_line(rehearse(uri))
         assert password not in error and quote(password, safe="") not in error
         assert "x%y" not in error, error
