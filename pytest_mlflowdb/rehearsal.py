@@ -96,7 +96,7 @@ def rehearse(uri: str, timeout: float = 1800) -> Rehearsal:
     events, stopped, seconds = _run_child(python, uri, timeout)
     unavailable = next((e for e in events if e["event"] == "unavailable"), None)
     if unavailable:
-        raise RehearsalUnavailable(unavailable["error"])
+        raise RehearsalUnavailable(mask(unavailable["error"]))
     start = next((e for e in events if e["event"] == "start"), {})
     begun = [e for e in events if e["event"] == "begin"]
     steps = tuple(Step(e["revision"], e["description"], e["seconds"],
@@ -355,7 +355,7 @@ def _child_main() -> None:  # pragma: no cover - runs in the child process
                 locks = sorted(((tables[oid][0], mode, tables[oid][1])
                                 for oid, mode in held.items()),
                                key=lambda lock: (-_MODES.index(lock[1]), -lock[2], lock[0]))
-                _emit("step", revision=revision, description=step.doc or "",
+                _emit("step", revision=revision, description=" ".join((step.doc or "").split()),
                       seconds=seconds, locks=locks)
                 revision = None
     except Exception as exc:  # noqa: BLE001 - reported as one line
