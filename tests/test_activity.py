@@ -1,0 +1,280 @@
+"""activity.* checks: a healthy database passes with its figures; each fault, held open by
+the test on a real server, is named with its figures and remedy; a role without
+pg_monitor skips what it cannot see; bad thresholds are one-line usage errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+from helpers import audit, dbname_of, failing, role_uri, sql
+
+ACTIVITY = ("activity.long_queries", "activity.idle_in_transaction", "activity.blocked",
+            "activity.prepared_xacts", "activity.replication_slots")
+BOUND = 30  # seconds: only proves "does not hang"
+
+
+def by_severity(check: dict, severity: str) -> dict[str, dict]:
+    return {f["object"]: f for f in check["findings"] if f["severity"] == severity}
+
+
+def wait_until(watcher: psycopg.Connection, query: str, *params) -> None:
+    """Poll ``query`` on ``watcher`` (autocommit) until it returns true, within BOUND."""
+    deadline = time.monotonic() + BOUND
+    while not watcher.execute(query, params).fetchone()[0]:
+        assert time.monotonic() < deadline, f"never true: {query}"
+        time.sleep(0.05)
+
+
+def test_healthy_database_passes_with_its_figures(pytester, mlflow_uri):
+    result, checks = audit(pytester, mlflow_uri)
+    for name in ACTIVITY:
+        assert checks[name]["outcome"] == "passed", checks[name]
+        assert not [f for f in checks[name]["findings"]
+                    if f["severity"] in ("warning", "failure")], checks[name]
+    idle = by_severity(checks["activity.idle_in_transaction"], "ok")["pg_stat_activity"]
+    assert "below idle_in_transaction_warn 1min" in idle["message"]
+    assert idle["threshold"] == "1min"
+    slots = by_severity(checks["activity.replication_slots"], "ok")["pg_replication_slots"]
+    assert slots["message"] == "no replication slot"
+    prepared = by_severity(checks["activity.prepared_xacts"], "ok")["pg_prepared_xacts"]
+    assert "no prepared transaction" in prepared["message"]
+    assert result.ret == 0
+    # the audit's own session (active, in a transaction) never counts, even at 0s
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "long_query_warn=0s",
+                      "--mlflowdb-set", "idle_in_transaction_warn=0s",
+                      "--mlflowdb-set", "blocked_warn=0s")
+    for name in ACTIVITY:
+        assert checks[name]["outcome"] == "passed", checks[name]
+
+
+@pytest.fixture
+def idle_session(mlflow_uri):
+    """A session of the MLflow database left idle in a transaction that holds an xid."""
+    conn = psycopg.connect(mlflow_uri.replace("+psycopg2", ""), application_name="forgetful")
+    xid = conn.execute("SELECT txid_current()").fetchone()[0]
+    pid = conn.info.backend_pid
+    yield pid, xid
+    conn.close()
+
+
+def test_a_session_idle_in_transaction_is_named_with_its_figures(pytester, mlflow_uri,
+                                                                  idle_session):
+    pid, xid = idle_session
+    with psycopg.connect(mlflow_uri, autocommit=True) as watcher:
+        wait_until(watcher, "SELECT now() - state_change > interval '2.2s' FROM "
+                   "pg_stat_activity WHERE pid = %s", pid)
+    result, checks = audit(pytester, mlflow_uri,
+                           "--mlflowdb-set", "idle_in_transaction_warn=1s")
+    check = checks["activity.idle_in_transaction"]
+    assert check["outcome"] == "warned", check
+    warning = by_severity(check, "warning")[f"pid {pid}"]
+    assert warning["value"] >= 2.2 and warning["threshold"] == "1s"
+    assert warning["message"].startswith("idle in transaction for ")
+    assert f"holds back the xmin horizon at xid {xid} " in warning["message"]
+    assert "application 'forgetful'" in warning["message"]
+    assert "last query: SELECT txid_current()" in warning["message"]
+    assert "at or above idle_in_transaction_warn 1s" in warning["message"]
+    assert warning["remedy"].startswith(f"SELECT pg_terminate_backend({pid});")
+    assert f"pid {pid}" in result.stdout.str()
+    assert result.ret == 0  # a warning does not fail the run by default
+
+    result, checks = audit(pytester, mlflow_uri, "--mlflowdb-set",
+                           "idle_in_transaction_warn=1s", "--mlflowdb-set",
+                           "idle_in_transaction_fail=2s")
+    (failure,) = failing(checks["activity.idle_in_transaction"])
+    assert failure["object"] == f"pid {pid}" and failure["threshold"] == "2s"
+    assert result.ret == 1
+    sql(mlflow_uri, failure["remedy"])  # the remedy is a statement that ends it
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "idle_in_transaction_warn=1s")
+    assert checks["activity.idle_in_transaction"]["outcome"] == "passed"
+
+
+def _run_in_thread(uri: str, *statements: str) -> tuple[threading.Thread, list]:
+    """Run ``statements`` in one transaction of a session of its own, in a thread; the
+    list gets the session's pid, then the error that ended it (if any)."""
+    seen: list = []
+
+    def run() -> None:
+        try:
+            with psycopg.connect(uri.replace("+psycopg2", "")) as conn:
+                seen.append(conn.info.backend_pid)
+                for statement in statements:
+                    conn.execute(statement)
+        except psycopg.Error as exc:
+            seen.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + BOUND
+    while not seen:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return thread, seen
+
+
+def test_a_long_query_is_named_with_its_figures(pytester, mlflow_uri):
+    thread, seen = _run_in_thread(mlflow_uri, "SELECT pg_sleep(60)")
+    pid = seen[0]
+    try:
+        with psycopg.connect(mlflow_uri, autocommit=True) as watcher:
+            wait_until(watcher, "SELECT now() - query_start > interval '1.2s' FROM "
+                       "pg_stat_activity WHERE pid = %s AND state = 'active'", pid)
+        _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "long_query_warn=1s")
+    finally:
+        sql(mlflow_uri, f"SELECT pg_cancel_backend({pid})")
+        thread.join(BOUND)
+    check = checks["activity.long_queries"]
+    assert check["outcome"] == "warned", check
+    warning = by_severity(check, "warning")[f"pid {pid}"]
+    assert warning["value"] >= 1.2 and warning["threshold"] == "1s"
+    assert warning["message"].startswith("query running for ")
+    assert warning["message"].endswith(": SELECT pg_sleep(60), at or above long_query_warn 1s")
+    assert f"pg_terminate_backend({pid})" in warning["remedy"]
+    assert isinstance(seen[-1], psycopg.errors.QueryCanceled)
+
+
+def test_a_blocked_session_is_named_with_who_blocks_it(pytester, mlflow_uri):
+    holder = psycopg.connect(mlflow_uri.replace("+psycopg2", ""), application_name="locker")
+    holder.execute("LOCK TABLE params IN ACCESS EXCLUSIVE MODE")
+    holder_pid = holder.info.backend_pid
+    thread, seen = _run_in_thread(mlflow_uri, "SELECT count(*) FROM params")
+    waiter = seen[0]
+    try:
+        with psycopg.connect(mlflow_uri, autocommit=True) as watcher:
+            wait_until(watcher, "SELECT now() - waitstart > interval '1.2s' FROM pg_locks "
+                       "WHERE pid = %s AND NOT granted", waiter)
+        # other areas' checks stop at the lock on params: the blocked check is what's tested
+        result, checks = audit(pytester, mlflow_uri, "--mlflowdb-lock-timeout=200ms",
+                               "--mlflowdb-set", "blocked_warn=500ms",
+                               "--mlflowdb-set", "blocked_fail=1s")
+    finally:
+        holder.close()
+        thread.join(BOUND)
+    check = checks["activity.blocked"]
+    (failure,) = failing(check)
+    assert failure["object"] == f"pid {waiter}"
+    assert failure["value"] >= 1.2 and failure["threshold"] == "1s"
+    message = failure["message"]
+    assert "for AccessShareLock on params, blocked by " in message
+    assert f"blocked by pid {holder_pid} (postgres, application 'locker'" in message
+    assert "idle in transaction for " in message
+    assert "LOCK TABLE params IN ACCESS EXCLUSIVE MODE" in message
+    assert "at or above blocked_fail 1s" in message
+    assert failure["remedy"].startswith(f"SELECT pg_terminate_backend({holder_pid});")
+    assert "(the blocker)" in failure["remedy"]
+    assert f"pid {waiter}" in result.stdout.str()
+    assert seen[1:] == []  # the waiter went on once the lock was released
+
+
+def test_a_prepared_transaction_left_behind_is_named(pytester, tuned_janitor):
+    uri = tuned_janitor.create()
+    gid = "forgotten 'import'"
+    quoted = "'" + gid.replace("'", "''") + "'"
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("BEGIN")
+        xid = conn.execute("SELECT txid_current()").fetchone()[0]
+        conn.execute("INSERT INTO experiments (name, lifecycle_stage) VALUES ('x', 'active')")
+        conn.execute(f"PREPARE TRANSACTION {quoted}")
+    try:
+        with psycopg.connect(uri, autocommit=True) as watcher:
+            wait_until(watcher, "SELECT now() - prepared > interval '1.2s' FROM "
+                       "pg_prepared_xacts WHERE gid = %s", gid)
+        _, quiet = audit(pytester, uri)
+        result, checks = audit(pytester, uri, "--mlflowdb-set", "prepared_xact_warn=500ms",
+                               "--mlflowdb-set", "prepared_xact_fail=1s")
+        (failure,) = failing(checks["activity.prepared_xacts"])
+        sql(uri, failure["remedy"])  # run as printed, its comment included
+        with psycopg.connect(uri, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone()[0] == 0
+    finally:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            if conn.execute("SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s",
+                            (gid,)).fetchone()[0]:
+                conn.execute(f"ROLLBACK PREPARED {quoted}")
+    # young (below the 1min default): shown with its figures, not a warning
+    ok = by_severity(quiet["activity.prepared_xacts"], "ok")[gid]
+    assert quiet["activity.prepared_xacts"]["outcome"] == "passed"
+    assert f"at xid {xid} " in ok["message"]
+    assert failure["object"] == gid and failure["value"] >= 1.2
+    assert failure["threshold"] == "1s"
+    assert f"by postgres in this database, holds back the xmin horizon at xid {xid} " in \
+        failure["message"]
+    assert failure["remedy"].startswith(f"ROLLBACK PREPARED {quoted}; -- connected to "
+                                        f"{dbname_of(uri)}")
+    assert result.ret == 1
+
+
+def test_an_inactive_logical_slot_is_named_with_the_wal_it_retains(pytester, tuned_janitor):
+    uri = tuned_janitor.create()
+    slot = "mlflowdb_test_slot"
+    sql(uri, f"SELECT pg_create_logical_replication_slot('{slot}', 'test_decoding')",
+        "CREATE TABLE wal_maker AS SELECT g FROM generate_series(1, 20000) g")
+    try:
+        _, checks = audit(pytester, uri)
+        result, failed = audit(pytester, uri, "--mlflowdb-set", "slot_wal_warn=1kB",
+                               "--mlflowdb-set", "slot_wal_fail=64kB")
+        sql(uri, failing(failed["activity.replication_slots"])[0]["remedy"])
+        with psycopg.connect(uri, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0] == 0
+    finally:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            if conn.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
+                            (slot,)).fetchone()[0]:
+                conn.execute(f"SELECT pg_drop_replication_slot('{slot}')")
+    check = checks["activity.replication_slots"]
+    assert check["outcome"] == "warned", check
+    warning = by_severity(check, "warning")[slot]
+    assert warning["value"] > 64 * 1024  # bytes of WAL retained
+    message = warning["message"]
+    assert message.startswith(f"logical slot (test_decoding, database {dbname_of(uri)}), "
+                              "inactive, retains ")
+    assert f"({warning['value']} bytes since restart_lsn " in message
+    assert "holds back the catalog xmin horizon at xid " in message
+    assert "inactive: it keeps every WAL segment from now on" in message
+    assert warning["remedy"].startswith(f"SELECT pg_drop_replication_slot('{slot}');")
+    (failure,) = failing(failed["activity.replication_slots"])
+    assert failure["object"] == slot and failure["threshold"] == "64kB"
+    assert "at or above slot_wal_fail 64kB" in failure["message"]
+    assert result.ret == 1
+
+
+def test_a_role_without_pg_monitor_skips_what_it_cannot_see(pytester, mlflow_uri, pg18,
+                                                           mlflow_role, idle_session):
+    """Another role's session idle in a transaction is hidden from a plain role: the
+    session checks skip with the reason; lock waits, prepared transactions and slots need
+    no privilege and still pass with their figures."""
+    pid, _ = idle_session
+    user, password = mlflow_role
+    with psycopg.connect(mlflow_uri, autocommit=True) as watcher:
+        wait_until(watcher, "SELECT now() - state_change > interval '1.2s' FROM "
+                   "pg_stat_activity WHERE pid = %s", pid)
+    uri = role_uri(pg18, dbname_of(mlflow_uri), user, password)
+    _, checks = audit(pytester, uri, "--mlflowdb-set", "idle_in_transaction_warn=1s",
+                      "--mlflowdb-set", "long_query_warn=1s")
+    for name in ("activity.idle_in_transaction", "activity.long_queries"):
+        assert checks[name]["outcome"] == "skipped", checks[name]
+        assert "no privilege: needs pg_monitor or pg_read_all_stats" in \
+            checks[name]["message"]
+        assert "1 session(s) of other roles in this database" in checks[name]["message"]
+    for name in ("activity.blocked", "activity.prepared_xacts", "activity.replication_slots"):
+        assert checks[name]["outcome"] == "passed", checks[name]
+    _, as_admin = audit(pytester, mlflow_uri, "--mlflowdb-set", "idle_in_transaction_warn=1s")
+    assert f"pid {pid}" in by_severity(as_admin["activity.idle_in_transaction"], "warning")
+
+
+def test_bad_activity_thresholds_are_one_line_usage_errors(pytester, mlflow_uri):
+    for args, words in (
+            (["--mlflowdb-set", "idle_in_transaction_warn=soon"], "is not a duration"),
+            (["--mlflowdb-set", "idle_in_transaction_warn=2h"],
+             "idle_in_transaction_warn (2h) is above idle_in_transaction_fail (15min)"),
+            (["--mlflowdb-set", "long_query_fail=90d"], "outside"),
+            (["--mlflowdb-set", "blocked_warn=-1s"], "is not a duration"),
+            (["--mlflowdb-set", "slot_wal_fail=12 furlongs"], "is not a size")):
+        result = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}", *args)
+        assert result.ret == 4, args
+        errors = [line for line in result.errlines if line.strip()]
+        assert len(errors) == 1 and words in errors[0], (args, errors)
+        assert "Traceback" not in result.stdout.str() + result.stderr.str()
