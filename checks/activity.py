@@ -135,7 +135,11 @@ def test_long_queries(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
                    ("active",), lambda s: s.query_age, describe)
 
 
-def _blocker(pid: int, known: dict[int, Session], own: int) -> str:
+def _blocker(pid: int, known: dict[int, Session], own: int, prepared: tuple[str, ...]) -> str:
+    if pid == 0:
+        gids = ", ".join(_literal(g) for g in prepared)
+        return (f"prepared transaction {gids}" if gids else "a prepared transaction") + \
+            " (see activity.prepared_xacts)"
     if pid == own:
         return f"pid {pid} (this audit's session)"
     s = known.get(pid)
@@ -166,15 +170,23 @@ def test_blocked(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
             longest = max(longest, wait.waited)
             continue
         limit = t["blocked_fail" if severity == "failure" else "blocked_warn"]
-        by = "; ".join(_blocker(b, known, own) for b in wait.blockers) or "no one any more"
-        first = next((b for b in wait.blockers if b != own), None)
+        by = "; ".join(_blocker(b, known, own, wait.prepared) for b in wait.blockers) \
+            or "no one any more"
+        first = next((b for b in wait.blockers if b not in (own, 0)), None)
+        if first is not None:
+            remedy: str | None = _terminate(first) + " (the blocker)"
+        elif 0 in wait.blockers:
+            remedy = (f"ROLLBACK PREPARED {_literal(wait.prepared[0])}; -- releases its "
+                      "locks (see activity.prepared_xacts)" if wait.prepared else
+                      "ROLLBACK PREPARED 'gid'; -- the gid: see activity.prepared_xacts")
+        else:
+            remedy = None
         mlflowdb_findings.add(
             f"pid {wait.pid}", severity,
             f"waiting {_seconds(wait.waited)} for {wait.lock}, blocked by {by}; at or above "
             f"blocked_{'fail' if severity == 'failure' else 'warn'} "
             f"{format_value('duration', limit)}", round(wait.waited, 1),
-            format_value("duration", limit),
-            remedy=_terminate(first) + " (the blocker)" if first is not None else None)
+            format_value("duration", limit), remedy=remedy)
     if mlflowdb_findings.severity == "ok":
         mlflowdb_findings.ok("pg_locks", f"{len(waits)} session(s) waiting for a lock, the "
                              f"longest for {_seconds(longest)} (below blocked_warn "

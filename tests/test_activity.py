@@ -278,3 +278,30 @@ def test_bad_activity_thresholds_are_one_line_usage_errors(pytester, mlflow_uri)
         errors = [line for line in result.errlines if line.strip()]
         assert len(errors) == 1 and words in errors[0], (args, errors)
         assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_session_blocked_by_a_prepared_transaction_says_so(pytester, tuned_janitor):
+    """pg_blocking_pids() gives 0 for a prepared transaction: the finding names it by its
+    gid (not as a session to terminate) with the ROLLBACK PREPARED remedy."""
+    uri = tuned_janitor.create()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("BEGIN")
+        conn.execute("LOCK TABLE params IN ACCESS EXCLUSIVE MODE")
+        conn.execute("PREPARE TRANSACTION 'holds params'")
+    thread, seen = _run_in_thread(uri, "SET statement_timeout = '60s'",
+                                  "SELECT count(*) FROM params")
+    try:
+        with psycopg.connect(uri, autocommit=True) as watcher:
+            wait_until(watcher, "SELECT now() - waitstart > interval '1.2s' FROM pg_locks "
+                       "WHERE pid = %s AND NOT granted", seen[0])
+        _, checks = audit(pytester, uri, "--mlflowdb-lock-timeout=200ms",
+                          "--mlflowdb-set", "blocked_warn=1s")
+    finally:
+        sql(uri, "ROLLBACK PREPARED 'holds params'")
+        thread.join(BOUND)
+    warning = by_severity(checks["activity.blocked"], "warning")[f"pid {seen[0]}"]
+    assert "blocked by prepared transaction 'holds params' (see activity.prepared_xacts)" \
+        in warning["message"]
+    assert warning["remedy"] == ("ROLLBACK PREPARED 'holds params'; -- releases its locks "
+                                 "(see activity.prepared_xacts)")
+    assert "pg_terminate_backend" not in warning["remedy"]

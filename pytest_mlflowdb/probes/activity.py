@@ -121,11 +121,16 @@ class LockWait:
     #: seconds waited (``pg_locks.waitstart``; 0 in the instant before it is set)
     waited: float
     lock: str
+    #: pids of the sessions it waits for; 0 stands for prepared transactions
     blockers: tuple[int, ...]
+    #: the gids of the prepared transactions that hold what it waits for
+    prepared: tuple[str, ...] = ()
 
 
 # pg_locks and pg_blocking_pids() are readable by every role: who waits, for what and for
 # how long is known even when pg_stat_activity hides the details of other roles' sessions.
+# A lock a prepared transaction holds has no pid (pg_blocking_pids() says 0): the
+# transaction is found through its own transactionid lock (same virtualtransaction).
 _WAITS_SQL = """
 SELECT l.pid,
        coalesce(extract(epoch FROM clock_timestamp() - min(l.waitstart)), 0)::float8 AS waited,
@@ -134,7 +139,21 @@ SELECT l.pid,
            WHEN l.locktype = 'relation' THEN 'relation ' || l.relation
            WHEN l.locktype = 'transactionid' THEN 'transaction ' || l.transactionid
            ELSE l.locktype END, ', ') AS lock,
-       pg_blocking_pids(l.pid) AS blockers
+       pg_blocking_pids(l.pid) AS blockers,
+       ARRAY(SELECT DISTINCT p.gid FROM pg_locks w
+             JOIN pg_locks h ON h.granted AND h.pid IS NULL AND h.locktype = w.locktype
+              AND h.database IS NOT DISTINCT FROM w.database
+              AND h.relation IS NOT DISTINCT FROM w.relation
+              AND h.page IS NOT DISTINCT FROM w.page AND h.tuple IS NOT DISTINCT FROM w.tuple
+              AND h.virtualxid IS NOT DISTINCT FROM w.virtualxid
+              AND h.transactionid IS NOT DISTINCT FROM w.transactionid
+              AND h.classid IS NOT DISTINCT FROM w.classid
+              AND h.objid IS NOT DISTINCT FROM w.objid
+              AND h.objsubid IS NOT DISTINCT FROM w.objsubid
+             JOIN pg_locks x ON x.pid IS NULL AND x.locktype = 'transactionid'
+              AND x.virtualtransaction = h.virtualtransaction
+             JOIN pg_prepared_xacts p ON p.transaction = x.transactionid
+             WHERE w.pid = l.pid AND NOT w.granted ORDER BY 1) AS prepared
 FROM pg_locks l
 JOIN pg_stat_activity a ON a.pid = l.pid
 JOIN pg_database d ON d.datname = current_database()
@@ -147,7 +166,8 @@ ORDER BY waited DESC, l.pid
 def lock_waits(db: Database) -> list[LockWait]:
     """Sessions of this database waiting for a lock, longest wait first."""
     return db.cached("activity:waits", lambda db: [
-        LockWait(r["pid"], r["waited"], r["lock"], tuple(r["blockers"] or ()))
+        LockWait(r["pid"], r["waited"], r["lock"], tuple(r["blockers"] or ()),
+                 tuple(r["prepared"] or ()))
         for r in db.rows(_WAITS_SQL)])
 
 
