@@ -236,28 +236,27 @@ def test_replication_slots(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
     for s in slots:
         retained = s.retained or 0
         kind = f"{s.kind} slot" + (f" ({s.plugin}, database {s.database})" if s.plugin else "")
-        state = "active" if s.active else "inactive"
-        message = (f"{kind}, {state}, retains {format_value('size', retained)} of WAL "
-                   f"({retained} bytes since restart_lsn {s.restart_lsn}), {s.horizon()}")
-        if retained >= t["slot_wal_fail"]:
-            severity, name = "failure", "slot_wal_fail"
-            message += f"; at or above slot_wal_fail {t.text(name)}"
-        elif retained >= t["slot_wal_warn"]:
-            severity, name = "warning", "slot_wal_warn"
-            message += f"; at or above slot_wal_warn {t.text(name)}"
-        elif not s.active or s.wal_status == "lost":
-            severity, name = "warning", "slot_wal_warn"
-            message += ("; inactive: it keeps every WAL segment from now on" if not s.active
-                        else "")
-        else:
-            severity, name = "ok", "slot_wal_warn"
+        wal = (f"retains {format_value('size', retained)} of WAL ({retained} bytes since "
+               f"restart_lsn {s.restart_lsn})" if s.restart_lsn else "reserves no WAL yet")
+        message = f"{kind}, {'active' if s.active else 'inactive'}, {wal}, {s.horizon()}"
+        severity, threshold = "ok", t.text("slot_wal_warn")
+        for name, level in (("slot_wal_fail", "failure"), ("slot_wal_warn", "warning")):
+            if retained >= t[name]:
+                severity, threshold = level, t.text(name)
+                message += f"; at or above {name} {threshold}"
+                break
+        if not s.active:
+            message += "; inactive: it keeps every WAL segment from now on"
+            if severity == "ok":
+                severity, threshold = "warning", "active"
         if s.wal_status == "lost":
             message += "; invalidated (wal_status lost): it can no longer be used"
+            if severity == "ok":
+                severity, threshold = "warning", "not lost"
         remedy = None if severity == "ok" else (
             f"SELECT pg_drop_replication_slot({_literal(s.name)}); -- unless its consumer "
             "is coming back" + (f" (connected to {s.database})" if s.database else ""))
-        mlflowdb_findings.add(s.name, severity, message, retained, t.text(name),
-                              remedy=remedy)
+        mlflowdb_findings.add(s.name, severity, message, retained, threshold, remedy=remedy)
     if not slots:
         mlflowdb_findings.ok("pg_replication_slots", "no replication slot", 0,
                              t.text("slot_wal_warn"))

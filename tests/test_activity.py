@@ -210,7 +210,9 @@ def test_a_prepared_transaction_left_behind_is_named(pytester, tuned_janitor):
 def test_an_inactive_logical_slot_is_named_with_the_wal_it_retains(pytester, tuned_janitor):
     uri = tuned_janitor.create()
     slot = "mlflowdb_test_slot"
-    sql(uri, f"SELECT pg_create_logical_replication_slot('{slot}', 'test_decoding')",
+    # creating a logical slot waits for every transaction holding an xid: bounded
+    sql(uri, "SET statement_timeout = '30s'",
+        f"SELECT pg_create_logical_replication_slot('{slot}', 'test_decoding')",
         "CREATE TABLE wal_maker AS SELECT g FROM generate_series(1, 20000) g")
     try:
         _, checks = audit(pytester, uri)
@@ -305,3 +307,18 @@ def test_a_session_blocked_by_a_prepared_transaction_says_so(pytester, tuned_jan
     assert warning["remedy"] == ("ROLLBACK PREPARED 'holds params'; -- releases its locks "
                                  "(see activity.prepared_xacts)")
     assert "pg_terminate_backend" not in warning["remedy"]
+
+
+def test_a_physical_slot_that_reserves_no_wal_yet_warns_as_inactive(pytester, tuned_janitor):
+    """A physical slot made without reserving WAL has no restart_lsn: it retains nothing
+    yet, but once a standby uses it and goes away it keeps every segment."""
+    uri = tuned_janitor.create()
+    sql(uri, "SELECT pg_create_physical_replication_slot('standby_gone')")
+    try:
+        _, checks = audit(pytester, uri)
+    finally:
+        sql(uri, "SELECT pg_drop_replication_slot('standby_gone')")
+    warning = by_severity(checks["activity.replication_slots"], "warning")["standby_gone"]
+    assert warning["message"].startswith("physical slot, inactive, reserves no WAL yet, "
+                                         "holds no xmin horizon back; inactive")
+    assert warning["value"] == 0 and warning["threshold"] == "active"
