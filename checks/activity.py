@@ -80,7 +80,7 @@ def _hidden_note(found: Activity) -> str:
 
 
 def _sessions_over(found: Activity, findings, t: ThresholdValues, prefix: str,
-                   states: tuple[str, ...], age_of, describe) -> None:
+                   states: tuple[str, ...], label: str, age_of, describe) -> None:
     """Record a finding per session in ``states`` past the ``prefix`` thresholds, an ok
     with the longest one otherwise; skip when hidden sessions could be the fault."""
     warn, fail = t[f"{prefix}_warn"], t[f"{prefix}_fail"]
@@ -101,9 +101,9 @@ def _sessions_over(found: Activity, findings, t: ThresholdValues, prefix: str,
                       "pg_monitor")
     if not faults:
         longest = max((age_of(s) or 0 for s in matching), default=0.0)
-        findings.ok("pg_stat_activity", f"{len(matching)} session(s) {' or '.join(states)}"
-                    f" of {len(found.sessions)} other session(s), the longest for "
-                    f"{_seconds(longest)} (below {prefix}_warn {format_value('duration', warn)})",
+        findings.ok("pg_stat_activity", f"{len(matching)} of {len(found.sessions)} other "
+                    f"session(s) of this database {label}, the longest for {_seconds(longest)} "
+                    f"(below {prefix}_warn {format_value('duration', warn)})",
                     round(longest, 1), format_value("duration", warn))
 
 
@@ -120,7 +120,7 @@ def test_idle_in_transaction(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
     _sessions_over(activity(mlflowdb), mlflowdb_findings, mlflowdb_thresholds,
                    "idle_in_transaction", ("idle in transaction",
                                            "idle in transaction (aborted)"),
-                   lambda s: s.state_age, describe)
+                   "idle in a transaction", lambda s: s.state_age, describe)
 
 
 @check("activity.long_queries", thresholds=("long_query_warn", "long_query_fail"))
@@ -132,7 +132,7 @@ def test_long_queries(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
                 f"{_seconds(s.xact_age)}; {s.who()}), {s.horizon()}: {s.last_query()}")
 
     _sessions_over(activity(mlflowdb), mlflowdb_findings, mlflowdb_thresholds, "long_query",
-                   ("active",), lambda s: s.query_age, describe)
+                   ("active",), "running a query", lambda s: s.query_age, describe)
 
 
 def _blocker(pid: int, known: dict[int, Session], own: int, prepared: tuple[str, ...]) -> str:

@@ -136,7 +136,10 @@ def test_a_long_query_is_named_with_its_figures(pytester, mlflow_uri):
     assert isinstance(seen[-1], psycopg.errors.QueryCanceled)
 
 
-def test_a_blocked_session_is_named_with_who_blocks_it(pytester, mlflow_uri):
+def test_a_blocked_session_is_named_with_who_blocks_it(pytester, mlflow_uri, pg18,
+                                                        mlflow_role):
+    """Named with its blocker's figures; a role without pg_monitor still sees the wait
+    (pg_locks hides nothing), only the blocker's details."""
     holder = psycopg.connect(mlflow_uri.replace("+psycopg2", ""), application_name="locker")
     holder.execute("LOCK TABLE params IN ACCESS EXCLUSIVE MODE")
     holder_pid = holder.info.backend_pid
@@ -150,6 +153,9 @@ def test_a_blocked_session_is_named_with_who_blocks_it(pytester, mlflow_uri):
         result, checks = audit(pytester, mlflow_uri, "--mlflowdb-lock-timeout=200ms",
                                "--mlflowdb-set", "blocked_warn=500ms",
                                "--mlflowdb-set", "blocked_fail=1s")
+        user, password = mlflow_role
+        _, plain = audit(pytester, role_uri(pg18, dbname_of(mlflow_uri), user, password),
+                         "--mlflowdb-lock-timeout=200ms", "--mlflowdb-set", "blocked_warn=1s")
     finally:
         holder.close()
         thread.join(BOUND)
@@ -167,6 +173,10 @@ def test_a_blocked_session_is_named_with_who_blocks_it(pytester, mlflow_uri):
     assert "(the blocker)" in failure["remedy"]
     assert f"pid {waiter}" in result.stdout.str()
     assert seen[1:] == []  # the waiter went on once the lock was released
+    seen_plain = by_severity(plain["activity.blocked"], "warning")[f"pid {waiter}"]
+    assert (f"blocked by pid {holder_pid} (postgres, application 'locker'; details hidden "
+            "without pg_monitor)") in seen_plain["message"]
+    assert "for AccessShareLock on params" in seen_plain["message"]
 
 
 def test_a_prepared_transaction_left_behind_is_named(pytester, tuned_janitor):
