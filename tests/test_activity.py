@@ -4,6 +4,7 @@ pg_monitor skips what it cannot see; bad thresholds are one-line usage errors.""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -88,6 +89,9 @@ def test_a_session_idle_in_transaction_is_named_with_its_figures(pytester, mlflo
     assert failure["object"] == f"pid {pid}" and failure["threshold"] == "2s"
     assert result.ret == 1
     sql(mlflow_uri, failure["remedy"])  # the remedy is a statement that ends it
+    with psycopg.connect(mlflow_uri, autocommit=True) as watcher:
+        wait_until(watcher, "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)",
+                   pid)
     _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "idle_in_transaction_warn=1s")
     assert checks["activity.idle_in_transaction"]["outcome"] == "passed"
 
@@ -270,7 +274,9 @@ def test_a_role_without_pg_monitor_skips_what_it_cannot_see(pytester, mlflow_uri
         assert checks[name]["outcome"] == "skipped", checks[name]
         assert "no privilege: needs pg_monitor or pg_read_all_stats" in \
             checks[name]["message"]
-        assert "1 session(s) of other roles in this database" in checks[name]["message"]
+        # the held session, and maybe an autovacuum worker (hidden alike)
+        assert re.search(r"\b[1-9][0-9]* session\(s\) of other roles in this database",
+                         checks[name]["message"]), checks[name]
     for name in ("activity.blocked", "activity.prepared_xacts", "activity.replication_slots"):
         assert checks[name]["outcome"] == "passed", checks[name]
     _, as_admin = audit(pytester, mlflow_uri, "--mlflowdb-set", "idle_in_transaction_warn=1s")
