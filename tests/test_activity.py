@@ -183,7 +183,28 @@ def test_a_blocked_session_is_named_with_who_blocks_it(pytester, mlflow_uri, pg1
     assert "for AccessShareLock on params" in seen_plain["message"]
 
 
-def test_a_prepared_transaction_left_behind_is_named(pytester, tuned_janitor):
+PLAIN = "activity_plain", "Pl@in pw?"
+
+
+@pytest.fixture
+def plain_on_tuned(tuned_janitor):
+    """A login role without pg_monitor on the tuned server."""
+    from psycopg import sql as pgsql
+
+    name, password = PLAIN
+    with psycopg.connect(tuned_janitor.server().uri(), autocommit=True) as conn:
+        conn.execute(pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(name)))
+        conn.execute(pgsql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            pgsql.Identifier(name), pgsql.Literal(password)))
+    yield lambda uri: role_uri(tuned_janitor.server(), dbname_of(uri), name, password)
+    with psycopg.connect(tuned_janitor.server().uri(), autocommit=True) as conn:
+        conn.execute(pgsql.SQL("DROP ROLE {}").format(pgsql.Identifier(name)))
+
+
+def test_a_prepared_transaction_left_behind_is_named(pytester, tuned_janitor,
+                                                     plain_on_tuned):
+    """Named with its age, xid and ROLLBACK PREPARED, by a superuser and by a role
+    without pg_monitor alike (pg_prepared_xacts hides nothing)."""
     uri = tuned_janitor.create()
     gid = "forgotten 'import'"
     quoted = "'" + gid.replace("'", "''") + "'"
@@ -197,6 +218,8 @@ def test_a_prepared_transaction_left_behind_is_named(pytester, tuned_janitor):
             wait_until(watcher, "SELECT now() - prepared > interval '1.2s' FROM "
                        "pg_prepared_xacts WHERE gid = %s", gid)
         _, quiet = audit(pytester, uri)
+        _, plain = audit(pytester, plain_on_tuned(uri), "--mlflowdb-set",
+                         "prepared_xact_warn=1s")
         result, checks = audit(pytester, uri, "--mlflowdb-set", "prepared_xact_warn=500ms",
                                "--mlflowdb-set", "prepared_xact_fail=1s")
         (failure,) = failing(checks["activity.prepared_xacts"])
@@ -219,9 +242,12 @@ def test_a_prepared_transaction_left_behind_is_named(pytester, tuned_janitor):
     assert failure["remedy"].startswith(f"ROLLBACK PREPARED {quoted}; -- connected to "
                                         f"{dbname_of(uri)}")
     assert result.ret == 1
+    assert f"at xid {xid} " in by_severity(plain["activity.prepared_xacts"], "warning")[gid][
+        "message"]
 
 
-def test_an_inactive_logical_slot_is_named_with_the_wal_it_retains(pytester, tuned_janitor):
+def test_an_inactive_logical_slot_is_named_with_the_wal_it_retains(pytester, tuned_janitor,
+                                                                  plain_on_tuned):
     uri = tuned_janitor.create()
     slot = "mlflowdb_test_slot"
     # creating a logical slot waits for every transaction holding an xid: bounded
@@ -230,6 +256,7 @@ def test_an_inactive_logical_slot_is_named_with_the_wal_it_retains(pytester, tun
         "CREATE TABLE wal_maker AS SELECT g FROM generate_series(1, 20000) g")
     try:
         _, checks = audit(pytester, uri)
+        _, plain = audit(pytester, plain_on_tuned(uri))
         result, failed = audit(pytester, uri, "--mlflowdb-set", "slot_wal_warn=1kB",
                                "--mlflowdb-set", "slot_wal_fail=64kB")
         sql(uri, failing(failed["activity.replication_slots"])[0]["remedy"])
@@ -255,6 +282,8 @@ def test_an_inactive_logical_slot_is_named_with_the_wal_it_retains(pytester, tun
     assert failure["object"] == slot and failure["threshold"] == "64kB"
     assert "at or above slot_wal_fail 64kB" in failure["message"]
     assert result.ret == 1
+    # pg_replication_slots hides nothing from a role without pg_monitor
+    assert by_severity(plain["activity.replication_slots"], "warning")[slot]["value"] > 0
 
 
 def test_a_role_without_pg_monitor_skips_what_it_cannot_see(pytester, mlflow_uri, pg18,
