@@ -3,7 +3,7 @@
 Long-running queries, sessions idle in a transaction, sessions waiting on a lock (and who
 blocks them) in the audited database; prepared transactions and replication slots of the
 whole cluster (they hold back every database's xmin horizon, slots also WAL). The
-audit's own session never counts. Other roles' sessions are hidden in detail without
+audit's own sessions never count. Other roles' sessions are hidden in detail without
 ``pg_monitor`` or ``pg_read_all_stats``: the checks that need those details skip then
 (saying so), unless what is visible is already a fault. Remedies are suggestions for a
 person: terminating a session rolls its transaction back.

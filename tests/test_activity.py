@@ -96,6 +96,25 @@ def test_a_session_idle_in_transaction_is_named_with_its_figures(pytester, mlflo
     assert checks["activity.idle_in_transaction"]["outcome"] == "passed"
 
 
+def test_sessions_of_the_audit_on_other_xdist_workers_never_count(pytester, mlflow_uri):
+    """Under xdist each worker has its own audit session (same role, application
+    pytest-mlflowdb): one worker's long measurement is not a long query to another."""
+    thread, seen = _run_in_thread(mlflow_uri + "?application_name=pytest-mlflowdb",
+                                  "SELECT pg_sleep(60)")
+    pid = seen[0]
+    try:
+        with psycopg.connect(mlflow_uri, autocommit=True) as watcher:
+            wait_until(watcher, "SELECT now() - query_start > interval '1.2s' FROM "
+                       "pg_stat_activity WHERE pid = %s AND state = 'active'", pid)
+        _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "long_query_warn=1s")
+    finally:
+        sql(mlflow_uri, f"SELECT pg_cancel_backend({pid})")
+        thread.join(BOUND)
+    check = checks["activity.long_queries"]
+    assert check["outcome"] == "passed", check
+    assert check["findings"][0]["message"].startswith("0 of 0 other session(s)")
+
+
 def _run_in_thread(uri: str, *statements: str) -> tuple[threading.Thread, list]:
     """Run ``statements`` in one transaction of a session of its own, in a thread; the
     list gets the session's pid, then the error that ended it (if any)."""
