@@ -79,7 +79,9 @@ def test_a_session_idle_in_transaction_is_named_with_its_figures(pytester, mlflo
     assert "last query: SELECT txid_current()" in warning["message"]
     assert "at or above idle_in_transaction_warn 1s" in warning["message"]
     assert warning["remedy"].startswith(f"SELECT pg_terminate_backend({pid});")
-    assert f"pid {pid}" in result.stdout.str()
+    terminal = result.stdout.str()  # named in the terminal table, with its remedy
+    assert f"pid {pid}: idle in transaction for " in terminal
+    assert f"remedy: SELECT pg_terminate_backend({pid});" in terminal
     assert result.ret == 0  # a warning does not fail the run by default
 
     result, checks = audit(pytester, mlflow_uri, "--mlflowdb-set",
