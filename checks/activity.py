@@ -253,7 +253,10 @@ def test_replication_slots(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
             message += "; invalidated (wal_status lost): it can no longer be used"
             if severity == "ok":
                 severity, threshold = "warning", "not lost"
-        remedy = None if severity == "ok" else (
+        if s.active and s.wal_status != "lost" and severity != "ok":
+            message += "; in use: its consumer lags behind"
+        # an active slot cannot be dropped, nor should it be: its consumer must catch up
+        remedy = None if severity == "ok" or (s.active and s.wal_status != "lost") else (
             f"SELECT pg_drop_replication_slot({_literal(s.name)}); -- unless its consumer "
             "is coming back" + (f" (connected to {s.database})" if s.database else ""))
         mlflowdb_findings.add(s.name, severity, message, retained, threshold, remedy=remedy)

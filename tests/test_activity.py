@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -373,6 +374,46 @@ def test_a_session_blocked_by_a_prepared_transaction_says_so(pytester, tuned_jan
     assert warning["remedy"] == ("ROLLBACK PREPARED 'holds params'; -- releases its locks "
                                  "(see activity.prepared_xacts)")
     assert "pg_terminate_backend" not in warning["remedy"]
+
+
+def test_an_active_slot_over_its_wal_threshold_is_not_told_to_be_dropped(pytester,
+                                                                         tuned_janitor):
+    """A slot in use by its consumer (pg_recvlogical) that retains more WAL than
+    slot_wal_warn warns, but its remedy is not to drop it (an active slot cannot be)."""
+    import shutil
+    import subprocess
+
+    from pytest_mlflowdb.servers.base import Server
+
+    server: Server = tuned_janitor.server()
+    recv = next((p for p in (shutil.which("pg_recvlogical"),
+                             *sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_recvlogical")))
+                 if p), None)
+    if recv is None:
+        pytest.skip("pg_recvlogical not found")
+    uri = tuned_janitor.create()
+    sql(uri, "SET statement_timeout = '30s'",
+        "SELECT pg_create_logical_replication_slot('consumed', 'test_decoding')")
+    consumer = subprocess.Popen([str(recv), "-d", uri, "--slot", "consumed", "--start",
+                                 "-f", "-", "--no-loop"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        with psycopg.connect(uri, autocommit=True) as watcher:
+            wait_until(watcher, "SELECT active FROM pg_replication_slots "
+                       "WHERE slot_name = 'consumed'")
+        _, checks = audit(pytester, uri, "--mlflowdb-set", "slot_wal_warn=0B")
+    finally:
+        consumer.terminate()
+        consumer.wait(BOUND)
+        with psycopg.connect(server.uri(dbname_of(uri)), autocommit=True) as conn:
+            wait_until(conn, "SELECT NOT active FROM pg_replication_slots "
+                       "WHERE slot_name = 'consumed'")
+            conn.execute("SELECT pg_drop_replication_slot('consumed')")
+    warning = by_severity(checks["activity.replication_slots"], "warning")["consumed"]
+    assert ", active, " in warning["message"]
+    assert "at or above slot_wal_warn 0B" in warning["message"]
+    assert warning["message"].endswith("; in use: its consumer lags behind")
+    assert warning["remedy"] is None
 
 
 def test_a_physical_slot_that_reserves_no_wal_yet_warns_as_inactive(pytester, tuned_janitor):
