@@ -129,6 +129,7 @@ class Settings:
 def build_settings(
     *,
     uris: Sequence[str] = (),
+    uri_file: str | Path | None = None,
     ephemeral: str | None = None,
     reports: Sequence[str] = (),
     fail_on: str | None = None,
@@ -150,12 +151,14 @@ def build_settings(
 
     ``sources`` maps a setting's name (``fail_on``, ``uris``, ...) to where its value came
     from: :data:`COMMAND_LINE` (the default), :data:`OVERRIDE` or an ini file's path.
-    ``threshold_assignments`` are ``NAME=VALUE`` strings (typed on the command line) or
-    ``(source, [NAME=VALUE, ...])`` pairs, in order. With ``unknown_thresholds_later``
-    a name the registry does not know yet is left for :func:`resolve_thresholds` to judge
-    once every conftest.py has had its say. ``report_suffixes`` are those an output
-    writes (the built-in ones and any an output plugin adds). ``area_options`` are the
-    built-in areas' own options, already resolved and validated (``options.py``).
+    ``uri_file`` is a fleet file (:mod:`pytest_mlflowdb.fleet`): its targets follow those of
+    ``uris``, in the file's order. ``threshold_assignments`` are ``NAME=VALUE`` strings
+    (typed on the command line) or ``(source, [NAME=VALUE, ...])`` pairs, in order. With
+    ``unknown_thresholds_later`` a name the registry does not know yet is left for
+    :func:`resolve_thresholds` to judge once every conftest.py has had its say.
+    ``report_suffixes`` are those an output writes (the built-in ones and any an output
+    plugin adds). ``area_options`` are the built-in areas' own options, already resolved and
+    validated (``options.py``).
     """
     sources = dict(sources or {})
 
@@ -169,6 +172,9 @@ def build_settings(
         except TargetError as exc:
             raise SettingsError(f"{label('uris')}: {exc}") from None
         if all(t.conninfo != target.conninfo for t in targets):  # the same URI twice: once
+            targets.append(target)
+    for target in _fleet_targets(label("uri_file"), uri_file):
+        if all(t.conninfo != target.conninfo for t in targets):
             targets.append(target)
     if ephemeral is not None:
         given = ephemeral.strip()
@@ -237,6 +243,27 @@ def build_settings(
         sources=MappingProxyType(sources),
         threshold_assignments=assignments,
     )
+
+
+def _fleet_targets(label: str, uri_file: str | Path | None) -> list[Target]:
+    """The targets of a fleet file; a mistake names ``file:line``, never the line."""
+    if not uri_file:
+        return []
+    from .fleet import FleetError, read_fleet
+    from .targets import scrub
+
+    try:
+        lines = read_fleet(Path(uri_file).expanduser())
+    except FleetError as exc:
+        raise SettingsError(f"{label}: {exc}") from None
+    targets = []
+    for line in lines:
+        try:
+            target = parse_target(line.text)
+        except TargetError as exc:
+            raise SettingsError(scrub(f"{label}: {line.where}: {exc}", line.expanded)) from None
+        targets.append(target)
+    return targets
 
 
 def _either(suffixes: Sequence[str]) -> str:
