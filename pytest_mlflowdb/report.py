@@ -27,11 +27,14 @@ REPORT_VERSION = 1
 
 
 def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, Any]],
-                 secrets: Iterable[str] = (), fail_on: str = "error") -> dict[str, Any]:
+                 secrets: Iterable[str] = (), fail_on: str = "error",
+                 timing: tuple[float, float] | None = None) -> dict[str, Any]:
     """Assemble the report document from target records and check records.
 
     ``run`` says which outcomes fail the run (``fail_on``) and how many checks do: with
     ``--mlflowdb-fail-on=warning`` a warned check keeps its outcome but fails the run.
+    ``timing`` is the run's (duration in seconds, end as Unix time), for monitoring: a
+    dashboard tells a stale result from a fresh one by ``run.end_time``.
     """
     checks = list(checks)
     summary = {outcome: 0 for outcome in OUTCOMES}
@@ -47,6 +50,8 @@ def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, A
         "summary": summary,
         "run": {"fail_on": fail_on, "failing": failing},
     }
+    if timing is not None:
+        document["run"].update(duration_s=round(timing[0], 4), end_time=round(timing[1], 3))
     return scrub_all(document, tuple(secrets))
 
 

@@ -24,7 +24,7 @@ from .thresholds import parse_value as _parse
 
 EPHEMERAL_KINDS = ("auto", "container", "wheel", "path")
 FAIL_ON = ("error", "warning")
-REPORT_SUFFIXES = (".json", ".md")
+REPORT_SUFFIXES = (".json", ".md", ".prom")
 
 
 

@@ -67,9 +67,11 @@ def builtin_outputs() -> list[Output]:
     from .json_file import JsonReport
     from .junit import JunitProperties
     from .markdown import MarkdownReport
+    from .prometheus import PrometheusTextFile
     from .terminal import TerminalTables
 
-    return [JsonReport(), MarkdownReport(), TerminalTables(), JunitProperties()]
+    return [JsonReport(), MarkdownReport(), PrometheusTextFile(), TerminalTables(),
+            JunitProperties()]
 
 
 def collect_outputs(config: pytest.Config) -> Outputs:
