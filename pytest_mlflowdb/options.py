@@ -71,6 +71,10 @@ OPTIONS: tuple[Option, ...] = (
            "run only your own checks, not the built-in suite (connectivity.connect still "
            "runs, so an unreachable target fails the run)", None,
            (("action", "store_true"), ("default", False))),
+    Option("nagios", "--mlflowdb-nagios", None,
+           "Nagios/Icinga plugin mode: print one status line with performance data and "
+           "nothing else on stdout; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", None,
+           (("action", "store_true"), ("default", False))),
     Option("list_checks", "--mlflowdb-list-checks", None,
            "list the built-in checks with their thresholds and exit", None,
            (("action", "store_true"), ("default", False))),
