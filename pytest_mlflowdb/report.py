@@ -73,10 +73,18 @@ def write_reports(document: dict[str, Any], paths: Iterable[Path],
 
     A reader (a CI step, a dashboard) sees the old file or the whole new one, never a
     half-written one, and a report cut short by a full disk leaves no file at the path.
+    The one exception is GitHub Actions' step summary (``$GITHUB_STEP_SUMMARY``): the
+    Markdown report is appended to it, keeping what earlier steps wrote there.
     """
+    from .settings import step_summary
+
     outputs = outputs or Outputs(builtin_outputs())
     written = []
     for path in paths:
+        if step_summary(path):
+            _append(path, outputs.for_suffix(".md").render(document))
+            written.append(path)
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
         text = outputs.for_suffix(path.suffix).render(document)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
@@ -93,6 +101,15 @@ def write_reports(document: dict[str, Any], paths: Iterable[Path],
     return written
 
 
+def _append(path: Path, text: str) -> None:
+    """Add ``text`` at the end of ``path``, a blank line after what is there already."""
+    with open(path, "a+", encoding="utf-8") as out:
+        out.seek(0, os.SEEK_END)
+        if out.tell():
+            text = "\n" + text
+        out.write(text if text.endswith("\n") else text + "\n")
+
+
 def remove_reports(paths: Iterable[Path]) -> list[Path]:
     """Remove report files left by an earlier run; returns those removed.
 
@@ -100,8 +117,12 @@ def remove_reports(paths: Iterable[Path]) -> list[Path]:
     ``--collect-only``, nothing selected, a crash) never leaves an older run's report
     at the path for a CI job to read as this run's.
     """
+    from .settings import step_summary
+
     removed = []
     for path in paths:
+        if step_summary(path):
+            continue  # other steps' summaries are there: it is appended to, never replaced
         if path.is_file() or path.is_symlink():
             path.unlink()
             removed.append(path)

@@ -79,6 +79,17 @@ def describe_value(setting: str, value: str, source: str = COMMAND_LINE) -> str:
     return f"{ini} = {value} in {source}"
 
 
+#: GitHub Actions' step summary: a report at the path this variable holds is appended to
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+def step_summary(path: str | Path) -> bool:
+    """Whether ``path`` is this job step's GitHub summary file (whatever its suffix): the
+    Markdown report is appended to it, as other steps' summaries are there too."""
+    given = os.environ.get(STEP_SUMMARY_ENV, "").strip()
+    return bool(given) and os.path.abspath(given) == os.path.abspath(path)
+
+
 class SettingsError(ValueError):
     """A setting that cannot be used; the message is one line for the user."""
 
@@ -191,7 +202,7 @@ def build_settings(
     paths = []
     for report in reports:
         path = Path(report)
-        if path.suffix.lower() not in report_suffixes:
+        if path.suffix.lower() not in report_suffixes and not step_summary(path):
             raise SettingsError(
                 f"{label('reports')}: {report!r} must end in {_either(report_suffixes)}"
             )
