@@ -54,7 +54,10 @@ def target_scheduling(config: pytest.Config, log: Any, target_ids: list[str], *,
                       by_group: bool = False) -> Any:
     """xdist's load-scope scheduling (``by_group``: load-group) whose scope is a check's
     target; any other test is a scope of its own (``by_group``: its ``xdist_group``)."""
-    from xdist.scheduler import LoadGroupScheduling, LoadScopeScheduling
+    from xdist.scheduler import (  # type: ignore[import-untyped]
+        LoadGroupScheduling,
+        LoadScopeScheduling,
+    )
 
     from .records import check_of_nodeid
 
@@ -66,5 +69,27 @@ def target_scheduling(config: pytest.Config, log: Any, target_ids: list[str], *,
             if target is not None:
                 return f"{GROUP_PREFIX}{target}"
             return super()._split_scope(nodeid) if by_group else nodeid
+
+        def remove_node(self, node: Any) -> str | None:
+            """As xdist's, but the test that crashed the worker is not queued again.
+
+            xdist's load-scope scheduling puts the crashed worker's unfinished scope back
+            in the queue, the crashed test included: it crashes each new worker in turn
+            until xdist stops replacing them. Under ``load`` it is reported once, as
+            failed; so it is here.
+            """
+            workload = self.assigned_work.pop(node)
+            if not self._pending_of(workload):
+                return None
+            crashed = next(nodeid for unit in workload.values()
+                           for nodeid, done in unit.items() if not done)
+            for unit in workload.values():
+                if crashed in unit:
+                    unit[crashed] = True  # xdist reports it as failed: never run again
+            self.workqueue.update({scope: unit for scope, unit in workload.items()
+                                   if not all(unit.values())})
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashed
 
     return TargetScheduling(config, log)
