@@ -43,15 +43,16 @@ def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, A
     failing = summary["failed"] + summary["error"]
     if fail_on == "warning":
         failing += summary["warned"]
+    run: dict[str, Any] = {"fail_on": fail_on, "failing": failing}
+    if timing is not None:
+        run.update(duration_s=round(timing[0], 4), end_time=round(timing[1], 3))
     document = {
         "version": REPORT_VERSION,
         "targets": list(targets),
         "checks": checks,
         "summary": summary,
-        "run": {"fail_on": fail_on, "failing": failing},
+        "run": run,
     }
-    if timing is not None:
-        document["run"].update(duration_s=round(timing[0], 4), end_time=round(timing[1], 3))
     return scrub_all(document, tuple(secrets))
 
 

@@ -65,7 +65,7 @@ def perfdata(document: dict[str, Any]) -> list[str]:
         findings = check.get("findings") or ()
         value = _ms(findings[0].get("value")) if name and findings else None
         if value is not None:
-            label = _label(f"{check['target']} {name}" if several else name)
+            label = _label(f"{check['target']} {name}" if several else str(name))
             data.append(f"'{label}'={value};;;0;")
     return data
 
@@ -84,9 +84,9 @@ def nagios_status(document: dict[str, Any] | None, exitstatus: int,
                   report_error: str | None = None) -> tuple[int, str]:
     """The state and the one status line of a finished run."""
     if document is None or not document["checks"]:
-        why = {pytest.ExitCode.INTERRUPTED: "the run was interrupted (a collection error?)",
-               pytest.ExitCode.INTERNAL_ERROR: "pytest had an internal error"}.get(
-            exitstatus, "no check ran (no target given, or none selected)")
+        why = {int(pytest.ExitCode.INTERRUPTED): "the run was interrupted (a collection error?)",
+               int(pytest.ExitCode.INTERNAL_ERROR): "pytest had an internal error"}.get(
+            int(exitstatus), "no check ran (no target given, or none selected)")
         return UNKNOWN, f"MLFLOWDB UNKNOWN - {why}"
     summary = document["summary"]
     failed = summary.get("failed", 0) + summary.get("error", 0)
