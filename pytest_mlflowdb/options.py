@@ -37,13 +37,17 @@ OPTIONS: tuple[Option, ...] = (
            "database to audit (repeatable; in the ini one per line); postgresql://, "
            "postgres://, postgresql+psycopg2://, postgresql+psycopg:// or libpq key=value",
            "URI", _LIST, "linelist"),
+    Option("uri_file", "--mlflowdb-uri-file", "mlflowdb_uri_file",
+           "audit every database listed in FILE (one URI or key=value string a line, # "
+           "comments, ${VAR} from the environment; after any --mlflowdb-uri targets)",
+           "FILE"),
     Option("ephemeral", "--mlflowdb-ephemeral", "mlflowdb_ephemeral",
            "audit a throwaway PostgreSQL with a genuine MLflow schema; KIND is auto (default), "
            "container, wheel or path (the ini's kind also serves the mlflowdb_server fixture)",
            "KIND", (("nargs", "?"), ("const", ""), ("default", None))),
     Option("reports", "--mlflowdb-report", "mlflowdb_reports",
-           "write the audit report to PATH (.json or .md, or a suffix an output plugin "
-           "adds; repeatable)", "PATH", _LIST, "linelist"),
+           "write the audit report to PATH (.json, .md, .prom for Prometheus' textfile "
+           "collector, or a suffix an output plugin adds; repeatable)", "PATH", _LIST, "linelist"),
     Option("fail_on", "--mlflowdb-fail-on", "mlflowdb_fail_on",
            "error (default): only failed checks fail the run; warning: warned checks fail "
            "it too", "LEVEL"),
@@ -66,6 +70,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("builtin_checks", "--mlflowdb-no-builtin", None,
            "run only your own checks, not the built-in suite (connectivity.connect still "
            "runs, so an unreachable target fails the run)", None,
+           (("action", "store_true"), ("default", False))),
+    Option("nagios", "--mlflowdb-nagios", None,
+           "Nagios/Icinga plugin mode: print one status line with performance data and "
+           "nothing else on stdout; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", None,
            (("action", "store_true"), ("default", False))),
     Option("list_checks", "--mlflowdb-list-checks", None,
            "list the built-in checks with their thresholds and exit", None,
@@ -192,8 +200,8 @@ def _pick(config: pytest.Config, setting: str) -> Any:
     return ini or None
 
 
-_SOURCED = ("uris", "ephemeral", "reports", "fail_on", "connect_timeout", "statement_timeout",
-            "lock_timeout", "pg_bin", "expect_mlflow", "expect_revision")
+_SOURCED = ("uris", "uri_file", "ephemeral", "reports", "fail_on", "connect_timeout",
+            "statement_timeout", "lock_timeout", "pg_bin", "expect_mlflow", "expect_revision")
 
 
 def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = False,
@@ -205,6 +213,7 @@ def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = Fal
     area_options = _area_options(config, sources)
     return build_settings(
         uris=_pick(config, "uris") or [],
+        uri_file=_uri_file(config, sources["uri_file"]),
         ephemeral=_ephemeral_kind(config),
         reports=_pick(config, "reports") or [],
         fail_on=_pick(config, "fail_on"),
@@ -223,6 +232,19 @@ def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = Fal
         unknown_thresholds_later=unknown_thresholds_later,
         report_suffixes=report_suffixes or REPORT_SUFFIXES,
     )
+
+
+def _uri_file(config: pytest.Config, source: str) -> str | None:
+    """The fleet file's path; one named in the ini file is relative to the ini's folder."""
+    given = _pick(config, "uri_file")
+    if not given:
+        return None
+    from pathlib import Path
+
+    path = Path(str(given).strip()).expanduser()
+    if not path.is_absolute() and config.inipath is not None and source == str(config.inipath):
+        path = config.inipath.parent / path
+    return str(path)
 
 
 def _area_options(config: pytest.Config, sources: dict[str, str]) -> dict[str, Any]:

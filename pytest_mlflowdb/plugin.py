@@ -34,8 +34,10 @@ from .settings import Settings, SettingsError
 
 SESSION_NAME = "mlflowdb-session"
 # keeps each run's report in --mlflowdb-history (a plugin: reports are made on the
-# controller, while checks run on workers)
-pytest_plugins = ("pytest_mlflowdb.history",)
+# controller, while checks run on workers); --mlflowdb-nagios wraps the whole run; under
+# xdist each target's checks go to one worker
+pytest_plugins = ("pytest_mlflowdb.history", "pytest_mlflowdb.outputs.nagios",
+                  "pytest_mlflowdb.grouping")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

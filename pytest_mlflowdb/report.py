@@ -27,11 +27,14 @@ REPORT_VERSION = 1
 
 
 def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, Any]],
-                 secrets: Iterable[str] = (), fail_on: str = "error") -> dict[str, Any]:
+                 secrets: Iterable[str] = (), fail_on: str = "error",
+                 timing: tuple[float, float] | None = None) -> dict[str, Any]:
     """Assemble the report document from target records and check records.
 
     ``run`` says which outcomes fail the run (``fail_on``) and how many checks do: with
     ``--mlflowdb-fail-on=warning`` a warned check keeps its outcome but fails the run.
+    ``timing`` is the run's (duration in seconds, end as Unix time), for monitoring: a
+    dashboard tells a stale result from a fresh one by ``run.end_time``.
     """
     checks = list(checks)
     summary = {outcome: 0 for outcome in OUTCOMES}
@@ -40,12 +43,15 @@ def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, A
     failing = summary["failed"] + summary["error"]
     if fail_on == "warning":
         failing += summary["warned"]
+    run: dict[str, Any] = {"fail_on": fail_on, "failing": failing}
+    if timing is not None:
+        run.update(duration_s=round(timing[0], 4), end_time=round(timing[1], 3))
     document = {
         "version": REPORT_VERSION,
         "targets": list(targets),
         "checks": checks,
         "summary": summary,
-        "run": {"fail_on": fail_on, "failing": failing},
+        "run": run,
     }
     return scrub_all(document, tuple(secrets))
 
@@ -68,10 +74,18 @@ def write_reports(document: dict[str, Any], paths: Iterable[Path],
 
     A reader (a CI step, a dashboard) sees the old file or the whole new one, never a
     half-written one, and a report cut short by a full disk leaves no file at the path.
+    The one exception is GitHub Actions' step summary (``$GITHUB_STEP_SUMMARY``): the
+    Markdown report is appended to it, keeping what earlier steps wrote there.
     """
+    from .settings import step_summary
+
     outputs = outputs or Outputs(builtin_outputs())
     written = []
     for path in paths:
+        if step_summary(path):
+            _append(path, outputs.for_suffix(".md").render(document))
+            written.append(path)
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
         text = outputs.for_suffix(path.suffix).render(document)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
@@ -88,6 +102,15 @@ def write_reports(document: dict[str, Any], paths: Iterable[Path],
     return written
 
 
+def _append(path: Path, text: str) -> None:
+    """Add ``text`` at the end of ``path``, a blank line after what is there already."""
+    with open(path, "a+", encoding="utf-8") as out:
+        out.seek(0, os.SEEK_END)
+        if out.tell():
+            text = "\n" + text
+        out.write(text if text.endswith("\n") else text + "\n")
+
+
 def remove_reports(paths: Iterable[Path]) -> list[Path]:
     """Remove report files left by an earlier run; returns those removed.
 
@@ -95,8 +118,12 @@ def remove_reports(paths: Iterable[Path]) -> list[Path]:
     ``--collect-only``, nothing selected, a crash) never leaves an older run's report
     at the path for a CI job to read as this run's.
     """
+    from .settings import step_summary
+
     removed = []
     for path in paths:
+        if step_summary(path):
+            continue  # other steps' summaries are there: it is appended to, never replaced
         if path.is_file() or path.is_symlink():
             path.unlink()
             removed.append(path)

@@ -10,6 +10,7 @@ records gathered on the controller (also those relayed by xdist workers).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,7 @@ class AuditSession:
         self.report_error: str | None = None
         self.threshold_error: str | None = None  # found on an xdist worker after collection
         self._seen: dict[str, tuple[str, str | None]] = {}  # nodeid -> (check id, target)
+        self._started = time.perf_counter()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -290,7 +292,8 @@ class AuditSession:
         checks = sorted(self.check_records, key=lambda r: (order.get(r.target or "", len(order)),
                                                     r.id))
         document = build_report([t.to_json() for t in targets], [c.to_json() for c in checks],
-                                fail_on=self.settings.fail_on)
+                                fail_on=self.settings.fail_on,
+                                timing=(time.perf_counter() - self._started, time.time()))
         self.config.hook.pytest_mlflowdb_report(report=document, config=self.config)
         self.document = scrub_all(document, self.secrets)  # masked once, hooks' keys too
         try:

@@ -24,7 +24,7 @@ from .thresholds import parse_value as _parse
 
 EPHEMERAL_KINDS = ("auto", "container", "wheel", "path")
 FAIL_ON = ("error", "warning")
-REPORT_SUFFIXES = (".json", ".md")
+REPORT_SUFFIXES = (".json", ".md", ".prom")
 
 
 
@@ -79,6 +79,17 @@ def describe_value(setting: str, value: str, source: str = COMMAND_LINE) -> str:
     return f"{ini} = {value} in {source}"
 
 
+#: GitHub Actions' step summary: a report at the path this variable holds is appended to
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+def step_summary(path: str | Path) -> bool:
+    """Whether ``path`` is this job step's GitHub summary file (whatever its suffix): the
+    Markdown report is appended to it, as other steps' summaries are there too."""
+    given = os.environ.get(STEP_SUMMARY_ENV, "").strip()
+    return bool(given) and os.path.abspath(given) == os.path.abspath(path)
+
+
 class SettingsError(ValueError):
     """A setting that cannot be used; the message is one line for the user."""
 
@@ -129,6 +140,7 @@ class Settings:
 def build_settings(
     *,
     uris: Sequence[str] = (),
+    uri_file: str | Path | None = None,
     ephemeral: str | None = None,
     reports: Sequence[str] = (),
     fail_on: str | None = None,
@@ -150,12 +162,14 @@ def build_settings(
 
     ``sources`` maps a setting's name (``fail_on``, ``uris``, ...) to where its value came
     from: :data:`COMMAND_LINE` (the default), :data:`OVERRIDE` or an ini file's path.
-    ``threshold_assignments`` are ``NAME=VALUE`` strings (typed on the command line) or
-    ``(source, [NAME=VALUE, ...])`` pairs, in order. With ``unknown_thresholds_later``
-    a name the registry does not know yet is left for :func:`resolve_thresholds` to judge
-    once every conftest.py has had its say. ``report_suffixes`` are those an output
-    writes (the built-in ones and any an output plugin adds). ``area_options`` are the
-    built-in areas' own options, already resolved and validated (``options.py``).
+    ``uri_file`` is a fleet file (:mod:`pytest_mlflowdb.fleet`): its targets follow those of
+    ``uris``, in the file's order. ``threshold_assignments`` are ``NAME=VALUE`` strings
+    (typed on the command line) or ``(source, [NAME=VALUE, ...])`` pairs, in order. With
+    ``unknown_thresholds_later`` a name the registry does not know yet is left for
+    :func:`resolve_thresholds` to judge once every conftest.py has had its say.
+    ``report_suffixes`` are those an output writes (the built-in ones and any an output
+    plugin adds). ``area_options`` are the built-in areas' own options, already resolved and
+    validated (``options.py``).
     """
     sources = dict(sources or {})
 
@@ -169,6 +183,9 @@ def build_settings(
         except TargetError as exc:
             raise SettingsError(f"{label('uris')}: {exc}") from None
         if all(t.conninfo != target.conninfo for t in targets):  # the same URI twice: once
+            targets.append(target)
+    for target in _fleet_targets(label("uri_file"), uri_file):
+        if all(t.conninfo != target.conninfo for t in targets):
             targets.append(target)
     if ephemeral is not None:
         given = ephemeral.strip()
@@ -185,7 +202,7 @@ def build_settings(
     paths = []
     for report in reports:
         path = Path(report)
-        if path.suffix.lower() not in report_suffixes:
+        if path.suffix.lower() not in report_suffixes and not step_summary(path):
             raise SettingsError(
                 f"{label('reports')}: {report!r} must end in {_either(report_suffixes)}"
             )
@@ -237,6 +254,27 @@ def build_settings(
         sources=MappingProxyType(sources),
         threshold_assignments=assignments,
     )
+
+
+def _fleet_targets(label: str, uri_file: str | Path | None) -> list[Target]:
+    """The targets of a fleet file; a mistake names ``file:line``, never the line."""
+    if not uri_file:
+        return []
+    from .fleet import FleetError, read_fleet
+    from .targets import scrub
+
+    try:
+        lines = read_fleet(Path(uri_file).expanduser())
+    except FleetError as exc:
+        raise SettingsError(f"{label}: {exc}") from None
+    targets = []
+    for line in lines:
+        try:
+            target = parse_target(line.text)
+        except TargetError as exc:
+            raise SettingsError(scrub(f"{label}: {line.where}: {exc}", line.expanded)) from None
+        targets.append(target)
+    return targets
 
 
 def _either(suffixes: Sequence[str]) -> str:

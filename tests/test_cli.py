@@ -77,7 +77,7 @@ def test_mlflowdb_fixture_skips_when_dormant(pytester):
         (["--mlflowdb-ephemeral", "--mlflowdb-set=latency_warn=fast"], "latency_warn"),
         (["--mlflowdb-ephemeral", "--mlflowdb-set=latency_warn"], "is not NAME=VALUE"),
         (["--mlflowdb-ephemeral", "--mlflowdb-fail-on=sometimes"], "unknown value"),
-        (["--mlflowdb-ephemeral", "--mlflowdb-report=out.html"], "must end in .json or .md"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-report=out.html"], "must end in .json, .md or .prom"),
         (["--mlflowdb-ephemeral", "--mlflowdb-connect-timeout=soon"], "connect-timeout"),
         (["--mlflowdb-ephemeral", "--mlflowdb-statement-timeout=30d"], "is outside"),
         (["--mlflowdb-ephemeral", "--mlflowdb-set=latency_samples=100000000000"],

@@ -116,7 +116,7 @@ def test_reports_are_paths(tmp_path):
 def test_report_must_end_in_json_or_md(report):
     message = _error(reports=["ok.json", report])
     assert repr(report) in message
-    assert ".json or .md" in message
+    assert ".json, .md or .prom" in message
 
 
 # -- fail_on ---------------------------------------------------------------------------

@@ -67,9 +67,11 @@ def builtin_outputs() -> list[Output]:
     from .json_file import JsonReport
     from .junit import JunitProperties
     from .markdown import MarkdownReport
+    from .prometheus import PrometheusTextFile
     from .terminal import TerminalTables
 
-    return [JsonReport(), MarkdownReport(), TerminalTables(), JunitProperties()]
+    return [JsonReport(), MarkdownReport(), PrometheusTextFile(), TerminalTables(),
+            JunitProperties()]
 
 
 def collect_outputs(config: pytest.Config) -> Outputs:
@@ -91,6 +93,32 @@ def by_target(document: dict[str, Any]) -> list[tuple[dict[str, Any], list[dict[
     if others:
         grouped.append(({"id": "(no target)", "uri": None}, others))
     return grouped
+
+
+#: the columns of the summary across targets (``error`` is added when a check errored)
+SUMMARY_OUTCOMES = ("passed", "warned", "failed", "skipped")
+
+
+def target_counts(document: dict[str, Any]) -> list[tuple[str, dict[str, int]]]:
+    """Each target's outcome counts, in the targets' order: the summary across targets."""
+    rows = []
+    for target, checks in by_target(document):
+        counts = {outcome: 0 for outcome in (*SUMMARY_OUTCOMES, "error")}
+        for check in checks:
+            counts[check["outcome"]] = counts.get(check["outcome"], 0) + 1
+        rows.append((target["id"], counts))
+    return rows
+
+
+def summary_rows(document: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of the summary across targets (target, passed, warned, failed,
+    skipped, and error when any check errored)."""
+    counted = target_counts(document)
+    columns = list(SUMMARY_OUTCOMES)
+    if any(counts["error"] for _, counts in counted):
+        columns.append("error")
+    return ["target", *columns], [[target, *(counts[c] for c in columns)]
+                                  for target, counts in counted]
 
 
 def remedies(checks: Iterable[dict[str, Any]]) -> list[tuple[str, str, str]]:

@@ -1,10 +1,11 @@
-"""The Markdown report (``.md``): a summary, a table per target, the findings of each check."""
+"""The Markdown report (``.md``): a summary (across targets when there are several), a table
+per target, the findings of each check."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import Output, by_target, remedies
+from . import Output, by_target, remedies, summary_rows
 
 
 def to_markdown(document: dict[str, Any]) -> str:
@@ -13,6 +14,10 @@ def to_markdown(document: dict[str, Any]) -> str:
     out = ["# MLflow database audit", ""]
     counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
     out += [f"**Summary:** {counts or 'no checks ran'}{_warned_fail(document)}", ""]
+    if len(document["targets"]) > 1:
+        headers, rows = summary_rows(document)
+        out += [tabulate([[f"`{_md(r[0])}`", *r[1:]] for r in rows], headers=headers,
+                         tablefmt="github"), ""]
     for target, checks in by_target(document):
         out += [f"## {target['id']}", ""]
         for key in ("uri", "server_version", "schema_revision"):

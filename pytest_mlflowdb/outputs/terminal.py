@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import Output, by_target, remedies
+from . import Output, by_target, remedies, summary_rows
 
 
 def _row(check: dict[str, Any], width: int | None) -> list[str]:
@@ -18,7 +18,8 @@ def _row(check: dict[str, Any], width: int | None) -> list[str]:
 
 
 def terminal_tables(document: dict[str, Any], width: int | None = 80) -> list[str]:
-    """One plain-text table per target, then a line per remedy, then the counts.
+    """One plain-text table per target, then a line per remedy, then (with several
+    targets) the summary across targets, then the counts.
 
     ``width`` is the terminal's; ``None`` (no terminal, as in a CI log) prints every
     message whole on its row: a reader of a log scrolls sideways, but cannot get back
@@ -35,6 +36,10 @@ def terminal_tables(document: dict[str, Any], width: int | None = 80) -> list[st
                          maxcolwidths=[None, None, message_width])
         fixes = [f"{check} {obj}\n  remedy: {remedy}" for check, obj, remedy in remedies(checks)]
         blocks.append("\n".join([header, table, *fixes]))
+    if len(document["targets"]) > 1:
+        headers, rows = summary_rows(document)
+        blocks.append("summary across targets\n" + tabulate(rows, headers=headers,
+                                                             tablefmt="simple"))
     counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
     blocks.append(f"mlflowdb: {counts or 'no checks ran'}")
     return blocks
