@@ -59,7 +59,8 @@ def prepare_owner(uri: str, owner: str = APP_ROLE) -> None:
                                      "PASSWORD {}").format(role, sql.Literal(verifier.decode())))
             except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
                 pass  # made meanwhile by another process on the same server
-        schema = sql.Identifier(conn.execute("SELECT current_schema()").fetchone()[0])
+        (current,) = conn.execute("SELECT current_schema()").fetchone() or (None,)
+        schema = sql.Identifier(current)
         conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(schema))
         conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema, role))
 
