@@ -150,13 +150,20 @@ def _pytest_commands(text: str) -> list[list[str]]:
     return [shlex.split(m.group(0)) for m in re.finditer(r"(?<![\w-])pytest\s[^;&'|>]*", text)]
 
 
+AUDITOR_PASSWORD = "aud-Secret-2"
+
+
 @pytest.fixture(scope="module")
 def compose_server():
-    """A throwaway server of the major the compose file names (14), else the path one."""
+    """A throwaway server of the major the compose file names (14), else the path one, set
+    up as the compose stack sets up its database: the init script, MLflow's migrations as
+    the mlflow role (as its server does at start), the index service's statements."""
     import importlib.util
+    import subprocess
 
     import yaml
 
+    from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
     from pytest_mlflowdb.servers import start_server
 
     compose = yaml.safe_load((EXAMPLES / "docker-compose.yml").read_text())
@@ -167,49 +174,117 @@ def compose_server():
     bin_dir = pg_majors.local_bin_dir(major) or pg_majors.fetched_bin_dir(
         pg_majors.DEFAULT_DIR, major)
     server = start_server("path", pg_bin=bin_dir)
-    yield compose, server
-    server.stop()
+    try:
+        env = {**os.environ, "PGHOST": server.host, "PGPORT": str(server.port),
+               "PGPASSWORD": server.password, "POSTGRES_USER": server.user,
+               "MLFLOW_DB_PASSWORD": "db-Secret-1", "MLFLOW_AUDITOR_PASSWORD": AUDITOR_PASSWORD,
+               "PATH": f"{server.bin_dir}:{os.environ['PATH']}"}
+        script = EXAMPLES / "compose" / "initdb" / "10-mlflow-roles.sh"
+        subprocess.run(["bash", str(script)], env=env, check=True, capture_output=True,
+                       timeout=60)
+        mlflow_uri = f"postgresql://mlflow:db-Secret-1@{server.host}:{server.port}/mlflow"
+        apply_mlflow_schema(mlflow_uri, owner=None)  # as the mlflow server does: as itself
+        command = compose["services"]["mlflow-indexes"]["command"]
+        for statement in re.findall(r"-c '([^']+)'", command):
+            with psycopg.connect(mlflow_uri, autocommit=True) as conn:
+                conn.execute(statement)
+        yield compose, server, {**env, "PGPASSWORD": AUDITOR_PASSWORD}
+    finally:
+        server.stop()
 
 
-@pytest.mark.slow
-def test_compose_stack_set_up_passes_the_default_audit(pytester, compose_server):
-    """The init script, MLflow's migrations as the mlflow role (as its server does at start),
-    the index service's statements, then the audit service's command: no warning."""
-    import subprocess
-    import sys
-
-    from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
-
-    compose, server = compose_server
-    services = compose["services"]
-    assert set(services) >= {"postgres", "mlflow", "mlflow-indexes", "audit", "audit-cron"}
-    env = {**os.environ, "PGHOST": server.host, "PGPORT": str(server.port),
-           "PGPASSWORD": server.password, "POSTGRES_USER": server.user,
-           "MLFLOW_DB_PASSWORD": "db-Secret-1", "MLFLOW_AUDITOR_PASSWORD": "aud-Secret-2"}
-    script = EXAMPLES / "compose" / "initdb" / "10-mlflow-roles.sh"
-    subprocess.run(["bash", str(script)], env={**env, "PATH": f"{server.bin_dir}:"
-                                               + os.environ["PATH"]},
-                   check=True, capture_output=True, timeout=60)
-    mlflow_uri = f"postgresql://mlflow:db-Secret-1@{server.host}:{server.port}/mlflow"
-    apply_mlflow_schema(mlflow_uri, owner=None)  # as the mlflow server does: as itself
-    for statement in re.findall(r"-c '([^']+)'", services["mlflow-indexes"]["command"]):
-        with psycopg.connect(mlflow_uri, autocommit=True) as conn:
-            conn.execute(statement)
-    (command,) = _pytest_commands(services["audit"]["command"])
-    reports = pytester.path / "reports"
-    reports.mkdir()
-    command = [arg.replace("@postgres:5432", f"@{server.host}:{server.port}")
-                  .replace("/reports/", f"{reports}/") for arg in command]
-    assert services["audit"]["environment"]["PGPASSWORD"] == "${MLFLOW_AUDITOR_PASSWORD}"
-    done = subprocess.run([sys.executable, "-m", *command], cwd=reports, timeout=300,
-                          env={**env, "PGPASSWORD": "aud-Secret-2"}, capture_output=True,
-                          text=True)
-    assert done.returncode == 0, done.stdout[-3000:]
-    checks = checks_by_id(report(reports / "audit.json"))
+def _quiet(checks: dict, server) -> None:
+    """No warning nor failure, but the end-of-life warning a major past it deserves."""
     noisy = {k: c["message"] for k, c in checks.items() if c["outcome"] not in ("passed",
                                                                               "skipped")}
     eol = {"connectivity.server_version"} if past_end_of_life(str(server_major(server))) \
         else set()
     assert set(noisy) == eol, noisy
-    assert "aud-Secret-2" not in done.stdout and "db-Secret-1" not in done.stdout
+
+
+@pytest.mark.slow
+def test_compose_stack_set_up_passes_the_default_audit(pytester, compose_server):
+    """The audit service's command on the database the stack sets up: no warning."""
+    import subprocess
+    import sys
+
+    compose, server, env = compose_server
+    services = compose["services"]
+    assert set(services) >= {"postgres", "mlflow", "mlflow-indexes", "audit", "audit-cron"}
+    assert services["audit"]["environment"]["PGPASSWORD"] == "${MLFLOW_AUDITOR_PASSWORD}"
+    (command,) = _pytest_commands(services["audit"]["command"])
+    reports = pytester.path / "reports"
+    reports.mkdir()
+    command = [arg.replace("@postgres:5432", f"@{server.host}:{server.port}")
+                  .replace("/reports/", f"{reports}/") for arg in command]
+    done = subprocess.run([sys.executable, "-m", *command], cwd=reports, timeout=300,
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    _quiet(checks_by_id(report(reports / "audit.json")), server)
+    assert AUDITOR_PASSWORD not in done.stdout and "db-Secret-1" not in done.stdout
     assert (reports / "audit.md").exists() and (reports / "audit.xml").exists()
+    (cron,) = _pytest_commands(services["audit-cron"]["command"])
+    cron = [arg.replace("@postgres:5432", f"@{server.host}:{server.port}")
+               .replace("/textfile/", f"{reports}/") for arg in cron]
+    done = subprocess.run([sys.executable, "-m", *cron], cwd=reports, timeout=300, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name for f in text_string_to_metric_families(
+        (reports / "mlflowdb.prom").read_text())}
+    assert {"mlflowdb_check_status", "mlflowdb_audit_end_time_seconds"} <= families
+
+
+def _ci_steps(path: Path) -> list[tuple[str, str]]:
+    """(job, shell text) of every pytest step of a GitHub Actions or GitLab CI file."""
+    import yaml
+
+    document = yaml.safe_load(path.read_text())
+    found = []
+    for name, job in (document.get("jobs") or document).items():
+        if not isinstance(job, dict):
+            continue
+        for step in job.get("steps", []):
+            if "pytest " in str(step.get("run", "")) and "pip install" not in step["run"]:
+                found.append((name, step["run"]))
+        for line in job.get("script", []):
+            if str(line).lstrip().startswith("pytest "):
+                found.append((name, line))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ci_file", ["github-actions.yml", "gitlab-ci.yml"])
+def test_ci_gate_commands_run_as_written(pytester, compose_server, ci_file):
+    """Each pytest step of the CI examples, run by bash as the runner would, with the
+    workflow's variables pointing at the compose-style database: the rehearsal passes,
+    the gate passes at the installed MLflow release, the step summary is appended to."""
+    import subprocess
+    import sys
+
+    compose, server, env = compose_server
+    steps = _ci_steps(EXAMPLES / ci_file)
+    assert {job for job, _ in steps} >= ({"rehearse", "gate"} if ci_file.startswith("github")
+                                         else {"mlflowdb-rehearse", "mlflowdb-gate"})
+    summary = pytester.path / "step_summary"
+    summary.write_text("## an earlier step\n")
+    uri = f"postgresql://mlflow_auditor@{server.host}:{server.port}/mlflow"
+    version = subprocess.run(
+        [sys.executable, "-c", "import importlib.metadata as m; "
+         "print(m.version('mlflow-skinny'))"], capture_output=True, text=True).stdout.strip()
+    for job, text in steps:
+        folder = pytester.path / job
+        folder.mkdir()
+        done = subprocess.run(
+            ["bash", "-c", text.replace("\n", " ")], cwd=folder, timeout=900,
+            env={**env, "MLFLOW_DB_URI": uri, "MLFLOW_VERSION": version or "3.17.2",
+                 "GITHUB_STEP_SUMMARY": str(summary),
+                 "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+            capture_output=True, text=True)
+        assert done.returncode == 0, (job, done.stdout[-3000:], done.stderr[-2000:])
+        assert AUDITOR_PASSWORD not in done.stdout + done.stderr
+        assert (folder / ("audit.xml" if "gate" in job else "rehearsal.xml")).exists()
+    if ci_file.startswith("github"):
+        text = summary.read_text()
+        assert text.startswith("## an earlier step") and text.count("MLflow database audit") == 2
