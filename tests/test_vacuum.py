@@ -1,0 +1,295 @@
+"""vacuum.* checks: a healthy MLflow database passes with its figures; each fault (autovacuum
+off on a table or server-wide, track_counts off, a never-analysed table with rows, stale
+statistics, dead rows, high transaction ID and multixact ages) is caught by name with its
+figures and remedy; bad thresholds are usage errors; a role without pg_monitor sees the
+same (the views read here hide nothing from it)."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from helpers import audit, dbname_of, failing, role_uri, sql
+
+from pytest_mlflowdb.servers.janitor import Janitor
+
+CHECKS = ("vacuum.dead_tuples", "vacuum.stale_stats", "vacuum.autovacuum_disabled",
+          "vacuum.wraparound")
+FLUSH = "SELECT pg_stat_force_next_flush()"  # a closing session's counts, before the audit
+SEED = (
+    "INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (1, 'e', 'active')",
+    "INSERT INTO runs (run_uuid, experiment_id, lifecycle_stage, status) VALUES "
+    "('r1', 1, 'active', 'FINISHED')",
+)
+
+
+def by_severity(check: dict, severity: str) -> dict[str, dict]:
+    return {f["object"]: f for f in check["findings"] if f["severity"] == severity}
+
+
+def loud(check: dict) -> list[dict]:
+    return [f for f in check["findings"] if f["severity"] in ("warning", "failure")]
+
+
+def test_a_fresh_mlflow_database_passes_every_vacuum_check_with_its_figures(
+        pytester, mlflow_uri):
+    result, checks = audit(pytester, mlflow_uri)
+    for name in CHECKS:
+        assert checks[name]["outcome"] == "passed", checks[name]
+        assert not loud(checks[name]), checks[name]
+    db = dbname_of(mlflow_uri)
+    (age,) = checks["vacuum.wraparound"]["findings"][:1]
+    assert age["object"] == db and age["severity"] == "ok"
+    assert age["message"].startswith("transaction ID age ") and age["value"] >= 0
+    assert "of autovacuum_freeze_max_age 200000000" in age["message"]
+    assert "left before PostgreSQL stops writing" in age["message"]
+    (mxid,) = [f for f in checks["vacuum.wraparound"]["findings"]
+               if f["message"].startswith("multixact ID age")]
+    assert mxid["object"] == db
+    assert any(f["object"].startswith("public.") and "the oldest of" in f["message"]
+               for f in checks["vacuum.wraparound"]["findings"])
+    (stats,) = checks["vacuum.stale_stats"]["findings"]
+    # dozens of empty tables never analysed: not stale
+    assert "never analysed but empty or under their autoanalyze threshold, 0 stale" in \
+        stats["message"]
+    (auto,) = checks["vacuum.autovacuum_disabled"]["findings"]
+    assert auto["message"].startswith("autovacuum and track_counts on; none of the")
+    (dead,) = checks["vacuum.dead_tuples"]["findings"]
+    assert dead["object"] == "public" and "statistics kept for" in dead["message"]
+    assert result.ret == 0
+
+
+def test_autovacuum_off_on_params_and_on_a_toast_table_warn_by_name(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE params SET (autovacuum_enabled = false)",
+        "ALTER TABLE tags SET (toast.autovacuum_enabled = off)")
+    result, checks = audit(pytester, mlflow_uri)
+    check = checks["vacuum.autovacuum_disabled"]
+    assert check["outcome"] == "warned"
+    warned = by_severity(check, "warning")
+    assert set(warned) == {"public.params", "public.tags"}
+    params = warned["public.params"]
+    assert params["message"].startswith("autovacuum is off on it (autovacuum_enabled=false)")
+    assert "0 dead rows" in params["message"] and "last vacuum never" in params["message"]
+    assert params["value"] == "autovacuum_enabled=false"
+    assert params["remedy"] == 'ALTER TABLE "public"."params" SET (autovacuum_enabled = true);'
+    assert warned["public.tags"]["remedy"] == \
+        'ALTER TABLE "public"."tags" SET (toast.autovacuum_enabled = true);'
+    assert result.ret == 0  # a warning; --mlflowdb-fail-on=warning makes it fail the run
+
+
+def test_track_counts_off_fails_and_the_checks_that_need_it_skip(pytester, mlflow_uri):
+    sql(mlflow_uri, f'ALTER DATABASE "{dbname_of(mlflow_uri)}" SET track_counts = off')
+    result, checks = audit(pytester, mlflow_uri)
+    (finding,) = failing(checks["vacuum.autovacuum_disabled"])
+    assert finding["object"] == "track_counts" and finding["value"] == "off"
+    assert finding["remedy"] == "ALTER SYSTEM SET track_counts = on; SELECT pg_reload_conf();"
+    for name in ("vacuum.dead_tuples", "vacuum.stale_stats"):
+        assert checks[name]["outcome"] == "skipped"
+        assert checks[name]["message"].startswith("track_counts is off: PostgreSQL keeps no")
+    assert result.ret == 1
+
+
+def test_a_never_analysed_table_with_rows_warns_and_analyze_clears_it(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE experiments SET (autovacuum_enabled = false)",
+        "INSERT INTO experiments (experiment_id, name, lifecycle_stage) "
+        "SELECT g, 'e' || g, 'active' FROM generate_series(1, 200) g", FLUSH)
+    _, checks = audit(pytester, mlflow_uri)
+    check = checks["vacuum.stale_stats"]
+    assert check["outcome"] == "warned"
+    (finding,) = loud(check)
+    assert finding["object"] == "public.experiments" and finding["value"] == 200
+    assert finding["message"].startswith("never analysed, with 200 rows (n_live_tup 200")
+    assert "past its autoanalyze threshold of 50 rows" in finding["message"]
+    assert finding["remedy"] == 'ANALYZE "public"."experiments";'
+    sql(mlflow_uri, "ANALYZE experiments")
+    _, checks = audit(pytester, mlflow_uri)
+    assert checks["vacuum.stale_stats"]["outcome"] == "passed"
+    assert "1 MLflow table(s) analysed" in checks["vacuum.stale_stats"]["findings"][0]["message"]
+
+
+def test_statistics_older_than_stale_stats_age_with_many_changes_warn(pytester, mlflow_uri):
+    sql(mlflow_uri, "ALTER TABLE experiments SET (autovacuum_enabled = false)",
+        "INSERT INTO experiments (experiment_id, name, lifecycle_stage) "
+        "SELECT g, 'e' || g, 'active' FROM generate_series(1, 200) g", FLUSH, "ANALYZE experiments",
+        "UPDATE experiments SET lifecycle_stage = 'deleted' WHERE experiment_id <= 120", FLUSH)
+    time.sleep(1.2)
+    _, checks = audit(pytester, mlflow_uri)  # analysed less than a day ago: fresh enough
+    assert checks["vacuum.stale_stats"]["outcome"] == "passed"
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "stale_stats_age=1s")
+    (finding,) = loud(checks["vacuum.stale_stats"])
+    assert finding["object"] == "public.experiments" and finding["value"] == 120
+    assert finding["message"].startswith("120 rows changed (60% of ~200) since its last "
+                                         "analyse ")
+    assert "beyond stale_stats_age 1s and stale_stats_changed 20%" in finding["message"]
+    assert finding["remedy"] == 'ANALYZE "public"."experiments";'
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "stale_stats_age=1s",
+                      "--mlflowdb-set", "stale_stats_changed=70%")
+    assert checks["vacuum.stale_stats"]["outcome"] == "passed"
+
+
+def _dead_rows(uri: str) -> None:
+    """5000 metric rows, 2000 of them deleted, on a table autovacuum leaves alone."""
+    sql(uri, *SEED, "ALTER TABLE metrics SET (autovacuum_enabled = false)",
+        "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+        "SELECT 'loss', random(), g, 'r1', g, false FROM generate_series(1, 5000) g",
+        FLUSH, "ANALYZE metrics", "DELETE FROM metrics WHERE step % 5 IN (1, 2)", FLUSH)
+
+
+def test_dead_rows_warn_and_fail_by_name_from_the_minimum_size(pytester, mlflow_uri):
+    _dead_rows(mlflow_uri)
+    _, checks = audit(pytester, mlflow_uri)  # a small table: not judged by default
+    check = checks["vacuum.dead_tuples"]
+    assert check["outcome"] == "passed"
+    (summary,) = check["findings"]
+    assert "highest dead-row share 40% (public.metrics)" in summary["message"]
+    assert "under dead_tuples_min_size 64MB of heap" in summary["message"]
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "dead_tuples_min_size=0")
+    (finding,) = loud(checks["vacuum.dead_tuples"])
+    assert checks["vacuum.dead_tuples"]["outcome"] == "warned"
+    assert finding["object"] == "public.metrics" and finding["value"] == 40
+    assert finding["message"].startswith("2000 dead rows of 5000 (40%), heap ")
+    assert "at or above dead_tuples_warn 30%" in finding["message"]
+    assert "autovacuum vacuums it from 1050 dead rows, last vacuum never" in finding["message"]
+    assert "autovacuum is off on it (autovacuum_enabled=false)" in finding["message"]
+    assert finding["remedy"].startswith('VACUUM (VERBOSE, ANALYZE) "public"."metrics";')
+    result, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "dead_tuples_min_size=0",
+                           "--mlflowdb-set", "dead_tuples_fail=35%")
+    (finding,) = failing(checks["vacuum.dead_tuples"])
+    assert finding["object"] == "public.metrics" and finding["threshold"] == "35%"
+    assert result.ret == 1
+    sql(mlflow_uri, "VACUUM metrics", FLUSH)
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "dead_tuples_min_size=0")
+    assert checks["vacuum.dead_tuples"]["outcome"] == "passed"
+
+
+def test_a_role_without_pg_monitor_sees_the_same_faults(pytester, pg18, mlflow_uri,
+                                                        mlflow_role):
+    """The statistics views and catalogs read here hide nothing from a plain role: the
+    checks run (never skip, never pass blind) and name the same faults."""
+    user, password = mlflow_role
+    _dead_rows(mlflow_uri)
+    sql(mlflow_uri, f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {user}")
+    uri = role_uri(pg18, dbname_of(mlflow_uri), user, password)
+    with psycopg.connect(mlflow_uri) as conn:  # the role really lacks the monitoring roles
+        assert not conn.execute("SELECT pg_has_role(%s, 'pg_monitor', 'USAGE')",
+                                (user,)).fetchone()[0]
+    _, checks = audit(pytester, uri, "--mlflowdb-set", "dead_tuples_min_size=0")
+    (dead,) = loud(checks["vacuum.dead_tuples"])
+    assert dead["object"] == "public.metrics" and dead["value"] == 40
+    assert set(by_severity(checks["vacuum.autovacuum_disabled"], "warning")) == \
+        {"public.metrics"}
+    assert checks["vacuum.wraparound"]["outcome"] == "passed"
+    assert checks["vacuum.stale_stats"]["outcome"] == "passed"
+
+
+@pytest.mark.parametrize("assignment, named", [
+    ("xid_age_warn=lots", "xid_age_warn"),
+    ("dead_tuples_warn=150%", "dead_tuples_warn"),
+    ("xid_age_fail=3000000000", "xid_age_fail"),
+    ("freeze_overdue_factor=1", "freeze_overdue_factor"),
+    ("stale_stats_age=soon", "stale_stats_age"),
+    ("multixact_age_warn=1700000000", "multixact_age_warn"),  # above multixact_age_fail
+])
+def test_bad_thresholds_are_one_line_usage_errors(pytester, mlflow_uri, assignment, named):
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-set", assignment)
+    assert result.ret == 4
+    err = result.stderr.str()
+    assert named in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1
+
+
+# -- wraparound: a server of this module's own ------------------------------------------
+
+#: autovacuum's anti-wraparound triggers at their minimums, so ages past twice them are
+#: quick to make; the ages are held by a transaction left open (no vacuum can freeze past
+#: it, so autovacuum cannot race the audit)
+LOW_FREEZE = {"autovacuum_freeze_max_age": "100000",
+              "autovacuum_multixact_freeze_max_age": "10000"}
+BURN = """CREATE PROCEDURE burn_xids(n int) LANGUAGE plpgsql AS $$
+BEGIN FOR i IN 1..n LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$"""
+# one multixact per row: the row is share-locked by the transaction and update-locked by
+# a subtransaction of its own (a fresh member set each time, so none is reused)
+MULTIXACTS = """DO $$ DECLARE r int; BEGIN
+  PERFORM 1 FROM mx_rows FOR SHARE;
+  FOR r IN SELECT id FROM mx_rows LOOP
+    BEGIN PERFORM 1 FROM mx_rows WHERE id = r FOR UPDATE;
+    EXCEPTION WHEN others THEN RAISE; END;
+  END LOOP; END $$"""
+
+
+@pytest.fixture(scope="module")
+def low_freeze_janitor():
+    janitor = Janitor("path", settings=LOW_FREEZE)
+    yield janitor
+    janitor.close()
+
+
+def test_high_transaction_and_multixact_ages_are_named_with_their_figures(
+        pytester, low_freeze_janitor):
+    uri = low_freeze_janitor.create()
+    server = low_freeze_janitor.server()
+    sql(uri, "CREATE TABLE mx_rows (id int PRIMARY KEY)",
+        "INSERT INTO mx_rows SELECT generate_series(1, 25000)")
+    with psycopg.connect(uri.replace("+psycopg2", "")) as holder:
+        holder.execute("SELECT pg_current_xact_id()")  # holds the xmin horizon
+        holder.execute(MULTIXACTS)  # 25000 multixacts it is a member of, kept open
+        with server.admin() as admin:
+            admin.execute(BURN)
+            admin.execute("CALL burn_xids(220000)")
+        _, checks = audit(pytester, uri)
+        check = checks["vacuum.wraparound"]
+        assert check["outcome"] == "warned", check
+        assert not failing(check)
+        db = dbname_of(uri)
+        xid = [f for f in loud(check) if f["object"] == db
+               and f["message"].startswith("transaction ID age")]
+        assert len(xid) == 1 and xid[0]["value"] >= 220000 and xid[0]["threshold"] == 200000
+        assert "of autovacuum_freeze_max_age 100000" in xid[0]["message"]
+        assert "at or above freeze_overdue_factor 2 x autovacuum_freeze_max_age (200000): " \
+               "the anti-wraparound vacuum is overdue" in xid[0]["message"]
+        assert xid[0]["remedy"].startswith(f"vacuumdb --freeze --dbname={db} ")
+        mxid = [f for f in loud(check) if f["object"] == db
+                and f["message"].startswith("multixact ID age")]
+        assert len(mxid) == 1 and mxid[0]["value"] >= 25000 and mxid[0]["threshold"] == 20000
+        metrics = [f for f in loud(check) if f["object"] == "public.metrics"]
+        assert [f["message"].split(" age ")[0] for f in metrics] == ["transaction ID",
+                                                                      "multixact ID"]
+        assert metrics[0]["value"] >= 220000 and metrics[1]["value"] >= 25000
+        assert metrics[0]["remedy"].startswith('VACUUM (FREEZE, VERBOSE) "public"."metrics";')
+        # the whole server stops at wraparound: other databases are named too
+        assert "postgres (another database of this server)" in {f["object"]
+                                                                 for f in loud(check)}
+        result, checks = audit(pytester, uri, "--mlflowdb-set", "xid_age_warn=150000",
+                               "--mlflowdb-set", "xid_age_fail=210000")
+        (fail,) = [f for f in failing(checks["vacuum.wraparound"]) if f["object"] == db]
+        assert fail["threshold"] == 210000 and "at or above xid_age_fail 210000" in \
+            fail["message"]
+        assert result.ret == 1
+        holder.rollback()
+
+
+def test_autovacuum_off_server_wide_fails(pytester, low_freeze_janitor):
+    uri = low_freeze_janitor.create()
+    server = low_freeze_janitor.server()
+    with server.admin() as admin:
+        admin.execute("ALTER SYSTEM SET autovacuum = off")
+        admin.execute("SELECT pg_reload_conf()")
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the reload reaches new sessions a moment later
+            with psycopg.connect(uri.replace("+psycopg2", "")) as conn:
+                if conn.execute("SHOW autovacuum").fetchone()[0] == "off":
+                    break
+            assert time.monotonic() < deadline, "the reload never took effect"
+            time.sleep(0.1)
+        result, checks = audit(pytester, uri)
+        (finding,) = failing(checks["vacuum.autovacuum_disabled"])
+        assert finding["object"] == "autovacuum"
+        assert finding["message"].startswith("autovacuum is off server-wide")
+        assert finding["remedy"] == "ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();"
+        assert result.ret == 1
+    finally:
+        with server.admin() as admin:
+            admin.execute("ALTER SYSTEM RESET autovacuum")
+            admin.execute("SELECT pg_reload_conf()")
