@@ -184,13 +184,13 @@ def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
         obj, remedy = f"{schema}.{table.name}", f"ANALYZE {sql_name(schema, table.name)};"
         base = table.setting("autovacuum_analyze_threshold", server.analyze_threshold)
         if _never_analysed(table):
-            rows = max(table.live, table.modified)
+            rows = table.live  # not changes: alembic_version's 1 row was updated 67 times
             if rows <= base:
                 empty += 1
                 continue
             stale += 1
-            mlflowdb_findings.warn(obj, f"never analysed, with {rows} rows (n_live_tup "
-                                   f"{table.live}, changed {table.modified}), past its "
+            mlflowdb_findings.warn(obj, f"never analysed, with {rows} live rows (n_live_tup)"
+                                   f", past its "
                                    f"autoanalyze threshold of {int(base)} rows: the planner "
                                    "has no statistics for it", rows, int(base), remedy=remedy)
             continue
