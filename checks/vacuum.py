@@ -71,6 +71,7 @@ THRESHOLDS = (
               "overdue (reaching 1x is autovacuum's normal trigger)", minimum=1.1,
               maximum=100),
 )
+PAGE = 8192
 _XID = "xid", "transaction ID", "autovacuum_freeze_max_age"
 _MXID = "multixact", "multixact ID", "autovacuum_multixact_freeze_max_age"
 
@@ -129,8 +130,10 @@ def test_dead_tuples(mlflowdb, mlflowdb_findings: Findings,
             worst = (obj, pct)
         if pct < warn:
             continue
-        heap = heaps.get(table.name)
-        if heap is None or heap < min_size:
+        heap, measured = heaps.get(table.name), ""
+        if heap is None:  # locked by another session: the heap at its last vacuum/analyze
+            heap, measured = table.relpages * PAGE, " (relpages: the table could not be measured)"
+        if heap < min_size:
             small.append(obj)
             continue
         trigger = round(table.setting("autovacuum_vacuum_threshold", server.vacuum_threshold)
@@ -141,15 +144,15 @@ def test_dead_tuples(mlflowdb, mlflowdb_findings: Findings,
         off = f"; autovacuum is off on it ({', '.join(table.autovacuum_off)})" \
             if table.autovacuum_off else ""
         add(obj, f"{table.dead} dead rows of {total} ({format_value('percent', pct)}), heap "
-            f"{format_value('size', heap)}, at or above "
+            f"{format_value('size', heap)}{measured}, at or above "
             f"dead_tuples_{'fail' if pct >= fail else 'warn'} {format_value('percent', limit)};"
             f" autovacuum vacuums it from {trigger} dead rows, last vacuum "
             f"{_ago(table.since_vacuum)}{off}", pct, format_value("percent", limit),
             remedy=f"VACUUM (VERBOSE, ANALYZE) {sql_name(schema, table.name)}; (if dead rows "
                    "remain, end what holds the xmin horizon back: see activity.*)")
     tail = (f"; {len(small)} table(s) at or above {format_value('percent', warn)} not judged, "
-            f"under dead_tuples_min_size {format_value('size', min_size)} of heap (or not "
-            f"measured): {', '.join(small[:5])}" if small else "")
+            f"under dead_tuples_min_size {format_value('size', min_size)} of heap: "
+            f"{', '.join(small[:5])}" if small else "")
     if worst is None:
         mlflowdb_findings.ok(schema, f"no live or dead rows counted in MLflow's tables "
                              f"({_stats_note(mlflowdb)})", 0, format_value("percent", warn))

@@ -180,6 +180,22 @@ def test_dead_rows_warn_and_fail_by_name_from_the_minimum_size(pytester, mlflow_
     assert checks["vacuum.dead_tuples"]["outcome"] == "passed"
 
 
+def test_dead_rows_of_a_table_locked_by_another_session_are_still_judged(pytester,
+                                                                         mlflow_uri):
+    """Its heap cannot be measured behind an ACCESS EXCLUSIVE lock: relpages stands in
+    (the statistics views need no lock), rather than a pass that could not look."""
+    _dead_rows(mlflow_uri)
+    with psycopg.connect(mlflow_uri) as holder:
+        holder.execute("LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "dead_tuples_min_size=0")
+        assert time.monotonic() - started < 120  # bounded: no hang behind the lock
+        holder.rollback()
+    (finding,) = loud(checks["vacuum.dead_tuples"])
+    assert finding["object"] == "public.metrics" and finding["value"] == 40
+    assert "(relpages: the table could not be measured)" in finding["message"]
+
+
 def test_a_role_without_pg_monitor_sees_the_same_faults(pytester, pg18, mlflow_uri,
                                                         mlflow_role):
     """The statistics views and catalogs read here hide nothing from a plain role: the

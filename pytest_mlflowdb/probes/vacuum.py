@@ -40,7 +40,7 @@ FROM pg_database ORDER BY age(datfrozenxid) DESC, datname
 """
 
 _TABLES = """
-SELECT c.relname AS name, c.relkind AS kind, c.reltuples::float8 AS reltuples,
+SELECT c.relname AS name, c.relkind AS kind, c.reltuples::float8 AS reltuples, c.relpages,
        coalesce(c.reloptions, '{}') AS options, coalesce(t.reloptions, '{}') AS toast_options,
        CASE WHEN c.relkind IN ('r', 'm') THEN greatest(age(c.relfrozenxid),
             CASE WHEN t.oid IS NOT NULL THEN age(t.relfrozenxid) END) END::bigint AS xid_age,
@@ -117,6 +117,8 @@ class TableVacuum:
     modified: int = 0  # n_mod_since_analyze
     since_vacuum: float | None = None  # seconds since the last (auto)vacuum, None: never
     since_analyze: float | None = None  # seconds since the last (auto)analyze, None: never
+    #: ``relpages``: the heap's pages at the last vacuum or analyze (0 before either)
+    relpages: int = 0
 
     @property
     def autovacuum_off(self) -> list[str]:
@@ -181,5 +183,6 @@ def table_vacuum(db: Database, schema: str, tables: Iterable[str]) -> list[Table
             None if r["xid_age"] is None else int(r["xid_age"]),
             None if r["mxid_age"] is None else int(r["mxid_age"]),
             int(r["live"]), int(r["dead"]), int(r["modified"]), r["since_vacuum"],
-            r["since_analyze"]) for r in d.rows(_TABLES, {"schema": schema, "tables": names})]
+            r["since_analyze"], int(r["relpages"]))
+            for r in d.rows(_TABLES, {"schema": schema, "tables": names})]
     return db.cached(f"vacuum:tables:{schema}:{','.join(names)}", collect)
