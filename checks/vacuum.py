@@ -93,7 +93,14 @@ def _ago(seconds: float | None) -> str:
     return "never" if seconds is None else f"{format_value('duration', seconds)} ago"
 
 
+_REPLICA = "on a replica: the primary's writes are not counted here (no {}); audit the primary"
+_REPLICA_SETTINGS = ("on a replica: autovacuum runs on the primary, whose settings are not "
+                     "visible here")
+
+
 def _require_counts(mlflowdb, what: str) -> None:
+    if mlflowdb.preflight.in_recovery:
+        pytest.skip(_REPLICA.format(what))
     if not server_state(mlflowdb).track_counts:
         pytest.skip(f"track_counts is off: PostgreSQL keeps no {what} (see "
                     "vacuum.autovacuum_disabled)")
@@ -225,7 +232,8 @@ def test_autovacuum_disabled(mlflowdb, mlflowdb_findings: Findings):
     autovacuum has nothing to go by)."""
     schema, tables = _tables(mlflowdb)
     server = server_state(mlflowdb)
-    for name, on, why in (
+    replica = mlflowdb.preflight.in_recovery
+    for name, on, why in () if replica else (
             ("autovacuum", server.autovacuum, "dead rows pile up and statistics go stale in "
              "every table (only anti-wraparound vacuums still run)"),
             ("track_counts", server.track_counts, "autovacuum sees no changed or dead rows "
@@ -242,13 +250,19 @@ def test_autovacuum_disabled(mlflowdb, mlflowdb_findings: Findings):
         name = sql_name(schema, table.name)
         settings = ", ".join("toast.autovacuum_enabled = true" if o.startswith("toast.")
                              else "autovacuum_enabled = true" for o in table.autovacuum_off)
+        figures = "" if replica else (
+            f": {table.dead} dead rows, {table.modified} rows changed since its last analyse, "
+            f"last vacuum {_ago(table.since_vacuum)}, last analyse {_ago(table.since_analyze)}")
         mlflowdb_findings.warn(
             f"{schema}.{table.name}", f"autovacuum is off on it "
-            f"({', '.join(table.autovacuum_off)}): {table.dead} dead rows, {table.modified} "
-            f"rows changed since its last analyse, last vacuum {_ago(table.since_vacuum)}, "
-            f"last analyse {_ago(table.since_analyze)}", ", ".join(table.autovacuum_off),
+            f"({', '.join(table.autovacuum_off)}){figures}", ", ".join(table.autovacuum_off),
             "autovacuum_enabled=true", remedy=f"ALTER TABLE {name} SET ({settings});")
-    if server.autovacuum and server.track_counts and not off:
+    if replica and not off:
+        pytest.skip(f"{_REPLICA_SETTINGS} (none of the {len(tables)} MLflow tables "
+                    "opts out: their storage parameters are replicated)")
+    if replica:
+        mlflowdb_findings.info("server", _REPLICA_SETTINGS)
+    elif server.autovacuum and server.track_counts and not off:
         mlflowdb_findings.ok(schema, f"autovacuum and track_counts on; none of the "
                              f"{len(tables)} MLflow tables opts out (vacuum from "
                              f"{server.vacuum_threshold} rows + "

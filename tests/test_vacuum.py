@@ -6,7 +6,13 @@ same (the views read here hide nothing from it)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -332,3 +338,61 @@ def test_autovacuum_off_server_wide_fails(pytester, low_freeze_janitor):
         with server.admin() as admin:
             admin.execute("ALTER SYSTEM RESET autovacuum")
             admin.execute("SELECT pg_reload_conf()")
+
+
+@pytest.fixture
+def replica(low_freeze_janitor):
+    """(primary URI, replica URI) of a migrated MLflow database, the replica made with
+    pg_basebackup and started in recovery; autovacuum is off on params on the primary."""
+    primary = low_freeze_janitor.create()
+    sql(primary, "ALTER TABLE params SET (autovacuum_enabled = false)")
+    server = low_freeze_janitor.server()
+    run_as = {}
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        import pwd
+
+        entry = pwd.getpwnam("nobody")
+        run_as = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    base = Path(tempfile.mkdtemp(prefix="mlflowdb-vacuum-replica-"))
+    data = base / "data"
+    if run_as:
+        os.chown(base, run_as["user"], run_as["group"])
+    env = dict(os.environ, PGPASSWORD=server.password)
+    subprocess.run([str(server.bin_dir / "pg_basebackup"), "-h", server.host, "-p",
+                    str(server.port), "-U", server.user, "-D", str(data), "-R", "-X", "stream",
+                    "-c", "fast"],
+                   check=True, env=env, capture_output=True, timeout=120, **run_as)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
+    subprocess.run([str(server.bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+                    str(base / "log"), "-w", "start"], check=True, capture_output=True,
+                   timeout=120, **run_as)
+    try:
+        yield primary, primary.replace(f":{server.port}/", f":{port}/")
+    finally:
+        subprocess.run([str(server.bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                        "stop"], capture_output=True, timeout=60, **run_as)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_on_a_replica_the_checks_that_count_writes_skip_and_reloptions_still_count(
+        pytester, replica):
+    """A replica counts none of the primary's writes: dead rows and stale statistics would
+    pass blind there, so they skip with the reason; storage parameters are replicated."""
+    _primary, standby = replica
+    _, checks = audit(pytester, standby)
+    for name, what in (("vacuum.dead_tuples", "dead-row counts"),
+                       ("vacuum.stale_stats", "counts of changed rows")):
+        assert checks[name]["outcome"] == "skipped"
+        assert checks[name]["message"] == (f"on a replica: the primary's writes are not "
+                                           f"counted here (no {what}); audit the primary")
+    auto = checks["vacuum.autovacuum_disabled"]
+    assert auto["outcome"] == "warned"
+    (params,) = loud(auto)
+    assert params["object"] == "public.params"
+    assert params["message"] == "autovacuum is off on it (autovacuum_enabled=false)"
+    assert "whose settings are not visible here" in by_severity(auto, "info")["server"][
+        "message"]
+    assert checks["vacuum.wraparound"]["outcome"] == "passed"
