@@ -272,10 +272,9 @@ def test_autovacuum_disabled(mlflowdb, mlflowdb_findings: Findings):
                              0, None)
 
 
-def _judge(findings: Findings, obj: str, kind: tuple[str, str, str], age: int,
-           freeze_max: int, t: ThresholdValues, remedy: str, quiet: bool) -> bool:
-    """One age against the thresholds; records a finding unless it is ok and ``quiet``.
-    Returns whether it was ok."""
+def _verdict(kind: tuple[str, str, str], age: int, freeze_max: int,
+             t: ThresholdValues) -> tuple[str, str, int]:
+    """One age against the thresholds: (severity, message, the limit it is judged by)."""
     key, label, setting = kind
     warn, fail = t[f"{key}_age_warn"], t[f"{key}_age_fail"]
     overdue = t["freeze_overdue_factor"] * freeze_max
@@ -283,25 +282,40 @@ def _judge(findings: Findings, obj: str, kind: tuple[str, str, str], age: int,
                f"{setting} {freeze_max}; {max(0, ID_LIMIT - STOP_MARGIN - age)} left before "
                "PostgreSQL stops writing)")
     if age >= fail:
-        findings.fail(obj, f"{figures}, at or above {key}_age_fail {int(fail)}", age, int(fail),
-                      remedy=remedy)
-    elif age >= warn:
-        findings.warn(obj, f"{figures}, at or above {key}_age_warn {int(warn)}", age, int(warn),
-                      remedy=remedy)
-    elif age >= overdue:
-        findings.warn(obj, f"{figures}, at or above freeze_overdue_factor "
-                      f"{format_value('number', t['freeze_overdue_factor'])} x {setting} "
-                      f"({int(overdue)}): the anti-wraparound vacuum is overdue", age,
-                      int(overdue), remedy=remedy)
-    else:
-        if not quiet:
-            findings.ok(obj, figures, age, int(min(warn, overdue)))
-        return True
-    return False
+        return "failure", f"{figures}, at or above {key}_age_fail {int(fail)}", int(fail)
+    if age >= warn:
+        return "warning", f"{figures}, at or above {key}_age_warn {int(warn)}", int(warn)
+    if age >= overdue:
+        return "warning", (f"{figures}, at or above freeze_overdue_factor "
+                           f"{format_value('number', t['freeze_overdue_factor'])} x {setting} "
+                           f"({int(overdue)}): the anti-wraparound vacuum is overdue"), \
+            int(overdue)
+    return "ok", figures, int(min(warn, overdue))
 
 
 _HORIZON = ("first end what holds the xmin horizon back: long or prepared transactions, "
             "replication slots (see activity.*)")
+#: tables named one by one per kind of age; the others are counted in one more finding
+TABLES_SHOWN = 10
+_RANK = {"ok": 0, "warning": 1, "failure": 2}
+
+
+def _old_tables(findings: Findings, schema: str, dbname: str, kind: tuple[str, str, str],
+                judged: list[tuple[str, int, str, str, int]]) -> None:
+    """The tables past a limit, worst and oldest first: the first TABLES_SHOWN by name,
+    the rest in one finding (a database left unfrozen has every table old)."""
+    judged.sort(key=lambda j: (-_RANK[j[0]], -j[1], j[2]))
+    for severity, age, name, message, limit in judged[:TABLES_SHOWN]:
+        findings.add(f"{schema}.{name}", severity, message, age, limit,
+                     remedy=f"VACUUM (FREEZE, VERBOSE) {sql_name(schema, name)}; ({_HORIZON})")
+    rest = judged[TABLES_SHOWN:]
+    if rest:
+        names = ", ".join(j[2] for j in rest[:TABLES_SHOWN])
+        more = f" and {len(rest) - TABLES_SHOWN} more" if len(rest) > TABLES_SHOWN else ""
+        findings.add(f"{schema} ({len(rest)} more MLflow tables)", rest[0][0],
+                     f"{len(rest)} more MLflow tables past a {kind[1]} age limit (ages "
+                     f"{rest[-1][1]} to {rest[0][1]}): {names}{more}", rest[0][1], rest[0][4],
+                     remedy=f"vacuumdb --freeze --dbname={dbname} ({_HORIZON})")
 
 
 @check("vacuum.wraparound", thresholds=("xid_age_warn", "xid_age_fail", "multixact_age_warn",
@@ -316,27 +330,31 @@ def test_wraparound(mlflowdb, mlflowdb_findings: Findings,
     t = mlflowdb_thresholds
     for db in database_ages(mlflowdb):
         obj = db.name if db.current else f"{db.name} (another database of this server)"
-        remedy = (f"vacuumdb --freeze --dbname={db.name} (VACUUM (FREEZE) of each table; "
-                  f"{_HORIZON})")
         for kind, age, freeze_max in ((_XID, db.xid_age, server.freeze_max_age),
                                       (_MXID, db.mxid_age, server.mxid_freeze_max_age)):
-            _judge(mlflowdb_findings, obj, kind, age, freeze_max, t, remedy,
-                   quiet=not db.current)
-    oldest, all_ok = None, True
+            severity, message, limit = _verdict(kind, age, freeze_max, t)
+            if db.current or severity != "ok":
+                mlflowdb_findings.add(obj, severity, message, age, limit, remedy=None
+                                      if severity == "ok" else
+                                      f"vacuumdb --freeze --dbname={db.name} (VACUUM (FREEZE)"
+                                      f" of each table; {_HORIZON})")
+    judged: dict[str, list[tuple[str, int, str, str, int]]] = {"xid": [], "multixact": []}
+    oldest = None
     for table in tables:
         if table.xid_age is None or table.mxid_age is None:
             continue  # a partitioned parent: its partitions are tables of their own
-        obj = f"{schema}.{table.name}"
-        remedy = f"VACUUM (FREEZE, VERBOSE) {sql_name(schema, table.name)}; ({_HORIZON})"
         for kind, age, freeze_max in (
                 (_XID, table.xid_age, table.freeze_max_age(server.freeze_max_age)),
                 (_MXID, table.mxid_age, table.freeze_max_age(server.mxid_freeze_max_age,
                                                              multixact=True))):
-            all_ok &= _judge(mlflowdb_findings, obj, kind, age, freeze_max, t, remedy,
-                             quiet=True)
+            severity, message, limit = _verdict(kind, age, freeze_max, t)
+            if severity != "ok":
+                judged[kind[0]].append((severity, age, table.name, message, limit))
         if oldest is None or table.xid_age > oldest.xid_age:
             oldest = table
-    if oldest is not None and all_ok:
+    for kind in (_XID, _MXID):
+        _old_tables(mlflowdb_findings, schema, mlflowdb.preflight.dbname, kind, judged[kind[0]])
+    if oldest is not None and not judged["xid"] and not judged["multixact"]:
         mlflowdb_findings.ok(f"{schema}.{oldest.name}", f"the oldest of {len(tables)} MLflow "
                              f"tables: transaction ID age {oldest.xid_age}, multixact age "
                              f"{oldest.mxid_age}", oldest.xid_age,
