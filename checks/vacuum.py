@@ -226,6 +226,15 @@ def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
                          f"{oldest_text} ({_stats_note(mlflowdb)})", stale, None)
 
 
+#: where track_counts was switched off: (what the message says, the remedy)
+_TRACK_COUNTS_SOURCES = {
+    "database": ("for this database's sessions", "ALTER DATABASE {db} RESET track_counts;"),
+    "user": ("for this role's sessions", "ALTER ROLE {role} RESET track_counts;"),
+    "database user": ("for this role's sessions in this database",
+                      "ALTER ROLE {role} IN DATABASE {db} RESET track_counts;"),
+}
+
+
 @check("vacuum.autovacuum_disabled")
 def test_autovacuum_disabled(mlflowdb, mlflowdb_findings: Findings):
     """Autovacuum on server-wide and on every MLflow table, and track_counts on (without it
@@ -233,15 +242,22 @@ def test_autovacuum_disabled(mlflowdb, mlflowdb_findings: Findings):
     schema, tables = _tables(mlflowdb)
     server = server_state(mlflowdb)
     replica = mlflowdb.preflight.in_recovery
-    for name, on, why in () if replica else (
-            ("autovacuum", server.autovacuum, "dead rows pile up and statistics go stale in "
-             "every table (only anti-wraparound vacuums still run)"),
-            ("track_counts", server.track_counts, "autovacuum sees no changed or dead rows "
-             "and never runs; the statistics views stay empty")):
-        if not on:
-            mlflowdb_findings.fail(name, f"{name} is off server-wide: {why}", "off", "on",
-                                   remedy=f"ALTER SYSTEM SET {name} = on; "
-                                          "SELECT pg_reload_conf();")
+    if not replica and not server.autovacuum:
+        mlflowdb_findings.fail("autovacuum", "autovacuum is off server-wide: dead rows pile up "
+                               "and statistics go stale in every table (only anti-wraparound "
+                               "vacuums still run)", "off", "on",
+                               remedy="ALTER SYSTEM SET autovacuum = on; "
+                                      "SELECT pg_reload_conf();")
+    if not replica and not server.track_counts:
+        where, remedy = _TRACK_COUNTS_SOURCES.get(server.track_counts_source, (
+            "server-wide", "ALTER SYSTEM SET track_counts = on; SELECT pg_reload_conf();"))
+        mlflowdb_findings.fail("track_counts", f"track_counts is off {where} (source: "
+                               f"{server.track_counts_source}): the changes made there are "
+                               "not counted, so autovacuum never sees them and the statistics "
+                               "views stay empty", "off", "on",
+                               remedy=remedy.format(db=sql_name(mlflowdb.preflight.dbname),
+                                                    role=sql_name(
+                                                        mlflowdb.preflight.current_user)))
     off = 0
     for table in tables:
         if not table.autovacuum_off:

@@ -106,7 +106,9 @@ def test_track_counts_off_fails_and_the_checks_that_need_it_skip(pytester, mlflo
     result, checks = audit(pytester, mlflow_uri)
     (finding,) = failing(checks["vacuum.autovacuum_disabled"])
     assert finding["object"] == "track_counts" and finding["value"] == "off"
-    assert finding["remedy"] == "ALTER SYSTEM SET track_counts = on; SELECT pg_reload_conf();"
+    assert finding["message"].startswith("track_counts is off for this database's sessions "
+                                         "(source: database)")
+    assert finding["remedy"] == f'ALTER DATABASE "{dbname_of(mlflow_uri)}" RESET track_counts;'
     for name in ("vacuum.dead_tuples", "vacuum.stale_stats"):
         assert checks[name]["outcome"] == "skipped"
         assert checks[name]["message"].startswith("track_counts is off: PostgreSQL keeps no")

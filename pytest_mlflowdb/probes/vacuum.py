@@ -22,6 +22,7 @@ STOP_MARGIN = 3_000_000
 _SERVER = """
 SELECT current_setting('autovacuum') AS autovacuum,
        current_setting('track_counts') AS track_counts,
+       (SELECT source FROM pg_settings WHERE name = 'track_counts') AS track_counts_source,
        current_setting('autovacuum_freeze_max_age')::bigint AS freeze_max_age,
        current_setting('autovacuum_multixact_freeze_max_age')::bigint AS mxid_freeze_max_age,
        current_setting('autovacuum_vacuum_threshold')::bigint AS vacuum_threshold,
@@ -87,6 +88,9 @@ class Server:
     analyze_scale_factor: float
     #: seconds since the statistics began (their reset, or the server's start)
     stats_age: float
+    #: where this session's track_counts comes from (pg_settings.source: "database",
+    #: "user", "configuration file", "default"...)
+    track_counts_source: str = "default"
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,7 @@ def server_state(db: Database) -> Server:
                       int(r["freeze_max_age"]), int(r["mxid_freeze_max_age"]),
                       int(r["vacuum_threshold"]), float(r["vacuum_scale_factor"]),
                       int(r["analyze_threshold"]), float(r["analyze_scale_factor"]),
-                      float(r["stats_age"] or 0))
+                      float(r["stats_age"] or 0), str(r["track_counts_source"]))
     return db.cached("vacuum:server", collect)
 
 
