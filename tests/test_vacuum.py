@@ -130,7 +130,10 @@ def test_a_never_analysed_table_with_rows_warns_and_analyze_clears_it(pytester, 
     sql(mlflow_uri, "ANALYZE experiments")
     _, checks = audit(pytester, mlflow_uri)
     assert checks["vacuum.stale_stats"]["outcome"] == "passed"
-    assert "1 MLflow table(s) analysed" in checks["vacuum.stale_stats"]["findings"][0]["message"]
+    # (how many tables count as analysed also depends on whether autovacuum analysed
+    # alembic_version in the template before this copy was made: its reltuples is copied)
+    (summary,) = checks["vacuum.stale_stats"]["findings"]
+    assert summary["value"] == 0 and ", 0 stale" in summary["message"]
 
 
 def test_statistics_older_than_stale_stats_age_with_many_changes_warn(pytester, mlflow_uri):
