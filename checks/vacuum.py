@@ -178,10 +178,12 @@ def _never_analysed(table: TableVacuum) -> bool:
 @check("vacuum.stale_stats", thresholds=("stale_stats_age", "stale_stats_changed"))
 def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
                      mlflowdb_thresholds: ThresholdValues):
-    """MLflow tables analysed long ago that changed much since, and tables never analysed
-    that hold more rows than their autoanalyze threshold (empty ones are fine).
+    """Statistics of MLflow tables: stale after many changes, or missing where rows are.
 
-    Without fresh statistics the planner guesses row counts and may scan metrics."""
+    Stale: analysed longer ago than stale_stats_age, with stale_stats_changed of the rows
+    changed since. Missing: never analysed, with more live rows than the table's autoanalyze
+    threshold (empty tables, dozens in a fresh MLflow database, are fine). Without fresh
+    statistics the planner guesses row counts and may scan metrics."""
     schema, tables = _tables(mlflowdb)
     _require_counts(mlflowdb, "counts of changed rows")
     server = server_state(mlflowdb)
@@ -237,8 +239,9 @@ _TRACK_COUNTS_SOURCES = {
 
 @check("vacuum.autovacuum_disabled")
 def test_autovacuum_disabled(mlflowdb, mlflowdb_findings: Findings):
-    """Autovacuum on server-wide and on every MLflow table, and track_counts on (without it
-    autovacuum has nothing to go by)."""
+    """Autovacuum and track_counts on, server-wide and on every MLflow table.
+
+    Without track_counts autovacuum has nothing to go by."""
     schema, tables = _tables(mlflowdb)
     server = server_state(mlflowdb)
     replica = mlflowdb.preflight.in_recovery
@@ -338,9 +341,11 @@ def _old_tables(findings: Findings, schema: str, dbname: str, kind: tuple[str, s
                                         "multixact_age_fail", "freeze_overdue_factor"))
 def test_wraparound(mlflowdb, mlflowdb_findings: Findings,
                     mlflowdb_thresholds: ThresholdValues):
-    """Transaction ID and multixact age of the database, of any other database of the
-    server (wraparound stops the whole server), and of each MLflow table, against the 2^31
-    limit and against autovacuum_freeze_max_age (twice it is overdue, once is normal)."""
+    """Transaction ID and multixact ages against the 2^31 limit and the freeze_max_ages.
+
+    Of the database, of any other database of the server (wraparound stops the whole
+    server) and of each MLflow table; reaching autovacuum_freeze_max_age is normal, twice
+    it (freeze_overdue_factor) is overdue."""
     schema, tables = _tables(mlflowdb)
     server = server_state(mlflowdb)
     t = mlflowdb_thresholds
