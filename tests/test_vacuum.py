@@ -191,6 +191,20 @@ def test_dead_rows_warn_and_fail_by_name_from_the_minimum_size(pytester, mlflow_
     assert checks["vacuum.dead_tuples"]["outcome"] == "passed"
 
 
+def test_dead_rows_under_a_tables_own_autovacuum_trigger_are_not_judged(pytester,
+                                                                        mlflow_uri):
+    """An owner who set a high scale factor asked for this many dead rows: not behind."""
+    _dead_rows(mlflow_uri)
+    sql(mlflow_uri, "ALTER TABLE metrics SET (autovacuum_enabled = true, "
+        "autovacuum_vacuum_scale_factor = 0.9, autovacuum_analyze_scale_factor = 0.9)")
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "dead_tuples_min_size=0")
+    check = checks["vacuum.dead_tuples"]
+    assert check["outcome"] == "passed", check
+    (summary,) = check["findings"]
+    assert "under their own autovacuum trigger (dead rows): public.metrics (from 4550)" in \
+        summary["message"]
+
+
 def test_dead_rows_of_a_table_locked_by_another_session_are_still_judged(pytester,
                                                                          mlflow_uri):
     """Its heap cannot be measured behind an ACCESS EXCLUSIVE lock: relpages stands in
