@@ -217,14 +217,18 @@ def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
                                                 or table.since_analyze > oldest[1]):
             oldest = (obj, table.since_analyze)
         changed = max(base, share / 100.0 * (table.reltuples or 0))
-        too_old = table.since_analyze is None or table.since_analyze >= max_age
-        if table.modified > changed and too_old:
+        # no analyse on record though reltuples is known: it came before the statistics
+        # began (a reset), so it is at least as old as they are
+        since = server.stats_age if table.since_analyze is None else table.since_analyze
+        when = (f"{_ago(since)}" if table.since_analyze is not None else
+                f"more than {_ago(since)} (before the statistics began)")
+        if table.modified > changed and since >= max_age:
             stale += 1
             pct = 100.0 * table.modified / table.reltuples if table.reltuples else 100.0
             mlflowdb_findings.warn(obj, f"{table.modified} rows changed "
                                    f"({format_value('percent', min(pct, 100.0))} of "
                                    f"~{int(table.reltuples or 0)}) since its last analyse "
-                                   f"{_ago(table.since_analyze)}, beyond stale_stats_age "
+                                   f"{when}, beyond stale_stats_age "
                                    f"{format_value('duration', max_age)} and "
                                    f"stale_stats_changed {format_value('percent', share)}",
                                    table.modified, int(changed), remedy=remedy)

@@ -149,6 +149,25 @@ def test_statistics_older_than_stale_stats_age_with_many_changes_warn(pytester, 
     assert checks["vacuum.stale_stats"]["outcome"] == "passed"
 
 
+def test_after_a_statistics_reset_an_analyse_is_as_old_as_the_statistics(pytester,
+                                                                          mlflow_uri):
+    """pg_stat_reset() forgets last_analyze, not reltuples: the analyse came before the
+    statistics began, so it is at least that old (and not 'never')."""
+    sql(mlflow_uri, "ALTER TABLE experiments SET (autovacuum_enabled = false)",
+        "INSERT INTO experiments (experiment_id, name, lifecycle_stage) "
+        "SELECT g, 'e' || g, 'active' FROM generate_series(1, 200) g", FLUSH,
+        "ANALYZE experiments", "SELECT pg_stat_reset()",
+        "UPDATE experiments SET lifecycle_stage = 'deleted' WHERE experiment_id <= 120", FLUSH)
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "stale_stats_age=1h")
+    assert checks["vacuum.stale_stats"]["outcome"] == "passed"  # statistics seconds old
+    time.sleep(1.2)
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "stale_stats_age=1s")
+    (finding,) = loud(checks["vacuum.stale_stats"])
+    assert finding["object"] == "public.experiments" and finding["value"] == 120
+    assert "since its last analyse more than " in finding["message"]
+    assert "ago (before the statistics began), beyond stale_stats_age 1s" in finding["message"]
+
+
 def _dead_rows(uri: str) -> None:
     """5000 metric rows, 2000 of them deleted, on a table autovacuum leaves alone."""
     sql(uri, *SEED, "ALTER TABLE metrics SET (autovacuum_enabled = false)",
