@@ -64,8 +64,9 @@ def test_high_transaction_and_multixact_ages_are_named_with_their_figures(
             admin.execute(BURN)
             admin.execute("CALL burn_xids(220000)")
         _, checks = audit(pytester, uri)
-        tables = int(checks["vacuum.autovacuum_disabled"]["findings"][0]["message"].split(
-            "none of the ")[1].split()[0])
+        with psycopg.connect(uri) as conn:  # MLflow's tables: all of public's but mx_rows
+            tables = conn.execute("SELECT count(*) - 1 FROM pg_tables "
+                                  "WHERE schemaname = 'public'").fetchone()[0]
         check = checks["vacuum.wraparound"]
         assert check["outcome"] == "warned", check
         assert not failing(check)
