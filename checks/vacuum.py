@@ -1,0 +1,393 @@
+"""Vacuum: dead rows, statistics freshness, autovacuum switched off, and wraparound.
+
+Everything comes from the statistics views and the catalog (``pg_stat_all_tables``,
+``pg_class``, ``pg_database``, settings): no page is read, no lock is waited for beyond
+the heap sizes the size area measures, and the cost does not grow with the rows. The
+thresholds avoid the known false alarms: no dead-row alarm on small tables, no "never
+analysed" alarm on empty tables (a fresh MLflow database has dozens), and no wraparound
+alarm at 100% of ``autovacuum_freeze_max_age`` (autovacuum's normal trigger): only far
+beyond it, or near the 2^31 limit where PostgreSQL stops writing.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from pytest_mlflowdb import Threshold, check
+from pytest_mlflowdb.catalog import load_catalog
+from pytest_mlflowdb.findings import Findings, sql_name
+from pytest_mlflowdb.probes.size import table_sizes
+from pytest_mlflowdb.probes.vacuum import (
+    ID_LIMIT,
+    STOP_MARGIN,
+    TableVacuum,
+    database_ages,
+    server_state,
+    table_vacuum,
+)
+from pytest_mlflowdb.requirements import require_mlflow_schema
+from pytest_mlflowdb.thresholds import ThresholdValues, format_value
+
+# Dead rows: autovacuum's default trigger (50 rows + 20% of the table) lets a table reach
+# ~17% dead rows before it runs, so 30% means it is behind and 60% that it is not working
+# (or something holds the xmin horizon back). Tables under 64MB of heap are not judged.
+# Wraparound: check_postgres's 1.3B/1.4B of 2^31 are near the cliff; 1.2B/1.6B leave
+# time; reaching autovacuum_freeze_max_age (200M by default) is normal and only twice
+# that says the anti-wraparound vacuum is overdue (cloudnative-pg suggests ~300M).
+THRESHOLDS = (
+    Threshold("dead_tuples_warn", "30%", "percent",
+              "dead rows' share of a table (n_dead_tup of live + dead) that warns, from "
+              "dead_tuples_min_size of heap", minimum=0, maximum=100),
+    Threshold("dead_tuples_fail", "60%", "percent",
+              "dead rows' share of a table that fails, from dead_tuples_min_size of heap",
+              minimum=0, maximum=100),
+    Threshold("dead_tuples_min_size", "64MB", "size",
+              "tables with less heap than this are not judged for dead rows", minimum=0,
+              maximum=1024.0**5),
+    Threshold("stale_stats_age", "1d", "duration",
+              "a table's statistics are stale when its last (auto)analyze is older than "
+              "this and stale_stats_changed of its rows changed since", minimum=1.0,
+              maximum=3650 * 86400.0),
+    Threshold("stale_stats_changed", "20%", "percent",
+              "share of a table's rows changed since its last (auto)analyze (and at least "
+              "its autoanalyze threshold) that, after stale_stats_age, makes it stale",
+              minimum=0, maximum=100),
+    Threshold("xid_age_warn", "1200000000", "count",
+              "transaction ID age (of the database or an MLflow table) that warns; "
+              "PostgreSQL stops writing ~3M short of 2^31 (2147483648)", minimum=1,
+              maximum=2144483648),
+    Threshold("xid_age_fail", "1600000000", "count",
+              "transaction ID age that fails", minimum=1, maximum=2144483648),
+    Threshold("multixact_age_warn", "1200000000", "count",
+              "multixact ID age (of the database or an MLflow table) that warns", minimum=1,
+              maximum=2144483648),
+    Threshold("multixact_age_fail", "1600000000", "count",
+              "multixact ID age that fails", minimum=1, maximum=2144483648),
+    Threshold("freeze_overdue_factor", "2", "number",
+              "an age beyond this many times autovacuum_freeze_max_age (or "
+              "autovacuum_multixact_freeze_max_age) warns: the anti-wraparound vacuum is "
+              "overdue (reaching 1x is autovacuum's normal trigger)", minimum=1.1,
+              maximum=100),
+)
+PAGE = 8192
+_XID = "xid", "transaction ID", "autovacuum_freeze_max_age"
+_MXID = "multixact", "multixact ID", "autovacuum_multixact_freeze_max_age"
+
+
+@functools.lru_cache(maxsize=1)
+def _mlflow_tables() -> frozenset[str]:
+    """Every table any revision of MLflow makes (other tables are the team's business)."""
+    catalog = load_catalog()
+    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
+                     for t in catalog.schema_at(r.revision).tables)
+
+
+def _tables(mlflowdb) -> tuple[str, list[TableVacuum]]:
+    schema = require_mlflow_schema(mlflowdb)
+    return schema, table_vacuum(mlflowdb, schema, _mlflow_tables())
+
+
+def _ago(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{format_value('duration', seconds)} ago"
+
+
+_REPLICA = "on a replica: the primary's writes are not counted here (no {}); audit the primary"
+_REPLICA_SETTINGS = ("on a replica: autovacuum runs on the primary, whose settings are not "
+                     "visible here")
+
+
+def _require_counts(mlflowdb, what: str) -> None:
+    if mlflowdb.preflight.in_recovery:
+        pytest.skip(_REPLICA.format(what))
+    if not server_state(mlflowdb).track_counts:
+        pytest.skip(f"track_counts is off: PostgreSQL keeps no {what} (see "
+                    "vacuum.autovacuum_disabled)")
+
+
+def _stats_note(mlflowdb) -> str:
+    return f"statistics kept for {format_value('duration', server_state(mlflowdb).stats_age)}"
+
+
+@check("vacuum.dead_tuples", thresholds=("dead_tuples_warn", "dead_tuples_fail",
+                                         "dead_tuples_min_size"))
+def test_dead_tuples(mlflowdb, mlflowdb_findings: Findings,
+                     mlflowdb_thresholds: ThresholdValues):
+    """Dead rows' share of each MLflow table, judged only from dead_tuples_min_size of heap.
+
+    Many dead rows mean autovacuum is behind, switched off, or held back by an old
+    transaction, prepared transaction or replication slot (see activity.*)."""
+    schema, tables = _tables(mlflowdb)
+    _require_counts(mlflowdb, "dead-row counts")
+    server = server_state(mlflowdb)
+    t = mlflowdb_thresholds
+    warn, fail, min_size = t["dead_tuples_warn"], t["dead_tuples_fail"], \
+        t["dead_tuples_min_size"]
+    heaps = {s.name: s.heap for s in table_sizes(mlflowdb, schema, _mlflow_tables())
+             if s.error is None}
+    small, not_due, worst = [], [], None
+    for table in tables:
+        total = table.live + table.dead
+        if table.kind != "r" or not total:
+            continue
+        pct = round(100.0 * table.dead / total, 1)
+        obj = f"{schema}.{table.name}"
+        if worst is None or pct > worst[1]:
+            worst = (obj, pct)
+        if pct < warn:
+            continue
+        heap, measured = heaps.get(table.name), ""
+        if heap is None:  # locked by another session: the heap at its last vacuum/analyze
+            heap, measured = table.relpages * PAGE, " (relpages: the table could not be measured)"
+        if heap < min_size:
+            small.append(obj)
+            continue
+        trigger = round(table.setting("autovacuum_vacuum_threshold", server.vacuum_threshold)
+                        + table.setting("autovacuum_vacuum_scale_factor",
+                                        server.vacuum_scale_factor) * (table.reltuples or 0))
+        if table.dead < trigger and server.autovacuum and not table.autovacuum_off:
+            not_due.append(f"{obj} (from {trigger})")  # as its owner tuned it: not behind
+            continue
+        limit = fail if pct >= fail else warn
+        add = mlflowdb_findings.fail if pct >= fail else mlflowdb_findings.warn
+        off = f"; autovacuum is off on it ({', '.join(table.autovacuum_off)})" \
+            if table.autovacuum_off else ""
+        add(obj, f"{table.dead} dead rows of {total} ({format_value('percent', pct)}), heap "
+            f"{format_value('size', heap)}{measured}, at or above "
+            f"dead_tuples_{'fail' if pct >= fail else 'warn'} {format_value('percent', limit)};"
+            f" autovacuum vacuums it from {trigger} dead rows, last vacuum "
+            f"{_ago(table.since_vacuum)}{off}", pct, format_value("percent", limit),
+            remedy=f"VACUUM (VERBOSE, ANALYZE) {sql_name(schema, table.name)}; (if dead rows "
+                   "remain, end what holds the xmin horizon back: see activity.*)")
+    tail = (f"; {len(small)} table(s) at or above {format_value('percent', warn)} not judged, "
+            f"under dead_tuples_min_size {format_value('size', min_size)} of heap: "
+            f"{', '.join(small[:5])}" if small else "")
+    tail += (f"; {len(not_due)} table(s) at or above {format_value('percent', warn)} not "
+             f"judged, under their own autovacuum trigger (dead rows): {', '.join(not_due[:5])}"
+             if not_due else "")
+    if worst is None:
+        mlflowdb_findings.ok(schema, f"no live or dead rows counted in MLflow's tables "
+                             f"({_stats_note(mlflowdb)})", 0, format_value("percent", warn))
+    else:
+        mlflowdb_findings.ok(schema, f"highest dead-row share {format_value('percent', worst[1])}"
+                             f" ({worst[0]}){tail} ({_stats_note(mlflowdb)})", worst[1],
+                             format_value("percent", warn))
+
+
+def _never_analysed(table: TableVacuum) -> bool:
+    """No (auto)analyze on record and no row count (-1, or 0 before PostgreSQL 14): a
+    statistics reset clears the first, not the second."""
+    return table.since_analyze is None and not table.reltuples
+
+
+@check("vacuum.stale_stats", thresholds=("stale_stats_age", "stale_stats_changed"))
+def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
+                     mlflowdb_thresholds: ThresholdValues):
+    """Statistics of MLflow tables: stale after many changes, or missing where rows are.
+
+    Stale: analysed longer ago than stale_stats_age, with stale_stats_changed of the rows
+    changed since. Missing: never analysed, with more live rows than the table's autoanalyze
+    threshold (empty tables, dozens in a fresh MLflow database, are fine). Without fresh
+    statistics the planner guesses row counts and may scan metrics."""
+    schema, tables = _tables(mlflowdb)
+    _require_counts(mlflowdb, "counts of changed rows")
+    server = server_state(mlflowdb)
+    max_age, share = mlflowdb_thresholds["stale_stats_age"], \
+        mlflowdb_thresholds["stale_stats_changed"]
+    analysed, empty, stale, oldest = 0, 0, 0, None
+    for table in tables:
+        if table.kind != "r":
+            continue
+        obj, remedy = f"{schema}.{table.name}", f"ANALYZE {sql_name(schema, table.name)};"
+        base = table.setting("autovacuum_analyze_threshold", server.analyze_threshold)
+        if _never_analysed(table):
+            rows = table.live  # not changes: alembic_version's 1 row was updated 67 times
+            if rows <= base:
+                empty += 1
+                continue
+            stale += 1
+            mlflowdb_findings.warn(obj, f"never analysed, with {rows} live rows (n_live_tup)"
+                                   f", past its "
+                                   f"autoanalyze threshold of {int(base)} rows: the planner "
+                                   "has no statistics for it", rows, int(base), remedy=remedy)
+            continue
+        analysed += 1
+        if table.since_analyze is not None and (oldest is None
+                                                or table.since_analyze > oldest[1]):
+            oldest = (obj, table.since_analyze)
+        changed = max(base, share / 100.0 * (table.reltuples or 0))
+        # no analyse on record though reltuples is known: it came before the statistics
+        # began (a reset), so it is at least as old as they are
+        since = server.stats_age if table.since_analyze is None else table.since_analyze
+        when = (f"{_ago(since)}" if table.since_analyze is not None else
+                f"more than {_ago(since)} (before the statistics began)")
+        if table.modified > changed and since >= max_age:
+            stale += 1
+            pct = 100.0 * table.modified / table.reltuples if table.reltuples else 100.0
+            mlflowdb_findings.warn(obj, f"{table.modified} rows changed "
+                                   f"({format_value('percent', min(pct, 100.0))} of "
+                                   f"~{int(table.reltuples or 0)}) since its last analyse "
+                                   f"{when}, beyond stale_stats_age "
+                                   f"{format_value('duration', max_age)} and "
+                                   f"stale_stats_changed {format_value('percent', share)}",
+                                   table.modified, int(changed), remedy=remedy)
+    oldest_text = (f"; the oldest analyse {_ago(oldest[1])} ({oldest[0]})" if oldest else "")
+    mlflowdb_findings.ok(schema, f"{analysed} MLflow table(s) analysed, {empty} never analysed "
+                         f"but empty or under their autoanalyze threshold, {stale} stale"
+                         f"{oldest_text} ({_stats_note(mlflowdb)})", stale, None)
+
+
+#: where track_counts was switched off: (what the message says, the remedy)
+_TRACK_COUNTS_SOURCES = {
+    "database": ("for this database's sessions", "ALTER DATABASE {db} RESET track_counts;"),
+    "user": ("for this role's sessions", "ALTER ROLE {role} RESET track_counts;"),
+    "database user": ("for this role's sessions in this database",
+                      "ALTER ROLE {role} IN DATABASE {db} RESET track_counts;"),
+}
+
+
+@check("vacuum.autovacuum_disabled")
+def test_autovacuum_disabled(mlflowdb, mlflowdb_findings: Findings):
+    """Autovacuum and track_counts on, server-wide and on every MLflow table.
+
+    Without track_counts autovacuum has nothing to go by."""
+    schema, tables = _tables(mlflowdb)
+    server = server_state(mlflowdb)
+    replica = mlflowdb.preflight.in_recovery
+    if not replica and not server.autovacuum:
+        mlflowdb_findings.fail("autovacuum", "autovacuum is off server-wide: dead rows pile up "
+                               "and statistics go stale in every table (only anti-wraparound "
+                               "vacuums still run)", "off", "on",
+                               remedy="ALTER SYSTEM SET autovacuum = on; "
+                                      "SELECT pg_reload_conf();")
+    if not replica and not server.track_counts:
+        where, remedy = _TRACK_COUNTS_SOURCES.get(server.track_counts_source, (
+            "server-wide", "ALTER SYSTEM SET track_counts = on; SELECT pg_reload_conf();"))
+        mlflowdb_findings.fail("track_counts", f"track_counts is off {where} (source: "
+                               f"{server.track_counts_source}): the changes made there are "
+                               "not counted, so autovacuum never sees them and the statistics "
+                               "views stay empty", "off", "on",
+                               remedy=remedy.format(db=sql_name(mlflowdb.preflight.dbname),
+                                                    role=sql_name(
+                                                        mlflowdb.preflight.current_user)))
+    off = 0
+    for table in tables:
+        if not table.autovacuum_off:
+            continue
+        off += 1
+        name = sql_name(schema, table.name)
+        settings = ", ".join("toast.autovacuum_enabled = true" if o.startswith("toast.")
+                             else "autovacuum_enabled = true" for o in table.autovacuum_off)
+        figures = "" if replica else (
+            f": {table.dead} dead rows, {table.modified} rows changed since its last analyse, "
+            f"last vacuum {_ago(table.since_vacuum)}, last analyse {_ago(table.since_analyze)}")
+        mlflowdb_findings.warn(
+            f"{schema}.{table.name}", f"autovacuum is off on it "
+            f"({', '.join(table.autovacuum_off)}){figures}", ", ".join(table.autovacuum_off),
+            "autovacuum_enabled=true", remedy=f"ALTER TABLE {name} SET ({settings});")
+    if replica and not off:
+        pytest.skip(f"{_REPLICA_SETTINGS} (none of the {len(tables)} MLflow tables "
+                    "opts out: their storage parameters are replicated)")
+    if replica:
+        mlflowdb_findings.info("server", _REPLICA_SETTINGS)
+    elif server.autovacuum and server.track_counts and not off:
+        mlflowdb_findings.ok(schema, f"autovacuum and track_counts on; none of the "
+                             f"{len(tables)} MLflow tables opts out (vacuum from "
+                             f"{server.vacuum_threshold} rows + "
+                             f"{format_value('percent', 100 * server.vacuum_scale_factor)}, "
+                             f"analyse from {server.analyze_threshold} rows + "
+                             f"{format_value('percent', 100 * server.analyze_scale_factor)})",
+                             0, None)
+
+
+def _verdict(kind: tuple[str, str, str], age: int, freeze_max: int,
+             t: ThresholdValues) -> tuple[str, str, int]:
+    """One age against the thresholds: (severity, message, the limit it is judged by)."""
+    key, label, setting = kind
+    warn, fail = t[f"{key}_age_warn"], t[f"{key}_age_fail"]
+    overdue = t["freeze_overdue_factor"] * freeze_max
+    figures = (f"{label} age {age} ({format_value('percent', 100.0 * age / freeze_max)} of "
+               f"{setting} {freeze_max}; {max(0, ID_LIMIT - STOP_MARGIN - age)} left before "
+               "PostgreSQL stops writing)")
+    if age >= fail:
+        return "failure", f"{figures}, at or above {key}_age_fail {int(fail)}", int(fail)
+    if age >= warn:
+        return "warning", f"{figures}, at or above {key}_age_warn {int(warn)}", int(warn)
+    if age >= overdue:
+        return "warning", (f"{figures}, at or above freeze_overdue_factor "
+                           f"{format_value('number', t['freeze_overdue_factor'])} x {setting} "
+                           f"({int(overdue)}): the anti-wraparound vacuum is overdue"), \
+            int(overdue)
+    return "ok", figures, int(min(warn, overdue))
+
+
+_HORIZON = ("first end what holds the xmin horizon back: long or prepared transactions, "
+            "replication slots (see activity.*)")
+#: tables named one by one per kind of age; the others are counted in one more finding
+TABLES_SHOWN = 10
+_RANK = {"ok": 0, "warning": 1, "failure": 2}
+
+
+def _old_tables(findings: Findings, schema: str, dbname: str, kind: tuple[str, str, str],
+                judged: list[tuple[str, int, str, str, int]]) -> None:
+    """The tables past a limit, worst and oldest first: the first TABLES_SHOWN by name,
+    the rest in one finding (a database left unfrozen has every table old)."""
+    judged.sort(key=lambda j: (-_RANK[j[0]], -j[1], j[2]))
+    for severity, age, name, message, limit in judged[:TABLES_SHOWN]:
+        findings.add(f"{schema}.{name}", severity, message, age, limit,
+                     remedy=f"VACUUM (FREEZE, VERBOSE) {sql_name(schema, name)}; ({_HORIZON})")
+    rest = judged[TABLES_SHOWN:]
+    if rest:
+        names = ", ".join(j[2] for j in rest[:TABLES_SHOWN])
+        more = f" and {len(rest) - TABLES_SHOWN} more" if len(rest) > TABLES_SHOWN else ""
+        findings.add(f"{schema} ({len(rest)} more MLflow tables)", rest[0][0],
+                     f"{len(rest)} more MLflow tables past a {kind[1]} age limit (ages "
+                     f"{rest[-1][1]} to {rest[0][1]}): {names}{more}", rest[0][1], rest[0][4],
+                     remedy=f"vacuumdb --freeze --dbname={dbname} ({_HORIZON})")
+
+
+@check("vacuum.wraparound", thresholds=("xid_age_warn", "xid_age_fail", "multixact_age_warn",
+                                        "multixact_age_fail", "freeze_overdue_factor"))
+def test_wraparound(mlflowdb, mlflowdb_findings: Findings,
+                    mlflowdb_thresholds: ThresholdValues):
+    """Transaction ID and multixact ages against the 2^31 limit and the freeze_max_ages.
+
+    Of the database, of any other database of the server (wraparound stops the whole
+    server) and of each MLflow table; reaching autovacuum_freeze_max_age is normal, twice
+    it (freeze_overdue_factor) is overdue."""
+    schema, tables = _tables(mlflowdb)
+    server = server_state(mlflowdb)
+    t = mlflowdb_thresholds
+    for db in database_ages(mlflowdb):
+        obj = db.name if db.current else f"{db.name} (another database of this server)"
+        for kind, age, freeze_max in ((_XID, db.xid_age, server.freeze_max_age),
+                                      (_MXID, db.mxid_age, server.mxid_freeze_max_age)):
+            severity, message, limit = _verdict(kind, age, freeze_max, t)
+            if db.current or severity != "ok":
+                mlflowdb_findings.add(obj, severity, message, age, limit, remedy=None
+                                      if severity == "ok" else
+                                      f"vacuumdb --freeze --dbname={db.name} (VACUUM (FREEZE)"
+                                      f" of each table; {_HORIZON})")
+    judged: dict[str, list[tuple[str, int, str, str, int]]] = {"xid": [], "multixact": []}
+    oldest = None
+    for table in tables:
+        if table.xid_age is None or table.mxid_age is None:
+            continue  # a partitioned parent: its partitions are tables of their own
+        for kind, age, freeze_max in (
+                (_XID, table.xid_age, table.freeze_max_age(server.freeze_max_age)),
+                (_MXID, table.mxid_age, table.freeze_max_age(server.mxid_freeze_max_age,
+                                                             multixact=True))):
+            severity, message, limit = _verdict(kind, age, freeze_max, t)
+            if severity != "ok":
+                judged[kind[0]].append((severity, age, table.name, message, limit))
+        if oldest is None or table.xid_age > oldest.xid_age:
+            oldest = table
+    for kind in (_XID, _MXID):
+        _old_tables(mlflowdb_findings, schema, mlflowdb.preflight.dbname, kind, judged[kind[0]])
+    if oldest is not None and not judged["xid"] and not judged["multixact"]:
+        mlflowdb_findings.ok(f"{schema}.{oldest.name}", f"the oldest of {len(tables)} MLflow "
+                             f"tables: transaction ID age {oldest.xid_age}, multixact age "
+                             f"{oldest.mxid_age}", oldest.xid_age,
+                             int(min(t["xid_age_warn"], t["freeze_overdue_factor"]
+                                     * oldest.freeze_max_age(server.freeze_max_age))))
