@@ -123,11 +123,11 @@ def test_stuck_runs(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdV
             ids = ",".join(stuck.ids)
             mlflowdb_findings.warn(
                 obj, f"{stuck.total} run(s) RUNNING with no end time, started more than "
-                f"{age} ago (their process is gone; MLflow never ends them): {_ids(stuck)}",
-                stuck.total, age,
+                f"{age} ago (their process is gone; MLflow never ends them; the remedy marks "
+                f"them KILLED): {_ids(stuck)}", stuck.total, age,
                 remedy=("python -c \"from mlflow import MlflowClient; c = MlflowClient("
                         f"'<URI>'); [c.set_terminated(r, 'KILLED') for r in '{ids}'.split("
-                        "',')]\" (marks them KILLED, with an end time)"))
+                        "',')]\""))
         else:
             mlflowdb_findings.ok(obj, f"no run RUNNING for more than {age} ({running} "
                                  "running now)", 0, age)
