@@ -165,8 +165,10 @@ def _gc_part(parts: _Parts, table: str, t: ThresholdValues) -> None:
             None, remedy=f"{_GC} {key} {','.join(found.undated.ids)} (names them; gc also "
             f"purges every other deleted {other} then)")
     if not found.due.total and not found.undated.total:
-        parts.findings.ok(obj, f"{found.deleted} soft-deleted {noun}(s), none older than "
-                          f"{age} or without {stamp}", found.deleted, age)
+        count = f"{found.deleted} soft-deleted {noun}(s)" if found.deleted else \
+            f"no soft-deleted {noun}"
+        parts.findings.ok(obj, f"{count}, none older than {age} or without {stamp}",
+                          found.deleted, age)
 
 
 @check("integrity.gc_backlog", thresholds=("gc_age", _CAP))
@@ -182,11 +184,30 @@ def _registry_orphans(parts: _Parts, cap: int) -> None:
     schema, findings = parts.lay.schema, parts.findings
     if parts.usable("model_versions", "run_id", "source", "current_stage") and \
             parts.usable("runs"):
-        obj = f"{schema}.model_versions"
-        if not probe.has_rows(parts.db, parts.lay, "runs"):
-            findings.info(obj, "not checked: runs is empty (the registry's runs are in "
-                          "another tracking database)")
-            return
+        _version_orphans(parts, cap)
+    if parts.usable("registered_model_aliases", "alias", "version") and \
+            parts.usable("model_versions", "current_stage"):
+        obj = f"{schema}.registered_model_aliases"
+        stale = probe.stale_aliases(parts.db, parts.lay, cap)
+        if stale.total:
+            findings.fail(obj, f"{stale.total} alias(es) point at a missing or deleted model "
+                          f"version (models:/name@alias fails to load): {_ids(stale)}",
+                          stale.total, 0, remedy="MlflowClient().set_registered_model_alias("
+                          "name, alias, version) to a live version, or "
+                          "delete_registered_model_alias(name, alias)")
+        else:
+            findings.ok(obj, "every alias points at a live model version", 0, 0)
+
+
+def _version_orphans(parts: _Parts, cap: int) -> None:
+    """Model versions naming a run that does not exist (when this database holds runs)."""
+    findings, obj = parts.findings, f"{parts.lay.schema}.model_versions"
+    if not probe.has_rows(parts.db, parts.lay, "model_versions"):
+        findings.ok(obj, "no model version yet", 0, 0)
+    elif not probe.has_rows(parts.db, parts.lay, "runs"):
+        findings.info(obj, "not checked: runs is empty (the registry's runs are in another "
+                      "tracking database)")
+    else:
         broken = probe.orphan_versions(parts.db, parts.lay, cap, runs_source=True)
         dangling = probe.orphan_versions(parts.db, parts.lay, cap, runs_source=False)
         if broken.total:
@@ -202,18 +223,6 @@ def _registry_orphans(parts: _Parts, cap: int) -> None:
         if not broken.total and not dangling.total:
             findings.ok(obj, "every model version's run exists (or was redacted by MLflow)",
                         0, 0)
-    if parts.usable("registered_model_aliases", "alias", "version") and \
-            parts.usable("model_versions", "current_stage"):
-        obj = f"{schema}.registered_model_aliases"
-        stale = probe.stale_aliases(parts.db, parts.lay, cap)
-        if stale.total:
-            findings.fail(obj, f"{stale.total} alias(es) point at a missing or deleted model "
-                          f"version (models:/name@alias fails to load): {_ids(stale)}",
-                          stale.total, 0, remedy="MlflowClient().set_registered_model_alias("
-                          "name, alias, version) to a live version, or "
-                          "delete_registered_model_alias(name, alias)")
-        else:
-            findings.ok(obj, "every alias points at a live model version", 0, 0)
 
 
 _INPUTS_REMEDY = ("DELETE FROM input_tags t USING inputs i WHERE t.input_uuid = i.input_uuid "
@@ -339,8 +348,10 @@ def _sequence(parts: _Parts) -> None:
                             remedy=f"SELECT setval('{seq.name}', (SELECT max(experiment_id) "
                             f"FROM {parts.lay.schema}.experiments));")
     else:
-        parts.findings.ok(seq.name or obj, f"next experiment id {seq.next_value}, above the "
-                          f"largest ({seq.max_id})", seq.next_value, seq.max_id)
+        largest = f"above the largest ({seq.max_id})" if seq.max_id is not None else \
+            "no experiment yet"
+        parts.findings.ok(seq.name or obj, f"next experiment id {seq.next_value}, {largest}",
+                          seq.next_value, seq.max_id)
 
 
 @check("integrity.invariants", thresholds=(_CAP,))

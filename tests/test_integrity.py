@@ -336,3 +336,30 @@ def test_every_default_query_has_an_index_path_on_the_big_tables(mlflow_uri, tmp
     seq = [(text, relation) for text, plan in db.plans
            for node, relation in scans(plan["Plan"]) if node == "Seq Scan" and relation in BIG]
     assert seq == []  # ...and none from end to end
+
+
+def test_a_table_another_session_locks_is_a_skip_with_the_reason(pytester, mlflow_uri):
+    import psycopg
+
+    with psycopg.connect(mlflow_uri) as holder:
+        holder.execute("LOCK TABLE model_versions IN ACCESS EXCLUSIVE MODE")
+        _, checks = audit(pytester, mlflow_uri, "--mlflowdb-lock-timeout=200ms")
+        holder.rollback()
+    orphans = checks["integrity.orphans"]
+    assert orphans["outcome"] == "skipped", orphans["findings"]
+    assert "another session holds a lock" in orphans["message"]
+    assert "Traceback" not in orphans["message"]
+    quiet(checks, "integrity.stuck_runs", "integrity.gc_backlog")
+
+
+def test_a_registry_apart_from_its_runs_is_not_called_orphaned(pytester, mlflow_uri):
+    """MLflow's registry may live in its own database (--registry-store-uri): there the
+    versions' runs are elsewhere, and runs is empty."""
+    sql(mlflow_uri, "INSERT INTO registered_models (name) VALUES ('solo')",
+        "INSERT INTO model_versions (name, version, source, run_id, current_stage, status) "
+        f"VALUES ('solo', 1, 'runs:/{'a' * 32}/model', '{'a' * 32}', 'None', 'READY')")
+    _, checks = audit(pytester, mlflow_uri)
+    quiet(checks, "integrity.orphans")
+    (info,) = by(checks["integrity.orphans"], "info")
+    assert info["object"] == "public.model_versions"
+    assert "runs is empty" in info["message"]
