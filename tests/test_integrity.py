@@ -165,6 +165,20 @@ def test_gc_backlog_and_its_remedies_then_the_orphans_gc_leaves(pytester, mlflow
     assert not by(checks["integrity.orphans"], "warning")
 
 
+def test_deleted_experiments_without_last_update_time_are_named(pytester, mlflow_uri,
+                                                               tmp_path):
+    made = lived_in(mlflow_uri, tmp_path)
+    sql(mlflow_uri, "UPDATE experiments SET last_update_time = NULL WHERE experiment_id = "
+        f"{made['doomed']}")
+    _, checks = audit(pytester, mlflow_uri)
+    (finding,) = by(checks["integrity.gc_backlog"], "warning")
+    assert finding["object"] == "public.experiments"
+    assert finding["message"] == ("1 soft-deleted experiment(s) have no last_update_time: "
+                                  "mlflow gc --older-than never collects them: "
+                                  f"{made['doomed']}")
+    assert f"--experiment-ids {made['doomed']} " in finding["remedy"]
+
+
 def test_registry_and_child_table_orphans_are_named(pytester, mlflow_uri, tmp_path):
     made = lived_in(mlflow_uri, tmp_path)
     ghost = "f" * 32
@@ -178,6 +192,9 @@ def test_registry_and_child_table_orphans_are_named(pytester, mlflow_uri, tmp_pa
         "WHERE name = 'churn' AND version = 2",
         "ALTER TABLE tags DROP CONSTRAINT tags_run_uuid_fkey",
         f"INSERT INTO tags (key, value, run_uuid) VALUES ('k', 'v', '{ghost}')",
+        # a restore with triggers off: the foreign key is there but checked nothing
+        "ALTER TABLE params DISABLE TRIGGER ALL",
+        f"INSERT INTO params (key, value, run_uuid) VALUES ('k', 'v', '{ghost}')",
         f"DELETE FROM metrics WHERE run_uuid = '{made['finished'][0]}'")
     result, checks = audit(pytester, mlflow_uri)
     check = checks["integrity.orphans"]
@@ -186,7 +203,9 @@ def test_registry_and_child_table_orphans_are_named(pytester, mlflow_uri, tmp_pa
     assert aliases["message"].endswith(": churn@challenger -> v3 (deleted), "
                                        "churn@ghost -> v9 (missing)")
     warned = {f["object"]: f for f in by(check, "warning")}
-    assert set(warned) == {"public.model_versions", "public.tags", "public.latest_metrics"}
+    assert set(warned) == {"public.model_versions", "public.tags", "public.params",
+                           "public.latest_metrics"}
+    assert warned["public.params"]["message"].endswith(ghost)
     assert warned["public.model_versions"]["message"].endswith(f"churn v2 (run {ghost})")
     assert "no foreign key to runs" in warned["public.tags"]["message"]
     assert warned["public.tags"]["message"].endswith(ghost)
