@@ -281,8 +281,10 @@ def _tracking_orphans(parts: _Parts, cap: int) -> None:
 
 @check("integrity.orphans", thresholds=(_CAP,))
 def test_orphans(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValues):
-    """No row names a run, model version or metric that does not exist (failure where
-    MLflow then breaks, warning otherwise)."""
+    """No row names a run, model version or metric that no longer exists.
+
+    A failure where MLflow then breaks (loading a model version or alias), a warning
+    otherwise."""
     parts = _Parts(mlflowdb, mlflowdb_findings, ())
     cap = int(mlflowdb_thresholds[_CAP])
     _registry_orphans(parts, cap)
@@ -356,8 +358,11 @@ def _sequence(parts: _Parts) -> None:
 
 @check("integrity.invariants", thresholds=(_CAP,))
 def test_invariants(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValues):
-    """Experiment 0 exists, the experiment id sequence is ahead of the table, and status
-    and lifecycle values are ones MLflow writes."""
+    """Experiment 0 exists, its id sequence is ahead, statuses are ones MLflow writes.
+
+    The sequence is experiments_experiment_id_seq (behind after a data-only restore); the
+    values are run status and lifecycle stages, experiment lifecycle stages, model version
+    stages and statuses."""
     parts = _Parts(mlflowdb, mlflowdb_findings, ())
     if parts.usable("experiments", "lifecycle_stage"):
         _experiment_zero(parts)
@@ -381,8 +386,10 @@ def test_invariants(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdV
 @pytest.mark.slow
 def test_latest_metrics(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValues,
                         mlflowdb_settings):
-    """latest_metrics holds the newest value (by step, timestamp, value) of each run's
-    metric. Slow: reads all of metrics (opt-in, --mlflowdb-integrity-full)."""
+    """latest_metrics holds each run's newest metric values (slow: reads all of metrics).
+
+    Newest by (step, timestamp, value), as MLflow keeps it; opt-in with
+    --mlflowdb-integrity-full."""
     parts = _Parts(mlflowdb, mlflowdb_findings, ("metrics", "latest_metrics"))
     if not (parts.usable("metrics", "run_uuid", "key", "step", "timestamp", "value")
             and parts.usable("latest_metrics", "run_uuid", "key", "step", "timestamp")):
