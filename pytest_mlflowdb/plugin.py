@@ -59,6 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(id, thresholds=()): a pytest-mlflowdb check with a stable id"
     )
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (restores, "
+                            "dumps); deselect with -m 'not slow'")
     outputs = collect_outputs(config)
     try:  # conftest.py files below the rootdir add their thresholds during collection
         settings = read_settings(config, unknown_thresholds_later=True,
