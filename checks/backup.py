@@ -55,6 +55,7 @@ def _mlflowdb_backup(mlflowdb_connection, mlflowdb_target, mlflowdb_settings,
                      mlflowdb_thresholds, request):
     """The backup verification of the current target, run once whatever check asks."""
     from pytest_mlflowdb.backup.pipeline import Plan, run
+    from pytest_mlflowdb.backup.verdicts import duration_text
 
     options = mlflowdb_settings.area_options
     kind = (mlflowdb_settings.ephemeral
@@ -66,6 +67,8 @@ def _mlflowdb_backup(mlflowdb_connection, mlflowdb_target, mlflowdb_settings,
                 lock_timeout=mlflowdb_settings.lock_timeout,
                 max_backup_age=mlflowdb_thresholds["max_backup_age"],
                 max_restore_time=mlflowdb_thresholds["max_restore_time"],
+                limit_texts=(duration_text(mlflowdb_thresholds["max_backup_age"]),
+                             duration_text(mlflowdb_thresholds["max_restore_time"])),
                 row_tolerance=mlflowdb_thresholds["backup_row_tolerance"])
     live = mlflowdb_connection.database
     return run(plan, live, mlflowdb_target.conninfo if live is not None else None,

@@ -17,12 +17,13 @@ from psycopg import sql
 
 from ..database import Database
 
-#: (table, column in epoch milliseconds, what its max() is) of RPO measured from the data
+#: (table, column in epoch milliseconds, what its max() is, what the rows are) of RPO
+#: measured from the data
 NEWEST = (
-    ("runs", "start_time", "newest run start"),
-    ("latest_metrics", "timestamp", "newest metric timestamp"),
-    ("model_versions", "creation_time", "newest model version"),
-    ("trace_info", "timestamp_ms", "newest trace"),
+    ("runs", "start_time", "newest run start", "runs"),
+    ("latest_metrics", "timestamp", "newest metric timestamp", "metrics"),
+    ("model_versions", "creation_time", "newest model version", "model versions"),
+    ("trace_info", "timestamp_ms", "newest trace", "traces"),
 )
 
 _ESTIMATES = """
@@ -43,6 +44,7 @@ class Newest:
 
     table: str
     what: str
+    noun: str
     value: int | None
     error: str | None = None
     present: bool = True
@@ -71,26 +73,26 @@ def newest(db: Database, schema: str) -> list[Newest]:
     """The newest data per NEWEST column; a table this role cannot read, a lock or a
     timeout is an ``error`` for that one, not the end of the rest."""
     present = {r["name"] for r in db.rows(_ESTIMATES, {"schema": schema,
-                                                       "tables": [t for t, _, _ in NEWEST]})}
+                                                       "tables": [n[0] for n in NEWEST]})}
     found = []
-    for table, column, what in NEWEST:
+    for table, column, what, noun in NEWEST:
         if table not in present:
-            found.append(Newest(table, what, None, present=False))
+            found.append(Newest(table, what, noun, None, present=False))
             continue
         query = sql.SQL("SELECT max({}) AS newest FROM {}.{}").format(
             sql.Identifier(column), sql.Identifier(schema), sql.Identifier(table))
         try:
             value = db.value(query)
         except psycopg.errors.InsufficientPrivilege:
-            found.append(Newest(table, what, None, f"no SELECT privilege on {schema}.{table} "
+            found.append(Newest(table, what, noun, None, f"no SELECT privilege on {schema}.{table} "
                                 f"(GRANT SELECT ON {schema}.{table} TO the audit's role)"))
             continue
         except psycopg.errors.LockNotAvailable:
-            found.append(Newest(table, what, None, "another session holds a lock on it"))
+            found.append(Newest(table, what, noun, None, "another session holds a lock on it"))
             continue
         except psycopg.errors.QueryCanceled:
-            found.append(Newest(table, what, None, "reading it exceeded the statement "
+            found.append(Newest(table, what, noun, None, "reading it exceeded the statement "
                                 "timeout"))
             continue
-        found.append(Newest(table, what, None if value is None else int(value)))
+        found.append(Newest(table, what, noun, None if value is None else int(value)))
     return found

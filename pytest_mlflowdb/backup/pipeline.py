@@ -49,6 +49,8 @@ class Plan:
     lock_timeout: float = 1.0
     max_backup_age: float = 26 * 3600.0
     max_restore_time: float = 0.0
+    #: the two limits as the user wrote them (26h, not 1.08d), for messages
+    limit_texts: tuple[str, str] = ("26h", "0")
     row_tolerance: float = 25.0
     timeout: float = 6 * 3600.0
     jobs: int = 0
@@ -200,7 +202,7 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
         verified = time.perf_counter()
         verdicts.rto_findings(findings[RTO], verified - started, done.seconds,
                               verified - verify_started, done.how, plan.max_restore_time,
-                              archive.size, dump_seconds)
+                              plan.limit_texts[1], archive.size, dump_seconds)
         if plan.rehearsal:
             copy_db.close()
             _rehearse(result, uri)
@@ -277,7 +279,8 @@ def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archiv
     now = datetime.datetime.now(datetime.timezone.utc)
     reason = verdicts.freshness_findings(findings[FRESHNESS], live_schema or "public",
                                          copy_newest, live_newest, archive.modified, now,
-                                         plan.max_backup_age, fresh_dump)
+                                         plan.max_backup_age, plan.limit_texts[0],
+                                         fresh_dump)
     if live_newest is None and findings[FRESHNESS].severity != "failure":
         reason = "no live MLflow schema to compare the copy's newest data with"
     if reason:

@@ -17,6 +17,13 @@ from .copy import Newest
 ROW_SLACK = 10
 
 
+def duration_text(seconds: float) -> str:
+    """A limit as people write it: 26h rather than 1.08d (whole hours under a week)."""
+    if seconds and seconds < 7 * 86400 and seconds % 3600 == 0 and seconds % 86400:
+        return f"{seconds / 3600:.0f}h"
+    return format_value("duration", seconds)
+
+
 def _releases(revision: str) -> str:
     catalog = load_catalog()
     releases = catalog.releases_for(revision)
@@ -124,10 +131,11 @@ def _when(ms: int | None) -> str:
 
 def freshness_findings(findings: Findings, schema: str, copy_newest: list[Newest],
                        live_newest: list[Newest] | None, modified: datetime.datetime,
-                       now: datetime.datetime, max_age: float, fresh_dump: bool) -> str | None:
-    """RPO from the data (copy against live) and the file's age against max_backup_age;
-    returns a skip reason when the data could not be compared and the age passes."""
-    limit = format_value("duration", max_age)
+                       now: datetime.datetime, max_age: float, limit: str,
+                       fresh_dump: bool) -> str | None:
+    """RPO from the data (copy against live) and the file's age against max_backup_age
+    (``limit`` is its text); returns a skip reason when the data could not be compared
+    and the age passes."""
     age = max(0.0, (now - modified).total_seconds())
     if fresh_dump:
         findings.ok("backup file", "dumped by this run (--mlflowdb-restore-test): age 0s",
@@ -156,7 +164,7 @@ def freshness_findings(findings: Findings, schema: str, copy_newest: list[Newest
         have = mine.value if mine is not None else None
         behind = (live.value - have) / 1000 if have is not None else None
         if behind is None:
-            findings.fail(obj, f"the copy holds no {live.what.split(' ', 1)[1]}s; the live "
+            findings.fail(obj, f"the copy holds no {live.noun}; the live "
                           f"target's {live.what} is {_when(live.value)}", None, limit)
             worst = float("inf")
             continue
@@ -183,7 +191,7 @@ def freshness_findings(findings: Findings, schema: str, copy_newest: list[Newest
 
 
 def rto_findings(findings: Findings, seconds: float, restore_seconds: float,
-                 verify_seconds: float, how: str, limit: float, size: int,
+                 verify_seconds: float, how: str, limit: float, limit_text: str, size: int,
                  dump_seconds: float | None) -> None:
     """The time from the start of the restore to a verified copy, against the limit."""
     shown = format_value("duration", seconds)
@@ -192,12 +200,11 @@ def rto_findings(findings: Findings, seconds: float, restore_seconds: float,
              "archive")
     if limit and seconds > limit:
         findings.fail("restore", f"{shown} to a queryable, verified copy ({parts}): more "
-                      f"than max_restore_time {format_value('duration', limit)}",
-                      round(seconds, 3), format_value("duration", limit))
+                      f"than max_restore_time {limit_text}", round(seconds, 3), limit_text)
     else:
         note = "" if limit else "; no max_restore_time set"
         findings.ok("restore", f"{shown} to a queryable, verified copy ({parts}{note})",
-                    round(seconds, 3), format_value("duration", limit) if limit else None)
+                    round(seconds, 3), limit_text if limit else None)
     if dump_seconds is not None:
         findings.info("pg_dump", f"the dump of the live target took "
                       f"{format_value('duration', dump_seconds)} (not part of the RTO)",
