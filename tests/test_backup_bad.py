@@ -44,7 +44,7 @@ def test_a_truncated_dump_fails_readable_and_leaves_nothing(pytester, mlflow_uri
 
 def test_a_few_corrupted_bytes_in_the_middle_fail_readable(pytester, mlflow_uri, pg18,
                                                             tmp_path):
-    seed(mlflow_uri, runs=300)
+    seed(mlflow_uri, runs=3000)  # the data blocks, not the table of contents, make the bulk
     dump = pg_dump(pg18, mlflow_uri, tmp_path / "nightly.dump")
     data = bytearray(dump.read_bytes())
     middle = len(data) // 2

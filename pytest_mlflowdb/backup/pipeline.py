@@ -73,11 +73,17 @@ class Result:
 def run(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | None) -> Result:
     """The whole verification; never raises for a bad backup (findings say what failed)."""
     result = Result()
+    started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="mlflowdb-backup-"))
     try:
         _run(plan, result, live, live_conninfo, live_error, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if len(result.findings[RTO]):
+        total = time.perf_counter() - started
+        result.findings[RTO].info("backup checks", f"{total:.2f}s in all (dump if any, "
+                                  "scratch server, restore, verification, clean-up)",
+                                  round(total, 3))
     if not plan.rehearsal:
         result.skips.setdefault(UPGRADE, "no --mlflowdb-upgrade-rehearsal")
     return result
@@ -175,7 +181,7 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
         swept = janitor.sweep_leftovers()
         started = time.perf_counter()
         uri = janitor.scratch()
-        name = uri.rsplit("/", 1)[-1] if "://" in uri else _dbname(uri)
+        name = _dbname(uri)
         try:
             done = restore(archive, tools, child_connection(uri), plan.jobs or default_jobs(),
                            plan.timeout)

@@ -11,6 +11,7 @@ folder whose tools are at least the major version needed.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
@@ -51,6 +52,7 @@ def major_of(version: str) -> int:
     return int(found.group(1)) if found else 0
 
 
+@functools.lru_cache(maxsize=32)
 def _version(bin_dir: Path) -> str | None:
     try:
         out = subprocess.run([str(bin_dir / "pg_restore"), "--version"], capture_output=True,
@@ -134,12 +136,12 @@ def child_connection(conninfo: str, dbname: str | None = None,
     if params.pop("sslpassword", None):
         raise ToolsError("the URI holds an sslpassword, which cannot be handed to pg_dump "
                          "or pg_restore without a command line; use a key without one")
-    env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGOPTIONS")}
+    env = dict(os.environ)  # PGPASSWORD, PGPASSFILE, PGSSLMODE... keep working
     password = params.pop("password", None)
     if password:
         env["PGPASSWORD"] = password
     if pgoptions:
-        env["PGOPTIONS"] = pgoptions
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {pgoptions}".strip()
     if dbname is not None:
         params["dbname"] = dbname
     params.update(extra or {})

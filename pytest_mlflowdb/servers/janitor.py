@@ -52,11 +52,24 @@ class ExistingServer(Server):
                    description="the server of --mlflowdb-scratch-uri", conninfo=conninfo)
 
     def uri(self, dbname: str | None = None) -> str:
-        """The given connection, to ``dbname`` (default: the one it names)."""
-        from psycopg.conninfo import make_conninfo
+        """The given connection as a ``postgresql://`` URI (what MLflow and SQLAlchemy
+        take), to ``dbname`` (default: the one it names); other parameters in the query."""
+        from urllib.parse import quote, urlencode
 
-        return self.conninfo if dbname is None else make_conninfo(self.conninfo,
-                                                                  dbname=dbname)
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = {k: str(v) for k, v in conninfo_to_dict(self.conninfo).items()
+                  if v is not None}
+        user, password = params.pop("user", ""), params.pop("password", "")
+        host, port = params.pop("host", ""), params.pop("port", "")
+        name = dbname if dbname is not None else params.pop("dbname", "")
+        params.pop("dbname", None)
+        if host.startswith("/"):  # a Unix socket folder cannot stand in the authority
+            params["host"], host = host, ""
+        auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+        query = f"?{urlencode(params)}" if params else ""
+        return (f"postgresql://{auth}{'@' if auth else ''}{host}{':' + port if port else ''}"
+                f"/{quote(name, safe='')}{query}")
 
     def admin(self):
         import psycopg
