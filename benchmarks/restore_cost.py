@@ -7,9 +7,9 @@ then alternates, ``--repeats`` times each:
 - by hand: ``pg_dump -Fc`` of that database, ``CREATE DATABASE ... TEMPLATE template0``,
   ``pg_restore --no-owner --no-privileges -j N`` into it, ``DROP DATABASE``;
 - ours: ``pytest --mlflowdb-uri=... --mlflowdb-restore-test --mlflowdb-scratch-uri=...
-  -m slow`` (only the backup checks) as a subprocess in an empty folder: the same dump, restore into the same
-  server, plus what the checks add (reading the copy's schema, counting its rows, the
-  newest data on both sides, dropping the scratch database).
+  -m slow`` (only the backup checks) as a subprocess in an empty folder: the same dump,
+  restore into the same server, plus what the checks add (reading the copy's schema,
+  counting its rows, the newest data on both sides, dropping the scratch database).
 
 It prints the medians side by side: the backup checks' own time (their "in all" figure
 in the JSON report: dump, restore, verification, clean-up) and the whole pytest
