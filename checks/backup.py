@@ -55,6 +55,7 @@ def _mlflowdb_backup(mlflowdb_connection, mlflowdb_target, mlflowdb_settings,
                      mlflowdb_thresholds, request):
     """The backup verification of the current target, run once whatever check asks."""
     from pytest_mlflowdb.backup.pipeline import Plan, run
+    from pytest_mlflowdb.backup.shared import once_per_run
     from pytest_mlflowdb.backup.verdicts import duration_text
 
     options = mlflowdb_settings.area_options
@@ -71,8 +72,10 @@ def _mlflowdb_backup(mlflowdb_connection, mlflowdb_target, mlflowdb_settings,
                              duration_text(mlflowdb_thresholds["max_restore_time"])),
                 row_tolerance=mlflowdb_thresholds["backup_row_tolerance"])
     live = mlflowdb_connection.database
-    return run(plan, live, mlflowdb_target.conninfo if live is not None else None,
-               mlflowdb_connection.error)
+    worker = getattr(request.config, "workerinput", None)
+    return once_per_run(worker.get("testrunuid") if worker else None, mlflowdb_target.id,
+                        lambda: run(plan, live, mlflowdb_target.conninfo if live is not None
+                                    else None, mlflowdb_connection.error))
 
 
 def _report(result, check_id: str, findings) -> None:

@@ -3,6 +3,8 @@ with the figures that answer "would it restore, how old is it, how long would it
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from backup_support import BACKUP, pg_dump, scratch_databases, seed
 from helpers import audit, failing
@@ -59,4 +61,26 @@ def test_restore_test_dumps_the_live_target_into_a_throwaway_server(pytester, ml
     assert rto["restore"]["threshold"] == "10min"
     assert "not part of the RTO" in rto["pg_dump"]["message"]
     assert not failing(checks["backup.freshness"])
+    assert result.ret == 0
+
+
+def test_under_xdist_the_backup_is_restored_once_for_all_its_checks(pytester, mlflow_uri,
+                                                                    pg18, tmp_path):
+    seed(mlflow_uri)
+    dump = pg_dump(pg18, mlflow_uri, tmp_path / "nightly.dump")
+    json_path = pytester.path / "audit.json"
+    result = pytester.runpytest_subprocess(
+        f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-backup={dump}",
+        f"--mlflowdb-scratch-uri={pg18.uri()}", f"--mlflowdb-report={json_path}",
+        "-n", "2", "--maxschedchunk", "1", "-p", "no:cacheprovider")
+    from helpers import checks_by_id, report
+
+    checks = checks_by_id(report(json_path))
+    passed_with_findings(checks)
+    import re
+
+    named = {name for check in checks.values() for name in re.findall(
+        r"mlflowdb_scratch_[0-9a-f]{12}", json.dumps(check["findings"]))}
+    assert len(named) == 1  # one restore, whichever worker ran which check
+    assert not scratch_databases(pg18)
     assert result.ret == 0

@@ -206,7 +206,7 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
         verify_started = time.perf_counter()
         _verify(plan, result, copy_db, live, archive, dump_seconds is not None)
         verified = time.perf_counter()
-        verdicts.rto_findings(findings[RTO], verified - started, done.seconds,
+        verdicts.rto_findings(findings[RTO], name, verified - started, done.seconds,
                               verified - verify_started, done.how, plan.max_restore_time,
                               plan.limit_texts[1], archive.size, dump_seconds)
         if plan.rehearsal:

@@ -85,7 +85,7 @@ def schema_findings(findings: Findings, copy_db: Any, live_revision: str | None)
         findings.fail(obj, f"restored copy ({name}): {message}", None, revision)
     expected = drift.expected
     if not problems:
-        findings.ok(table, f"revision {revision} ({_releases(revision)}): all "
+        findings.ok(table, f"{name} at revision {revision} ({_releases(revision)}): all "
                     f"{len(expected.tables)} tables, {len(expected.indexes)} indexes and "
                     f"{len(expected.constraints)} constraints as MLflow makes them",
                     revision, revision)
@@ -190,12 +190,13 @@ def freshness_findings(findings: Findings, schema: str, copy_newest: list[Newest
     return None
 
 
-def rto_findings(findings: Findings, seconds: float, restore_seconds: float,
+def rto_findings(findings: Findings, copy: str, seconds: float, restore_seconds: float,
                  verify_seconds: float, how: str, limit: float, limit_text: str, size: int,
                  dump_seconds: float | None) -> None:
     """The time from the start of the restore to a verified copy, against the limit."""
     shown = format_value("duration", seconds)
-    parts = (f"restore {format_value('duration', restore_seconds)} ({how}), verification "
+    parts = (f"into {copy}: restore {format_value('duration', restore_seconds)} ({how}), "
+             f"verification "
              f"{format_value('duration', verify_seconds)}, {format_value('size', size)} "
              "archive")
     if limit and seconds > limit:
