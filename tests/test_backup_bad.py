@@ -215,3 +215,24 @@ def test_bad_backup_option_values_are_one_line_usage_errors(pytester, mlflow_uri
     errors = [line for line in result.errlines if line.strip()]
     assert len(errors) == 1 and words in errors[0], errors
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_mlflow_tables_in_a_schema_of_their_own_are_found_in_the_copy(pytester, pg18,
+                                                                       tmp_path):
+    """The dump does not carry ALTER DATABASE ... SET search_path: the copy is read where
+    its MLflow tables are, not reported as no MLflow database."""
+    from pytest_mlflowdb.mlflow_schema import apply_catalog_schema
+
+    uri = pg18.create_database("mlflow_in_schema")
+    try:
+        sql(uri, "CREATE SCHEMA mlflow",
+            "ALTER DATABASE mlflow_in_schema SET search_path = mlflow")
+        apply_catalog_schema(uri)
+        dump = pg_dump(pg18, uri, tmp_path / "nightly.dump")
+        result, checks = audit(pytester, uri, f"--mlflowdb-backup={dump}", scratch(pg18))
+    finally:
+        pg18.drop_database("mlflow_in_schema")
+    assert checks["backup.schema"]["outcome"] == "passed", checks["backup.schema"]
+    assert checks["backup.schema"]["findings"][0]["object"] == "mlflow.alembic_version"
+    assert checks["backup.complete"]["outcome"] == "passed"
+    assert "mlflow.runs" in {f["object"] for f in checks["backup.complete"]["findings"]}

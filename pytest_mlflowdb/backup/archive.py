@@ -195,7 +195,7 @@ def plain_lines(archive: Archive) -> Iterator[bytes]:
     opener = gzip.open if archive.format == PLAIN_GZ else open
     tail: deque[bytes] = deque(maxlen=4)  # the closing line, "--", maybe "\unrestrict KEY"
     try:
-        with opener(archive.path, "rb") as handle:  # type: ignore[operator]
+        with opener(archive.path, "rb") as handle:
             for line in handle:
                 if line.strip():
                     tail.append(line)

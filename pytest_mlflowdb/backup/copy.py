@@ -71,7 +71,7 @@ def exact_counts(db: Database, schema: str, tables: list[str]) -> dict[str, int]
     query = sql.SQL(" UNION ALL ").join(  # one round trip for every table
         sql.SQL("SELECT {} AS name, count(*) AS n FROM {}.{}").format(
             sql.Literal(t), sql.Identifier(schema), sql.Identifier(t)) for t in present)
-    return {r["name"]: int(r["n"]) for r in db.rows(query)}
+    return {r["name"]: int(r["n"]) for r in db.read("the copy's row counts", query)}
 
 
 def newest(db: Database, schema: str) -> list[Newest]:
@@ -87,7 +87,10 @@ def newest(db: Database, schema: str) -> list[Newest]:
         query = sql.SQL("SELECT max({}) AS newest FROM {}.{}").format(
             sql.Identifier(column), sql.Identifier(schema), sql.Identifier(table))
         try:
-            value = db.value(query)
+            (row,) = db.read(f"{schema}.{table}", query, passthrough=(
+                psycopg.errors.InsufficientPrivilege, psycopg.errors.LockNotAvailable,
+                psycopg.errors.QueryCanceled))
+            value = row["newest"]
         except psycopg.errors.InsufficientPrivilege:
             found.append(Newest(table, what, noun, None, f"no SELECT privilege on {schema}.{table} "
                                 f"(GRANT SELECT ON {schema}.{table} TO the audit's role)"))

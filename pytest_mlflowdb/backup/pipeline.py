@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from ..database import DatabaseError
 from ..findings import Findings
 from . import verdicts
 from .archive import Archive, ArchiveError, inspect, read_through
@@ -81,7 +84,7 @@ def run(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | None
         shutil.rmtree(workdir, ignore_errors=True)
     if len(result.findings[RTO]):
         total = time.perf_counter() - started
-        result.findings[RTO].info("backup checks", f"{total:.2f}s in all (dump if any, "
+        result.findings[RTO].ok("backup checks", f"{total:.2f}s in all (dump if any, "
                                   "scratch server, restore, verification, clean-up)",
                                   round(total, 3))
     if not plan.rehearsal:
@@ -199,12 +202,18 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
                              f"{done.seconds:.1f}s with {done.how}{neutral}",
                              round(done.seconds, 3))
         if swept:
-            findings[RESTORE].info("scratch", f"removed {len(swept)} leftover scratch "
+            findings[RESTORE].ok("scratch", f"removed {len(swept)} leftover scratch "
                                    f"database(s) of an interrupted run: {', '.join(swept)}",
                                    len(swept))
-        copy_db = _open_copy(uri)
         verify_started = time.perf_counter()
-        _verify(plan, result, copy_db, live, archive, dump_seconds is not None)
+        try:
+            copy_db = _open_copy(uri)
+            _verify(plan, result, copy_db, live, archive, dump_seconds is not None)
+        except (DatabaseError, psycopg.Error) as exc:
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            findings[SCHEMA].fail(name, f"the restored copy could not be verified: {line}")
+            result.skip_rest("the restored copy could not be verified (see backup.schema)")
+            return
         verified = time.perf_counter()
         verdicts.rto_findings(findings[RTO], name, verified - started, done.seconds,
                               verified - verify_started, done.how, plan.max_restore_time,
@@ -251,11 +260,26 @@ def _read_alone(result: Result, archive: Archive, tools: ClientTools, timeout: f
 
 
 def _open_copy(uri: str):
+    """A read-only session on the copy whose search_path leads to MLflow's tables: a dump
+    does not carry the source's ``ALTER DATABASE/ROLE ... SET search_path``, so tables in
+    a schema of their own are looked for where they are."""
+    from urllib.parse import quote
+
     from ..database import Database
+    from ..probes.mlflow import mlflow_facts
     from ..targets import parse_target
 
-    return Database(parse_target(uri), statement_timeout=COPY_STATEMENT_TIMEOUT,
-                    lock_timeout=COPY_STATEMENT_TIMEOUT).connect()
+    def open_session(address: str) -> Database:
+        return Database(parse_target(address), statement_timeout=COPY_STATEMENT_TIMEOUT,
+                        lock_timeout=COPY_STATEMENT_TIMEOUT).connect()
+
+    copy_db = open_session(uri)
+    facts = mlflow_facts(copy_db)
+    if facts.schema is None and len(facts.elsewhere) == 1:
+        copy_db.close()
+        option = quote(f"-csearch_path={facts.elsewhere[0]}", safe="")
+        copy_db = open_session(f"{uri}{'&' if '?' in uri else '?'}options={option}")
+    return copy_db
 
 
 def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archive,

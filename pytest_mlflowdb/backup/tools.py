@@ -80,8 +80,8 @@ def _candidates(pg_bin: Path | None) -> list[tuple[Path, str]]:
         found.append((Path(on_path).resolve().parent, "PATH"))
     system = (glob.glob("/usr/lib/postgresql/*/bin") + glob.glob("/usr/pgsql-*/bin")
               + glob.glob("/opt/homebrew/opt/postgresql@*/bin"))
-    for folder in sorted(system, key=lambda p: -major_of(re.sub(r"^\D*", "", p))):
-        found.append((Path(folder), "system"))
+    for place in sorted(system, key=lambda p: -major_of(re.sub(r"^\D*", "", p))):
+        found.append((Path(place), "system"))
     seen: set[Path] = set()
     unique = []
     for folder, origin in found:

@@ -207,7 +207,7 @@ def rto_findings(findings: Findings, copy: str, seconds: float, restore_seconds:
         findings.ok("restore", f"{shown} to a queryable, verified copy ({parts}{note})",
                     round(seconds, 3), limit_text if limit else None)
     if dump_seconds is not None:
-        findings.info("pg_dump", f"the dump of the live target took "
+        findings.ok("pg_dump", f"the dump of the live target took "
                       f"{format_value('duration', dump_seconds)} (not part of the RTO)",
                       round(dump_seconds, 3))
 
@@ -230,6 +230,6 @@ def upgrade_findings(findings: Findings, rehearsal: Any) -> None:
                     round(rehearsal.seconds, 3), None)
     for number, step in enumerate(rehearsal.steps, 1):
         locks = f"; locked {', '.join(step.locks)}" if step.locks else ""
-        findings.info(f"{number:02d} {step.revision}", f"{step.description}: "
+        findings.ok(f"{number:02d} {step.revision}", f"{step.description}: "
                       f"{format_value('duration', step.seconds)}{locks}",
                       round(step.seconds, 3), None)
