@@ -34,6 +34,8 @@ def test_a_good_dump_passes_every_backup_check(pytester, mlflow_uri, pg18, tmp_p
     complete = {f["object"]: f for f in checks["backup.complete"]["findings"]}
     assert complete["public.runs"]["value"] == 30
     assert complete["public.metrics"]["value"] == 600
+    assert checks["backup.complete"]["findings"][0]["object"] == "public"  # the answer first
+    assert "are in the copy (" in checks["backup.complete"]["message"]
     assert "revision" in checks["backup.schema"]["message"]
     rto = checks["backup.rto"]["findings"][0]
     assert rto["value"] > 0 and "no max_restore_time set" in rto["message"]

@@ -103,23 +103,34 @@ def schema_findings(findings: Findings, copy_db: Any, live_revision: str | None)
 
 def complete_findings(findings: Findings, schema: str, copy_counts: dict[str, int],
                       estimates: dict[str, int | None], tolerance: float) -> None:
-    """Every MLflow table of the live target in the copy, with about as many rows."""
+    """Every MLflow table of the live target in the copy, with about as many rows: the
+    total first (the answer), then the tables that hold rows, largest first."""
+    tolerated = format_value("percent", tolerance)
+    short, held = [], []
     for table in sorted(estimates):
         obj, estimate = f"{schema}.{table}", estimates[table]
         if table not in copy_counts:
-            findings.fail(obj, "missing from the restored copy", "missing", "present")
+            short.append((obj, "missing from the restored copy", "missing", "present"))
             continue
         count = copy_counts[table]
         live = "no live estimate (never analysed)" if estimate is None else \
             f"live estimate ~{estimate}"
         if estimate and count < estimate * (1 - tolerance / 100) and \
                 estimate - count > ROW_SLACK:
-            short = 100 * (estimate - count) / estimate
-            findings.fail(obj, f"the copy holds {count} rows, {live}: {short:.0f}% fewer, "
-                          f"beyond backup_row_tolerance {format_value('percent', tolerance)}",
-                          count, estimate)
-        else:
-            findings.ok(obj, f"{count} rows in the copy, {live}", count, estimate)
+            fewer = 100 * (estimate - count) / estimate
+            short.append((obj, f"the copy holds {count} rows, {live}: {fewer:.0f}% fewer, "
+                          f"beyond backup_row_tolerance {tolerated}", count, estimate))
+        elif count or estimate:
+            held.append((obj, f"{count} rows in the copy, {live}", count, estimate))
+    for obj, message, value, threshold in short:
+        findings.fail(obj, message, value, threshold)
+    total = sum(copy_counts.get(t, 0) for t in estimates)
+    if not short:
+        findings.ok(schema, f"all {len(estimates)} MLflow tables of the live target are in "
+                    f"the copy ({total} rows), none more than {tolerated} short of its live "
+                    "estimate", total, tolerated)
+    for obj, message, value, threshold in sorted(held, key=lambda h: -h[2]):
+        findings.ok(obj, message, value, threshold)
 
 
 def _when(ms: int | None) -> str:
