@@ -115,3 +115,18 @@ def test_a_restore_killed_half_way_is_swept_by_the_next_run(pytester, mlflow_uri
     swept = [f for f in checks["backup.restore"]["findings"] if f["object"] == "scratch"]
     assert swept and leftover in swept[0]["message"]
     assert not scratch_databases(pg18)
+
+
+@pytest.mark.slow
+def test_a_scratch_role_that_cannot_create_databases_is_one_line(pytester, mlflow_uri, pg18,
+                                                                  mlflow_role, tmp_path):
+    user, password = mlflow_role
+    dump = pg_dump(pg18, mlflow_uri, tmp_path / "nightly.dump")
+    result, checks = audit(pytester, mlflow_uri, f"--mlflowdb-backup={dump}",
+                           f"--mlflowdb-scratch-uri={role_uri(pg18, 'postgres', user, password)}")
+    (finding,) = failing(checks["backup.restore"])
+    assert finding["message"].startswith("cannot make a scratch database on the server of "
+                                         "--mlflowdb-scratch-uri: permission denied")
+    assert checks["backup.readable"]["outcome"] == "passed"
+    assert password not in result.stdout.str()
+    assert result.ret == 1

@@ -181,9 +181,17 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
     copy_db = None
     try:
         server = janitor.server()
-        swept = janitor.sweep_leftovers()
-        started = time.perf_counter()
-        uri = janitor.scratch()
+        try:
+            swept = janitor.sweep_leftovers()
+            started = time.perf_counter()
+            uri = janitor.scratch()
+        except psycopg.Error as exc:
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            findings[RESTORE].fail("scratch", f"cannot make a scratch database on "
+                                   f"{server.description or server.kind}: {line}")
+            _read_alone(result, archive, tools, plan.timeout)
+            result.skip_rest("not restored (see backup.restore)")
+            return
         name = _dbname(uri)
         try:
             done = restore(archive, tools, child_connection(uri), plan.jobs or default_jobs(),

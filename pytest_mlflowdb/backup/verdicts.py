@@ -106,7 +106,8 @@ def complete_findings(findings: Findings, schema: str, copy_counts: dict[str, in
     """Every MLflow table of the live target in the copy, with about as many rows: the
     total first (the answer), then the tables that hold rows, largest first."""
     tolerated = format_value("percent", tolerance)
-    short, held = [], []
+    short: list[tuple[str, str, Any, Any]] = []
+    held: list[tuple[str, str, int, int | None]] = []
     for table in sorted(estimates):
         obj, estimate = f"{schema}.{table}", estimates[table]
         if table not in copy_counts:
@@ -129,8 +130,8 @@ def complete_findings(findings: Findings, schema: str, copy_counts: dict[str, in
         findings.ok(schema, f"all {len(estimates)} MLflow tables of the live target are in "
                     f"the copy ({total} rows), none more than {tolerated} short of its live "
                     "estimate", total, tolerated)
-    for obj, message, value, threshold in sorted(held, key=lambda h: -h[2]):
-        findings.ok(obj, message, value, threshold)
+    for obj, message, count, estimate in sorted(held, key=lambda h: -h[2]):
+        findings.ok(obj, message, count, estimate)
 
 
 def _when(ms: int | None) -> str:

@@ -215,11 +215,16 @@ class Janitor:
                 "SELECT d.datname FROM pg_database d WHERE d.datname ~ %s "
                 "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname) "
                 "ORDER BY 1", (f"^{SCRATCH_PREFIX}[0-9a-f]{{{2 * _TOKEN_BYTES}}}$",))]
+        import psycopg
+
         swept = []
         for name in names:
             if name in self._made:
                 continue
-            self._server.drop_database(name)
+            try:
+                self._server.drop_database(name)
+            except psycopg.Error:  # another role's, or just taken by a new session
+                continue
             swept.append(name)
         return swept
 
