@@ -61,7 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(id, thresholds=()): a pytest-mlflowdb check with a stable id"
     )
-    config.addinivalue_line("markers", "slow: a costly check, run only when asked for")
+    config.addinivalue_line("markers", "slow: a costly check or test (restores, dumps, "
+                            "full scans); deselect with -m 'not slow'")
     outputs = collect_outputs(config)
     try:  # conftest.py files below the rootdir add their thresholds during collection
         settings = read_settings(config, unknown_thresholds_later=True,

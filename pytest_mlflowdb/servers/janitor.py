@@ -6,19 +6,76 @@ restore test), drops them and stops the
 server when closed, and sweeps leftovers: every database whose name starts with
 :data:`SCRATCH_PREFIX`. The plugin holds one per run behind yield fixtures
 (``mlflowdb_server``, ``mlflowdb_database_factory``); the audit's ``--mlflowdb-ephemeral``
-server is started through one as well.
+server is started through one as well. :meth:`Janitor.existing` works on a server the user
+gives (``--mlflowdb-scratch-uri``, for restore tests): it never stops that server, and
+sweeps only scratch databases no session holds, so runs sharing it do not collide.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .base import SCRATCH_PREFIX, Server, ServerError
 
 MIGRATIONS, CATALOG = "migrations", "catalog"
+#: application_name of the connection that holds a scratch database while it is in use
+HOLDER = "pytest-mlflowdb scratch holder"
+#: random bytes in the name of a scratch database of :meth:`Janitor.scratch`
+_TOKEN_BYTES = 6
+
+
+@dataclass
+class ExistingServer(Server):
+    """A server the user gave (``--mlflowdb-scratch-uri``): used, never started or stopped.
+
+    ``conninfo`` is the URI as given (its database is where we connect to create and drop
+    scratch databases); :meth:`uri` gives the same connection with another database.
+    """
+
+    conninfo: str = field(default="", repr=False)
+
+    @classmethod
+    def from_conninfo(cls, conninfo: str) -> ExistingServer:
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = conninfo_to_dict(conninfo)
+        return cls(kind="existing", host=str(params.get("host") or "local socket"),
+                   port=int(str(params.get("port") or 5432).split(",")[0]),
+                   user=str(params.get("user") or ""),
+                   password=str(params.get("password") or ""),
+                   description="the server of --mlflowdb-scratch-uri", conninfo=conninfo)
+
+    def uri(self, dbname: str | None = None) -> str:
+        """The given connection as a ``postgresql://`` URI (what MLflow and SQLAlchemy
+        take), to ``dbname`` (default: the one it names); other parameters in the query."""
+        from urllib.parse import quote, urlencode
+
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = {k: str(v) for k, v in conninfo_to_dict(self.conninfo).items()
+                  if v is not None}
+        user, password = params.pop("user", ""), params.pop("password", "")
+        host, port = params.pop("host", ""), params.pop("port", "")
+        name = dbname if dbname is not None else params.pop("dbname", "")
+        params.pop("dbname", None)
+        if host.startswith("/"):  # a Unix socket folder cannot stand in the authority
+            params["host"], host = host, ""
+        auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+        query = f"?{urlencode(params)}" if params else ""
+        return (f"postgresql://{auth}{'@' if auth else ''}{host}{':' + port if port else ''}"
+                f"/{quote(name, safe='')}{query}")
+
+    def admin(self):
+        import psycopg
+
+        return psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10,
+                               application_name="pytest-mlflowdb")
 
 
 class Janitor:
@@ -33,6 +90,16 @@ class Janitor:
         self._made: list[str] = []
         self._templates: dict[tuple[str, str], str] = {}
         self._counter = itertools.count(1)
+        #: the connection that holds each scratch database of :meth:`scratch` in use
+        self._holders: dict[str, Any] = {}
+
+    @classmethod
+    def existing(cls, conninfo: str) -> Janitor:
+        """A janitor on a server the user gave: it makes and drops scratch databases there
+        and sweeps leftovers no one holds, but never stops the server."""
+        janitor = cls("existing")
+        janitor._server = ExistingServer.from_conninfo(conninfo)
+        return janitor
 
     @property
     def started(self) -> bool:
@@ -102,10 +169,75 @@ class Janitor:
             raise ServerError(f"loading {dump} failed: {detail}")
         return uri
 
+    def scratch(self) -> str:
+        """A fresh, empty scratch database (from ``template0``, as a restore wants) under a
+        random name, held by a connection of its own until :meth:`drop` or :meth:`close`.
+
+        The holder is what tells runs apart on a shared server: :meth:`sweep_leftovers`
+        drops only scratch databases no session is connected to, i.e. those a killed run
+        left, never one another run is restoring into.
+        """
+        import psycopg
+
+        name = f"{SCRATCH_PREFIX}{secrets.token_hex(_TOKEN_BYTES)}"
+        uri = self._create(name, "template0")
+        try:
+            self._holders[name] = psycopg.connect(uri, autocommit=True, connect_timeout=10,
+                                                  application_name=HOLDER)
+        except psycopg.Error:
+            self.drop(name)
+            raise
+        return uri
+
+    def drop(self, name: str) -> None:
+        """Drop one scratch database made here (its holder first); quiet when gone."""
+        holder = self._holders.pop(name, None)
+        if holder is not None:
+            try:
+                holder.close()
+            except Exception:  # a broken connection is closed anyway
+                pass
+        if name in self._made:
+            self._made.remove(name)
+        if self._server is not None:
+            self._server.drop_database(name)
+
+    def sweep_leftovers(self) -> list[str]:
+        """Drop scratch databases of :meth:`scratch` that no session is connected to (a
+        killed run's): safe on a server other runs use at the same time. Returns their
+        names. Numbered databases and templates of :meth:`create` are left alone: they
+        live on throwaway servers, gone with them, and a template has no session while
+        it is in use."""
+        if self._server is None:
+            return []
+        with self._server.admin() as conn:
+            names = [row[0] for row in conn.execute(
+                "SELECT d.datname FROM pg_database d WHERE d.datname ~ %s "
+                "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname) "
+                "ORDER BY 1", (f"^{SCRATCH_PREFIX}[0-9a-f]{{{2 * _TOKEN_BYTES}}}$",))]
+        import psycopg
+
+        swept = []
+        for name in names:
+            if name in self._made:
+                continue
+            try:
+                self._server.drop_database(name)
+            except psycopg.Error:  # another role's, or just taken by a new session
+                continue
+            swept.append(name)
+        return swept
+
     def drop_all(self) -> None:
         """Drop every scratch database made here, newest first (templates last)."""
         made, self._made = self._made, []
         self._templates.clear()
+        for holder in self._holders.values():
+            try:
+                holder.close()
+            except Exception:  # a broken connection is closed anyway
+                pass
+        self._holders.clear()
         if self._server is None:
             return
         for name in reversed(made):

@@ -1,0 +1,12 @@
+"""Backup restorability: is a ``pg_dump`` file readable, does it restore into a working
+MLflow database, how old is its data (RPO) and how long does a restore take (RTO)?
+
+The modules are small and each knows one thing: ``options`` (parsing the area's option
+values; light, the dormant plugin imports it), ``tools`` (finding ``pg_dump``,
+``pg_restore`` and ``psql`` of a fitting version, and handing a connection to them with
+the password in the child's environment only), ``archive`` (format and header of a dump,
+reading it end to end), ``dump`` (``pg_dump -Fc`` of the live target for
+``--mlflowdb-restore-test``), ``restore`` (loading it into a scratch database),
+``copy`` (what the restored copy and the live target hold) and ``pipeline`` (the whole
+run, once per target, its findings per check). The area itself is ``checks/backup.py``.
+"""

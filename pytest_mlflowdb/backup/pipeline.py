@@ -1,0 +1,349 @@
+"""One backup verification, start to finish, and its findings per check.
+
+Run once per target (the area's session fixture) whatever check asks first: find the
+archive (or dump the live target), find client tools that can read it, open a scratch
+server (a throwaway one, or ``--mlflowdb-scratch-uri`` after refusing the audited
+database), sweep leftovers of killed runs, restore into a fresh scratch database, verify
+the copy (schema, rows, newest data), optionally rehearse MLflow's upgrade on it, and
+drop everything it made, also when a step fails.
+
+The restore reads every data block, so a restore that succeeds proves the archive
+readable; only when there is no restore, or it fails, is the archive read through on its
+own (``pg_restore -f /dev/null``), to tell a damaged archive from a restore error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ..database import DatabaseError
+from ..findings import Findings
+from . import verdicts
+from .archive import Archive, ArchiveError, inspect, read_through
+from .tools import ClientTools, ToolsError, child_connection, find_tools, major_of
+
+READABLE, RESTORE, SCHEMA, COMPLETE = ("backup.readable", "backup.restore", "backup.schema",
+                                       "backup.complete")
+FRESHNESS, RTO, UPGRADE = "backup.freshness", "backup.rto", "backup.upgrade"
+CHECKS = (READABLE, RESTORE, SCHEMA, COMPLETE, FRESHNESS, RTO, UPGRADE)
+#: how long the copy's own queries may take (it is ours: counting it is fine)
+COPY_STATEMENT_TIMEOUT = 600.0
+
+
+@dataclass
+class Plan:
+    """What the user asked for, and the limits in force."""
+
+    backup: str | None
+    restore_test: bool
+    rehearsal: bool
+    scratch: Any = None  # a Target (--mlflowdb-scratch-uri) or None
+    pg_bin: Path | None = None
+    server_kind: str = "auto"
+    statement_timeout: float = 30.0
+    lock_timeout: float = 1.0
+    max_backup_age: float = 26 * 3600.0
+    max_restore_time: float = 0.0
+    #: the two limits as the user wrote them (26h, not 1.08d), for messages
+    limit_texts: tuple[str, str] = ("26h", "0")
+    row_tolerance: float = 25.0
+    timeout: float = 6 * 3600.0
+    jobs: int = 0
+
+
+@dataclass
+class Result:
+    """Findings per check, or why a check could not look."""
+
+    findings: dict[str, Findings] = field(default_factory=lambda: {c: Findings()
+                                                                    for c in CHECKS})
+    skips: dict[str, str] = field(default_factory=dict)
+
+    def skip_rest(self, reason: str) -> None:
+        for check in CHECKS:
+            if check not in self.skips and not len(self.findings[check]):
+                self.skips[check] = reason
+
+
+def run(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | None) -> Result:
+    """The whole verification; never raises for a bad backup (findings say what failed)."""
+    result = Result()
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="mlflowdb-backup-"))
+    try:
+        _run(plan, result, live, live_conninfo, live_error, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if len(result.findings[RTO]):
+        total = time.perf_counter() - started
+        result.findings[RTO].ok("backup checks", f"{total:.2f}s in all (dump if any, "
+                                  "scratch server, restore, verification, clean-up)",
+                                  round(total, 3))
+    if not plan.rehearsal:
+        result.skips.setdefault(UPGRADE, "no --mlflowdb-upgrade-rehearsal")
+    return result
+
+
+def _run(plan: Plan, result: Result, live: Any, live_conninfo: str | None,
+         live_error: str | None, workdir: Path) -> None:
+    readable = result.findings[READABLE]
+    if not plan.backup and not plan.restore_test:
+        result.findings[UPGRADE].fail("upgrade", "--mlflowdb-upgrade-rehearsal needs a copy "
+                                      "to rehearse on: give --mlflowdb-backup=PATH or "
+                                      "--mlflowdb-restore-test")
+        result.skip_rest("no backup to verify")
+        return
+    dump_seconds = None
+    if plan.backup:
+        archive_path = Path(plan.backup)
+    else:
+        try:
+            dumped = _dump(plan, live, live_conninfo, live_error, workdir)
+        except (ToolsError, RuntimeError) as exc:
+            readable.fail("live target", f"cannot back it up: {exc}")
+            result.skip_rest("no dump of the live target (see backup.readable)")
+            return
+        archive_path, dump_seconds = dumped.path, dumped.seconds
+    try:
+        archive = inspect(archive_path)
+        tools = find_tools(archive.needed_major, f"the archive was made by pg_dump "
+                           f"{archive.dumped_by}" if archive.dumped_by else "any archive",
+                           plan.pg_bin)
+    except (ArchiveError, ToolsError) as exc:
+        readable.fail(str(archive_path), str(exc))
+        result.skip_rest("the backup cannot be read (see backup.readable)")
+        return
+    _restore_and_verify(plan, result, archive, tools, live, dump_seconds)
+
+
+def _dump(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | None,
+          workdir: Path):
+    from ..deadline import reply_deadline, tcp_options
+    from .dump import dump_live
+
+    if live is None or live_conninfo is None:
+        raise ToolsError(live_error or "the live target is unreachable")
+    major = live.preflight.major
+    tools = find_tools(major, f"the live server is PostgreSQL {live.preflight.server_version}"
+                       "; an older pg_dump refuses it", plan.pg_bin, ("pg_dump",))
+    keepalives = {k: str(v) for k, v in tcp_options(reply_deadline(
+        plan.statement_timeout)).items()}
+    return dump_live(live_conninfo, tools, workdir, plan.lock_timeout, keepalives,
+                     timeout=plan.timeout)
+
+
+def _janitor(plan: Plan, live: Any):
+    """The scratch server's janitor; RuntimeError (one line) when there is none or the
+    scratch URI points at the audited database."""
+    from ..servers import ServerError
+    from ..servers.janitor import Janitor
+
+    if plan.scratch is None:
+        janitor = Janitor(plan.server_kind, plan.pg_bin)
+        try:
+            janitor.server()
+        except ServerError as exc:
+            janitor.close()
+            raise RuntimeError(f"no scratch server: {exc}; or give --mlflowdb-scratch-uri") \
+                from None
+        return janitor
+    janitor = Janitor.existing(plan.scratch.conninfo)
+    try:
+        from .scratch import refuse_audited
+
+        refuse_audited(janitor, plan.scratch, live)
+    except BaseException:
+        janitor.close()
+        raise
+    return janitor
+
+
+def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: ClientTools,
+                        live: Any, dump_seconds: float | None) -> None:
+    from .restore import RestoreError, default_jobs, restore
+
+    findings = result.findings
+    try:
+        janitor = _janitor(plan, live)
+    except RuntimeError as exc:
+        findings[RESTORE].fail("scratch", str(exc))
+        _read_alone(result, archive, tools, plan.timeout)
+        result.skip_rest("not restored (see backup.restore)")
+        return
+    copy_db = None
+    try:
+        server = janitor.server()
+        try:
+            swept = janitor.sweep_leftovers()
+            started = time.perf_counter()
+            uri = janitor.scratch()
+        except psycopg.Error as exc:
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            findings[RESTORE].fail("scratch", f"cannot make a scratch database on "
+                                   f"{server.description or server.kind}: {line}")
+            _read_alone(result, archive, tools, plan.timeout)
+            result.skip_rest("not restored (see backup.restore)")
+            return
+        name = _dbname(uri)
+        try:
+            done = restore(archive, tools, child_connection(uri), plan.jobs or default_jobs(),
+                           plan.timeout)
+        except RestoreError as exc:
+            findings[RESTORE].fail(name, f"did not restore: {exc}{_hint(archive, janitor)}")
+            _read_alone(result, archive, tools, plan.timeout)
+            result.skip_rest("not restored (see backup.restore)")
+            return
+        findings[READABLE].ok(str(archive.path), f"{archive.describe()}: read end to end "
+                              "(the restore loaded every data block)", archive.size)
+        neutral = (f"; {done.neutralised} ownership/privilege statement(s) left out"
+                   if done.neutralised else "")
+        findings[RESTORE].ok(name, f"restored into scratch database {name} on "
+                             f"{server.description or server.kind} in "
+                             f"{done.seconds:.1f}s with {done.how}{neutral}",
+                             round(done.seconds, 3))
+        if swept:
+            findings[RESTORE].ok("scratch", f"removed {len(swept)} leftover scratch "
+                                   f"database(s) of an interrupted run: {', '.join(swept)}",
+                                   len(swept))
+        verify_started = time.perf_counter()
+        try:
+            copy_db = _open_copy(uri)
+            _verify(plan, result, copy_db, live, archive, dump_seconds is not None)
+        except (DatabaseError, psycopg.Error) as exc:
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            findings[SCHEMA].fail(name, f"the restored copy could not be verified: {line}")
+            result.skip_rest("the restored copy could not be verified (see backup.schema)")
+            return
+        verified = time.perf_counter()
+        verdicts.rto_findings(findings[RTO], name, verified - started, done.seconds,
+                              verified - verify_started, done.how, plan.max_restore_time,
+                              plan.limit_texts[1], archive.size, dump_seconds)
+        if plan.rehearsal:
+            copy_db.close()
+            _rehearse(result, uri)
+    finally:
+        if copy_db is not None:
+            copy_db.close()
+        janitor.close()
+
+
+def _dbname(conninfo: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    return str(conninfo_to_dict(conninfo).get("dbname") or "")
+
+
+def _hint(archive: Archive, janitor: Any) -> str:
+    """Why a restore may fail that the error does not say: an older scratch server."""
+    try:
+        with janitor.server().admin() as conn:
+            version = str(conn.execute("SHOW server_version").fetchone()[0])
+    except Exception:  # the hint is a courtesy: no hint when it cannot be had
+        return ""
+    if archive.dumped_from and major_of(version) < major_of(archive.dumped_from):
+        return (f" (the scratch server is PostgreSQL {version}, older than the dumped "
+                f"server's {archive.dumped_from})")
+    return ""
+
+
+def _read_alone(result: Result, archive: Archive, tools: ClientTools, timeout: float) -> None:
+    """Read the archive through on its own: backup.readable's answer without a restore."""
+    try:
+        read_through(archive, tools, timeout)
+    except ArchiveError as exc:
+        result.findings[READABLE].fail(str(archive.path), f"{archive.describe()}: {exc}")
+        return
+    how = "read to the end" if archive.format.startswith("plain") else \
+        "pg_restore -f /dev/null read every data block"
+    result.findings[READABLE].ok(str(archive.path), f"{archive.describe()}: {how}",
+                                 archive.size)
+
+
+def _open_copy(uri: str):
+    """A read-only session on the copy whose search_path leads to MLflow's tables: a dump
+    does not carry the source's ``ALTER DATABASE/ROLE ... SET search_path``, so tables in
+    a schema of their own are looked for where they are."""
+    from urllib.parse import quote
+
+    from ..database import Database
+    from ..probes.mlflow import mlflow_facts
+    from ..targets import parse_target
+
+    def open_session(address: str) -> Database:
+        return Database(parse_target(address), statement_timeout=COPY_STATEMENT_TIMEOUT,
+                        lock_timeout=COPY_STATEMENT_TIMEOUT).connect()
+
+    copy_db = open_session(uri)
+    facts = mlflow_facts(copy_db)
+    if facts.schema is None and len(facts.elsewhere) == 1:
+        copy_db.close()
+        option = quote(f"-csearch_path={facts.elsewhere[0]}", safe="")
+        copy_db = open_session(f"{uri}{'&' if '?' in uri else '?'}options={option}")
+    return copy_db
+
+
+def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archive,
+            fresh_dump: bool) -> None:
+    from ..probes.mlflow import mlflow_facts
+    from .copy import exact_counts, live_estimates, newest
+
+    findings = result.findings
+    live_facts = mlflow_facts(live) if live is not None else None
+    live_schema = live_facts.schema if live_facts else None
+    reason = verdicts.schema_findings(findings[SCHEMA], copy_db,
+                                      live_facts.revision if live_facts else None)
+    if reason:
+        result.skips[SCHEMA] = reason
+    copy_schema = mlflow_facts(copy_db).schema
+    if live_schema is None:
+        why = ("the live target is unreachable" if live is None
+               else "the live target has no MLflow schema this role can see")
+        result.skips[COMPLETE] = f"nothing to compare the copy with: {why}"
+    else:
+        estimates = live_estimates(live, live_schema, sorted(_mlflow_tables()))
+        counts = exact_counts(copy_db, copy_schema, sorted(estimates)) if copy_schema else {}
+        verdicts.complete_findings(findings[COMPLETE], live_schema, counts, estimates,
+                                   plan.row_tolerance)
+    copy_newest = newest(copy_db, copy_schema) if copy_schema else []
+    live_newest = newest(live, live_schema) if live_schema else None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    reason = verdicts.freshness_findings(findings[FRESHNESS], live_schema or "public",
+                                         copy_newest, live_newest, archive.modified, now,
+                                         plan.max_backup_age, plan.limit_texts[0],
+                                         fresh_dump)
+    if live_newest is None and findings[FRESHNESS].severity != "failure":
+        reason = "no live MLflow schema to compare the copy's newest data with"
+    if reason:
+        result.skips[FRESHNESS] = reason
+
+
+def _mlflow_tables() -> frozenset[str]:
+    from ..catalog import load_catalog
+
+    catalog = load_catalog()
+    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
+                     for t in catalog.schema_at(r.revision).tables)
+
+
+def _rehearse(result: Result, uri: str) -> None:
+    findings = result.findings[UPGRADE]
+    try:
+        from .. import rehearsal  # type: ignore[attr-defined]
+    except ImportError:
+        findings.fail("upgrade", "the upgrade rehearsal engine (pytest_mlflowdb.rehearsal) "
+                      "is not installed with this pytest-mlflowdb")
+        return
+    try:
+        answer = rehearsal.rehearse(uri)
+    except rehearsal.RehearsalUnavailable as exc:
+        findings.fail("upgrade", f"cannot rehearse the upgrade: {exc}")
+        return
+    verdicts.upgrade_findings(findings, answer)

@@ -1,0 +1,131 @@
+"""Loading a dump into a scratch database, timed, with every error a failure.
+
+``pg_restore`` continues past errors and exits 1 ("errors ignored on restore: N"): teams
+that treat exit 1 as harmless ship partial restores, so any non-zero exit fails here, and
+``--exit-on-error`` stops at the first one. Roles and grants of the source server do not
+exist on a scratch server and must not block a restore: ``--no-owner --no-privileges``
+for archives, and for plain SQL (which ``psql`` runs, ``ON_ERROR_STOP=1``) the ownership,
+privilege and session-authorization statements are left out as the file streams through.
+Custom and directory archives restore with ``-j N`` (the formats that allow it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+from .archive import PARALLEL, PLAIN, PLAIN_GZ, Archive, ArchiveError, plain_lines
+from .tools import ChildConnection, ClientTools, last_error
+
+#: statements of a plain dump that need the source server's roles (one line each in
+#: pg_dump's output, outside COPY data)
+_NEUTRALISED = re.compile(
+    rb"^(ALTER [A-Z ]+ .* OWNER TO .*;|GRANT .*;|REVOKE .*;|SET SESSION AUTHORIZATION .*;|"
+    rb"RESET SESSION AUTHORIZATION;|ALTER DEFAULT PRIVILEGES .*;|SET ROLE .*;)\s*$")
+_COPY = re.compile(rb"^COPY .* FROM stdin;\s*$")
+
+
+class RestoreError(RuntimeError):
+    """The dump did not restore; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Restored:
+    """How the restore went: its wall time, the command's shape and parallelism."""
+
+    seconds: float
+    jobs: int
+    how: str
+    #: statements left out of a plain dump (ownership, privileges)
+    neutralised: int = 0
+
+
+def default_jobs() -> int:
+    """Parallel restore jobs: one per core, at least 2, at most 8."""
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+def restore(archive: Archive, tools: ClientTools, target: ChildConnection, jobs: int,
+            timeout: float) -> Restored:
+    """Load ``archive`` into the (empty) database ``target`` names; RestoreError if any
+    statement fails."""
+    started = time.perf_counter()
+    if archive.format in (PLAIN, PLAIN_GZ):
+        neutralised = _psql(archive, tools, target, timeout)
+        return Restored(time.perf_counter() - started, 1, "psql -v ON_ERROR_STOP=1",
+                        neutralised)
+    jobs = jobs if archive.format in PARALLEL else 1
+    command = [tools.path("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
+               "--no-subscriptions", "-d", target.dsn]
+    if jobs > 1:
+        command += ["-j", str(jobs)]
+    try:
+        done = subprocess.run(command + [str(archive.path)], env=target.env,
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise RestoreError(f"the restore took longer than {timeout:g}s") from None
+    if done.returncode != 0:
+        raise RestoreError(f"pg_restore exit {done.returncode}: {last_error(done.stderr)}")
+    how = "pg_restore --no-owner --no-privileges --exit-on-error" + (
+        f" -j {jobs}" if jobs > 1 else "")
+    return Restored(time.perf_counter() - started, jobs, how)
+
+
+def _psql(archive: Archive, tools: ClientTools, target: ChildConnection,
+          timeout: float) -> int:
+    """Stream a plain dump through psql, ownership and privileges left out; the count of
+    statements left out."""
+    command = [tools.path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target.dsn,
+               "-f", "-"]
+    process = subprocess.Popen(command, env=target.env, stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    errors: list[bytes] = []
+    reader = threading.Thread(target=lambda: errors.append(process.stderr.read()  # type: ignore[union-attr]
+                                                           or b""), daemon=True)
+    reader.start()
+    neutralised = 0
+    problem: str | None = None
+    in_copy = False
+    deadline = time.monotonic() + timeout
+    assert process.stdin is not None
+    try:
+        for line in plain_lines(archive):
+            if in_copy:
+                in_copy = line.rstrip(b"\r\n") != b"\\."
+            elif _COPY.match(line):
+                in_copy = True
+            elif _NEUTRALISED.match(line):
+                neutralised += 1
+                continue
+            process.stdin.write(line)
+            if time.monotonic() > deadline:
+                problem = f"the restore took longer than {timeout:g}s"
+                break
+    except ArchiveError as exc:
+        problem = f"{exc}"
+    except BrokenPipeError:
+        pass  # psql stopped at an error: its message says which
+    if problem:
+        process.kill()
+    try:
+        process.stdin.close()
+    except BrokenPipeError:
+        pass
+    try:
+        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise RestoreError(f"the restore took longer than {timeout:g}s") from None
+    reader.join(5)
+    if problem:
+        raise RestoreError(problem)
+    if code != 0:
+        stderr = b"".join(errors).decode("utf-8", "replace")
+        raise RestoreError(f"psql exit {code}: {last_error(stderr)}")
+    return neutralised

@@ -1,0 +1,88 @@
+"""backup.*: good dumps of a genuine MLflow database pass every check in each format,
+with the figures that answer "would it restore, how old is it, how long would it take"."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from backup_support import BACKUP, pg_dump, scratch_databases, seed
+from helpers import audit, failing
+
+pytestmark = pytest.mark.slow
+
+
+def passed_with_findings(checks: dict) -> None:
+    for name in BACKUP:
+        check = checks[name]
+        assert check["outcome"] == "passed", check
+        assert check["findings"], name
+        assert not [f for f in check["findings"] if f["severity"] in ("warning", "failure")]
+
+
+@pytest.mark.parametrize("fmt", ["c", "d", "t", "p", "p.gz"])
+def test_a_good_dump_passes_every_backup_check(pytester, mlflow_uri, pg18, tmp_path, fmt):
+    seed(mlflow_uri)
+    dump = pg_dump(pg18, mlflow_uri, tmp_path / f"nightly.{fmt}", fmt)
+    result, checks = audit(pytester, mlflow_uri, f"--mlflowdb-backup={dump}",
+                           f"--mlflowdb-scratch-uri={pg18.uri()}")
+    passed_with_findings(checks)
+    assert "read end to end" in checks["backup.readable"]["message"]
+    restore = checks["backup.restore"]["findings"][0]
+    assert restore["object"].startswith("mlflowdb_scratch_")
+    assert ("-j " in restore["message"]) == (fmt in ("c", "d"))
+    complete = {f["object"]: f for f in checks["backup.complete"]["findings"]}
+    assert complete["public.runs"]["value"] == 30
+    assert complete["public.metrics"]["value"] == 600
+    assert checks["backup.complete"]["findings"][0]["object"] == "public"  # the answer first
+    assert "are in the copy (" in checks["backup.complete"]["message"]
+    assert "revision" in checks["backup.schema"]["message"]
+    rto = checks["backup.rto"]["findings"][0]
+    assert rto["value"] > 0 and "no max_restore_time set" in rto["message"]
+    fresh = {f["object"]: f for f in checks["backup.freshness"]["findings"]}
+    assert fresh["public.runs"]["value"] == 0
+    assert pg18.password not in result.stdout.str()
+    assert not scratch_databases(pg18)  # dropped after the checks
+    assert result.ret == 0
+
+
+def test_the_backup_checks_are_absent_unless_asked_for(pytester, mlflow_uri):
+    result, checks = audit(pytester, mlflow_uri)
+    assert not [c for c in checks if c.startswith("backup.")]
+    assert "skipped" not in result.parseoutcomes() or all(
+        not c.startswith("backup.") for c in checks)
+
+
+def test_restore_test_dumps_the_live_target_into_a_throwaway_server(pytester, mlflow_uri):
+    seed(mlflow_uri)
+    result, checks = audit(pytester, mlflow_uri, "--mlflowdb-restore-test",
+                           "--mlflowdb-set", "max_restore_time=10min")
+    passed_with_findings(checks)
+    assert "live.dump" in checks["backup.readable"]["findings"][0]["object"]
+    rto = {f["object"]: f for f in checks["backup.rto"]["findings"]}
+    assert rto["restore"]["threshold"] == "10min"
+    assert "not part of the RTO" in rto["pg_dump"]["message"]
+    assert not failing(checks["backup.freshness"])
+    assert result.ret == 0
+
+
+def test_under_xdist_the_backup_is_restored_once_for_all_its_checks(pytester, mlflow_uri,
+                                                                    pg18, tmp_path):
+    seed(mlflow_uri)
+    dump = pg_dump(pg18, mlflow_uri, tmp_path / "nightly.dump")
+    json_path = pytester.path / "audit.json"
+    result = pytester.runpytest_subprocess(
+        f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-backup={dump}",
+        f"--mlflowdb-scratch-uri={pg18.uri()}", f"--mlflowdb-report={json_path}",
+        "-n", "2", "--maxschedchunk", "1", "-p", "no:cacheprovider")
+    from helpers import checks_by_id, report
+
+    checks = checks_by_id(report(json_path))
+    passed_with_findings(checks)
+    import re
+
+    named = {name for check in checks.values() for name in re.findall(
+        r"mlflowdb_scratch_[0-9a-f]{12}", json.dumps(check["findings"]))}
+    assert len(named) == 1  # one restore, whichever worker ran which check
+    assert not scratch_databases(pg18)
+    assert result.ret == 0
