@@ -28,6 +28,9 @@ def seed(uri: str, runs: int = 30, started_ms: int | None = None, first: int = 1
     sql(uri,
         "INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES "
         "(1, 'e', 'active') ON CONFLICT DO NOTHING",
+        # an explicit id leaves the sequence behind (sequences.behind): move it on
+        "SELECT setval('experiments_experiment_id_seq', greatest(1, "
+        "(SELECT max(experiment_id) FROM experiments)))",
         "INSERT INTO runs (run_uuid, experiment_id, lifecycle_stage, status, start_time) "
         f"SELECT 'r' || g, 1, 'active', 'FINISHED', {started} "
         f"FROM generate_series({first}, {last}) g",

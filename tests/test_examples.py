@@ -282,7 +282,16 @@ def test_ci_gate_commands_run_as_written(pytester, compose_server, ci_file):
                  "GITHUB_STEP_SUMMARY": str(summary),
                  "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
             capture_output=True, text=True)
-        assert done.returncode == 0, (job, done.stdout[-3000:], done.stderr[-2000:])
+        noisy = [line for line in done.stdout.splitlines()
+                 if " FAILED " in line or " WARNED " in line or " ERROR " in line]
+        if "gate" in job and past_end_of_life(str(server_major(server))):
+            # the compose stack's PostgreSQL 14 is past its end of life: a strict gate
+            # rightly stops there, and for that reason only
+            assert done.returncode == 1, (job, noisy)
+            _quiet(checks_by_id(report(folder / "audit.json")), server)
+        else:
+            assert done.returncode == 0, (job, noisy or done.stdout[-3000:],
+                                          done.stderr[-2000:])
         assert AUDITOR_PASSWORD not in done.stdout + done.stderr
         assert (folder / ("audit.xml" if "gate" in job else "rehearsal.xml")).exists()
     if ci_file.startswith("github"):

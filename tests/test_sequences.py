@@ -191,7 +191,7 @@ def test_locks_held_by_other_sessions_are_skips_with_the_reason_not_waits(pytest
         _, checks = audit(pytester, mlflow_uri)
         assert time.monotonic() - started < 120  # bounded: no hang behind the lock
         holder.rollback()
-        holder.execute(f"ALTER SEQUENCE {SEQ} OWNER TO CURRENT_USER")  # ACCESS EXCLUSIVE
+        holder.execute(f"ALTER SEQUENCE {SEQ} OWNER TO mlflow")  # its owner: ACCESS EXCLUSIVE
         _, locked_sequence = audit(pytester, mlflow_uri)
         holder.rollback()
     behind = checks["sequences.behind"]
