@@ -81,7 +81,7 @@ class _Parts:
         hidden = [self.lay.tables[t].hidden for t in needs
                   if t in self.lay.tables and self.lay.tables[t].hidden]
         if hidden:
-            pytest.skip("; ".join(hidden))
+            pytest.skip("; ".join(h for h in hidden if h))
 
     def usable(self, table: str, *columns: str) -> bool:
         """Whether ``table`` (and ``columns``) can be read; else an info finding says why."""

@@ -381,7 +381,7 @@ def test_wraparound(mlflowdb, mlflowdb_findings: Findings,
             severity, message, limit = _verdict(kind, age, freeze_max, t)
             if severity != "ok":
                 judged[kind[0]].append((severity, age, table.name, message, limit))
-        if oldest is None or table.xid_age > oldest.xid_age:
+        if oldest is None or table.xid_age > (oldest.xid_age or 0):
             oldest = table
     for kind in (_XID, _MXID):
         _old_tables(mlflowdb_findings, schema, mlflowdb.preflight.dbname, kind, judged[kind[0]])

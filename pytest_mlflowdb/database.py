@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.sql import Composable
 
 from .deadline import Deadline, TimedCursor, reply_deadline, tcp_options
 from .targets import Target
@@ -35,6 +36,8 @@ from .targets import Target
 APPLICATION_NAME = "pytest-mlflowdb"
 
 T = TypeVar("T")
+#: what the query methods take: SQL text or a ``psycopg.sql`` composition
+Statement = str | bytes | Composable
 
 
 class DatabaseError(RuntimeError):
@@ -193,18 +196,19 @@ class Database:
         return self.stopped
 
     # -- queries ----------------------------------------------------------------------
-    def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        """Run one statement in its own read-only transaction; return its rows as dicts."""
+    def rows(self, sql: Statement, params: Any = None) -> list[dict[str, Any]]:
+        """Run one statement (text or psycopg's ``sql`` composition) in its own read-only
+        transaction; return its rows as dicts."""
         with self.transaction() as cur:
-            cur.execute(sql, params)
+            cur.execute(cast(Any, sql), params)
             # dict_row: TimedCursor's annotation cannot say so
             return cast(list[dict[str, Any]], cur.fetchall()) if cur.description else []
 
-    def row(self, sql: str, params: Any = None) -> dict[str, Any] | None:
+    def row(self, sql: Statement, params: Any = None) -> dict[str, Any] | None:
         found = self.rows(sql, params)
         return found[0] if found else None
 
-    def value(self, sql: str, params: Any = None) -> Any:
+    def value(self, sql: Statement, params: Any = None) -> Any:
         found = self.row(sql, params)
         return next(iter(found.values())) if found else None
 

@@ -336,7 +336,7 @@ def _mlflow_tables() -> frozenset[str]:
 def _rehearse(result: Result, uri: str) -> None:
     findings = result.findings[UPGRADE]
     try:
-        from .. import rehearsal  # type: ignore[attr-defined]
+        from .. import rehearsal
     except ImportError:
         findings.fail("upgrade", "the upgrade rehearsal engine (pytest_mlflowdb.rehearsal) "
                       "is not installed with this pytest-mlflowdb")
