@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -168,9 +169,14 @@ def test_another_python_with_mlflow_but_not_this_package_rehearses(old_uri, tmp_
     python = str(venv / "bin" / "python")
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()"
                            "['purelib'])"], capture_output=True, text=True, check=True)
-    # this environment's packages as a plain path: MLflow imports, the editable install's
-    # finder (a .pth inside that folder) is not run, so pytest_mlflowdb does not
-    (venv / site.stdout.strip() / "mlflow.pth").write_text(sysconfig.get_paths()["purelib"])
+    # this environment's packages but this one, as a plain path (links in a folder that is
+    # not a site dir: no .pth runs, so neither an installed nor an editable copy imports)
+    others = tmp_path / "others"
+    others.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if not entry.name.startswith(("pytest_mlflowdb", "__editable__")):
+            (others / entry.name).symlink_to(entry)
+    (venv / site.stdout.strip() / "mlflow.pth").write_text(str(others))
     probe = subprocess.run([python, "-c", "import mlflow, importlib.util; print(importlib."
                             "util.find_spec('pytest_mlflowdb'))"], capture_output=True,
                            text=True, cwd=tmp_path)

@@ -32,9 +32,12 @@ def _start(kind: str, pg_bin: Path | None, settings: Mapping[str, str]) -> Serve
     if kind == "path":
         bin_dir = path_bin_dir(pg_bin)
         # a self-contained tree (an unpacked tarball: bin, lib, share side by side) may be
-        # copied where the account PostgreSQL runs as can reach it, like the wheel's
+        # copied where the account PostgreSQL runs as can reach it, like the wheel's; a
+        # wheel's tree takes its package along (auditwheel's libraries sit beside it)
         tree = bin_dir.parent
         self_contained = (tree / "lib").is_dir() and (tree / "share").is_dir()
+        if self_contained and (tree.parent.parent / f"{tree.parent.name}.libs").is_dir():
+            tree = tree.parent
         return start_from_bin_dir(bin_dir, "path", copy_root=tree if self_contained else None,
                                   settings=settings)
     raise ServerError(f"unknown server kind {kind!r}; choose one of auto, {', '.join(KINDS)}")
