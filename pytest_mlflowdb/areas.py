@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -139,10 +140,32 @@ def builtin_options() -> tuple[Option, ...]:
     return tuple(o for area in builtin_areas() for o in declared_options(area.path))
 
 
+def _assignment_source(text: str, name: str) -> str | None:
+    """The text of the top-level ``name = ...`` statement of a module, cut out without
+    parsing the whole module (the dormant plugin reads every area's declarations at each
+    pytest start, so this must cost next to nothing); None when it cannot be cut out
+    simply, and the caller parses the whole module instead."""
+    found = re.search(rf"^{name}\s*(:[^=\n]*)?=", text, re.M)
+    if found is None:
+        return ""
+    lines = text[found.start():].splitlines()
+    end = 1
+    while end < len(lines) and (not lines[end] or lines[end][0] in " \t)#"):
+        end += 1
+    return "\n".join(lines[:end])
+
+
 def _declared(path: Path, name: str, vocabulary: dict[str, Any]) -> tuple[Any, ...]:
     """Evaluate the module-level assignment to ``name`` in ``path`` with only
     ``vocabulary`` (and literals) in scope; () when the module declares none."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    text = path.read_text(encoding="utf-8")
+    snippet = _assignment_source(text, name)
+    if snippet == "":
+        return ()
+    try:
+        tree = ast.parse(snippet or text, str(path))
+    except SyntaxError:  # not cut out cleanly: the whole module, as Python reads it
+        tree = ast.parse(text, str(path))
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else (
             [node.target] if isinstance(node, ast.AnnAssign) and node.value else [])

@@ -138,3 +138,20 @@ def test_an_area_that_cannot_be_loaded_is_one_line_and_exit_4(pytester, monkeypa
         "ERROR: area 'broken' (nosuch.area) of the entry-point group pytest_mlflowdb.areas "
         "cannot be loaded: ModuleNotFoundError: No module named 'nosuch'")
     assert "Traceback" not in result.stderr.str()
+
+
+def test_declarations_are_read_right_when_the_quick_cut_cannot_be_used(tmp_path):
+    """The dormant plugin cuts THRESHOLDS out of the source instead of parsing the whole
+    module; a declaration whose text runs on at column 0 (a triple-quoted help) is still
+    read right, through the whole-module parse."""
+    from pytest_mlflowdb.areas import declared_thresholds
+
+    area = tmp_path / "odd.py"
+    area.write_text('import os\n\nTHRESHOLDS = (\n    Threshold("odd_warn", "5", "count", """many\n'
+                    'lines\n""", ("odd.check",)),\n)\nOTHER = os.sep\n')
+    (threshold,) = declared_thresholds(area)
+    assert threshold.name == "odd_warn" and threshold.description == "many\nlines\n"
+    plain = tmp_path / "plain.py"
+    plain.write_text('import os\nTHRESHOLDS = (\n    Threshold("p_warn", "5", "count", "h"),\n'
+                     '    # a comment\n)\n\nX = os.sep\n')
+    assert [t.name for t in declared_thresholds(plain)] == ["p_warn"]
