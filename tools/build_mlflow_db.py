@@ -107,6 +107,11 @@ def _runs_for(rows: int) -> int:
 def _load(conn, rows: int, runs: int, rng: random.Random) -> None:
     experiments = max(1, runs // 50)
     now_ms = 1_760_000_000_000
+    # MLflow's server makes the Default experiment 0 first, with an explicit id
+    conn.execute(
+        "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, "
+        "creation_time, last_update_time) VALUES (0, 'Default', 's3://bucket/mlflow/0', "
+        "'active', %s, %s)", (now_ms, now_ms))
     conn.execute(
         "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time,"
         " last_update_time) SELECT 'bench-exp-' || g, 's3://bucket/mlflow/' || g, 'active',"
