@@ -91,6 +91,19 @@ def _end(findings: Findings, schema: str, sequences: list, blind: list[str],
         findings.ok(schema, "no sequence feeds a column of MLflow's tables", 0, None)
 
 
+def _with_next_value(db, findings: Findings, sequences, blind: list[str]):
+    """(object name, sequence) of each sequence whose next value could be read; the others
+    are recorded as not looked at (no privilege, or the reading error)."""
+    for seq in sequences:
+        obj = f"{seq.schema}.{seq.name}"
+        if not seq.readable:
+            _blind(findings, obj, _grant(db, seq), blind)
+        elif seq.next_value is None:
+            _blind(findings, obj, str(seq.error), blind)
+        else:
+            yield obj, seq
+
+
 @check("sequences.capacity", thresholds=("sequence_warn", "sequence_fail"))
 def test_capacity(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValues):
     """Each MLflow sequence's used share of its column type's (or its own) range."""
@@ -98,14 +111,7 @@ def test_capacity(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdVal
     blind: list[str] = []
     flagged = False
     t = mlflowdb_thresholds
-    for seq in sequences:
-        obj = f"{seq.schema}.{seq.name}"
-        if not seq.readable:
-            _blind(mlflowdb_findings, obj, _grant(mlflowdb, seq), blind)
-            continue
-        if seq.next_value is None:
-            _blind(mlflowdb_findings, obj, str(seq.error), blind)
-            continue
+    for obj, seq in _with_next_value(mlflowdb, mlflowdb_findings, sequences, blind):
         pct = seq.used_pct()
         whose = "the column's type" if seq.limited_by_type else (
             "the sequence's MAXVALUE" if seq.ascending else "the sequence's MINVALUE")
@@ -140,14 +146,7 @@ def test_behind(mlflowdb, mlflowdb_findings):
     schema, sequences = _sequences(mlflowdb)
     blind: list[str] = []
     flagged = False
-    for seq in sequences:
-        obj = f"{seq.schema}.{seq.name}"
-        if not seq.readable:
-            _blind(mlflowdb_findings, obj, _grant(mlflowdb, seq), blind)
-            continue
-        if seq.next_value is None:
-            _blind(mlflowdb_findings, obj, str(seq.error), blind)
-            continue
+    for obj, seq in _with_next_value(mlflowdb, mlflowdb_findings, sequences, blind):
         column = f"{seq.table}.{seq.column}"
         if not seq.column_readable:
             _blind(mlflowdb_findings, obj, (
