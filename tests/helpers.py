@@ -74,3 +74,29 @@ def past_end_of_life(major: str) -> bool:
 
     connectivity = importlib.import_module("pytest_mlflowdb.checks.connectivity")
     return connectivity.EOL[int(major)] <= datetime.date.today()
+
+
+def _pg_majors_tool():
+    """``tools/pg_majors.py`` (not a package: loaded from its file, once)."""
+    import importlib.util
+    import sys
+
+    if "pg_majors" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "pg_majors", Path(__file__).resolve().parents[1] / "tools" / "pg_majors.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["pg_majors"] = module
+    return sys.modules["pg_majors"]
+
+
+#: the PostgreSQL majors the project supports (tools/pg_majors.py's list)
+SUPPORTED_MAJORS: tuple[int, ...] = _pg_majors_tool().SUPPORTED
+
+
+def major_bin_dir(major: int) -> Path | None:
+    """Server binaries of ``major``: this machine's, the wheel's, or fetched by
+    ``tools/pg_majors.py``; None when none is there."""
+    tool = _pg_majors_tool()
+    return tool.local_bin_dir(major) or tool.fetched_bin_dir(tool.DEFAULT_DIR, major)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import checks_by_id, past_end_of_life, report
+from helpers import checks_by_id, major_bin_dir, past_end_of_life, report
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -158,7 +158,6 @@ def compose_server():
     """A throwaway server of the major the compose file names (14), else the path one, set
     up as the compose stack sets up its database: the init script, MLflow's migrations as
     the mlflow role (as its server does at start), the index service's statements."""
-    import importlib.util
     import subprocess
 
     import yaml
@@ -168,12 +167,7 @@ def compose_server():
 
     compose = yaml.safe_load((EXAMPLES / "docker-compose.yml").read_text())
     major = int(compose["services"]["postgres"]["image"].split(":")[1])
-    spec = importlib.util.spec_from_file_location("pg_majors", ROOT / "tools" / "pg_majors.py")
-    pg_majors = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pg_majors)
-    bin_dir = pg_majors.local_bin_dir(major) or pg_majors.fetched_bin_dir(
-        pg_majors.DEFAULT_DIR, major)
-    server = start_server("path", pg_bin=bin_dir)
+    server = start_server("path", pg_bin=major_bin_dir(major))
     try:
         env = {**os.environ, "PGHOST": server.host, "PGPORT": str(server.port),
                "PGPASSWORD": server.password, "POSTGRES_USER": server.user,

@@ -10,46 +10,21 @@ major whose binaries are nowhere is skipped with that reason, never passed.
 
 from __future__ import annotations
 
-import datetime
-import importlib.util
-from pathlib import Path
-
 import pytest
-from helpers import audit
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import SUPPORTED_MAJORS, audit, major_bin_dir, past_end_of_life
 
 
-def _pg_majors():
-    spec = importlib.util.spec_from_file_location("pg_majors", ROOT / "tools" / "pg_majors.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PG_MAJORS = _pg_majors()
-
-
-@pytest.fixture(scope="module", params=PG_MAJORS.SUPPORTED, ids=lambda m: f"pg{m}")
+@pytest.fixture(scope="module", params=SUPPORTED_MAJORS, ids=lambda m: f"pg{m}")
 def major_janitor(request):
     from pytest_mlflowdb.servers.janitor import Janitor
 
     major = request.param
-    bin_dir = PG_MAJORS.local_bin_dir(major) or PG_MAJORS.fetched_bin_dir(
-        PG_MAJORS.DEFAULT_DIR, major)
+    bin_dir = major_bin_dir(major)
     if bin_dir is None:
         pytest.skip(f"PostgreSQL {major} binaries not found: run python tools/pg_majors.py")
     janitor = Janitor("path", pg_bin=bin_dir)
     yield major, janitor
     janitor.close()
-
-
-def _eol_passed(major: int) -> bool:
-    import importlib
-
-    connectivity = importlib.import_module("pytest_mlflowdb.checks.connectivity")
-    return connectivity.EOL[major] <= datetime.date.today()
 
 
 @pytest.mark.slow
@@ -67,7 +42,7 @@ def test_default_audit_is_quiet_on_every_major(pytester, major_janitor, source):
     assert checks["schema.tables"]["outcome"] == "passed", checks["schema.tables"]
     noisy = {cid: c["message"] for cid, c in checks.items()
              if c["outcome"] in ("warned", "failed", "error")}
-    expected = {"connectivity.server_version"} if _eol_passed(major) else set()
+    expected = {"connectivity.server_version"} if past_end_of_life(str(major)) else set()
     assert set(noisy) == expected, noisy
     if expected:
         assert "end of life" in noisy["connectivity.server_version"]
