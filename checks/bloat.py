@@ -7,8 +7,6 @@ size: a percent alone fires on tiny tables, a size alone on huge healthy ones.
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from pytest_mlflowdb import Threshold, check
@@ -60,14 +58,6 @@ OPTIONS = (
 _SIZES = ("bloat_warn_size", "bloat_fail_size")
 
 
-@functools.lru_cache(maxsize=1)
-def _mlflow_tables() -> frozenset[str]:
-    """Every table any revision of MLflow makes."""
-    catalog = load_catalog()
-    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
-                     for t in catalog.schema_at(r.revision).tables)
-
-
 def _remedy(e: BloatEstimate) -> str:
     name = sql_name(e.schema, e.relation)
     if e.kind == "index":
@@ -88,7 +78,7 @@ def _severity(kind: str, bytes_: float, pct: float, t) -> str:
 def _audit(kind: str, mlflowdb, findings, settings, t) -> None:
     schema = require_mlflow_schema(mlflowdb)
     extra = settings.area_options.get("bloat_relations") or ()
-    names = set(_mlflow_tables()) | set(extra)
+    names = set(load_catalog().mlflow_tables()) | set(extra)
     estimates = [e for e in estimate_bloat(mlflowdb, schema, names) if e.kind == kind]
     floor = min(t["bloat_warn_size"], t["bloat_fail_size"])
     exact = settings.area_options.get("bloat_mode") == "exact"

@@ -10,21 +10,12 @@ started server, after a reset or when the operating system's cache serves the re
 from __future__ import annotations
 
 import datetime
-import functools
 
 from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.probes.cache import CacheStats, Hits, cache_stats
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 from pytest_mlflowdb.thresholds import format_value
-
-
-@functools.lru_cache(maxsize=1)
-def _mlflow_tables() -> frozenset[str]:
-    """Every table any revision of MLflow makes."""
-    catalog = load_catalog()
-    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
-                     for t in catalog.schema_at(r.revision).tables)
 
 
 def _since(stats: CacheStats, major: int) -> str:
@@ -51,7 +42,7 @@ def _record(findings, obj: str, what: str, hits: Hits, since: str) -> None:
 def test_hit_ratio(mlflowdb, mlflowdb_findings):
     """Buffer cache hit ratio of the database and MLflow's tables (information)."""
     schema = mlflow_facts(mlflowdb).schema
-    stats = cache_stats(mlflowdb, schema or "", _mlflow_tables() if schema else ())
+    stats = cache_stats(mlflowdb, schema or "", load_catalog().mlflow_tables() if schema else ())
     since = _since(stats, mlflowdb.preflight.major)
     _record(mlflowdb_findings, stats.database, "cache hit ratio", stats.overall, since)
     if schema and stats.table_count:

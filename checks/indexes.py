@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from pytest_mlflowdb import Threshold, check
@@ -88,15 +86,6 @@ def _leads_with(index: IndexShape, columns: tuple[str, ...], any_order: bool) ->
             and index.usable and index.predicate is None)
 
 
-@functools.lru_cache(maxsize=1)
-def _mlflow_tables() -> frozenset[str]:
-    """Every table any revision of MLflow makes: foreign keys of other tables are the
-    team's own business (never mentioned unless listed in mlflowdb_recommended_indexes)."""
-    catalog = load_catalog()
-    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
-                     for t in catalog.schema_at(r.revision).tables)
-
-
 def _statement(table: str, columns: tuple[str, ...]) -> str:
     return f"CREATE INDEX CONCURRENTLY ON {table} ({', '.join(columns)});"
 
@@ -162,7 +151,7 @@ def _foreign_key_indexes(mlflowdb, findings, thresholds, schema: str,
     does, scans the whole table), information below it."""
     minimum = thresholds["fk_index_min_size"]
     for fk in foreign_keys(mlflowdb, schema):
-        if fk.table not in _mlflow_tables() or (fk.table, fk.columns) in seen:
+        if fk.table not in load_catalog().mlflow_tables() or (fk.table, fk.columns) in seen:
             continue
         seen.add((fk.table, fk.columns))
         target = f"{schema}.{fk.table}({', '.join(fk.columns)})"

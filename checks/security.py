@@ -11,8 +11,6 @@ it the check is skipped, never passed. No password or hash is ever shown.
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from pytest_mlflowdb import check
@@ -35,17 +33,9 @@ _ATTRIBUTES = (("createrole", "CREATEROLE"), ("replication", "REPLICATION"),
                ("bypassrls", "BYPASSRLS"))
 
 
-@functools.lru_cache(maxsize=1)
-def _mlflow_tables() -> frozenset[str]:
-    """Every table any revision of MLflow makes (other tables are the team's business)."""
-    catalog = load_catalog()
-    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
-                     for t in catalog.schema_at(r.revision).tables)
-
-
 def _roles(db, settings) -> tuple[str, MlflowRoles]:
     schema = require_mlflow_schema(db)
-    return schema, security.mlflow_roles(db, schema, _mlflow_tables(),
+    return schema, security.mlflow_roles(db, schema, load_catalog().mlflow_tables(),
                                          settings.area_options.get("app_role"))
 
 
@@ -250,7 +240,7 @@ def test_public_privileges(mlflowdb, mlflowdb_findings):
     """PUBLIC cannot create in MLflow's schema and holds no privilege on MLflow's tables,
     their sequences, or (by default privileges) tables made later."""
     schema = require_mlflow_schema(mlflowdb)
-    public = security.public_privileges(mlflowdb, schema, _mlflow_tables())
+    public = security.public_privileges(mlflowdb, schema, load_catalog().mlflow_tables())
     on_schema = ", ".join(public.schema) or "none"
     if "CREATE" in public.schema:
         mlflowdb_findings.fail(schema, f"PUBLIC may create objects in schema {schema}: any "

@@ -10,8 +10,6 @@ A sequence the role may not read is a skip naming the GRANT, never 0% used.
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from pytest_mlflowdb import Threshold, check
@@ -34,17 +32,9 @@ THRESHOLDS = (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def _mlflow_tables() -> frozenset[str]:
-    """Every table any revision of MLflow makes (other tables are the team's business)."""
-    catalog = load_catalog()
-    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
-                     for t in catalog.schema_at(r.revision).tables)
-
-
 def _sequences(mlflowdb) -> tuple[str, list[ColumnSequence]]:
     schema = require_mlflow_schema(mlflowdb)
-    return schema, column_sequences(mlflowdb, schema, _mlflow_tables())
+    return schema, column_sequences(mlflowdb, schema, load_catalog().mlflow_tables())
 
 
 def _grant(mlflowdb, seq: ColumnSequence) -> str:

@@ -9,8 +9,6 @@ is off (0) until set; the findings always show the figures, largest tables first
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from pytest_mlflowdb import Threshold, check
@@ -55,14 +53,6 @@ OPTIONS = (
 ROW_LIMITED = ("metrics", "params", "tags", "latest_metrics", "trace_info", "spans")
 #: tables whose growth is shown (the largest); each one's limit is forecast anyway
 GROWTH_SHOWN = 5
-
-
-@functools.lru_cache(maxsize=1)
-def _mlflow_tables() -> frozenset[str]:
-    """Every table any revision of MLflow makes (other tables are the team's business)."""
-    catalog = load_catalog()
-    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
-                     for t in catalog.schema_at(r.revision).tables)
 
 
 _DB_REMEDY = ("mlflow gc --backend-store-uri <URI> (purges runs deleted in MLflow), then "
@@ -137,7 +127,7 @@ def test_database(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdVal
 
 def _measured(mlflowdb) -> tuple[str, list[TableSize]]:
     schema = require_mlflow_schema(mlflowdb)
-    return schema, table_sizes(mlflowdb, schema, _mlflow_tables())
+    return schema, table_sizes(mlflowdb, schema, load_catalog().mlflow_tables())
 
 
 @check("size.tables", thresholds=("max_table_size", "forecast_horizon"))

@@ -11,8 +11,6 @@ beyond it, or near the 2^31 limit where PostgreSQL stops writing.
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 from pytest_mlflowdb import Threshold, check
@@ -76,17 +74,9 @@ _XID = "xid", "transaction ID", "autovacuum_freeze_max_age"
 _MXID = "multixact", "multixact ID", "autovacuum_multixact_freeze_max_age"
 
 
-@functools.lru_cache(maxsize=1)
-def _mlflow_tables() -> frozenset[str]:
-    """Every table any revision of MLflow makes (other tables are the team's business)."""
-    catalog = load_catalog()
-    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
-                     for t in catalog.schema_at(r.revision).tables)
-
-
 def _tables(mlflowdb) -> tuple[str, list[TableVacuum]]:
     schema = require_mlflow_schema(mlflowdb)
-    return schema, table_vacuum(mlflowdb, schema, _mlflow_tables())
+    return schema, table_vacuum(mlflowdb, schema, load_catalog().mlflow_tables())
 
 
 def _ago(seconds: float | None) -> str:
@@ -124,7 +114,7 @@ def test_dead_tuples(mlflowdb, mlflowdb_findings: Findings,
     t = mlflowdb_thresholds
     warn, fail, min_size = t["dead_tuples_warn"], t["dead_tuples_fail"], \
         t["dead_tuples_min_size"]
-    heaps = {s.name: s.heap for s in table_sizes(mlflowdb, schema, _mlflow_tables())
+    heaps = {s.name: s.heap for s in table_sizes(mlflowdb, schema, load_catalog().mlflow_tables())
              if s.error is None}
     small, not_due, worst = [], [], None
     for table in tables:

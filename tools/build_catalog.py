@@ -6,7 +6,8 @@ starts a throwaway PostgreSQL, creates MLflow's pre-alembic tables the way MLflo
 the schema after each step with the same probe the checks use. The result, one full
 snapshot per revision, is written xz-compressed to
 ``pytest_mlflowdb/catalog/data/schemas.json.xz`` (repeated content compresses to
-almost nothing).
+almost nothing), each snapshot as JSON text that the audit parses only when it needs
+that revision (``catalog.packed``).
 
 When MLflow releases::
 
@@ -96,14 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", default="auto", help="throwaway server kind (auto, wheel, path)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    catalog = build(args.kind)
+    sys.path.insert(0, str(ROOT))
+    from pytest_mlflowdb.catalog import packed
+
+    catalog = packed(build(args.kind))
     data = json.dumps(catalog, sort_keys=True, separators=(",", ":")).encode()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
     head = catalog["revisions"][-1]
     print(f"{len(catalog['revisions'])} revisions from MLflow {catalog['mlflow_version']} on "
           f"PostgreSQL {catalog['postgres_version']}; head {head['revision']} has "
-          f"{len(head['schema']['tables'])} tables, {len(head['schema']['indexes'])} indexes; "
+          f"{len(json.loads(head['schema'])['tables'])} tables, "
+          f"{len(json.loads(head['schema'])['indexes'])} indexes; "
           f"{len(data)} bytes of JSON -> {args.out.stat().st_size} bytes in {args.out.name}; "
           f"{time.perf_counter() - started:.1f}s")
     return 0

@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from ..catalog import load_catalog
 from ..database import DatabaseError
 from ..findings import Findings
 from . import verdicts
@@ -308,7 +309,7 @@ def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archiv
                else "the live target has no MLflow schema this role can see")
         result.skips[COMPLETE] = f"nothing to compare the copy with: {why}"
     else:
-        estimates = live_estimates(live, live_schema, sorted(_mlflow_tables()))
+        estimates = live_estimates(live, live_schema, sorted(load_catalog().mlflow_tables()))
         counts = exact_counts(copy_db, copy_schema, sorted(estimates)) if copy_schema else {}
         verdicts.complete_findings(findings[COMPLETE], live_schema, counts, estimates,
                                    plan.row_tolerance)
@@ -323,14 +324,6 @@ def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archiv
         reason = "no live MLflow schema to compare the copy's newest data with"
     if reason:
         result.skips[FRESHNESS] = reason
-
-
-def _mlflow_tables() -> frozenset[str]:
-    from ..catalog import load_catalog
-
-    catalog = load_catalog()
-    return frozenset(t for r in catalog.chain if catalog.has_schema(r.revision)
-                     for t in catalog.schema_at(r.revision).tables)
 
 
 def _rehearse(result: Result, uri: str) -> None:

@@ -5,7 +5,11 @@ release archives (never from MLflow's SQLAlchemy models):
 
 - ``data/releases.json``: every MLflow release's head revision, and the revision chain
   in link order (``tools/release_map.py``);
-- ``data/schemas.json.xz``: the schema after each revision (``tools/build_catalog.py``).
+- ``data/schemas.json.xz``: the schema after each revision (``tools/build_catalog.py``),
+  each kept as JSON text and parsed only when asked for (an audit needs one or two of
+  some seventy), with the union of every revision's tables and indexes made beside them.
+  Parsing them all made tens of thousands of objects that every garbage collection of
+  the audit's process then walked.
 
 Order is always by the chain's links, never by date.
 """
@@ -59,9 +63,14 @@ class CatalogError(LookupError):
 
 class Catalog:
     def __init__(self, schemas: dict, releases: dict) -> None:
-        self._schemas = {r["revision"]: r["schema"] for r in schemas.get("revisions", [])}
+        #: revision -> its schema as JSON text (or an already decoded dict)
+        self._schemas: dict[str, str | dict] = {
+            r["revision"]: r["schema"] for r in schemas.get("revisions", [])}
         self._parsed: dict[str, Snapshot] = {}
         self._all_indexes: set[tuple[str, str]] | None = None
+        self._all_tables: frozenset[str] | None = (
+            frozenset(schemas["mlflow_tables"]) if "mlflow_tables" in schemas else None)
+        self._index_rows: list | None = schemas.get("mlflow_indexes")
         self.base = Snapshot.from_json(schemas["base"]) if schemas.get("base") else None
         self.made_with = schemas.get("mlflow_version")
         chain = releases.get("revisions") or [
@@ -128,8 +137,15 @@ class Catalog:
                 f"{self.made_with}); refresh it with tools/build_catalog.py"
             )
         if revision not in self._parsed:
-            self._parsed[revision] = Snapshot.from_json(self._schemas[revision])
+            self._parsed[revision] = Snapshot.from_json(_decoded(self._schemas[revision]))
         return self._parsed[revision]
+
+    def mlflow_tables(self) -> frozenset[str]:
+        """Every table any revision of MLflow makes."""
+        if self._all_tables is None:
+            self._all_tables = frozenset(
+                t for raw in self._schemas.values() for t in _decoded(raw)["tables"])
+        return self._all_tables
 
     def introduced_after(self, revision: str, live: Snapshot) -> dict[str, str]:
         """Tables of ``live`` that MLflow makes only after ``revision``, with all the
@@ -151,9 +167,12 @@ class Catalog:
     def mlflow_indexes(self) -> set[tuple[str, str]]:
         """(name, signature) of every index any revision of MLflow makes."""
         if self._all_indexes is None:
-            self._all_indexes = {(i.name, i.signature) for r in self.chain
-                                 if self.has_schema(r.revision)
-                                 for i in self.schema_at(r.revision).indexes}
+            rows = self._index_rows if self._index_rows is not None else union_of_indexes(
+                _decoded(raw) for raw in self._schemas.values())
+            self._all_indexes = {(i.name, i.signature) for i in
+                                 Snapshot.from_json({"tables": {}, "constraints": [],
+                                                     "indexes": rows, "sequences": [],
+                                                     "triggers": []}).indexes}
         return self._all_indexes
 
     def heavy(self, revision: str) -> list[Heavy]:
@@ -195,6 +214,31 @@ def _cheap_type_change(old: str, new: str) -> bool:
 
     old_len, new_len = length(old), length(new)
     return old_len is not None and new_len is not None and new_len >= old_len
+
+
+def _decoded(schema: str | dict) -> dict:
+    return json.loads(schema) if isinstance(schema, str) else schema
+
+
+def union_of_indexes(schemas) -> list:
+    """The distinct index rows (``Snapshot.to_json`` form) of the given schemas, in a
+    stable order."""
+    distinct = {json.dumps(i) for schema in schemas for i in schema["indexes"]}
+    return [json.loads(i) for i in sorted(distinct)]
+
+
+def packed(document: dict) -> dict:
+    """``tools/build_catalog.py``'s document as shipped: each revision's schema as compact
+    JSON text, and the union of every revision's tables and indexes beside them."""
+    schemas = [_decoded(r["schema"]) for r in document.get("revisions", [])]
+    return {
+        **document,
+        "revisions": [{**r, "schema": json.dumps(schema, sort_keys=True,
+                                                 separators=(",", ":"))}
+                      for r, schema in zip(document.get("revisions", []), schemas, strict=True)],
+        "mlflow_tables": sorted({t for schema in schemas for t in schema["tables"]}),
+        "mlflow_indexes": union_of_indexes(schemas),
+    }
 
 
 def _version_key(version: str):
