@@ -10,7 +10,7 @@ session for the finished document).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,10 @@ class CheckRecord:
     duration_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["findings"] = [dict(f) for f in self.findings]
-        return data
+        # by hand rather than dataclasses.asdict, which deep-copies every finding's values
+        return {"id": self.id, "nodeid": self.nodeid, "target": self.target,
+                "outcome": self.outcome, "severity": self.severity, "message": self.message,
+                "findings": [dict(f) for f in self.findings], "duration_s": self.duration_s}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckRecord:

@@ -92,6 +92,8 @@ class AuditSession:
         self.report_error: str | None = None
         self.threshold_error: str | None = None  # found on an xdist worker after collection
         self._seen: dict[str, tuple[str, str | None]] = {}  # nodeid -> (check id, target)
+        #: target id -> the target record this process last sent on a test report
+        self._sent_targets: dict[str, dict[str, Any]] = {}
         self._started = time.perf_counter()
 
     @property
@@ -235,9 +237,11 @@ class AuditSession:
         if decisive:
             for output in self.outputs:
                 output.on_record(item, record)
-        if key is not None:
-            target = self.sessions.target_record(key.slot, key.id)
-            report.mlflowdb_target = target.to_json()  # type: ignore[attr-defined]
+        if key is not None:  # sent when it says something new (its first check, say)
+            target = self.sessions.target_record(key.slot, key.id).to_json()
+            if self._sent_targets.get(key.id) != target:
+                self._sent_targets[key.id] = target
+                report.mlflowdb_target = target  # type: ignore[attr-defined]
         return report
 
     def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:

@@ -89,7 +89,10 @@ def redact_text(text: str) -> str:
         scheme, user, _password, rest = parts
         return f"{scheme}{user}:{_PLACEHOLDER}@{rest}"
 
-    text = _URI_TOKEN.sub(uri, text)
+    if "://" in text:  # every URI token has one; most report strings have neither
+        text = _URI_TOKEN.sub(uri, text)
+    if "=" not in text:
+        return text
     return _PAIR.sub(lambda m: m.group("key") + m.group("sep") + _PLACEHOLDER
                      if _is_secret_key(m.group("key")) and m.group("value") else m.group(0),
                      text)

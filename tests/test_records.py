@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pytest_mlflowdb.records import CheckRecord, TargetRecord, check_of_nodeid
 
 
@@ -14,6 +16,10 @@ def test_check_record_round_trips_through_json():
     data = record.to_json()
     assert list(data) == ["id", "nodeid", "target", "outcome", "severity", "message",
                           "findings", "duration_s"]
+    assert list(data) == [f.name for f in dataclasses.fields(CheckRecord)]  # none forgotten
+    data["findings"][0]["message"] = "changed"  # a copy: the record's findings stay as they were
+    assert record.findings[0]["message"] == "m"
+    data["findings"][0]["message"] = "m"
     assert CheckRecord.from_json(data) == record
 
 

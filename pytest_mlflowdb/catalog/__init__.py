@@ -82,6 +82,7 @@ class Catalog:
                                r.get("first_release")) for r in chain]
         self._position = {r.revision: i for i, r in enumerate(self.chain)}
         self.releases: dict[str, str] = dict(releases.get("releases", {}))
+        self._releases_for: dict[str, list[str]] = {}
 
     # -- revisions ------------------------------------------------------------------------
     def knows(self, revision: str) -> bool:
@@ -108,7 +109,10 @@ class Catalog:
     # -- releases -------------------------------------------------------------------------
     def releases_for(self, revision: str) -> list[str]:
         """Releases whose head is ``revision``, oldest first."""
-        return sorted((v for v, r in self.releases.items() if r == revision), key=_version_key)
+        if revision not in self._releases_for:
+            self._releases_for[revision] = sorted(
+                (v for v, r in self.releases.items() if r == revision), key=_version_key)
+        return list(self._releases_for[revision])
 
     def head_for_release(self, version: str) -> str:
         if version in self.releases:
