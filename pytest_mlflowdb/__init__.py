@@ -5,9 +5,29 @@ Public API for team checks: :func:`check`, :class:`Findings`, :class:`Finding`,
 testcontainers are imported only when the plugin is active.
 """
 
-from .findings import Finding, Findings
-from .registry import check
-from .thresholds import Threshold
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .findings import Finding, Findings
+    from .registry import check
+    from .thresholds import Threshold
 
 __version__ = "0.1.0"
 __all__ = ["Finding", "Findings", "Threshold", "__version__", "check"]
+
+# Loaded on first use (PEP 562): pytest imports this package to load the plugin in every
+# run, also where the plugin stays dormant.
+_EXPORTS = {"Finding": "findings", "Findings": "findings", "check": "registry",
+            "Threshold": "thresholds"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .option_spec import Option
-from .thresholds import Threshold
+
+if TYPE_CHECKING:  # imported where thresholds are read: not by a dormant plugin
+    from .thresholds import Threshold
 
 #: The entry-point group through which other packages add areas.
 ENTRY_POINT_GROUP = "pytest_mlflowdb.areas"
@@ -118,6 +120,8 @@ def declared_thresholds(path: Path) -> tuple[Threshold, ...]:
     Only that one assignment runs, with ``Threshold`` as its only name: a declaration
     that needs anything else of the module is a ValueError naming the file.
     """
+    from .thresholds import Threshold
+
     return tuple(_declared(path, "THRESHOLDS", {"Threshold": Threshold}))
 
 

@@ -13,28 +13,37 @@ from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
-from .findings import Findings
-from .session import CONNECT, FINDINGS, SESSION, SETTINGS, AuditSession, target_param_of
-from .settings import Settings
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where a fixture runs: a dormant plugin loads this
     from .audit import ConnectionAttempt, TargetParam, TargetUnavailable
     from .database import Database
+    from .findings import Findings
     from .servers import Server
     from .servers.janitor import Janitor
+    from .session import AuditSession
+    from .settings import Settings
     from .targets import Target
     from .thresholds import ThresholdValues
 
 _NO_TARGET = "no MLflow database to audit: give --mlflowdb-uri or --mlflowdb-ephemeral"
 
 
+def _settings(request: pytest.FixtureRequest) -> Settings:
+    from .options import settings_of
+
+    return settings_of(request.config)
+
+
 def _session(request: pytest.FixtureRequest) -> AuditSession:
+    from .session import SESSION
+
     return request.config.stash[SESSION]
 
 
 @pytest.fixture(scope="session")
 def _mlflowdb_key(request: pytest.FixtureRequest) -> TargetParam:
     """The key of the current target; parametrized over the targets when active."""
+    from .session import SESSION
+
     key = getattr(request, "param", None)
     if key is None or request.config.stash.get(SESSION, None) is None:
         pytest.skip(_NO_TARGET)
@@ -93,6 +102,7 @@ def _unreachable(request: pytest.FixtureRequest, key: TargetParam,
     instead: an unreachable target must never leave a green run.
     """
     from .records import check_id
+    from .session import CONNECT, target_param_of
 
     reason = exc.skip_reason
     connects = {target_param_of(item) for item in request.session.items
@@ -109,13 +119,13 @@ def mlflowdb_thresholds(request: pytest.FixtureRequest) -> ThresholdValues:
     A mapping of name to value: sizes in bytes, durations in seconds, percents 0-100;
     ``.text(name)`` gives the value back in the grammar.
     """
-    return request.config.stash[SETTINGS].thresholds
+    return _settings(request).thresholds
 
 
 @pytest.fixture(scope="session")
 def mlflowdb_settings(request: pytest.FixtureRequest) -> Settings:
     """All ``--mlflowdb-*`` settings, validated and frozen (no passwords in its repr)."""
-    return request.config.stash[SETTINGS]
+    return _settings(request)
 
 
 @pytest.fixture
@@ -124,6 +134,9 @@ def mlflowdb_findings(request: pytest.FixtureRequest) -> Findings:
 
     The check's outcome is its worst finding; findings appear in every report.
     """
+    from .findings import Findings
+    from .session import FINDINGS
+
     findings = Findings()
     request.node.stash[FINDINGS] = findings
     return findings
@@ -134,7 +147,7 @@ def _mlflowdb_janitor(request: pytest.FixtureRequest) -> Iterator[Janitor]:
     """The owner of this session's throwaway server and scratch databases."""
     from .servers.janitor import Janitor
 
-    settings = request.config.stash[SETTINGS]
+    settings = _settings(request)
     kind = settings.ephemeral or (request.config.getini("mlflowdb_ephemeral").strip()
                                   or "auto")
     janitor = Janitor(kind, settings.pg_bin)

@@ -1,7 +1,7 @@
-"""The ``--mlflowdb-*`` options and ``mlflowdb_*`` ini keys, and settings read from them.
+"""Settings read from the ``--mlflowdb-*`` flags and ``mlflowdb_*`` ini keys
+(declared in :mod:`pytest_mlflowdb.flags`).
 
-One table (:data:`OPTIONS`) declares each setting once: its command-line flag, its ini
-key (also the flag's dest) and one help text shared by both. :func:`read_settings`
+:func:`read_settings`
 resolves them once per run, each value with where it came from (the command line,
 ``addopts``, ``PYTEST_ADDOPTS``, ``-o`` or the ini file), so an error can say which one
 holds the bad value.
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from .areas import builtin_options, builtin_thresholds, import_builtin_checks
+from .flags import OPTIONS
 from .option_spec import Option
 from .registry import REGISTRY
 from .settings import (
@@ -31,88 +32,24 @@ from .settings import (
 )
 from .thresholds import ThresholdRegistry
 
-_LIST: tuple[tuple[str, Any], ...] = (("action", "append"), ("default", []))
-OPTIONS: tuple[Option, ...] = (
-    Option("uris", "--mlflowdb-uri", "mlflowdb_uris",
-           "database to audit (repeatable; in the ini one per line); postgresql://, "
-           "postgres://, postgresql+psycopg2://, postgresql+psycopg:// or libpq key=value",
-           "URI", _LIST, "linelist"),
-    Option("uri_file", "--mlflowdb-uri-file", "mlflowdb_uri_file",
-           "audit every database listed in FILE (one URI or key=value string a line, # "
-           "comments, ${VAR} from the environment; after any --mlflowdb-uri targets)",
-           "FILE"),
-    Option("ephemeral", "--mlflowdb-ephemeral", "mlflowdb_ephemeral",
-           "audit a throwaway PostgreSQL with a genuine MLflow schema; KIND is auto (default), "
-           "container, wheel or path (the ini's kind also serves the mlflowdb_server fixture)",
-           "KIND", (("nargs", "?"), ("const", ""), ("default", None))),
-    Option("reports", "--mlflowdb-report", "mlflowdb_reports",
-           "write the audit report to PATH (.json, .md, .prom for Prometheus' textfile "
-           "collector, or a suffix an output plugin adds; repeatable)", "PATH", _LIST, "linelist"),
-    Option("fail_on", "--mlflowdb-fail-on", "mlflowdb_fail_on",
-           "error (default): only failed checks fail the run; warning: warned checks fail "
-           "it too", "LEVEL"),
-    Option("connect_timeout", "--mlflowdb-connect-timeout", "mlflowdb_connect_timeout",
-           "connect timeout per target (default 10s)", "DURATION"),
-    Option("statement_timeout", "--mlflowdb-statement-timeout", "mlflowdb_statement_timeout",
-           "statement_timeout of the audit session (default 30s)", "DURATION"),
-    Option("lock_timeout", "--mlflowdb-lock-timeout", "mlflowdb_lock_timeout",
-           "lock_timeout of the audit session (default 1s)", "DURATION"),
-    Option("thresholds", "--mlflowdb-set", "mlflowdb_thresholds",
-           "override a threshold (repeatable; in the ini one per line), e.g. "
-           "latency_warn=100ms", "NAME=VALUE", _LIST, "linelist"),
-    Option("pg_bin", "--mlflowdb-pg-bin", "mlflowdb_pg_bin",
-           "directory of PostgreSQL server binaries for throwaway servers", "DIR"),
-    Option("expect_mlflow", "--mlflowdb-expect-mlflow", "mlflowdb_expect_mlflow",
-           "the MLflow release about to be deployed: schema.revision fails when the database "
-           "is behind it (listing the pending migrations) or ahead", "VERSION"),
-    Option("expect_revision", "--mlflowdb-expect-revision", "mlflowdb_expect_revision",
-           "like --mlflowdb-expect-mlflow, with an alembic revision", "REVISION"),
-    Option("builtin_checks", "--mlflowdb-no-builtin", None,
-           "run only your own checks, not the built-in suite (connectivity.connect still "
-           "runs, so an unreachable target fails the run)", None,
-           (("action", "store_true"), ("default", False))),
-    Option("nagios", "--mlflowdb-nagios", None,
-           "Nagios/Icinga plugin mode: print one status line with performance data and "
-           "nothing else on stdout; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", None,
-           (("action", "store_true"), ("default", False))),
-    Option("list_checks", "--mlflowdb-list-checks", None,
-           "list the built-in checks with their thresholds and exit", None,
-           (("action", "store_true"), ("default", False))),
-)
-
 
 def _by_setting() -> dict[str, Option]:
     """Every option by setting: the core table's, then those the built-in areas declare."""
     return {option.setting: option for option in OPTIONS + builtin_options()}
 
 
-def add_options(parser: pytest.Parser) -> None:
-    """Declare every flag and ini key of :data:`OPTIONS` and of the built-in areas'
-    ``OPTIONS`` (also when dormant)."""
-    group = parser.getgroup("mlflowdb", "MLflow database audit (pytest-mlflowdb)")
-    try:
-        area_options = builtin_options()
-    except ValueError as exc:  # a malformed declaration: one line, not a traceback
-        raise pytest.UsageError(str(exc)) from None
-    taken = {name for option in OPTIONS for name in (option.setting, option.flag, option.ini)}
-    for option in area_options:
-        names = {option.setting, option.flag, option.ini} - {None}
-        if names & taken:
-            clash = ", ".join(sorted(str(n) for n in names & taken))
-            raise pytest.UsageError(f"the option {option.setting!r} of a built-in area "
-                                    f"takes a name already taken: {clash}")
-        taken |= names
-    for option in OPTIONS + area_options:
-        if option.flag:
-            kwargs: dict[str, Any] = dict(option.flag_kwargs) or {"default": None}
-            kwargs["dest"] = option.dest
-            if option.metavar:
-                kwargs["metavar"] = option.metavar
-            group.addoption(option.flag, help=option.help, **kwargs)
-        if option.ini:
-            ini_kwargs: dict[str, Any] = ({"type": option.ini_type} if option.ini_type
-                                          else {"default": ""})
-            parser.addini(option.ini, option.help, **ini_kwargs)
+def settings_of(config: pytest.Config) -> Settings:
+    """The run's settings: those read at configure time, else (a dormant run whose test
+    asks for a fixture such as ``mlflowdb_server``) read now, once."""
+    from .session import SETTINGS
+
+    settings = config.stash.get(SETTINGS, None)
+    if settings is None:
+        try:
+            settings = config.stash[SETTINGS] = read_settings(config)
+        except SettingsError as exc:
+            raise usage_error(str(exc)) from None
+    return settings
 
 
 def usage_error(message: str) -> pytest.UsageError:

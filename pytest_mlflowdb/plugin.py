@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -28,9 +29,10 @@ from .fixtures import (  # noqa: F401 - fixtures are found in the plugin's names
     mlflowdb_target,
     mlflowdb_thresholds,
 )
-from .options import add_options, check_expectation, list_checks, read_settings, usage_error
-from .registry import MARKER
-from .settings import Settings, SettingsError
+from .flags import MARKER, add_options, anything_given
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 SESSION_NAME = "mlflowdb-session"
 # keeps each run's report in --mlflowdb-history (a plugin: reports are made on the
@@ -50,19 +52,30 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    return list_checks(config) if config.getoption("mlflowdb_list_checks") else None
+    if not config.getoption("mlflowdb_list_checks"):
+        return None
+    from .options import list_checks
+
+    return list_checks(config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from .outputs import collect_outputs
     from .secrecy import Scrubber
-    from .session import SESSION, SETTINGS, AuditSession
 
     config.addinivalue_line(
         "markers", f"{MARKER}(id, thresholds=()): a pytest-mlflowdb check with a stable id"
     )
     config.addinivalue_line("markers", "slow: a costly check or test (restores, dumps, "
                             "full scans); deselect with -m 'not slow'")
+    scrubber = Scrubber(lambda: _secrets(config))
+    if not anything_given(config):  # dormant: no target, no report, nothing to read
+        config.pluginmanager.register(scrubber, "mlflowdb-scrubber")
+        return
+    from .options import check_expectation, read_settings, usage_error
+    from .outputs import collect_outputs
+    from .session import SESSION, SETTINGS, AuditSession
+    from .settings import SettingsError
+
     outputs = collect_outputs(config)
     try:  # conftest.py files below the rootdir add their thresholds during collection
         settings = read_settings(config, unknown_thresholds_later=True,
@@ -72,7 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise usage_error(str(exc)) from None
     config.stash[SETTINGS] = settings
     _remove_stale_reports(config, settings, outputs.suffixes)
-    config.pluginmanager.register(Scrubber(lambda: _secrets(config)), "mlflowdb-scrubber")
+    config.pluginmanager.register(scrubber, "mlflowdb-scrubber")
     if not settings.active:
         return
     check_expectation(settings)
@@ -112,21 +125,25 @@ def _remove_stale_reports(config: pytest.Config, settings: Settings | None,
 
 
 def _secrets(config: pytest.Config) -> tuple[str, ...]:
-    """Every password this process knows: the targets' and the throwaway servers'."""
-    from .session import SESSION
-
+    """Every password this process knows: the targets' and the throwaway servers'. Asked
+    for every test report: a dormant plugin that started no server imports nothing."""
     found: tuple[str, ...] = ()
-    if "pytest_mlflowdb.servers.base" in sys.modules:  # no server started: import nothing
+    if "pytest_mlflowdb.servers.base" in sys.modules:
         from .servers.base import server_secrets
 
         found = server_secrets()
-    session = config.stash.get(SESSION, None)
-    if session is not None:
-        found += session.secrets
+    if "pytest_mlflowdb.session" in sys.modules:  # an audit session, or a fixture's lookup
+        from .session import SESSION
+
+        session = config.stash.get(SESSION, None)
+        if session is not None:
+            found += session.secrets
     return found
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if "pytest_mlflowdb.session" not in sys.modules:  # dormant: no session to close
+        return
     from .session import SESSION
 
     session = config.stash.get(SESSION, None)

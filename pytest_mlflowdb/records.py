@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .findings import Findings
-from .registry import MARKER
+from .flags import MARKER
 
 #: the outcomes of a check record, in the order of the report's summary
 OUTCOMES = ("passed", "warned", "failed", "skipped", "error")

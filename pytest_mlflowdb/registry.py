@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 import pytest
 
 F = TypeVar("F", bound=Callable[..., Any])
-MARKER = "mlflowdb_check"
 _ID = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from .areas import builtin_checks_dir
 from .findings import Findings
+from .flags import MARKER
 from .options import threshold_registry, usage_error
 from .outputs import Outputs
 from .records import (
@@ -30,7 +31,6 @@ from .records import (
     failure_text,
     first_line,
 )
-from .registry import MARKER
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:  # audit imports psycopg: a dormant plugin must not

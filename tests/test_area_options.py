@@ -31,7 +31,14 @@ def test_sees(mlflowdb_settings):
 
 @pytest.fixture
 def bloat_area(pytester, monkeypatch):
-    """``bloat.py`` as a built-in area, in place of the real one (same flag)."""
+    """``bloat.py`` as a built-in area, in place of the real one (same flag). The
+    process-wide caches of the areas' declarations must not keep the stand-in."""
+    areas.builtin_thresholds.cache_clear()
+    yield from _stand_in(pytester, monkeypatch)
+    areas.builtin_thresholds.cache_clear()
+
+
+def _stand_in(pytester, monkeypatch):
     path = pytester.path / "bloat_area" / "bloat.py"
     path.parent.mkdir()
     path.write_text(textwrap.dedent(BLOAT))
@@ -39,7 +46,7 @@ def bloat_area(pytester, monkeypatch):
     monkeypatch.setattr(areas, "builtin_areas",
                         lambda: (*builtin, Area("bloat", "bloat", path)))
     pytester.makepyfile(test_sees=SEES)
-    return path
+    yield path
 
 
 def _mode(result: pytest.RunResult) -> str:

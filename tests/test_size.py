@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import threading
 from urllib.parse import unquote, urlsplit
 
@@ -121,9 +122,12 @@ def test_forecast_crossing_within_the_horizon_from_three_kept_reports(pytester, 
     assert check["outcome"] == "warned"
     (warning,) = by_severity(check, "warning").values()
     assert warning["object"] == f"{db} growth"
-    assert "grows +100kB/day (least squares over 4 points spanning 20.0 days)" in \
-        warning["message"]
-    assert "reaches the limit" in warning["message"] and "in 10 days" in warning["message"]
+    # autovacuum may add a table's free-space and visibility maps between the two audits
+    # (a few dozen kB): the slope and the crossing are read back, not matched exactly
+    found = re.search(r"grows \+(\d+)kB/day \(least squares over 4 points spanning 20\.0 "
+                      r"days\): reaches the limit .* in (\d+) days", warning["message"])
+    assert found, warning["message"]
+    assert 100 <= int(found[1]) <= 110 and 8 <= int(found[2]) <= 10
     (table,) = by_severity(checks["size.tables"], "warning").values()
     assert table["object"] == f"{name} growth"
     assert "grows +2kB/day" in table["message"] and "in 5 days" in table["message"]

@@ -24,8 +24,6 @@ from typing import Any
 
 import pytest
 
-from .prometheus import base_value
-
 STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 OK, WARNING, CRITICAL, UNKNOWN = range(4)
 SHOWN = 5  # checks named in the status text; more are counted
@@ -41,6 +39,8 @@ def _label(text: str) -> str:
 
 
 def _ms(value: Any) -> str | None:
+    from .prometheus import base_value  # here: this module is loaded by a dormant plugin
+
     measured = base_value(value)
     if measured is None or measured[0] != "_seconds":
         return None
