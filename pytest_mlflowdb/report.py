@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from .outputs.json_file import to_json
 from .outputs.markdown import to_markdown
 from .outputs.terminal import terminal_tables
 from .records import OUTCOMES
-from .targets import scrub
+from .targets import scrubber
 
 __all__ = ["OUTCOMES", "REPORT_VERSION", "build_report", "remove_reports", "scrub_all",
            "terminal_tables", "to_json", "to_markdown", "write_reports"]
@@ -58,12 +58,16 @@ def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, A
 
 def scrub_all(value: Any, secrets: tuple[str, ...]) -> Any:
     """A deep copy of ``value`` with every secret replaced by ``***`` in every string."""
+    return _scrubbed(value, scrubber(secrets))
+
+
+def _scrubbed(value: Any, mask: Callable[[str], str]) -> Any:
     if isinstance(value, str):
-        return scrub(value, secrets)
+        return mask(value)
     if isinstance(value, dict):  # keys are ours (the report's structure): never rewritten
-        return {k: scrub_all(v, secrets) for k, v in value.items()}
+        return {k: _scrubbed(v, mask) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [scrub_all(v, secrets) for v in value]
+        return [_scrubbed(v, mask) for v in value]
     return value
 
 

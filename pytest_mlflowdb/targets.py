@@ -57,14 +57,28 @@ SEARCH_MIN = 8
 def scrub(text: str, secrets: tuple[str, ...] | list[str]) -> str:
     """Mask passwords in ``text``: where they stand in URIs and ``password=`` pairs, and,
     for passwords long enough to be unambiguous, wherever else they occur."""
-    text = redact_text(text)
+    return scrubber(secrets)(text)
+
+
+def scrubber(secrets: tuple[str, ...] | list[str]) -> Callable[[str], str]:
+    """:func:`scrub` for many texts with the same secrets (a whole report): the secrets
+    worth searching for, and their percent-encoded forms, are worked out once."""
+    searched: list[str] = []
     for secret in sorted(set(secrets), key=len, reverse=True):
         if secret and len(secret) >= SEARCH_MIN:
-            text = text.replace(secret, _PLACEHOLDER)
+            searched.append(secret)
             encoded = quote(secret, safe="")
             if encoded != secret:
-                text = text.replace(encoded, _PLACEHOLDER)
-    return text
+                searched.append(encoded)
+
+    def masked(text: str) -> str:
+        text = redact_text(text)
+        for secret in searched:
+            if secret in text:
+                text = text.replace(secret, _PLACEHOLDER)
+        return text
+
+    return masked
 
 
 # Both patterns start only where a token starts (the look-behinds): without them a long

@@ -262,6 +262,15 @@ def test_to_json_is_valid_json(document):
     assert json.loads(text) == document
 
 
+def test_to_json_puts_each_target_and_check_on_a_line_of_its_own(document):
+    lines = to_json(document).splitlines()
+    checks = lines[lines.index('  "checks": [') + 1:]
+    assert [json.loads(line.strip().rstrip(",")) for line in checks[:len(document["checks"])]] \
+        == document["checks"]
+    assert checks[len(document["checks"])] == "  ],"
+    assert json.loads(to_json({"checks": [], "run": {}})) == {"checks": [], "run": {}}
+
+
 def test_to_json_stringifies_unknown_types(tmp_path):
     assert json.loads(to_json({"path": tmp_path}))["path"] == str(tmp_path)
 
