@@ -42,16 +42,21 @@ class Deadline:
 
     The shutdown (not a close: the descriptor stays valid) wakes libpq's wait on the
     socket at once, so the waiting query fails instead of waiting on a partitioned
-    server; a cancel request would not reach that server either."""
+    server; a cancel request would not reach that server either. One watchdog thread
+    per process keeps every armed deadline (a thread per transaction cost more than
+    many of the audit's queries)."""
 
     def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
         self._fd = conn.pgconn.socket
         self._seconds = seconds
         self._since = time.monotonic()
-        self._timer = threading.Timer(seconds, self._fire)
         self._lock = threading.Lock()
         self._done = False
         self.fired = False
+
+    @property
+    def expires(self) -> float:
+        return self._since + self._seconds
 
     def restart(self) -> None:
         """A new statement: its wait starts now."""
@@ -61,12 +66,6 @@ class Deadline:
         with self._lock:
             if self._done:
                 return
-            left = self._since + self._seconds - time.monotonic()
-            if left > 0:  # a later statement: wait for its own deadline
-                self._timer = threading.Timer(left, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
-                return
             self.fired = True
             try:
                 with socket.socket(fileno=os.dup(self._fd)) as sock:
@@ -75,14 +74,51 @@ class Deadline:
                 pass
 
     def __enter__(self) -> Deadline:
-        self._timer.daemon = True
-        self._timer.start()
+        _WATCHDOG.arm(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._done = True
-            self._timer.cancel()
+        _WATCHDOG.disarm(self)
+
+
+class _Watchdog:
+    """The thread that fires the deadlines that expire (started on first use)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: set[Deadline] = set()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: Deadline) -> None:
+        with self._cond:
+            self._armed.add(deadline)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="mlflowdb-deadlines")
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self, deadline: Deadline) -> None:
+        with self._cond:
+            self._armed.discard(deadline)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [d for d in self._armed if d.expires <= now]
+                self._armed.difference_update(due)
+                if not due:
+                    nearest = min((d.expires for d in self._armed), default=None)
+                    self._cond.wait(None if nearest is None else nearest - now)
+                    continue
+            for deadline in due:  # outside the lock: a shutdown may take a moment
+                deadline._fire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 class TimedCursor(psycopg.Cursor):

@@ -9,10 +9,11 @@ a person to run (the tool never runs it: the audited database is only read).
 
 from __future__ import annotations
 
+import copy
 import datetime
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
@@ -93,7 +94,12 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         """The finding as plain JSON types; ``remedy`` is always there (null when none)."""
-        return asdict(self)
+        # by hand: dataclasses.asdict deep-copies every field, and reports hold thousands
+        return {name: copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+                for name in _FINDING_FIELDS for value in (getattr(self, name),)}
+
+
+_FINDING_FIELDS = tuple(f.name for f in fields(Finding))
 
 
 class Findings:

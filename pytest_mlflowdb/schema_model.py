@@ -8,6 +8,7 @@ compares two of them. Nothing here reads a database.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ class Constraint:
     type: str  # p, f, u, c, x
     definition: str
 
-    @property
+    @functools.cached_property  # compared pairwise by the index and schema checks
     def signature(self) -> tuple[str, str, str]:
         if self.type == "c":
             return (self.table, self.type, normalise_check(self.definition))
@@ -97,7 +98,7 @@ class Index:
                 start = i + 1
         return tuple(parts)
 
-    @property
+    @functools.cached_property  # compared pairwise by the index and schema checks
     def signature(self) -> str:
         """The definition without the index's own name: equal for equivalent indexes."""
         body = re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ ", "", self.definition)

@@ -220,3 +220,33 @@ def test_the_reply_deadline_counts_per_statement_not_per_transaction(mlflow_uri)
         assert db.value("SELECT 1") == 1
     finally:
         db.close()
+
+
+def test_the_reply_deadline_counts_from_each_statement_and_fires_on_a_long_wait(mlflow_uri):
+    """Three 0.3 s statements pass a 0.5 s deadline (each restarts it); one 1.5 s wait does
+    not: the socket is shut and the query fails at the deadline, not at its end."""
+    import threading
+    import time
+
+    from psycopg.rows import dict_row
+
+    from pytest_mlflowdb.deadline import Deadline, TimedCursor
+
+    with psycopg.connect(mlflow_uri) as conn:
+        with Deadline(conn, 0.5) as deadline, TimedCursor(conn, row_factory=dict_row) as cur:
+            cur.deadline = deadline
+            for _ in range(3):
+                cur.execute("SELECT pg_sleep(0.3)")
+        assert not deadline.fired
+        threads = threading.active_count()
+        for _ in range(50):  # transactions arm and disarm the one watchdog thread
+            with Deadline(conn, 5) as deadline:
+                conn.execute("SELECT 1")
+        assert threading.active_count() == threads
+    with psycopg.connect(mlflow_uri) as conn:
+        started = time.monotonic()
+        with pytest.raises(psycopg.OperationalError), Deadline(conn, 0.4) as deadline, \
+                TimedCursor(conn) as cur:
+            cur.deadline = deadline
+            cur.execute("SELECT pg_sleep(1.5)")
+        assert deadline.fired and time.monotonic() - started < 1.2

@@ -125,3 +125,32 @@ def test_a_crashed_xdist_worker_is_a_failed_check_in_the_report(pytester, mlflow
     # pytest's JUnit writer files a report outside setup/call/teardown as an <error>
     junit = _junit(xml_path)
     assert junit["failures"] + junit["errors"] == 1
+
+
+PROPS = '''
+def pytest_runtest_logreport(report):
+    if report.when == "teardown" and "team_props" in report.nodeid:
+        print(f"\\nPROPS={[name for name, _ in report.user_properties]}")
+'''
+TEAM_PROPS = '''
+from pytest_mlflowdb import check
+
+
+@check("team.props")
+def test_props(mlflowdb, mlflowdb_findings):
+    mlflowdb_findings.ok("server", "fine")
+'''
+
+
+def test_junit_properties_ride_on_test_reports_only_for_junit_xml(pytester, mlflow_uri):
+    """Each finding becomes a JUnit property with --junitxml; without it, the properties
+    would only weigh down every report an xdist worker sends."""
+    pytester.makeconftest(PROPS)
+    pytester.makepyfile(test_team_props=TEAM_PROPS)
+    plain = pytester.runpytest_subprocess("-s", f"--mlflowdb-uri={mlflow_uri}",
+                                          "--mlflowdb-no-builtin")
+    assert "PROPS=[]" in plain.outlines
+    xml = pytester.runpytest_subprocess("-s", f"--mlflowdb-uri={mlflow_uri}",
+                                        "--mlflowdb-no-builtin",
+                                        f"--junitxml={pytester.path / 'j.xml'}")
+    assert "PROPS=['mlflowdb.check', 'mlflowdb.outcome', 'mlflowdb.finding']" in xml.outlines
