@@ -119,7 +119,10 @@ class Bench:
     def audit(self, *uris: str, extra: tuple[str, ...] = (), report: str = "a.json",
               env: dict[str, str] | None = None) -> float:
         args = [f"--mlflowdb-uri={u}" for u in uris]
+        # a temporary folder of its own: xdist makes one per run, and pytest then deletes
+        # the oldest of the machine's earlier runs' folders (a test suite's can be large)
         wall, code, out = timed([self.python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 f"--basetemp={self.workdir / 'basetemp'}",
                                  *args, f"--mlflowdb-report={report}", *extra],
                                 self.workdir, env or self.env)
         if not (self.workdir / report).exists():

@@ -295,8 +295,9 @@ class AuditSession:
                     if k.id not in self.target_records]
         checks = sorted(self.check_records, key=lambda r: (order.get(r.target or "", len(order)),
                                                     r.id))
+        # masked before the hook sees it (it may send the report anywhere), and again after
         document = build_report([t.to_json() for t in targets], [c.to_json() for c in checks],
-                                fail_on=self.settings.fail_on,
+                                self.secrets, fail_on=self.settings.fail_on,
                                 timing=(time.perf_counter() - self._started, time.time()))
         self.config.hook.pytest_mlflowdb_report(report=document, config=self.config)
         self.document = scrub_all(document, self.secrets)  # masked once, hooks' keys too

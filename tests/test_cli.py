@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import xml.etree.ElementTree as ET
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from helpers import (
@@ -307,22 +308,32 @@ def test_two_targets_under_xdist(pytester, mlflow_uri, pg15, mlflowdb_database_f
 
 
 # -- hooks -----------------------------------------------------------------------------
-def test_hooks_add_thresholds_and_receive_the_report(pytester, mlflow_uri):
+def test_hooks_add_thresholds_and_receive_the_report(pytester, mlflow_uri, monkeypatch):
+    password = unquote(urlsplit(mlflow_uri).password or "")
+    assert len(password) >= 8  # long enough to be searched for in free text
+    monkeypatch.setenv("TEAM_SECRET", password)
     pytester.makeconftest("""
+        import json, os
+
         from pytest_mlflowdb import Threshold
 
         def pytest_mlflowdb_thresholds(config):
             return [Threshold("team_max_experiments", "1000", "count", "experiments allowed",
                               ("team.experiments",))]
 
-        def pytest_mlflowdb_report(report, config):
-            report["extra"] = {"seen": sorted(c["id"] for c in report["checks"])}
+        def pytest_mlflowdb_report(report, config):  # it may send the report anywhere
+            leaked = os.environ["TEAM_SECRET"] in json.dumps(report)
+            report["extra"] = {"seen": sorted(c["id"] for c in report["checks"]),
+                               "leaked": leaked}
     """)
     pytester.makepyfile(test_team="""
+        import os
+
         from pytest_mlflowdb import check
 
         @check("team.experiments", thresholds=("team_max_experiments",))
         def test_experiments(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
+            mlflowdb_findings.info("secret", "a check that echoes " + os.environ["TEAM_SECRET"])
             count = mlflowdb.value("SELECT count(*) FROM experiments")
             mlflowdb_findings.limit("experiments", "experiments", count, unit="count",
                                     fail=mlflowdb_thresholds["team_max_experiments"])
@@ -334,8 +345,9 @@ def test_hooks_add_thresholds_and_receive_the_report(pytester, mlflow_uri):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     document = report(json_path)
     # connectivity.connect is collected even with --mlflowdb-no-builtin
-    assert document["extra"] == {"seen": ["connectivity.connect", "team.experiments"]}
-    finding = checks_by_id(document)["team.experiments"]["findings"][0]
+    assert document["extra"] == {"seen": ["connectivity.connect", "team.experiments"],
+                                 "leaked": False}
+    finding = checks_by_id(document)["team.experiments"]["findings"][1]
     assert finding["object"] == "experiments" and finding["threshold"] == "0"
 
 
