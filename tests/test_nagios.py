@@ -85,6 +85,26 @@ def test_a_usage_error_is_unknown_in_one_line(pytester, args):
     assert not result.stderr.str().strip()
 
 
+@pytest.mark.parametrize("bad", ["--no-such-option", "--mlflowdb-uri-files=fleet.txt",
+                                 "--team-count=many"])
+def test_a_command_line_pytest_refuses_is_unknown_too(pytester, bad):
+    """pytest itself refuses these (its exit status 4) before any hook of the run: in
+    Nagios mode that is still one UNKNOWN line and status 3. (A bad value for one of
+    pytest's own options, ``--maxfail=many``, is refused before any plugin loads: that
+    stays pytest's usage error.)"""
+    pytester.makeconftest("def pytest_addoption(parser):\n"
+                          "    parser.addoption('--team-flag', action='store_true')\n"
+                          "    parser.addoption('--team-count', type=int)\n")
+    result = pytester.runpytest_subprocess("--mlflowdb-uri=postgresql://u:Us4ge-s3cret@h/db",
+                                           "--team-flag", bad, "--mlflowdb-nagios")
+    state, text, perf = _status(result)
+    assert (state, result.ret) == ("UNKNOWN", 3)
+    assert bad.split("=")[0] in text and not perf
+    assert "Us4ge-s3cret" not in result.stdout.str() + result.stderr.str()
+    plain = pytester.runpytest_subprocess("--team-flag", bad)  # without: pytest's own way
+    assert plain.ret == pytest.ExitCode.USAGE_ERROR
+
+
 def test_no_target_is_unknown(pytester):
     result = pytester.runpytest_subprocess("--mlflowdb-nagios")
     state, text, _ = _status(result)

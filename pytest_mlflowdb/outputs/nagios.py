@@ -109,6 +109,29 @@ def nagios_status(document: dict[str, Any] | None, exitstatus: int,
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> Generator[None, Any, Any]:
+    """A command line pytest itself refuses (an unknown option, a bad value for one of
+    its own) ends the run before any hook that could answer for it, with pytest's exit
+    status 4: in Nagios mode it is one UNKNOWN line and status 3 instead. Checked once
+    the initial conftest files have added their options."""
+    result = yield
+    if "--mlflowdb-nagios" in args and not hasattr(early_config, "workerinput"):
+        try:
+            _, unknown = parser.parse_known_and_unknown_args(args)
+            problem = f"unrecognized arguments: {' '.join(unknown)}" if unknown else None
+        except pytest.UsageError as exc:
+            problem = str(exc)
+        if problem:
+            from ..targets import redact_text
+
+            sys.stdout.write(f"MLFLOWDB UNKNOWN - {_text(redact_text(problem))}\n")
+            sys.stdout.flush()
+            raise SystemExit(UNKNOWN)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
     if not config.getoption("mlflowdb_nagios", False) or hasattr(config, "workerinput"):
         return (yield)
