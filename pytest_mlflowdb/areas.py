@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -80,16 +81,16 @@ def _builtin_package() -> tuple[str, Path] | None:
 
 @lru_cache(maxsize=1)
 def builtin_areas() -> tuple[Area, ...]:
-    """The built-in areas: every public module of the built-in checks' package, by name."""
-    import pkgutil
-
+    """The built-in areas: every public module of the built-in checks' package, by name
+    (the folder listed directly: a dormant plugin does this at every pytest start)."""
     found = _builtin_package()
     if found is None:
         return ()
     package, folder = found
-    return tuple(Area(m.name, f"{package}.{m.name}", folder / f"{m.name}.py")
-                 for m in sorted(pkgutil.iter_modules([str(folder)]), key=lambda m: m.name)
-                 if not m.name.startswith("_") and not m.ispkg)
+    names = sorted(entry.name[:-3] for entry in os.scandir(folder)
+                   if entry.name.endswith(".py") and entry.is_file())
+    return tuple(Area(name, f"{package}.{name}", folder / f"{name}.py") for name in names
+                 if not name.startswith("_") and name.isidentifier())
 
 
 def import_builtin_checks() -> None:
