@@ -92,6 +92,9 @@ class AuditSession:
         self.report_error: str | None = None
         self.threshold_error: str | None = None  # found on an xdist worker after collection
         self._seen: dict[str, tuple[str, str | None]] = {}  # nodeid -> (check id, target)
+        #: see _check_folders
+        self._on_the_way: tuple[tuple[Path, ...], frozenset[Path],
+                                tuple[Path, ...]] | None = None
         #: target id -> the target record this process last sent on a test report
         self._sent_targets: dict[str, dict[str, Any]] = {}
         self._started = time.perf_counter()
@@ -118,12 +121,39 @@ class AuditSession:
         connect_only = self.pytest_pycollect_makemodule(file_path, parent)
         return connect_only or pytest.Module.from_parent(parent, path=file_path)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
-        """With ``--mlflowdb-no-builtin`` the built-in modules are not collected, but one."""
+        """With ``--mlflowdb-no-builtin`` the built-in modules are not collected, but one.
+
+        The built-in checks are installed in a virtualenv. When that virtualenv is below
+        the folder pytest collects (``python -m venv .venv`` in a project, then
+        ``.venv/bin/pytest --mlflowdb-uri=...`` there), pytest drops the checks' folder as
+        an argument inside that folder, then skips the virtualenv as it walks: the audit
+        ran no check at all. So the folders on the way to the checks are never ignored,
+        and everything else in such a virtualenv always is (no one else's tests)."""
         if (not self.settings.builtin_checks and collection_path.parent == builtin_checks_dir()
                 and collection_path != _connect_module()):
             return True
+        folders, on_the_way, venvs = self._check_folders()
+        if collection_path in on_the_way:
+            return False
+        if any(folder in collection_path.parents for folder in folders):
+            return None  # the check modules: pytest's own rules (__pycache__ stays out)
+        if any(venv in collection_path.parents for venv in venvs):
+            return True
         return None
+
+    def _check_folders(self) -> tuple[tuple[Path, ...], frozenset[Path], tuple[Path, ...]]:
+        """The check folders, they with every folder above them, and the virtualenvs among
+        those."""
+        if self._on_the_way is None:
+            from .areas import check_paths
+
+            folders = tuple(Path(p) for p in check_paths())
+            on_the_way = frozenset(p for f in folders for p in (f, *f.parents))
+            venvs = tuple(p for p in on_the_way if (p / "pyvenv.cfg").is_file())
+            self._on_the_way = (folders, on_the_way, venvs)
+        return self._on_the_way
 
     def pytest_pycollect_makemodule(self, module_path: Path,
                                     parent: pytest.Collector) -> pytest.Module | None:

@@ -8,6 +8,7 @@ the built-in suite must still be found.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -63,3 +64,37 @@ def test_every_package_of_the_source_is_in_the_wheel():
     found = {".".join(init.parent.relative_to(ROOT).parts)
              for init in (ROOT / "pytest_mlflowdb").rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+def test_checks_installed_in_a_virtualenv_below_the_folder_pytest_runs_in(tmp_path, mlflow_uri):
+    """``python -m venv .venv && .venv/bin/pip install pytest-mlflowdb`` in a project, then
+    ``.venv/bin/pytest --mlflowdb-uri=...`` there: the built-in checks sit inside the
+    virtualenv, a folder pytest never collects from unless asked. They must still run."""
+    project = tmp_path / "project"
+    site = project / ".venv" / "lib" / "site-packages"
+    shutil.copytree(ROOT / "pytest_mlflowdb", site / "pytest_mlflowdb",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "checks", site / "pytest_mlflowdb" / "checks",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (project / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")  # what marks a venv
+    (site / "otherpkg" / "tests").mkdir(parents=True)  # another package's shipped tests
+    (site / "otherpkg" / "tests" / "test_foreign.py").write_text("def test_foreign():\n"
+                                                                 "    assert False\n")
+    (project / "pyproject.toml").write_text("[project]\nname = 'team-project'\n")
+    found = subprocess.run(
+        [sys.executable, "-c", "import pytest_mlflowdb.checks as c; print(c.__file__)"],
+        cwd=project, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True,
+        text=True)
+    assert found.stdout.startswith(str(site))  # this copy is the one pytest loads
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                           f"--mlflowdb-uri={mlflow_uri}", "-k", "connectivity"],
+                          cwd=project, env={**os.environ, "PYTHONPATH": str(site)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "no tests ran" not in done.stdout
+    listed = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                             "--collect-only", "-q", f"--mlflowdb-uri={mlflow_uri}"],
+                            cwd=project, env={**os.environ, "PYTHONPATH": str(site)},
+                            capture_output=True, text=True, timeout=120)
+    assert "checks/connectivity.py::test_connect" in listed.stdout
+    assert "test_foreign" not in listed.stdout  # nothing else of the virtualenv
