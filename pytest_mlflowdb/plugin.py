@@ -59,7 +59,18 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return list_checks(config)
 
 
+#: pytest runs configured in this process and not yet ended: more than one means this
+#: run is inside another (pytester's in-process runs), see AuditSession's collection_finish
+_LIVE_RUNS = 0
+
+
+def nested_run() -> bool:
+    return _LIVE_RUNS > 1
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    global _LIVE_RUNS
+    _LIVE_RUNS += 1
     from .secrecy import Scrubber
 
     config.addinivalue_line(
@@ -142,6 +153,8 @@ def _secrets(config: pytest.Config) -> tuple[str, ...]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    global _LIVE_RUNS
+    _LIVE_RUNS -= 1
     if "pytest_mlflowdb.session" not in sys.modules:  # dormant: no session to close
         return
     from .session import SESSION

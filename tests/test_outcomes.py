@@ -154,3 +154,32 @@ def test_junit_properties_ride_on_test_reports_only_for_junit_xml(pytester, mlfl
                                         "--mlflowdb-no-builtin",
                                         f"--junitxml={pytester.path / 'j.xml'}")
     assert "PROPS=['mlflowdb.check', 'mlflowdb.outcome', 'mlflowdb.finding']" in xml.outlines
+
+
+FROZEN = '''
+import gc
+
+from pytest_mlflowdb import check
+
+
+@check("team.frozen")
+def test_frozen(mlflowdb, mlflowdb_findings):
+    print(f"\\nFROZEN={gc.get_freeze_count() > 0}")
+    mlflowdb_findings.ok("server", "fine")
+'''
+
+
+def test_only_a_run_of_checks_alone_leaves_its_objects_out_of_garbage_collection(
+        pytester, mlflow_uri):
+    """Freezing what a run made up to its checks saves the collections at its end; it
+    must not happen beside a team's other tests, nor in a run inside another pytest."""
+    import gc
+
+    pytester.makepyfile(test_team_frozen=FROZEN)
+    args = ("-s", "-p", "no:cacheprovider", f"--mlflowdb-uri={mlflow_uri}",
+            "--mlflowdb-no-builtin")
+    assert "FROZEN=True" in pytester.runpytest_subprocess(*args).outlines
+    inner = pytester.runpytest_inprocess(*args)
+    assert "FROZEN=False" in inner.outlines and gc.get_freeze_count() == 0
+    pytester.makepyfile(test_other="def test_other():\n    assert True\n")
+    assert "FROZEN=False" in pytester.runpytest_subprocess(*args).outlines
