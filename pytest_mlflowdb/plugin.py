@@ -59,18 +59,19 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return list_checks(config)
 
 
-#: pytest runs configured in this process and not yet ended: more than one means this
-#: run is inside another (pytester's in-process runs), see AuditSession's collection_finish
-_LIVE_RUNS = 0
+#: the pytest runs configured in this process and not yet ended (their configs' ids):
+#: more than one means a run inside another (pytester's in-process runs), see
+#: AuditSession's collection_finish. A set, not a count: pytest ends a run whose
+#: configure failed part-way, before this plugin's turn, all the same.
+_LIVE_RUNS: set[int] = set()
 
 
 def nested_run() -> bool:
-    return _LIVE_RUNS > 1
+    return len(_LIVE_RUNS) > 1
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _LIVE_RUNS
-    _LIVE_RUNS += 1
+    _LIVE_RUNS.add(id(config))
     from .secrecy import Scrubber
 
     config.addinivalue_line(
@@ -153,8 +154,7 @@ def _secrets(config: pytest.Config) -> tuple[str, ...]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    global _LIVE_RUNS
-    _LIVE_RUNS -= 1
+    _LIVE_RUNS.discard(id(config))
     if "pytest_mlflowdb.session" not in sys.modules:  # dormant: no session to close
         return
     from .session import SESSION

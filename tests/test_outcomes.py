@@ -169,16 +169,34 @@ def test_frozen(mlflowdb, mlflowdb_findings):
 '''
 
 
+REFUSING = """
+import os
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    if os.environ.get("TEAM_REFUSES"):
+        raise pytest.UsageError("the team's configure refuses")
+"""
+
+
 def test_only_a_run_of_checks_alone_leaves_its_objects_out_of_garbage_collection(
-        pytester, mlflow_uri):
+        pytester, mlflow_uri, monkeypatch):
     """Freezing what a run made up to its checks saves the collections at its end; it
-    must not happen beside a team's other tests, nor in a run inside another pytest."""
+    must not happen beside a team's other tests, nor in a run inside another pytest
+    (also after an inner run whose configure failed before this plugin's turn)."""
     import gc
 
     pytester.makepyfile(test_team_frozen=FROZEN)
+    pytester.makeconftest(REFUSING)
     args = ("-s", "-p", "no:cacheprovider", f"--mlflowdb-uri={mlflow_uri}",
             "--mlflowdb-no-builtin")
     assert "FROZEN=True" in pytester.runpytest_subprocess(*args).outlines
+    monkeypatch.setenv("TEAM_REFUSES", "1")
+    assert pytester.runpytest_inprocess(*args).ret == pytest.ExitCode.USAGE_ERROR
+    monkeypatch.delenv("TEAM_REFUSES")
     inner = pytester.runpytest_inprocess(*args)
     assert "FROZEN=False" in inner.outlines and gc.get_freeze_count() == 0
     pytester.makepyfile(test_other="def test_other():\n    assert True\n")
