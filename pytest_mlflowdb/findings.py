@@ -94,9 +94,13 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         """The finding as plain JSON types; ``remedy`` is always there (null when none)."""
-        # by hand: dataclasses.asdict deep-copies every field, and reports hold thousands
-        return {name: copy.deepcopy(value) if isinstance(value, (dict, list)) else value
-                for name in _FINDING_FIELDS for value in (getattr(self, name),)}
+        # by hand: dataclasses.asdict deep-copies every field, and reports hold thousands;
+        # only a value (JSON types by now) may be a container worth copying
+        data = {name: getattr(self, name) for name in _FINDING_FIELDS}
+        for name, value in data.items():
+            if isinstance(value, (dict, list)):
+                data[name] = copy.deepcopy(value)
+        return data
 
 
 _FINDING_FIELDS = tuple(f.name for f in fields(Finding))

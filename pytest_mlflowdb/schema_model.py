@@ -76,6 +76,13 @@ class Index:
     ready: bool = True
     oid: int | None = None
 
+    @classmethod
+    def from_row(cls, i: list[Any]) -> Index:
+        """An index from its row in :meth:`Snapshot.to_json`'s ``indexes``."""
+        return cls(table=i[0], name=i[1], definition=i[2], unique=i[3], primary=i[4],
+                   method=i[5], keys=tuple(i[6]), include=tuple(i[7]), predicate=i[8],
+                   backs_constraint=i[9])
+
     @property
     def key_texts(self) -> tuple[str, ...]:
         """Each key as written in the definition, with its opclass, collation and order
@@ -156,9 +163,7 @@ class Snapshot:
         return cls(
             tables={t: [Column(*c) for c in cols] for t, cols in data["tables"].items()},
             constraints=[Constraint(*c) for c in data["constraints"]],
-            indexes=[Index(table=i[0], name=i[1], definition=i[2], unique=i[3], primary=i[4],
-                           method=i[5], keys=tuple(i[6]), include=tuple(i[7]), predicate=i[8],
-                           backs_constraint=i[9]) for i in data["indexes"]],
+            indexes=[Index.from_row(i) for i in data["indexes"]],
             sequences=list(data["sequences"]),
             triggers=[Trigger(*t) for t in data["triggers"]],
             sequence_owners=dict(data.get("sequence_owners", {})),

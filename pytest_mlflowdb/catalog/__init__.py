@@ -24,7 +24,7 @@ from importlib import resources
 
 from packaging.version import InvalidVersion, Version
 
-from ..schema_model import Snapshot
+from ..schema_model import Index, Snapshot
 
 # Migrations that move data (their cost grows with the rows they touch), from MLflow's
 # migration scripts; index builds and rebuilt keys are found from the schemas themselves.
@@ -173,10 +173,7 @@ class Catalog:
         if self._all_indexes is None:
             rows = self._index_rows if self._index_rows is not None else union_of_indexes(
                 _decoded(raw) for raw in self._schemas.values())
-            self._all_indexes = {(i.name, i.signature) for i in
-                                 Snapshot.from_json({"tables": {}, "constraints": [],
-                                                     "indexes": rows, "sequences": [],
-                                                     "triggers": []}).indexes}
+            self._all_indexes = {(i.name, i.signature) for i in map(Index.from_row, rows)}
         return self._all_indexes
 
     def heavy(self, revision: str) -> list[Heavy]:
