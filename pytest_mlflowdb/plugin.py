@@ -79,9 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line("markers", "slow: a costly check or test (restores, dumps, "
                             "full scans); deselect with -m 'not slow'")
-    scrubber = Scrubber(lambda: _secrets(config))
+    config.pluginmanager.register(Scrubber(lambda: _secrets(config)), "mlflowdb-scrubber")
     if not anything_given(config):  # dormant: no target, no report, nothing to read
-        config.pluginmanager.register(scrubber, "mlflowdb-scrubber")
         return
     from .options import check_expectation, read_settings, usage_error
     from .outputs import collect_outputs
@@ -97,7 +96,6 @@ def pytest_configure(config: pytest.Config) -> None:
         raise usage_error(str(exc)) from None
     config.stash[SETTINGS] = settings
     _remove_stale_reports(config, settings, outputs.suffixes)
-    config.pluginmanager.register(scrubber, "mlflowdb-scrubber")
     if not settings.active:
         return
     check_expectation(settings)
