@@ -110,8 +110,10 @@ def anything_given(config: pytest.Config) -> bool:
     for option in OPTIONS + builtin_options():
         if option.dest:
             value = config.getoption(option.dest, None)
-            if value != dict(option.flag_kwargs).get("default") and value not in _UNSET:
-                return True
+            declared = dict(option.flag_kwargs)
+            if value != declared.get("default") and (
+                    value not in _UNSET or ("const" in declared and value == declared["const"])):
+                return True  # a bare optional-value flag (``--mlflowdb-ephemeral``) gives its const
         if option.ini and config.getini(option.ini) not in _UNSET:
             return True
     return False

