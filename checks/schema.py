@@ -9,7 +9,7 @@ from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS
 from pytest_mlflowdb.findings import sql_name
 from pytest_mlflowdb.probes.indexes import table_sizes
-from pytest_mlflowdb.probes.mlflow import catalog_diff, mlflow_facts
+from pytest_mlflowdb.probes.mlflow import catalog_diff, mlflow_facts, newer_than_catalog
 from pytest_mlflowdb.probes.schema import live_snapshot
 from pytest_mlflowdb.requirements import require_catalog_revision, require_mlflow_schema
 from pytest_mlflowdb.thresholds import format_value
@@ -62,6 +62,14 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
                                "alembic needs exactly one", len(facts.alembic_versions), "1 row")
         return
     revision = facts.revision
+    newer = newer_than_catalog(mlflowdb)
+    if newer:
+        if expectation:  # newer than the catalog's head, so newer than any release it knows
+            mlflowdb_findings.fail(table, f"{newer}; so newer than {expectation[1]}, which "
+                                   "would refuse to start ('out-of-date schema')", revision,
+                                   expectation[0])
+            return
+        pytest.skip(newer)
     if revision is None or not catalog.knows(revision):
         mlflowdb_findings.fail(
             table, f"revision {revision} is not in any released MLflow (newest known: "

@@ -142,7 +142,7 @@ class TargetSessions:
             try:
                 revision = apply_mlflow_schema(uri)
                 notes.append(f"MLflow schema made by MLflow's own migrations, revision "
-                             f"{revision}")
+                             f"{revision}" + _newer_mlflow_note())
             except MlflowSchemaError as exc:
                 notes.append(f"no MLflow schema: {exc}")
         else:
@@ -240,3 +240,23 @@ class TargetSessions:
 
 #: the name this class had before 0.2.0
 Audit = TargetSessions
+
+
+def _newer_mlflow_note() -> str:
+    """What to add when the installed MLflow is a release the shipped catalog does not
+    know: its migrations then stop at the catalog's head (``mlflow_schema.newest_known``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .catalog import load_catalog
+
+    catalog = load_catalog()
+    for distribution in ("mlflow-skinny", "mlflow"):
+        try:
+            release = version(distribution)
+        except PackageNotFoundError:
+            continue
+        if release not in catalog.releases:
+            return (f" (the newest this pytest-mlflowdb knows, MLflow {catalog.newest_release}'s"
+                    f"; the installed MLflow {release} is newer: upgrade pytest-mlflowdb)")
+        return ""
+    return ""

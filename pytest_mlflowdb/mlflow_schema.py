@@ -143,6 +143,33 @@ def _sqlalchemy_url(uri: str) -> str:
     return "postgresql+psycopg://" + rest
 
 
+def newest_known(installed_head: str, installed_has, knows, catalog_head: str) -> str:
+    """How far "heads" migrates: the installed MLflow's head, unless that MLflow is newer
+    than the shipped catalog (its head unknown to the catalog, the catalog's head among its
+    revisions): then the catalog's head, so that a throwaway database is one this
+    pytest-mlflowdb can audit whole after MLflow's next release."""
+    if knows(installed_head) or not installed_has(catalog_head):
+        return installed_head
+    return catalog_head
+
+
+def _newest_known(config) -> str:  # pragma: no cover - runs in the child process
+    from alembic.script import ScriptDirectory
+
+    from .catalog import load_catalog
+
+    script = ScriptDirectory.from_config(config)
+    catalog = load_catalog()
+
+    def installed_has(revision: str) -> bool:
+        try:
+            return script.get_revision(revision) is not None
+        except Exception:  # alembic's ResolutionError for an unknown id
+            return False
+
+    return newest_known(script.get_current_head(), installed_has, catalog.knows, catalog.head)
+
+
 def _main(revision: str) -> None:  # pragma: no cover - runs in the child process
     import logging
 
@@ -159,6 +186,8 @@ def _main(revision: str) -> None:  # pragma: no cover - runs in the child proces
     try:
         InitialBase.metadata.create_all(engine)
         config = utils._get_alembic_config(engine.url.render_as_string(hide_password=False))
+        if revision == "heads":
+            revision = _newest_known(config)
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)

@@ -43,6 +43,27 @@ def audit(pytester, uri: str, *args: str) -> tuple[object, dict]:
     return result, checks_by_id(report(json_path))
 
 
+def genuine_head() -> tuple[str, str]:
+    """(release, revision) of a genuine database the tests make with the installed MLflow's
+    migrations: its version and head when the catalog knows that release; else the
+    catalog's newest, which is as far as those migrations then go (see
+    ``pytest_mlflowdb.mlflow_schema``). Never today's newest MLflow written down."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from pytest_mlflowdb.catalog import load_catalog
+
+    catalog = load_catalog()
+    for distribution in ("mlflow-skinny", "mlflow"):
+        try:
+            release = version(distribution)
+        except PackageNotFoundError:
+            continue
+        if release in catalog.releases:
+            return release, catalog.head_for_release(release)
+    assert catalog.newest_release
+    return catalog.newest_release, catalog.head
+
+
 def sql(uri: str, *statements: str) -> None:
     """Inject a fault (or data) with a superuser connection of the test's own."""
     import psycopg

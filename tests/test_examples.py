@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import checks_by_id, major_bin_dir, past_end_of_life, report
+from helpers import checks_by_id, genuine_head, major_bin_dir, past_end_of_life, report
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -264,15 +264,13 @@ def test_ci_gate_commands_run_as_written(pytester, compose_server, ci_file):
     summary = pytester.path / "step_summary"
     summary.write_text("## an earlier step\n")
     uri = f"postgresql://mlflow_auditor@{server.host}:{server.port}/mlflow"
-    version = subprocess.run(
-        [sys.executable, "-c", "import importlib.metadata as m; "
-         "print(m.version('mlflow-skinny'))"], capture_output=True, text=True).stdout.strip()
+    version, _ = genuine_head()
     for job, text in steps:
         folder = pytester.path / job
         folder.mkdir()
         done = subprocess.run(
             ["bash", "-c", text.replace("\n", " ")], cwd=folder, timeout=900,
-            env={**env, "MLFLOW_DB_URI": uri, "MLFLOW_VERSION": version or "3.17.2",
+            env={**env, "MLFLOW_DB_URI": uri, "MLFLOW_VERSION": version,
                  "GITHUB_STEP_SUMMARY": str(summary),
                  "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
             capture_output=True, text=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import audit, dbname_of, role_uri
+from helpers import audit, dbname_of, genuine_head, role_uri
 
 
 def test_equal_passes(pytester, mlflowdb_database_factory):
@@ -46,7 +46,10 @@ def test_newer_than_the_release_fails_plainly(pytester, mlflow_uri):
 
 
 def test_expect_revision(pytester, mlflow_uri):
-    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-expect-revision=dc11669786a5")
+    release, revision = genuine_head()
+    _, checks = audit(pytester, mlflow_uri, f"--mlflowdb-expect-revision={revision}")
+    assert checks["schema.revision"]["outcome"] == "passed"
+    _, checks = audit(pytester, mlflow_uri, f"--mlflowdb-expect-mlflow={release}")
     assert checks["schema.revision"]["outcome"] == "passed"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from helpers import audit, dbname_of, failing, role_uri, sql
+from helpers import audit, dbname_of, failing, genuine_head, role_uri, sql
 
 from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
 
@@ -207,15 +207,41 @@ def test_rewound_revision(pytester, mlflow_uri):
     assert "rewound" in revision["message"] and "logged_models" in revision["message"]
 
 
-def test_unknown_revision(pytester, mlflow_uri):
-    sql(mlflow_uri, "UPDATE alembic_version SET version_num = '0123456789ab'")
-    _, checks = audit(pytester, mlflow_uri)
+def test_unknown_revision(pytester, mlflowdb_database_factory):
+    """A revision no release has, on a schema that lacks tables of the catalog's head: a
+    foreign or broken migration, not a newer MLflow."""
+    uri = mlflowdb_database_factory(revision="0584bdc529eb")
+    sql(uri, "UPDATE alembic_version SET version_num = '0123456789ab'")
+    _, checks = audit(pytester, uri)
     revision = checks["schema.revision"]
     assert revision["outcome"] == "failed"
     assert "0123456789ab is not in any released MLflow" in revision["message"]
     for check_id in ("schema.tables", "schema.columns", "indexes.required"):
         assert checks[check_id]["outcome"] == "skipped"
         assert "not in any released MLflow" in checks[check_id]["message"]
+
+
+def test_revision_newer_than_the_catalog_is_one_line_not_a_failure(pytester, mlflow_uri):
+    """The day after MLflow's next release: a database it migrated has every table of the
+    catalog's head, a new one, and a revision the catalog does not know."""
+    release, _ = genuine_head()
+    sql(mlflow_uri, "CREATE TABLE next_release_feature (id integer PRIMARY KEY)",
+        "UPDATE alembic_version SET version_num = 'feedc0ffee00'")
+    result, checks = audit(pytester, mlflow_uri)
+    assert result.ret == 0
+    assert not [c["id"] for c in checks.values() if c["outcome"] in ("failed", "error")]
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "skipped", revision
+    assert "feedc0ffee00 is newer than this pytest-mlflowdb knows" in revision["message"]
+    assert "upgrade pytest-mlflowdb" in revision["message"]
+    for check_id in ("schema.tables", "schema.columns", "schema.constraints",
+                     "indexes.required"):
+        assert checks[check_id]["outcome"] == "skipped", checks[check_id]
+        assert "upgrade pytest-mlflowdb" in checks[check_id]["message"]
+    # a gate expecting a release the catalog knows: that MLflow would refuse this database
+    result, gated = audit(pytester, mlflow_uri, f"--mlflowdb-expect-mlflow={release}")
+    assert gated["schema.revision"]["outcome"] == "failed"
+    assert f"newer than MLflow {release}" in gated["schema.revision"]["message"]
 
 
 def test_doubled_revision(pytester, mlflow_uri):

@@ -121,6 +121,26 @@ def catalog_diff(db: Database) -> CatalogDiff:
         schema, revision, expected, compare(expected, live_snapshot(d))))
 
 
+def newer_than_catalog(db: Database) -> str | None:
+    """Why the database's revision, one the catalog does not know, is probably a newer
+    MLflow's (a sentence naming it), or None. It is when every table of the catalog's head
+    is there: a rewound or foreign revision of an older schema lacks some. A migration of
+    a team's own on top of MLflow's head looks the same, so the sentence says both."""
+    from ..catalog import load_catalog
+    from .schema import live_snapshot
+
+    revision = mlflow_facts(db).revision
+    catalog = load_catalog()
+    if revision is None or catalog.knows(revision):
+        return None
+    if not set(catalog.schema_at(catalog.head).tables) <= set(live_snapshot(db).tables):
+        return None
+    return (f"revision {revision} is newer than this pytest-mlflowdb knows (the database "
+            f"holds every table of {catalog.head}, the head of MLflow "
+            f"{catalog.newest_release}): a newer MLflow release, or a migration of your own "
+            "on top of it; upgrade pytest-mlflowdb to check this schema")
+
+
 def _rows_hidden(db: Database, schema: str) -> bool:
     """Whether row level security filters alembic_version's rows for this session."""
     (found,) = db.read(f"{schema}.alembic_version's row level security",
