@@ -27,6 +27,7 @@ import pytest
 STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 OK, WARNING, CRITICAL, UNKNOWN = range(4)
 SHOWN = 5  # checks named in the status text; more are counted
+WHY_CHARS = 160  # of a failed check's message, beside its name
 
 
 def _text(text: str) -> str:
@@ -70,11 +71,20 @@ def perfdata(document: dict[str, Any]) -> list[str]:
     return data
 
 
+def _why(message: str, target: str) -> str:
+    """A failed check's message, short enough to stand beside its name (the target's
+    name, already there, taken off its start)."""
+    text = _text(message).removeprefix(f"{target}: ")
+    return text if len(text) <= WHY_CHARS else text[:WHY_CHARS - 3].rstrip() + "..."
+
+
 def _not_ok(document: dict[str, Any]) -> list[str]:
     several = len(document["targets"]) > 1
     ranked = sorted((c for c in document["checks"] if c["outcome"] in
                      ("failed", "error", "warned")), key=lambda c: c["outcome"] == "warned")
-    names = [f"{c['id']} on {c['target']}" if several else c["id"] for c in ranked]
+    names = [(f"{c['id']} on {c['target']}" if several else c["id"])
+             + (f" ({_why(c['message'], c['target'])})" if c["outcome"] != "warned" else "")
+             for c in ranked]
     if len(names) > SHOWN:
         names = names[:SHOWN] + [f"and {len(names) - SHOWN} more"]
     return names
