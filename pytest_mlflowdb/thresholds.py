@@ -205,10 +205,12 @@ class ThresholdRegistry:
     def resolve(self, overrides: Mapping[str, str]) -> ThresholdValues:
         """Parse defaults and overrides into the values in force, or raise ThresholdError."""
         values = {t.name: parse_value(t.unit, t.default) for t in self._defs.values()}
+        written = {t.name: t.default for t in self._defs.values()}
         for name, text in overrides.items():
             definition = self.definition(name)
             try:
                 values[name] = parse_value(definition.unit, text)
+                written[name] = text.strip()
             except ThresholdError as exc:
                 raise ThresholdError(f"threshold {name}: {exc}") from None
             low, high = definition.minimum, definition.maximum
@@ -226,7 +228,7 @@ class ThresholdRegistry:
                     raise ThresholdError(
                         f"threshold {name} ({format_value(unit, values[name])}) is above "
                         f"{fail} ({format_value(unit, values[fail])})")
-        return ThresholdValues(values, {n: d.unit for n, d in self._defs.items()})
+        return ThresholdValues(values, {n: d.unit for n, d in self._defs.items()}, written)
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, str]:
@@ -246,9 +248,11 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
 class ThresholdValues(Mapping[str, float]):
     """Read-only view of the thresholds in force, with their units for formatting."""
 
-    def __init__(self, values: dict[str, float], units: dict[str, str]) -> None:
+    def __init__(self, values: dict[str, float], units: dict[str, str],
+                 written: Mapping[str, str] | None = None) -> None:
         self._values = dict(values)
         self._units = dict(units)
+        self._written = dict(written or {})
 
     def __getitem__(self, name: str) -> float:
         try:
@@ -269,8 +273,9 @@ class ThresholdValues(Mapping[str, float]):
         return self._units[name]
 
     def text(self, name: str) -> str:
-        """The value of ``name`` in the grammar, e.g. ``'50ms'``."""
-        return format_value(self._units[name], self[name])
+        """The value of ``name`` as it was written (``'26h'`` stays ``'26h'``), else in
+        the grammar, e.g. ``'50ms'``."""
+        return self._written.get(name) or format_value(self._units[name], self[name])
 
     def __repr__(self) -> str:
         return f"ThresholdValues({ {n: self.text(n) for n in sorted(self._values)} })"

@@ -102,12 +102,16 @@ def test_bad_input_is_a_one_line_usage_error(pytester, args, expected):
 
 def test_list_checks_prints_ids_and_thresholds(pytester):
     result = pytester.runpytest_subprocess("--mlflowdb-list-checks",
-                                           "--mlflowdb-set=latency_warn=75ms")
+                                           "--mlflowdb-set=latency_warn=75ms",
+                                           "--mlflowdb-set=long_query_warn=300s")
     assert result.ret == 0
     out = result.stdout.str()
     for check_id in BUILTIN:
         assert f"{check_id}:" in out
     assert "latency_warn = 75ms (duration; default 50ms)" in out
+    # values in the unit they were written in, not converted (26h is not "1.08d")
+    assert "max_backup_age = 26h (duration; default 26h)" in out
+    assert "long_query_warn = 300s (duration; default 5min)" in out
 
 
 # -- a healthy audit -------------------------------------------------------------------
