@@ -293,9 +293,10 @@ def values() -> ThresholdValues:
     return ThresholdRegistry().resolve({"latency_warn": "0.1s"})
 
 
-def test_text_renders_in_the_grammar(values):
-    assert values.text("latency_warn") == "100ms"
-    assert values.text("latency_fail") == "1s"
+def test_text_is_the_value_as_written_else_in_the_grammar(values):
+    assert values.text("latency_warn") == "0.1s"  # as the user wrote it
+    assert values.text("latency_fail") == "1s"  # as its default is written
+    assert ThresholdValues({"a": 0.1}, {"a": "duration"}).text("a") == "100ms"
     assert values.text("latency_samples") == "5"
     assert values.text("connections_warn") == "80%"
 
@@ -332,5 +333,5 @@ def test_unknown_name_is_a_key_error_listing_valid_names(values):
         values.text("latency_wran")
 
 
-def test_repr_shows_values_in_the_grammar(values):
-    assert "'latency_warn': '100ms'" in repr(values)
+def test_repr_shows_values_as_written(values):
+    assert "'latency_warn': '0.1s'" in repr(values)
