@@ -178,4 +178,8 @@ class Findings:
             return ""
         parts = [f"{f.object}: {f.message}" for f in chosen[:3]]
         more = len(chosen) - 3
-        return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+        if more > 0:
+            parts.append(f"and {more} more")
+        # a message ending in a statement ends with ";" already: one separator, not two
+        return "".join(p + ("" if p.rstrip().endswith(";") else ";") + " "
+                       for p in parts[:-1]) + parts[-1]

@@ -129,6 +129,7 @@ def test_audit_of_genuine_database_passes_with_reports(pytester, mlflow_uri):
     assert document_outcomes(json_path) == HEALTHY
     out = result.stdout.str()
     assert "mlflowdb audit" in out and "connectivity.latency" in out
+    assert ";;" not in out  # indexes.recommended's statements, one separator after each
     document = report(json_path)
     assert document["version"] == 1
     assert set(document["summary"]) == {"passed", "warned", "failed", "skipped", "error"}

@@ -139,6 +139,16 @@ def test_summary_shows_three_and_counts_the_rest():
     assert findings.summary() == "a: bad; b: bad; c: bad; and 2 more"
 
 
+def test_summary_of_messages_ending_in_statements_has_no_double_semicolon():
+    findings = Findings()
+    findings.warn("runs", "no index. Fix: CREATE INDEX CONCURRENTLY ON runs (x);", 1, None)
+    findings.warn("tags", "no index. Fix: CREATE INDEX CONCURRENTLY ON tags (y);", 1, None)
+    findings.warn("params", "plain", 1, None)
+    assert findings.summary() == ("runs: no index. Fix: CREATE INDEX CONCURRENTLY ON runs (x); "
+                                  "tags: no index. Fix: CREATE INDEX CONCURRENTLY ON tags (y); "
+                                  "params: plain")
+
+
 def test_summary_when_all_is_well():
     findings = Findings()
     findings.ok("server", "median latency: 2ms (below 50ms)")
