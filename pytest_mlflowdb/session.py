@@ -156,11 +156,19 @@ class AuditSession:
             self._on_the_way = (folders, on_the_way, venvs)
         return self._on_the_way
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_pycollect_makemodule(self, module_path: Path,
                                     parent: pytest.Collector) -> pytest.Module | None:
+        """Built-in check modules get node ids that do not depend on where the package is
+        installed or where pytest runs (``pytest_mlflowdb/checks/schema.py::test_revision``,
+        for ``--deselect`` and ``-k``): relative to the folder given to pytest they read
+        ``schema.py::...``, a file that is not there."""
+        if module_path.parent != builtin_checks_dir():
+            return None
+        nodeid = f"pytest_mlflowdb/checks/{module_path.name}"
         if module_path == _connect_module() and not self.settings.builtin_checks:
-            return _ConnectOnly.from_parent(parent, path=module_path)
-        return None
+            return _ConnectOnly.from_parent(parent, path=module_path, nodeid=nodeid)
+        return pytest.Module.from_parent(parent, path=module_path, nodeid=nodeid)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "_mlflowdb_key" in metafunc.fixturenames:

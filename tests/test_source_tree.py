@@ -96,5 +96,29 @@ def test_checks_installed_in_a_virtualenv_below_the_folder_pytest_runs_in(tmp_pa
                              "--collect-only", "-q", f"--mlflowdb-uri={mlflow_uri}"],
                             cwd=project, env={**os.environ, "PYTHONPATH": str(site)},
                             capture_output=True, text=True, timeout=120)
-    assert "checks/connectivity.py::test_connect" in listed.stdout
+    assert "pytest_mlflowdb/checks/connectivity.py::test_connect" in listed.stdout
     assert "test_foreign" not in listed.stdout  # nothing else of the virtualenv
+
+
+def test_builtin_node_ids_are_stable_wherever_pytest_runs(tmp_path):
+    """The ids users paste into ``--deselect`` name the installed package's modules, not
+    ``connectivity.py`` (relative to the checks' folder) nor ``../repo/...`` paths."""
+    uri = "--mlflowdb-uri=postgresql://nobody@127.0.0.1:1/mlflow"
+    gate = tmp_path / "repo" / "examples" / "ci-gate"
+    gate.mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "ci-gate" / "pytest.ini", gate / "pytest.ini")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for cwd, args in ((tmp_path / "repo", ("examples/ci-gate",)), (empty, ())):
+        listed = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                                 "--collect-only", "-q", uri, *args], cwd=cwd,
+                                capture_output=True, text=True, timeout=120)
+        ids = [line for line in listed.stdout.splitlines() if "::" in line]
+        assert ids and all(i.startswith("pytest_mlflowdb/checks/") for i in ids), ids[:3]
+        assert "pytest_mlflowdb/checks/connectivity.py::test_connect[127.0.0.1:1/mlflow]" in ids
+    latency = "pytest_mlflowdb/checks/connectivity.py::test_latency[127.0.0.1:1/mlflow]"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                           "--collect-only", "-q", uri, f"--deselect={latency}"], cwd=empty,
+                          capture_output=True, text=True, timeout=120)
+    kept = [line for line in done.stdout.splitlines() if "::" in line]
+    assert latency not in kept and len(kept) == len(ids) - 1
