@@ -122,3 +122,19 @@ def test_builtin_node_ids_are_stable_wherever_pytest_runs(tmp_path):
                           capture_output=True, text=True, timeout=120)
     kept = [line for line in done.stdout.splitlines() if "::" in line]
     assert latency not in kept and len(kept) == len(ids) - 1
+
+
+def test_every_extra_readme_installs_exists_and_xdist_has_one():
+    """README's ``pip install`` lines name extras that pyproject declares (pip only warns
+    about an unknown extra, then installs without it), and the ``-n`` examples' pytest-xdist
+    comes with one of them."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    readme = (ROOT / "README.md").read_text()
+    named = {e.strip() for group in re.findall(r'(?:pytest-mlflowdb|\.)\[([a-z,]+)\]', readme)
+             for e in group.split(",")}
+    assert named and named <= set(extras), named - set(extras)
+    assert "xdist" in named and any("pytest-xdist" in r for r in extras["xdist"])
