@@ -123,7 +123,6 @@ class Database:
             conn = psycopg.connect(
                 self.target.conninfo,
                 connect_timeout=max(1, int(round(self.connect_timeout))),
-                application_name=APPLICATION_NAME,
                 autocommit=False,
                 # never PREPARE: behind a transaction pooler a prepared statement stays on
                 # a server connection that the next client (MLflow) gets, and is missing
@@ -174,11 +173,14 @@ class Database:
                   # TimedCursor (deadline.py) is not generic in its row type
                   TimedCursor(conn, row_factory=dict_row) as cur):  # type: ignore[call-overload]
                 cur.deadline = deadline
+                # application_name too is transaction-local: set at connect time, a
+                # pooler keeps it on the server connection that MLflow's sessions get next
                 cur.execute(
                     "SELECT set_config('statement_timeout', %s, true), "
-                    "set_config('lock_timeout', %s, true)",
+                    "set_config('lock_timeout', %s, true), "
+                    "set_config('application_name', %s, true)",
                     (f"{max(1, round(self.statement_timeout * 1000))}ms",
-                     f"{max(1, round(self.lock_timeout * 1000))}ms"),
+                     f"{max(1, round(self.lock_timeout * 1000))}ms", APPLICATION_NAME),
                 )
                 yield cur
         except psycopg.Error:

@@ -99,9 +99,10 @@ def test_a_session_idle_in_transaction_is_named_with_its_figures(pytester, mlflo
     assert checks["activity.idle_in_transaction"]["outcome"] == "passed"
 
 
-def test_sessions_of_the_audit_on_other_xdist_workers_never_count(pytester, mlflow_uri):
-    """Under xdist each worker has its own audit session (same role, application
-    pytest-mlflowdb): one worker's long measurement is not a long query to another."""
+def test_a_session_named_like_the_audit_still_counts(pytester, mlflow_uri):
+    """Behind a pooler MLflow's sessions carry whatever application_name a client left on
+    the server connection, the audit's own included: only the audit's backend is left out,
+    never a name (they were, and activity passed blind)."""
     thread, seen = _run_in_thread(mlflow_uri + "?application_name=pytest-mlflowdb",
                                   "SELECT pg_sleep(60)")
     pid = seen[0]
@@ -114,8 +115,27 @@ def test_sessions_of_the_audit_on_other_xdist_workers_never_count(pytester, mlfl
         sql(mlflow_uri, f"SELECT pg_cancel_backend({pid})")
         thread.join(BOUND)
     check = checks["activity.long_queries"]
-    assert check["outcome"] == "passed", check
-    assert check["findings"][0]["message"].startswith("0 of 0 other session(s)")
+    assert check["outcome"] == "warned", check
+    assert f"pid {pid}" in by_severity(check, "warning")
+
+
+def test_the_audit_leaves_no_application_name_on_its_connection(mlflowdb_database_factory):
+    """The audit's application_name is transaction-local: between its transactions the
+    session (a pooler's server connection) carries none of it."""
+    from pytest_mlflowdb.database import Database
+    from pytest_mlflowdb.targets import parse_target
+
+    uri = mlflowdb_database_factory()
+    db = Database(parse_target(uri)).connect()
+    try:
+        assert db.value("SELECT current_setting('application_name')") == "pytest-mlflowdb"
+        pid = db.value("SELECT pg_backend_pid()")
+        with psycopg.connect(uri, autocommit=True) as watcher:
+            name = watcher.execute("SELECT application_name FROM pg_stat_activity "
+                                   "WHERE pid = %s", (pid,)).fetchone()[0]
+        assert name != "pytest-mlflowdb"
+    finally:
+        db.close()
 
 
 def _run_in_thread(uri: str, *statements: str) -> tuple[threading.Thread, list]:

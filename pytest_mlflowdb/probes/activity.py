@@ -2,12 +2,12 @@
 prepared transactions, replication slots.
 
 Statistics views only (``pg_stat_activity``, ``pg_locks``, ``pg_prepared_xacts``,
-``pg_replication_slots``): the cost does not grow with the data. The audit's own sessions
-(``pg_backend_pid()``, and under xdist the other workers': application
-``pytest-mlflowdb`` of the same role, read-only and bounded by their timeouts) are never
-listed. Sessions are those of the audited database; prepared transactions and replication
-slots are cluster-wide, because they hold back the xmin horizon (and, for slots, WAL) of
-every database.
+``pg_replication_slots``): the cost does not grow with the data. Only the audit's own
+backend (``pg_backend_pid()``) is left out, never sessions by name: behind a pooler
+MLflow's sessions may carry any application_name a client left on the server connection.
+Sessions are those of the audited database; prepared transactions and replication slots
+are cluster-wide, because they hold back the xmin horizon (and, for slots, WAL) of every
+database.
 
 Without ``pg_read_all_stats`` (or ``pg_monitor``) the rows of other roles' sessions are
 listed with their details NULL (state, query, times, xmin): those sessions are counted
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..database import APPLICATION_NAME, Database
+from ..database import Database
 
 #: characters of a session's query text kept for a message (one line)
 QUERY_SHOWN = 120
@@ -94,7 +94,6 @@ FROM pg_stat_activity
 _SESSIONS_SQL = _COLUMNS + """
 WHERE datname = current_database() AND pid <> pg_backend_pid()
   AND (backend_type = 'client backend' OR backend_type IS NULL)
-  AND NOT (application_name = %(audit)s AND usename = current_user)
 ORDER BY pid
 """
 
@@ -109,7 +108,7 @@ def activity(db: Database) -> Activity:
     """This database's client sessions (not the audit's own), and how many are hidden."""
 
     def collect(db: Database) -> Activity:
-        rows = db.rows(_SESSIONS_SQL, {"audit": APPLICATION_NAME})
+        rows = db.rows(_SESSIONS_SQL)
         seen = tuple(_session(r) for r in rows if r["backend_type"] is not None)
         return Activity(seen, sum(1 for r in rows if r["backend_type"] is None))
 
@@ -161,7 +160,6 @@ FROM pg_locks l
 JOIN pg_stat_activity a ON a.pid = l.pid
 JOIN pg_database d ON d.datname = current_database()
 WHERE NOT l.granted AND a.datid = d.oid AND l.pid <> pg_backend_pid()
-  AND NOT (a.application_name = %(audit)s AND a.usename = current_user)
 GROUP BY l.pid
 ORDER BY waited DESC, l.pid
 """
@@ -172,7 +170,7 @@ def lock_waits(db: Database) -> list[LockWait]:
     return db.cached("activity:waits", lambda db: [
         LockWait(r["pid"], r["waited"], r["lock"], tuple(r["blockers"] or ()),
                  tuple(r["prepared"] or ()))
-        for r in db.rows(_WAITS_SQL, {"audit": APPLICATION_NAME})])
+        for r in db.rows(_WAITS_SQL)])
 
 
 def sessions_by_pid(db: Database, pids: list[int]) -> dict[int, Session]:
