@@ -156,3 +156,29 @@ def test_audit_through_a_rotating_pool_repeats_queries_without_errors(pytester,
     broken = [c["message"] for c in checks if c["outcome"] in ("error", "failed")]
     assert not broken, broken
     assert result.ret == 0
+
+
+def test_mlflow_sessions_behind_the_pooler_are_seen_after_an_audit_through_it(
+        pytester, pooler, mlflow_uri):
+    """pgbouncer keeps a client's application_name on the server connection; MLflow's
+    next transaction there must not look like the audit's own (it passed unseen)."""
+    audit_json = pytester.path / "through.json"
+    pytester.runpytest(f"--mlflowdb-uri={pooler}", f"--mlflowdb-report={audit_json}")
+    with psycopg.connect(pooler) as mlflow_like:  # same role as the audit, no name of its own
+        mlflow_like.execute("INSERT INTO experiments (name, lifecycle_stage) VALUES "
+                            "('left-open', 'active')")
+        with psycopg.connect(mlflow_uri, autocommit=True) as watcher:
+            deadline = time.monotonic() + 30
+            while not watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
+                    "AND now() - state_change > interval '1.2s' AND datname = %s",
+                    (dbname_of(mlflow_uri),)).fetchone()[0]:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        json_path = pytester.path / "direct.json"
+        pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-report={json_path}",
+                           "--mlflowdb-set=idle_in_transaction_warn=1s")
+        check = checks_by_id(report(json_path))["activity.idle_in_transaction"]
+        mlflow_like.rollback()
+    assert check["outcome"] == "warned", check
+    assert "INSERT INTO experiments" in check["message"]
