@@ -128,6 +128,13 @@ class Settings:
         return describe_value(setting, str(value), self.sources.get(setting, COMMAND_LINE))
 
     @property
+    def expectation(self) -> str | None:
+        """What the user stated the database must be (a CI gate), as words, if anything."""
+        if self.expect_mlflow:
+            return f"MLflow {self.expect_mlflow}"
+        return f"revision {self.expect_revision}" if self.expect_revision else None
+
+    @property
     def active(self) -> bool:
         """The plugin does anything at all only when there is something to audit."""
         return bool(self.targets) or self.ephemeral is not None
