@@ -183,10 +183,14 @@ class Database:
                      f"{max(1, round(self.lock_timeout * 1000))}ms", APPLICATION_NAME),
                 )
                 yield cur
-        except psycopg.Error:
-            if not deadline.fired:
-                raise
-            raise TargetStoppedAnswering(self._stop()) from None
+        except psycopg.Error as exc:
+            if deadline.fired:
+                raise TargetStoppedAnswering(self._stop()) from None
+            if conn.broken or conn.closed:  # the server ended the session (shutdown, kill)
+                self.close()
+                raise DatabaseError(f"the session was lost while reading: "
+                                    f"{one_line(exc, self.target)}") from None
+            raise
         if deadline.fired:  # the reply came just as the socket was shut down
             self._stop()
 

@@ -99,3 +99,32 @@ def test_a_server_that_never_answers_is_a_connect_failure(pytester):
     assert seconds < RUN_BOUND_S
     assert result.ret == 1
     assert "Qx7Kv9Wj2secret" not in result.stdout.str() + result.stderr.str()
+
+
+KILLED_CHECKS = """
+def test_a_session_killed_mid_check(mlflowdb):
+    mlflowdb.value("SELECT pg_terminate_backend(pg_backend_pid())")
+
+
+def test_b_after_the_kill(mlflowdb):
+    assert mlflowdb.value("SELECT 1") == 1
+"""
+
+
+def test_a_check_in_flight_when_its_session_dies_fails_in_one_line(pytester, mlflow_uri):
+    """The server ends the audit's session mid-statement (pg_terminate_backend, an
+    immediate shutdown): that check fails in one line, no psycopg traceback; the session
+    opens again for the next check."""
+    pytester.makepyfile(test_killed=KILLED_CHECKS)
+    json_path = pytester.path / "a.json"
+    result = pytester.runpytest(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin",
+                                f"--mlflowdb-report={json_path}")
+    checks = {c["nodeid"].split("::")[-1].split("[")[0]: c
+              for c in report(json_path)["checks"]}
+    killed = checks["test_a_session_killed_mid_check"]
+    assert killed["outcome"] == "failed", killed
+    assert killed["message"].startswith("the session was lost while reading: ")
+    assert "\n" not in killed["message"]
+    out = result.stdout.str()
+    assert "Traceback" not in out and "OperationalError" not in out
+    assert checks["test_b_after_the_kill"]["outcome"] == "passed"
