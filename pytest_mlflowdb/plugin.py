@@ -72,7 +72,7 @@ def nested_run() -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     _LIVE_RUNS.add(id(config))
-    from .secrecy import Scrubber
+    from .secrecy import Scrubber, mask_debug_log
 
     config.addinivalue_line(
         "markers", f"{MARKER}(id, thresholds=()): a pytest-mlflowdb check with a stable id"
@@ -80,6 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: a costly check or test (restores, dumps, "
                             "full scans); deselect with -m 'not slow'")
     config.pluginmanager.register(Scrubber(lambda: _secrets(config)), "mlflowdb-scrubber")
+    if config.getoption("debug", None):
+        mask_debug_log(config, lambda: _secrets(config))
     if not anything_given(config):  # dormant: no target, no report, nothing to read
         return
     from .options import check_expectation, read_settings, usage_error

@@ -67,3 +67,29 @@ def _scrubbed(value: Any, secrets: tuple[str, ...], seen: set[int]) -> Any:
             if current is not None:
                 object.__setattr__(value, field.name, _scrubbed(current, secrets, seen))
     return value
+
+
+def mask_debug_log(config: pytest.Config, secrets: Callable[[], tuple[str, ...]]) -> None:
+    """``pytest --debug`` logs the command line and every hook call's arguments to its
+    file: mask what it wrote before this plugin's turn, and every line it writes after."""
+    from .targets import scrub
+
+    writer = getattr(config.trace.root, "_writer", None)  # pluggy's TagTracer
+    debugfile = getattr(writer, "__self__", None)  # helpconfig writes with file.write
+    if not config.getoption("debug", None) or debugfile is None:
+        return
+    debugfile.flush()
+    with open(debugfile.name, encoding="utf-8") as written:
+        text = written.read()
+    debugfile.seek(0)
+    debugfile.truncate()
+    debugfile.write(scrub(text, secrets()))
+
+    def write(line: str) -> None:
+        try:
+            known = secrets()
+        except ImportError:  # traced while a module of the plugin is half imported
+            known = ()  # URIs' user info and password= are masked all the same
+        debugfile.write(scrub(line, known))
+
+    config.trace.root.setwriter(write)

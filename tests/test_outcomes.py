@@ -205,3 +205,15 @@ def test_only_a_run_of_checks_alone_leaves_its_objects_out_of_garbage_collection
     assert "FROZEN=False" in inner.outlines and gc.get_freeze_count() == before
     pytester.makepyfile(test_other="def test_other():\n    assert True\n")
     assert "FROZEN=False" in pytester.runpytest_subprocess(*args).outlines
+
+
+def test_pytest_debug_log_holds_no_password(pytester):
+    """pytest --debug writes the command line and every hook's arguments to its file."""
+    result = pytester.runpytest_subprocess(
+        "--debug=dbg.log", "--mlflowdb-uri=postgresql://u:D3bugS3cretPw@127.0.0.1:1/db",
+        "--mlflowdb-no-builtin")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # unreachable, but ran
+    log = (pytester.path / "dbg.log").read_text()
+    assert "args=" in log and "pytest_runtest_logreport" in log  # the log is all there
+    assert "D3bugS3cretPw" not in log
+    assert "u:***@127.0.0.1:1/db" in log
