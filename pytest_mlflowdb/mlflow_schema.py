@@ -167,7 +167,10 @@ def _newest_known(config) -> str:  # pragma: no cover - runs in the child proces
         except Exception:  # alembic's ResolutionError for an unknown id
             return False
 
-    return newest_known(script.get_current_head(), installed_has, catalog.knows, catalog.head)
+    head = script.get_current_head()
+    if head is None:  # several heads: alembic's "heads" decides, as before
+        return "heads"
+    return newest_known(head, installed_has, catalog.knows, catalog.head)
 
 
 def _main(revision: str) -> None:  # pragma: no cover - runs in the child process
