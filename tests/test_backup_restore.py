@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import json
 
+# imported before any in-process pytester run: one that imported psycopg first would drop
+# it at its end, and the next would load a second psycopg beside psycopg_binary's
+import psycopg  # noqa: F401
 import pytest
 from backup_support import BACKUP, pg_dump, scratch_databases, seed
-from helpers import audit, failing
+from helpers import audit, failing, path_major
+
+from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
+from pytest_mlflowdb.servers.locate import wheel_bin_dir
 
 pytestmark = pytest.mark.slow
 
@@ -94,8 +100,6 @@ NOTE = "timings and locks may differ"
 @pytest.fixture
 def mlflow_on_pg15(pg15):
     """A database on the pg15 fixture's server with MLflow's schema from its migrations."""
-    from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
-
     uri = pg15.create_database("backup_live_pg15")
     try:
         apply_mlflow_schema(uri)
@@ -104,12 +108,8 @@ def mlflow_on_pg15(pg15):
         pg15.drop_database("backup_live_pg15")
 
 
-def test_a_throwaway_scratch_server_is_of_the_live_servers_major(pytester, mlflow_on_pg15,
+def test_a_throwaway_scratch_server_is_of_the_live_servers_major(mlflow_on_pg15, pytester,
                                                                   pg18):
-    from helpers import path_major
-
-    from pytest_mlflowdb.servers.locate import wheel_bin_dir
-
     assert wheel_bin_dir()  # the wheel's server (18) is at hand, and not chosen
     seed(mlflow_on_pg15)
     result, checks = audit(pytester, mlflow_on_pg15, "--mlflowdb-restore-test")
@@ -120,10 +120,8 @@ def test_a_throwaway_scratch_server_is_of_the_live_servers_major(pytester, mlflo
     assert result.ret == 0
 
 
-def test_a_copy_restored_on_another_major_says_so_in_every_finding(pytester, mlflow_on_pg15,
+def test_a_copy_restored_on_another_major_says_so_in_every_finding(mlflow_on_pg15, pytester,
                                                                     pg18, tmp_path):
-    from helpers import path_major
-
     if path_major() == "18":
         pytest.skip("the path server is of the wheel's major")
     seed(mlflow_on_pg15)
