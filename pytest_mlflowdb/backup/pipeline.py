@@ -329,7 +329,7 @@ def _open_copy(uri: str):
 def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archive,
             fresh_dump: bool) -> None:
     from ..probes.mlflow import mlflow_facts
-    from .copy import exact_counts, live_estimates, newest
+    from .copy import exact_counts, kinship, live_estimates, newest
 
     findings = result.findings
     live_facts = mlflow_facts(live) if live is not None else None
@@ -339,6 +339,17 @@ def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archiv
     if reason:
         result.skips[SCHEMA] = reason
     copy_schema = mlflow_facts(copy_db).schema
+    if live_schema and copy_schema and not fresh_dump:  # a dump of the live target is its
+        kin = kinship(copy_db, copy_schema, live, live_schema)
+        if kin is not None and kin.foreign:
+            source = f"{archive.path.name} (" + (f"a dump of database {archive.dumped_db}"
+                                                 if archive.dumped_db else "a dump")
+            source += f" on PostgreSQL {archive.dumped_from})" if archive.dumped_from else ")"
+            verdicts.foreign_findings(findings[COMPLETE], kin, source, live.target.id)
+            result.skips[FRESHNESS] = ("the copy is not of the audited database (see "
+                                       "backup.complete): its data says nothing of what a "
+                                       "restore would lose")
+            return
     if live_schema is None:
         why = ("the live target is unreachable" if live is None
                else "the live target has no MLflow schema this role can see")
