@@ -2,10 +2,12 @@
 
 Run once per target (the area's session fixture) whatever check asks first: find the
 archive (or dump the live target), find client tools that can read it, open a scratch
-server (a throwaway one, or ``--mlflowdb-scratch-uri`` after refusing the audited
-database), sweep leftovers of killed runs, restore into a fresh scratch database, verify
-the copy (schema, rows, newest data), optionally rehearse MLflow's upgrade on it, and
-drop everything it made, also when a step fails.
+server (a throwaway one of the live server's major when this machine has its binaries,
+or ``--mlflowdb-scratch-uri`` after refusing the audited database), sweep leftovers of
+killed runs, restore into a fresh scratch database, verify the copy (schema, that it is
+the live database's at all, rows, newest data), optionally rehearse MLflow's upgrade on
+it, and drop everything it made, also when a step fails. A copy restored on another
+major than the live server's says so in every finding (:meth:`Result.annotate`).
 
 The restore reads every data block, so a restore that succeeds proves the archive
 readable; only when there is no restore, or it fails, is the archive read through on its
