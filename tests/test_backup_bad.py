@@ -8,8 +8,8 @@ import time
 
 import psycopg
 import pytest
-from backup_support import DAY_MS, now_ms, pg_dump, scratch_databases, seed
-from helpers import audit, failing, sql
+from backup_support import BACKUP, DAY_MS, now_ms, pg_dump, scratch_databases, seed
+from helpers import audit, dbname_of, failing, sql
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +74,53 @@ def test_a_dump_of_another_database_fails_schema_and_complete(pytester, mlflow_u
     missing = {f["object"] for f in failing(checks["backup.complete"])}
     assert {"public.runs", "public.metrics", "public.experiments"} <= missing
     assert result.ret == 1
+
+
+def test_a_dump_of_another_mlflow_database_is_one_failure_naming_both(
+        pytester, mlflow_uri, pg18, mlflowdb_database_factory, tmp_path):
+    """Two lived-in databases made alike by MLflow's own stores (the same experiment and
+    model names, as a staging and a production server have): their runs tell them apart."""
+    from test_integrity import lived_in
+
+    other = mlflowdb_database_factory()
+    for uri, folder in ((other, "other"), (mlflow_uri, "live")):
+        (tmp_path / folder).mkdir()
+        lived_in(uri, tmp_path / folder)
+    dump = pg_dump(pg18, other, tmp_path / "other.dump")
+    result, checks = audit(pytester, mlflow_uri, f"--mlflowdb-backup={dump}", scratch(pg18))
+    (finding,) = [f for name in BACKUP for f in failing(checks[name])]
+    assert finding == only_line(checks["backup.complete"])
+    message = finding["message"]
+    assert "is not of the audited database" in message
+    assert f"a dump of database {dbname_of(other)}" in message
+    assert f"/{dbname_of(mlflow_uri)}" in message and "shares no runs" in message
+    assert checks["backup.freshness"]["outcome"] == "skipped"
+    assert "not of the audited database" in checks["backup.freshness"]["message"]
+    assert result.ret == 1
+
+
+def test_an_empty_live_database_is_not_called_another(pytester, mlflow_uri, pg18,
+                                                      mlflowdb_database_factory, tmp_path):
+    other = mlflowdb_database_factory()
+    seed(other)
+    dump = pg_dump(pg18, other, tmp_path / "other.dump")
+    result, checks = audit(pytester, mlflow_uri, f"--mlflowdb-backup={dump}", scratch(pg18))
+    for name in BACKUP:
+        assert checks[name]["outcome"] == "passed", checks[name]
+    assert result.ret == 0
+
+
+def test_objects_mlflow_does_not_make_are_named_by_schema(pytester, mlflow_uri, pg18,
+                                                          tmp_path):
+    seed(mlflow_uri)
+    sql(mlflow_uri, "CREATE TABLE audit_notes (id int)", "ALTER TABLE runs ADD COLUMN team text",
+        "CREATE INDEX my_runs_team ON runs (team)")
+    dump = pg_dump(pg18, mlflow_uri, tmp_path / "nightly.dump")
+    _, checks = audit(pytester, mlflow_uri, f"--mlflowdb-backup={dump}", scratch(pg18))
+    (extra,) = [f for f in checks["backup.schema"]["findings"] if "does not make" in f["message"]]
+    assert extra["value"] == 3
+    for name in ("table audit_notes", "column runs.team", "index my_runs_team"):
+        assert name in extra["message"], extra
 
 
 def test_an_empty_copy_of_a_full_database_fails_complete_and_freshness(

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import json
 
+# imported before any in-process pytester run: one that imported psycopg first would drop
+# it at its end, and the next would load a second psycopg beside psycopg_binary's
+import psycopg  # noqa: F401
 import pytest
 from backup_support import BACKUP, pg_dump, scratch_databases, seed
-from helpers import audit, failing
+from helpers import audit, failing, path_major
+
+from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
+from pytest_mlflowdb.servers.locate import wheel_bin_dir
 
 pytestmark = pytest.mark.slow
 
@@ -85,4 +91,47 @@ def test_under_xdist_the_backup_is_restored_once_for_all_its_checks(pytester, ml
         r"mlflowdb_scratch_[0-9a-f]{12}", json.dumps(check["findings"]))}
     assert len(named) == 1  # one restore, whichever worker ran which check
     assert not scratch_databases(pg18)
+    assert result.ret == 0
+
+
+NOTE = "timings and locks may differ"
+
+
+@pytest.fixture
+def mlflow_on_pg15(pg15):
+    """A database on the pg15 fixture's server with MLflow's schema from its migrations."""
+    uri = pg15.create_database("backup_live_pg15")
+    try:
+        apply_mlflow_schema(uri)
+        yield uri
+    finally:
+        pg15.drop_database("backup_live_pg15")
+
+
+def test_a_throwaway_scratch_server_is_of_the_live_servers_major(mlflow_on_pg15, pytester,
+                                                                  pg18):
+    assert wheel_bin_dir()  # the wheel's server (18) is at hand, and not chosen
+    seed(mlflow_on_pg15)
+    result, checks = audit(pytester, mlflow_on_pg15, "--mlflowdb-restore-test")
+    passed_with_findings(checks)
+    restore = checks["backup.restore"]["findings"][0]["message"]
+    assert f" on PostgreSQL {path_major()}." in restore, restore
+    assert not [f for c in BACKUP for f in checks[c]["findings"] if NOTE in f["message"]]
+    assert result.ret == 0
+
+
+def test_a_copy_restored_on_another_major_says_so_in_every_finding(mlflow_on_pg15, pytester,
+                                                                    pg18, tmp_path):
+    if path_major() == "18":
+        pytest.skip("the path server is of the wheel's major")
+    seed(mlflow_on_pg15)
+    result, checks = audit(pytester, mlflow_on_pg15, "--mlflowdb-restore-test",
+                           f"--mlflowdb-scratch-uri={pg18.uri()}",
+                           "--mlflowdb-upgrade-rehearsal")
+    note = f"restored on PostgreSQL 18 (the live server is {path_major()}): {NOTE}"
+    for name in (*BACKUP, "backup.upgrade"):
+        assert checks[name]["findings"], name
+        for finding in checks[name]["findings"]:
+            assert finding["message"].endswith(note), finding
+    assert checks["backup.upgrade"]["outcome"] == "passed"
     assert result.ret == 0

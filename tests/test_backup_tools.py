@@ -26,6 +26,18 @@ def test_the_first_folder_with_tools_new_enough_is_chosen():
     assert older.major >= 1
 
 
+def test_the_tools_of_a_preferred_major_come_first_when_they_fit():
+    from helpers import major_bin_dir, path_major
+
+    major = int(path_major())
+    if major_bin_dir(major) is None or find_tools(1, "test").major == major:
+        pytest.skip("no second major's tools to prefer here")
+    assert find_tools(1, "test", prefer=major).major == major
+    assert find_tools(major, "test", prefer=major).major == major
+    newest = find_tools(1, "test")
+    assert find_tools(newest.major, "test", prefer=major) == newest  # too old: not taken
+
+
 def test_no_fitting_tools_says_which_were_found_and_what_is_needed(tmp_path):
     with pytest.raises(ToolsError) as raised:
         find_tools(99, "the archive was made by pg_dump 99.0")

@@ -49,6 +49,8 @@ class Archive:
     #: the pg_dump that made it and the server it dumped ('' when the header does not say)
     dumped_by: str = ""
     dumped_from: str = ""
+    #: the database it is a dump of ('' when the header does not say: plain SQL)
+    dumped_db: str = ""
 
     @property
     def needed_major(self) -> int:
@@ -85,13 +87,11 @@ def inspect(path: Path) -> Archive:
     if info.st_size == 0:
         raise ArchiveError(f"{path} is empty (0 bytes): pg_dump wrote nothing")
     if head.startswith(b"PGDMP"):
-        by, source = _header(head)
-        return Archive(path, CUSTOM, info.st_size, modified, by, source)
+        return Archive(path, CUSTOM, info.st_size, modified, *_header(head))
     if len(head) > 512 and head[257:262] == b"ustar":
         name = head[:100].split(b"\0", 1)[0]
         if name == b"toc.dat" and head[512:517] == b"PGDMP":
-            by, source = _header(head[512:])
-            return Archive(path, TAR, info.st_size, modified, by, source)
+            return Archive(path, TAR, info.st_size, modified, *_header(head[512:]))
         raise ArchiveError(f"{path} is a tar file but not a pg_dump archive (no toc.dat first)")
     if head.startswith(b"\x1f\x8b"):
         try:
@@ -131,15 +131,15 @@ def _directory(path: Path) -> Archive:
     if not head.startswith(b"PGDMP"):
         raise ArchiveError(f"{toc} is not a pg_dump table of contents")
     size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-    by, source = _header(head)
     return Archive(path, DIRECTORY, size,
                    datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc),
-                   by, source)
+                   *_header(head))
 
 
-def _header(data: bytes) -> tuple[str, str]:
-    """(pg_dump version, server version) from an archive header (pg_backup_archiver.c's
-    ReadHead); ('', '') when the header is too old or too new to be read here."""
+def _header(data: bytes) -> tuple[str, str, str]:
+    """(pg_dump version, server version, database) from an archive header
+    (pg_backup_archiver.c's ReadHead); ('', '', '') when the header is too old or too new
+    to be read here."""
     try:
         stream = io.BytesIO(data)
         stream.read(5)
@@ -158,19 +158,19 @@ def _header(data: bytes) -> tuple[str, str]:
             return "" if length <= 0 else stream.read(length).decode("utf-8", "replace")
 
         if version < (1, 10, 0):
-            return "", ""
+            return "", "", ""
         if version >= (1, 15, 0):
             stream.read(1)  # compression algorithm
         else:
             read_int()  # compression level
         for _ in range(7):  # the creation time, a struct tm
             read_int()
-        read_str()  # the database's name
+        database = read_str()
         source = read_str()
         by = read_str()
-        return by, source
+        return by, source, database
     except (struct.error, IndexError, ValueError):
-        return "", ""
+        return "", "", ""
 
 
 def read_through(archive: Archive, tools: ClientTools, timeout: float) -> None:

@@ -104,3 +104,78 @@ def newest(db: Database, schema: str) -> list[Newest]:
             continue
         found.append(Newest(table, what, noun, None if value is None else int(value)))
     return found
+
+
+#: what tells one MLflow database from another, most telling first: (table, the key and
+#: what else must match, what they are). Run ids are random (uuid4), so two databases
+#: share none by chance; experiment ids count up from 1 everywhere, so their names must
+#: match too; registered models are known by name. Experiment 0 ("Default") is in every
+#: MLflow database and tells nothing.
+KINSHIP = (
+    ("runs", ("run_uuid",), "runs"),
+    ("experiments", ("experiment_id", "name"), "experiments"),
+    ("registered_models", ("name",), "registered models"),
+)
+#: how many of each side's newest keys (in the primary key's order) are compared
+SAMPLE = 100
+
+
+@dataclass(frozen=True)
+class Kinship:
+    """Whether the copy is of the live database, told by ``what``: of ``sampled`` keys
+    (the copy's newest and the live target's newest), ``common`` are on both sides."""
+
+    what: str
+    sampled: tuple[int, int]
+    common: int
+
+    @property
+    def foreign(self) -> bool:
+        return self.common == 0
+
+
+def _sample(db: Database, schema: str, table: str, columns: tuple[str, ...]) -> set[tuple]:
+    """The newest SAMPLE keys by the primary key's index: a bounded read."""
+    skip = sql.SQL("WHERE experiment_id <> 0 ") if table == "experiments" else sql.SQL("")
+    query = sql.SQL("SELECT {} FROM {}.{} {}ORDER BY {} DESC LIMIT {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema),
+        sql.Identifier(table), skip, sql.Identifier(columns[0]), sql.Literal(SAMPLE))
+    return {tuple(r.values()) for r in db.read(f"{schema}.{table}", query)}
+
+
+def _found(db: Database, schema: str, table: str, columns: tuple[str, ...],
+           keys: set[tuple]) -> set[tuple]:
+    """Which of ``keys`` ``db`` holds: at most SAMPLE primary key look-ups."""
+    query = sql.SQL("SELECT {} FROM {}.{} WHERE {} = ANY(%(keys)s)").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(schema),
+        sql.Identifier(table), sql.Identifier(columns[0]))
+    rows = db.read(f"{schema}.{table}", query, {"keys": [k[0] for k in keys]})
+    return {tuple(r.values()) for r in rows} & keys
+
+
+def kinship(copy_db: Database, copy_schema: str, live: Database,
+            live_schema: str) -> Kinship | None:
+    """How the copy relates to the live database, by the first of KINSHIP both hold rows
+    of; None when they hold none in common kind (an empty side, say) or the live target
+    cannot be read: then nothing says the copy is another database's."""
+    from ..database import DatabaseError
+
+    tables = [t for t, _, _ in KINSHIP]
+    mine = {r["name"] for r in copy_db.rows(_ESTIMATES, {"schema": copy_schema,
+                                                         "tables": tables})}
+    try:
+        theirs = {r["name"] for r in live.rows(_ESTIMATES, {"schema": live_schema,
+                                                            "tables": tables})}
+        for table, columns, what in KINSHIP:
+            if table not in mine or table not in theirs:
+                continue
+            copied = _sample(copy_db, copy_schema, table, columns)
+            held = _sample(live, live_schema, table, columns)
+            if not copied or not held:
+                continue
+            common = (_found(live, live_schema, table, columns, copied)
+                      | _found(copy_db, copy_schema, table, columns, held))
+            return Kinship(what, (len(copied), len(held)), len(common))
+    except (DatabaseError, psycopg.Error):
+        return None
+    return None

@@ -2,10 +2,12 @@
 
 Run once per target (the area's session fixture) whatever check asks first: find the
 archive (or dump the live target), find client tools that can read it, open a scratch
-server (a throwaway one, or ``--mlflowdb-scratch-uri`` after refusing the audited
-database), sweep leftovers of killed runs, restore into a fresh scratch database, verify
-the copy (schema, rows, newest data), optionally rehearse MLflow's upgrade on it, and
-drop everything it made, also when a step fails.
+server (a throwaway one of the live server's major when this machine has its binaries,
+or ``--mlflowdb-scratch-uri`` after refusing the audited database), sweep leftovers of
+killed runs, restore into a fresh scratch database, verify the copy (schema, that it is
+the live database's at all, rows, newest data), optionally rehearse MLflow's upgrade on
+it, and drop everything it made, also when a step fails. A copy restored on another
+major than the live server's says so in every finding (:meth:`Result.annotate`).
 
 The restore reads every data block, so a restore that succeeds proves the archive
 readable; only when there is no restore, or it fails, is the archive read through on its
@@ -67,11 +69,24 @@ class Result:
     findings: dict[str, Findings] = field(default_factory=lambda: {c: Findings()
                                                                     for c in CHECKS})
     skips: dict[str, str] = field(default_factory=dict)
+    #: said by every finding: the copy was restored on another major than the live one
+    note: str | None = None
 
     def skip_rest(self, reason: str) -> None:
         for check in CHECKS:
             if check not in self.skips and not len(self.findings[check]):
                 self.skips[check] = reason
+
+    def annotate(self) -> None:
+        """Add :attr:`note` to every finding's message (once, here, for every check)."""
+        if not self.note:
+            return
+        for check in CHECKS:
+            noted = Findings()
+            for found in self.findings[check]:
+                noted.add(found.object, found.severity, f"{found.message}; {self.note}",
+                          found.value, found.threshold, remedy=found.remedy)
+            self.findings[check] = noted
 
 
 def run(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | None) -> Result:
@@ -90,6 +105,7 @@ def run(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | None
                                   round(total, 3))
     if not plan.rehearsal:
         result.skips.setdefault(UPGRADE, "no --mlflowdb-upgrade-rehearsal")
+    result.annotate()
     return result
 
 
@@ -134,21 +150,22 @@ def _dump(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | No
         raise ToolsError(live_error or "the live target is unreachable")
     major = live.preflight.major
     tools = find_tools(major, f"the live server is PostgreSQL {live.preflight.server_version}"
-                       "; an older pg_dump refuses it", plan.pg_bin, ("pg_dump",))
+                       "; an older pg_dump refuses it", plan.pg_bin, ("pg_dump",), major)
     keepalives = {k: str(v) for k, v in tcp_options(reply_deadline(
         plan.statement_timeout)).items()}
     return dump_live(live_conninfo, tools, workdir, plan.lock_timeout, keepalives,
                      timeout=plan.timeout)
 
 
-def _janitor(plan: Plan, live: Any):
-    """The scratch server's janitor; RuntimeError (one line) when there is none or the
-    scratch URI points at the audited database."""
+def _janitor(plan: Plan, live: Any, major: int | None):
+    """The scratch server's janitor (a throwaway server of PostgreSQL ``major`` when this
+    machine has its binaries); RuntimeError (one line) when there is none or the scratch
+    URI points at the audited database."""
     from ..servers import ServerError
     from ..servers.janitor import Janitor
 
     if plan.scratch is None:
-        janitor = Janitor(plan.server_kind, plan.pg_bin)
+        janitor = Janitor(plan.server_kind, plan.pg_bin, major=major)
         try:
             janitor.server()
         except ServerError as exc:
@@ -172,8 +189,12 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
     from .restore import RestoreError, default_jobs, restore
 
     findings = result.findings
+    live_major = live.preflight.major if live is not None else None
+    # the live server's major, unless no pg_restore that reads the archive can restore
+    # into it (see tools.py): then the archive's
+    wanted = max(live_major or major_of(archive.dumped_from), archive.needed_major) or None
     try:
-        janitor = _janitor(plan, live)
+        janitor = _janitor(plan, live, wanted)
     except RuntimeError as exc:
         findings[RESTORE].fail("scratch", str(exc))
         _read_alone(result, archive, tools, plan.timeout)
@@ -194,11 +215,24 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
             result.skip_rest("not restored (see backup.restore)")
             return
         name = _dbname(uri)
+        version = _version(server)
+        where = server.description or server.kind
+        if version and version not in where:
+            where = f"PostgreSQL {version} ({where})"
+        if live_major and version and major_of(version) != live_major:
+            result.note = (f"restored on PostgreSQL {major_of(version)} (the live server is "
+                           f"{live_major}): timings and locks may differ")
+        if version:  # the tools of the scratch server's major, when they read the archive
+            try:
+                tools = find_tools(archive.needed_major, "", plan.pg_bin,
+                                   prefer=major_of(version))
+            except ToolsError:
+                pass  # the ones found before still read it
         try:
             done = restore(archive, tools, child_connection(uri), plan.jobs or default_jobs(),
                            plan.timeout)
         except RestoreError as exc:
-            findings[RESTORE].fail(name, f"did not restore: {exc}{_hint(archive, janitor)}")
+            findings[RESTORE].fail(name, f"did not restore: {exc}{_hint(archive, version)}")
             _read_alone(result, archive, tools, plan.timeout)
             result.skip_rest("not restored (see backup.restore)")
             return
@@ -206,8 +240,7 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
                               "(the restore loaded every data block)", archive.size)
         neutral = (f"; {done.neutralised} ownership/privilege statement(s) left out"
                    if done.neutralised else "")
-        findings[RESTORE].ok(name, f"restored into scratch database {name} on "
-                             f"{server.description or server.kind} in "
+        findings[RESTORE].ok(name, f"restored into scratch database {name} on {where} in "
                              f"{done.seconds:.1f}s with {done.how}{neutral}",
                              round(done.seconds, 3))
         if swept:
@@ -242,14 +275,18 @@ def _dbname(conninfo: str) -> str:
     return str(conninfo_to_dict(conninfo).get("dbname") or "")
 
 
-def _hint(archive: Archive, janitor: Any) -> str:
-    """Why a restore may fail that the error does not say: an older scratch server."""
+def _version(server: Any) -> str:
+    """The scratch server's version ('15.18'), '' when it cannot be read."""
     try:
-        with janitor.server().admin() as conn:
-            version = str(conn.execute("SHOW server_version").fetchone()[0])
-    except Exception:  # the hint is a courtesy: no hint when it cannot be had
+        with server.admin() as conn:
+            return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]
+    except Exception:  # a courtesy for the messages: none when it cannot be had
         return ""
-    if archive.dumped_from and major_of(version) < major_of(archive.dumped_from):
+
+
+def _hint(archive: Archive, version: str) -> str:
+    """Why a restore may fail that the error does not say: an older scratch server."""
+    if version and archive.dumped_from and major_of(version) < major_of(archive.dumped_from):
         return (f" (the scratch server is PostgreSQL {version}, older than the dumped "
                 f"server's {archive.dumped_from})")
     return ""
@@ -294,7 +331,7 @@ def _open_copy(uri: str):
 def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archive,
             fresh_dump: bool) -> None:
     from ..probes.mlflow import mlflow_facts
-    from .copy import exact_counts, live_estimates, newest
+    from .copy import exact_counts, kinship, live_estimates, newest
 
     findings = result.findings
     live_facts = mlflow_facts(live) if live is not None else None
@@ -304,6 +341,17 @@ def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archiv
     if reason:
         result.skips[SCHEMA] = reason
     copy_schema = mlflow_facts(copy_db).schema
+    if live_schema and copy_schema and not fresh_dump:  # a dump of the live target is its
+        kin = kinship(copy_db, copy_schema, live, live_schema)
+        if kin is not None and kin.foreign:
+            source = f"{archive.path.name} (" + (f"a dump of database {archive.dumped_db}"
+                                                 if archive.dumped_db else "a dump")
+            source += f" on PostgreSQL {archive.dumped_from})" if archive.dumped_from else ")"
+            verdicts.foreign_findings(findings[COMPLETE], kin, source, live.target.id)
+            result.skips[FRESHNESS] = ("the copy is not of the audited database (see "
+                                       "backup.complete): its data says nothing of what a "
+                                       "restore would lose")
+            return
     if live_schema is None:
         why = ("the live target is unreachable" if live is None
                else "the live target has no MLflow schema this role can see")

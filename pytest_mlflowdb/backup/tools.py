@@ -6,7 +6,9 @@ A ``pg_restore`` older than the ``pg_dump`` that made an archive cannot read it;
 GitLab outage of 2017 was old binaries writing dumps a few bytes long. So the tools are
 found by version: from ``--mlflowdb-pg-bin`` when given (then only there: the user said
 where they are), else the server wheel, PATH and the usual system folders, the first
-folder whose tools are at least the major version needed.
+folder whose tools are at least the major version needed; or, when one is preferred,
+the tools of the server they work on (a ``pg_restore`` 17 or newer sets
+``transaction_timeout``, which a PostgreSQL 16 or older refuses).
 """
 
 from __future__ import annotations
@@ -93,10 +95,12 @@ def _candidates(pg_bin: Path | None) -> list[tuple[Path, str]]:
 
 
 def find_tools(needed_major: int, why: str, pg_bin: Path | None = None,
-               tools: tuple[str, ...] = TOOLS) -> ClientTools:
-    """The first folder whose ``tools`` are at least ``needed_major``; ToolsError saying
-    which were found (and why they do not fit) and what is needed otherwise."""
+               tools: tuple[str, ...] = TOOLS, prefer: int | None = None) -> ClientTools:
+    """The first folder whose ``tools`` are at least ``needed_major`` (of major ``prefer``
+    if one fits); ToolsError saying which were found (and why they do not fit) and what
+    is needed otherwise."""
     seen = []
+    fitting: list[ClientTools] = []
     for folder, origin in _candidates(pg_bin):
         missing = [t for t in tools if not os.access(folder / t, os.X_OK)]
         if missing:
@@ -107,8 +111,13 @@ def find_tools(needed_major: int, why: str, pg_bin: Path | None = None,
             seen.append(f"{folder} ({origin}): pg_restore --version failed")
             continue
         if major_of(version) >= needed_major:
-            return ClientTools(folder, version, origin)
+            fitting.append(ClientTools(folder, version, origin))
+            if prefer is None or major_of(version) == prefer:
+                return fitting[-1]
+            continue
         seen.append(f"{version} in {folder} ({origin})")
+    if fitting:
+        return fitting[0]
     where = "; ".join(seen) if seen else "none on PATH, in a server wheel or the system folders"
     raise ToolsError(f"needs {'/'.join(tools)} {needed_major} or newer ({why}); found: "
                      f"{where}; give --mlflowdb-pg-bin a folder of PostgreSQL "

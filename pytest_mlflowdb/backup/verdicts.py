@@ -15,6 +15,8 @@ from .copy import Newest
 #: a table of the copy is short only when it lacks more rows than this too (estimates of
 #: tiny tables are coarse)
 ROW_SLACK = 10
+#: objects named in one message, then a count
+SHOWN = 10
 
 
 def duration_text(seconds: float) -> str:
@@ -89,10 +91,14 @@ def schema_findings(findings: Findings, copy_db: Any, live_revision: str | None)
                     f"{len(expected.tables)} tables, {len(expected.indexes)} indexes and "
                     f"{len(expected.constraints)} constraints as MLflow makes them",
                     revision, revision)
-    extras = len(diff.extra_tables) + len(diff.extra_indexes) + len(diff.extra_columns)
+    extras = ([f"table {t}" for t in diff.extra_tables]
+              + [f"column {t}.{c.name}" for t, c in diff.extra_columns]
+              + [f"index {i.name}" for i in diff.extra_indexes])
     if extras:
-        findings.info(schema, f"{extras} table(s), column(s) or index(es) MLflow does not "
-                      "make, restored as they were", extras, None)
+        more = f" and {len(extras) - SHOWN} more" if len(extras) > SHOWN else ""
+        findings.info(schema, f"{len(extras)} table(s), column(s) or index(es) MLflow does "
+                      f"not make, restored as they were: {', '.join(extras[:SHOWN])}{more}",
+                      len(extras), None)
     if live_revision and live_revision != revision:
         findings.warn(table, f"the copy is at revision {revision}, the live target at "
                       f"{live_revision}: the MLflow deployed on the live target would not "
@@ -132,6 +138,17 @@ def complete_findings(findings: Findings, schema: str, copy_counts: dict[str, in
                     "estimate", total, tolerated)
     for obj, message, count, estimate in sorted(held, key=lambda h: -h[2]):
         findings.ok(obj, message, count, estimate)
+
+
+def foreign_findings(findings: Findings, kin: Any, source: str, live: str) -> None:
+    """One failure for a copy of another MLflow database (``kin``: copy.Kinship): its
+    rows are not the live target's, so no table of it is compared."""
+    copied, held = kin.sampled
+    findings.fail("copy", f"the restored copy is not of the audited database: {source} "
+                  f"shares no {kin.what} with the live target {live} (none of {copied} "
+                  f"{kin.what} sampled from the copy is there, nor any of {held} sampled "
+                  "from the live target in the copy); its tables and rows are not compared",
+                  kin.common, f"{kin.what} of {live}")
 
 
 def _when(ms: int | None) -> str:

@@ -43,14 +43,38 @@ def _start(kind: str, pg_bin: Path | None, settings: Mapping[str, str]) -> Serve
     raise ServerError(f"unknown server kind {kind!r}; choose one of auto, {', '.join(KINDS)}")
 
 
+def _of_major(kind: str, major: int, settings: Mapping[str, str]) -> Server | None:
+    """A server of PostgreSQL ``major`` from binaries already on this machine, for a
+    ``kind`` that allows them (``path`` takes no wheel); None when there are none."""
+    from .locate import major_bin_dir
+
+    found = major_bin_dir(major)
+    if found is None or (kind == "path" and found[1] == "wheel"):
+        return None
+    bin_dir, origin = found
+    return _start("wheel", None, settings) if origin == "wheel" else \
+        _start("path", bin_dir, settings)
+
+
 def start_server(kind: str = "auto", pg_bin: Path | None = None,
-                 settings: Mapping[str, str] | None = None) -> Server:
+                 settings: Mapping[str, str] | None = None,
+                 major: int | None = None) -> Server:
     """Start a throwaway server of ``kind`` (``auto`` tries each provider in turn).
 
     ``settings`` are extra server settings (``-c name=value``), for servers that need
     ones only a restart can change (``max_prepared_transactions``, ``wal_level``).
+    ``major``: binaries of that PostgreSQL major found on this machine come first (a
+    restore of a backup is rehearsed on the live server's major), unless ``pg_bin``
+    says which binaries to use or ``kind`` is ``container`` or ``wheel``.
     """
     settings = dict(settings or {})
+    if major and pg_bin is None and kind in ("auto", "path"):
+        try:
+            server = _of_major(kind, major, settings)
+        except ServerError:
+            server = None  # the usual order below says what failed, if everything does
+        if server is not None:
+            return server
     if kind != "auto":
         try:
             return _start(kind, pg_bin, settings)

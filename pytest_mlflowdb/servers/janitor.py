@@ -82,10 +82,12 @@ class Janitor:
     """Throwaway servers and scratch databases of one run, and their cleanup."""
 
     def __init__(self, kind: str = "auto", pg_bin: Path | None = None,
-                 settings: Mapping[str, str] | None = None) -> None:
+                 settings: Mapping[str, str] | None = None, major: int | None = None) -> None:
         self.kind = kind
         self.pg_bin = pg_bin
         self.settings = dict(settings or {})
+        #: the PostgreSQL major preferred for the server (see start_server)
+        self.major = major
         self._server: Server | None = None
         self._made: list[str] = []
         self._templates: dict[tuple[str, str], str] = {}
@@ -110,7 +112,8 @@ class Janitor:
         if self._server is None:
             from . import start_server
 
-            self._server = start_server(self.kind, self.pg_bin, self.settings)
+            self._server = start_server(self.kind, self.pg_bin, self.settings,
+                                        self.major)
         return self._server
 
     def create(self, mlflow: bool = True, revision: str = "heads",

@@ -61,3 +61,40 @@ def path_bin_dir(explicit: Path | None = None) -> Path:
         "no initdb on PATH nor in /usr/lib/postgresql/*/bin or /usr/pgsql-*/bin "
         "(give --mlflowdb-pg-bin)"
     )
+
+
+#: where ``tools/pg_majors.py`` unpacks the majors it fetches (``<dir>/<major>/bin``)
+FETCHED_DIR = Path(os.environ.get("MLFLOWDB_PG_MAJORS_DIR",
+                                  Path.home() / ".cache" / "pytest-mlflowdb" / "pg"))
+
+
+def major_bin_dir(major: int) -> tuple[Path, str] | None:
+    """Server binaries of PostgreSQL ``major`` already on this machine, and where they
+    were found: the PATH, the usual system folders, the server wheel when it is of that
+    major, or a folder ``tools/pg_majors.py`` fetched. None when there are none (nothing
+    is downloaded here)."""
+    from .binaries import version_of
+
+    def of_major(bin_dir: Path) -> bool:
+        try:
+            return _major(version_of(bin_dir)) == major
+        except ServerError:
+            return False
+
+    found = shutil.which("initdb")
+    places: list[tuple[Path, str]] = []
+    if found:
+        places.append((Path(found).resolve().parent, "PATH"))
+    places += [(Path(p), "system") for p in (f"/usr/lib/postgresql/{major}/bin",
+                                             f"/usr/pgsql-{major}/bin",
+                                             f"/opt/homebrew/opt/postgresql@{major}/bin")]
+    try:
+        places.append((wheel_bin_dir(), "wheel"))
+    except ServerError:
+        pass
+    places.append((FETCHED_DIR / str(major) / "bin", "tools/pg_majors.py"))
+    for bin_dir, origin in places:
+        if (os.access(bin_dir / "initdb", os.X_OK) and os.access(bin_dir / "pg_ctl", os.X_OK)
+                and of_major(bin_dir)):
+            return bin_dir, origin
+    return None
