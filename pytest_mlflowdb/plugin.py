@@ -10,8 +10,6 @@ holds the run's state and hooks. The layers are described in docs/ARCHITECTURE.m
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -30,9 +28,6 @@ from .fixtures import (  # noqa: F401 - fixtures are found in the plugin's names
     mlflowdb_thresholds,
 )
 from .flags import MARKER, add_options, anything_given
-
-if TYPE_CHECKING:
-    from .settings import Settings
 
 SESSION_NAME = "mlflowdb-session"
 # keeps each run's report in --mlflowdb-history (a plugin: reports are made on the
@@ -94,10 +89,14 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = read_settings(config, unknown_thresholds_later=True,
                                  report_suffixes=outputs.suffixes)
     except SettingsError as exc:
-        _remove_stale_reports(config, None, outputs.suffixes)
         raise usage_error(str(exc)) from None
     config.stash[SETTINGS] = settings
-    _remove_stale_reports(config, settings, outputs.suffixes)
+    if not hasattr(config, "workerinput"):
+        from .report import foreign_report
+
+        foreign = foreign_report(settings.reports, outputs)
+        if foreign:
+            raise usage_error(f"--mlflowdb-report: {foreign}")
     if not settings.active:
         return
     check_expectation(settings)
@@ -109,31 +108,6 @@ def pytest_configure(config: pytest.Config) -> None:
                           "reinstall pytest-mlflowdb")
     # With --mlflowdb-no-builtin only connectivity.connect is collected (_ConnectOnly)
     config.args.extend(str(path) for path in check_paths())
-
-
-def _remove_stale_reports(config: pytest.Config, settings: Settings | None,
-                          suffixes: tuple[str, ...]) -> None:
-    """Remove the report files an earlier run left, before this run does anything.
-
-    Reports are written only at the end of a run that ran checks; without this, a usage
-    error, ``--collect-only`` or a crash would leave the older report at the path for a
-    CI job to read as this run's. On a usage error (``settings`` is None) the paths as
-    given are used, if they name report files at all.
-    """
-    from .report import remove_reports
-
-    if hasattr(config, "workerinput") or config.getoption("help", False):
-        return
-    if settings is not None:
-        paths = list(settings.reports)
-    else:
-        given = list(config.getoption("mlflowdb_reports") or ()) or list(
-            config.getini("mlflowdb_reports"))
-        paths = [Path(p) for p in given if Path(p).suffix.lower() in suffixes]
-    try:
-        remove_reports(paths)
-    except OSError:
-        pass  # not ours to remove (permissions): the write at the end reports the problem
 
 
 def _secrets(config: pytest.Config) -> tuple[str, ...]:

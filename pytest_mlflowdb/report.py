@@ -71,6 +71,10 @@ def _scrubbed(value: Any, mask: Callable[[str], str]) -> Any:
     return value
 
 
+#: bytes of an existing file read to tell whether this plugin wrote it
+HEAD_BYTES = 4096
+
+
 def write_reports(document: dict[str, Any], paths: Iterable[Path],
                   outputs: Outputs | None = None) -> list[Path]:
     """Write each report, as the output its suffix names renders it, to a temporary file
@@ -115,22 +119,44 @@ def _append(path: Path, text: str) -> None:
         out.write(text if text.endswith("\n") else text + "\n")
 
 
-def remove_reports(paths: Iterable[Path]) -> list[Path]:
-    """Remove report files left by an earlier run; returns those removed.
+def foreign_report(paths: Iterable[Path], outputs: Outputs) -> str | None:
+    """Why a report path may not be written (a file there that no output of this plugin
+    wrote, or not a regular file), or None. A run never replaces or removes such a file:
+    ``--mlflowdb-report=README.md`` must not cost the README."""
+    from .settings import step_summary
 
-    Called when a run starts, so a run that writes no report (a usage error,
-    ``--collect-only``, nothing selected, a crash) never leaves an older run's report
-    at the path for a CI job to read as this run's.
+    for path in paths:
+        if step_summary(path) or not os.path.lexists(path):
+            continue
+        if path.is_symlink() or not path.is_file():
+            return f"{path} exists and is not a regular file; refusing to replace it"
+        with open(path, "rb") as existing:
+            head = existing.read(HEAD_BYTES).decode("utf-8", "replace")
+        if head and not outputs.for_suffix(path.suffix).wrote(head):
+            return (f"{path} exists and is not a report pytest-mlflowdb wrote; refusing to "
+                    "replace it (remove it, or name another path)")
+    return None
+
+
+def remove_reports(paths: Iterable[Path], outputs: Outputs | None = None) -> list[Path]:
+    """Remove the reports an earlier run left at ``paths`` (only files an output of this
+    plugin wrote, or empty ones); returns those removed.
+
+    Called once the run has a check's outcome, so it surely writes new reports: one that
+    ends before (a usage error, ``--collect-only``, nothing selected) leaves the files as
+    they are, and one that crashes later never leaves an older report for this run's.
     """
     from .settings import step_summary
 
+    outputs = outputs or Outputs(builtin_outputs())
     removed = []
     for path in paths:
-        if step_summary(path):
-            continue  # other steps' summaries are there: it is appended to, never replaced
-        if path.is_file() or path.is_symlink():
-            path.unlink()
-            removed.append(path)
+        # a step summary holds other steps' summaries (appended to, never replaced); a
+        # file this plugin did not write is never ours to remove
+        if step_summary(path) or not os.path.lexists(path) or foreign_report([path], outputs):
+            continue
+        path.unlink()
+        removed.append(path)
     return removed
 
 

@@ -323,9 +323,12 @@ class AuditSession:
         if seen:
             self._seen[report.nodeid] = (seen["id"], seen["target"])
         data = getattr(report, "mlflowdb", None)
+        crashed = report.when == "???" and report.failed
+        if (data or crashed) and not self.check_records and not is_worker(self.config):
+            self._remove_stale_reports()
         if data:
             self.check_records.append(CheckRecord.from_json(data))
-        elif report.when == "???" and report.failed:
+        elif crashed:
             found = self._seen.get(report.nodeid) or check_of_nodeid(
                 report.nodeid, [k.id for k in self.sessions.keys()])
             crash = CheckRecord.of_crash(report, *found)  # never passed the Scrubber
@@ -340,11 +343,21 @@ class AuditSession:
             if known is None or (not known.server_version and target.server_version):
                 self.target_records[target.id] = target
 
+    def _remove_stale_reports(self) -> None:
+        """The first check's outcome is in: this run writes its reports, so an earlier
+        run's must not stay at the paths meanwhile (a crash would leave it for this run's)."""
+        from .report import remove_reports
+
+        try:
+            remove_reports(self.settings.reports, self.outputs)
+        except OSError:
+            pass  # not ours to remove (permissions): the write at the end reports it
+
     # -- the end -------------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if is_worker(self.config) or self.config.option.collectonly or not self.check_records:
-            return  # no check ran: no report (and the stale one went at configure)
+            return  # no check ran: no report (and an earlier one stays as it was)
         from .report import build_report, scrub_all, write_reports
 
         keys = self.sessions.keys()

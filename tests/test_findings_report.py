@@ -418,12 +418,15 @@ def test_write_reports_replaces_the_file_instead_of_rewriting_it(tmp_path, docum
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.json", "kept.json"]
 
 
-def test_remove_reports_removes_only_existing_files(tmp_path):
-    stale = tmp_path / "audit.json"
-    stale.write_text("{}")
+def test_remove_reports_removes_only_existing_reports_it_wrote(tmp_path, document):
+    stale, empty = tmp_path / "audit.json", tmp_path / "empty.md"
+    write_reports(document, [stale])
+    empty.write_text("")
+    foreign = tmp_path / "mine.json"
+    foreign.write_text("{}")
     missing = tmp_path / "none" / "audit.md"
-    assert remove_reports([stale, missing]) == [stale]
-    assert not stale.exists()
+    assert remove_reports([stale, empty, foreign, missing]) == [stale, empty]
+    assert not stale.exists() and foreign.read_text() == "{}"
 
 
 # -- values of any type ----------------------------------------------------------------

@@ -32,6 +32,11 @@ class Output:
         """The text of a report file for ``document`` (masked already)."""
         raise NotImplementedError(f"output {self.name!r} writes no report files")
 
+    def wrote(self, head: str) -> bool:
+        """Whether a file beginning with ``head`` is a report this output wrote: the only
+        files a run removes or replaces (an output plugin's are trusted unless it says)."""
+        return True
+
     def on_record(self, item: pytest.Item, record: CheckRecord) -> None:
         """Called on the process that ran a check with its record (the call's, or a
         setup's that did not pass; not a teardown error's)."""

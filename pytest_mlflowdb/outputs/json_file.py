@@ -8,6 +8,7 @@ document goes through its pure-Python one: a 40-target fleet's report took half 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from . import Output
@@ -38,3 +39,6 @@ class JsonReport(Output):
 
     def render(self, document: dict[str, Any]) -> str:
         return to_json(document)
+
+    def wrote(self, head: str) -> bool:
+        return bool(re.match(r'\{\s*"version": \d+,\s*"targets": ', head))

@@ -63,3 +63,6 @@ class MarkdownReport(Output):
 
     def render(self, document: dict[str, Any]) -> str:
         return to_markdown(document)
+
+    def wrote(self, head: str) -> bool:
+        return head.startswith("# MLflow database audit\n")

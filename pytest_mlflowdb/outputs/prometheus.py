@@ -159,3 +159,6 @@ class PrometheusTextFile(Output):
 
     def render(self, document: dict[str, Any]) -> str:
         return to_prometheus(document)
+
+    def wrote(self, head: str) -> bool:
+        return head.startswith("# HELP mlflowdb_")
