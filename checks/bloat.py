@@ -79,7 +79,14 @@ def _audit(kind: str, mlflowdb, findings, settings, t) -> None:
     schema = require_mlflow_schema(mlflowdb)
     extra = settings.area_options.get("bloat_relations") or ()
     names = set(load_catalog().mlflow_tables()) | set(extra)
-    estimates = [e for e in estimate_bloat(mlflowdb, schema, names) if e.kind == kind]
+    every = estimate_bloat(mlflowdb, schema, names)
+    if kind == "table":  # once, in the first of the two checks: a name is either kind
+        found = {e.relation for e in every}
+        for name in sorted(set(extra) - found):
+            findings.warn(f"{schema}.{name}", f"mlflowdb_bloat_relations names {name}, but "
+                          f"schema {schema} holds no table or index of that name this role "
+                          "can see: not checked", "not found", None)
+    estimates = [e for e in every if e.kind == kind]
     floor = min(t["bloat_warn_size"], t["bloat_fail_size"])
     exact = settings.area_options.get("bloat_mode") == "exact"
     blind, flagged = [], 0

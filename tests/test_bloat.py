@@ -175,6 +175,16 @@ def test_relations_the_user_names_are_checked_too(pytester, mlflow_uri):
     assert "public.team_log" in warned
 
 
+def test_a_relation_the_user_names_that_does_not_exist_is_said(pytester, mlflow_uri):
+    pytester.makeini("[pytest]\nmlflowdb_bloat_relations =\n    no_such_log\n    metric_pk\n")
+    _, checks = audit(pytester, mlflow_uri)
+    warned = severities(checks["bloat.tables"], "warning")
+    assert list(warned) == ["public.no_such_log"]
+    assert "names no_such_log, but schema public holds no table or index" in \
+        warned["public.no_such_log"]["message"]
+    assert not severities(checks["bloat.indexes"], "warning")  # said once, and metric_pk is
+
+
 def test_exact_index_measure_counts_pages_emptied_by_deletes(mlflow_uri):
     """Deleting two steps in three empties whole leaves of metric_pk (key, timestamp, step,
     ...): pgstatindex leaves them out of avg_leaf_density, yet they are bloat."""

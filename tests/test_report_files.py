@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from helpers import report
 
-
 # -- item: reports belong to the run that wrote them ----------------------------------
 OLD_JSON = '{\n  "version": 1,\n  "targets": [],\n  "checks": [],\n  "stale": true\n}\n'
 TEAM = """
