@@ -27,6 +27,8 @@ MIN_SPAN_S = 86400.0
 MIN_EARLIER = 2
 #: history files read at most (the newest), so a forgotten folder cannot slow a run
 MAX_FILES = 400
+#: a kept report larger than this is no report of ours (a fleet's is a few MiB)
+MAX_BYTES = 64 * 2**20
 PREFIX = "mlflowdb-report-"
 #: the checks whose findings hold sizes in bytes (object -> value)
 SIZE_CHECKS = ("size.database", "size.tables")
@@ -107,11 +109,14 @@ def load_history(folder: str | Path, target: str) -> History:
         return history
     for path in files[-MAX_FILES:]:
         try:
+            if path.stat().st_size > MAX_BYTES:
+                history.ignored[path.name] = f"larger than {MAX_BYTES // 2**20} MiB"
+                continue
             found = _sizes_in(json.loads(path.read_text(encoding="utf-8")), target)
         except (OSError, UnicodeDecodeError) as exc:
             history.ignored[path.name] = f"unreadable: {getattr(exc, 'strerror', None) or exc}"
             continue
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             history.ignored[path.name] = "not a pytest-mlflowdb report"
             continue
         if found is None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 
 import pytest
 
 from pytest_mlflowdb.forecast import (
+    MAX_BYTES,
     Growth,
     fit,
     load_history,
@@ -81,13 +83,19 @@ def test_foreign_and_unreadable_files_are_ignored_in_one_line(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"version": 1, "checks": []}))
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)  # RecursionError
+    with open(tmp_path / "huge.json", "wb") as huge:
+        huge.truncate(MAX_BYTES + 1)  # sparse: read never, refused by its size
     (tmp_path / "sub").mkdir()
+    os.mkfifo(tmp_path / "pipe.json")  # never opened: reading it would wait forever
     history = load_history(tmp_path, "h:5432/a")
     assert history.reports == 1
-    assert set(history.ignored) == {"notes.txt", "other.json", "list.json", "binary.json"}
+    assert set(history.ignored) == {"notes.txt", "other.json", "list.json", "binary.json",
+                                    "deep.json", "huge.json"}
+    assert history.ignored["huge.json"] == "larger than 64 MiB"
     line = history.ignored_line()
     assert line is not None and "\n" not in line
-    assert line.startswith("ignored 4 file(s) in the history folder: ")
+    assert line.startswith("ignored 6 file(s) in the history folder: ")
     assert load_history(tmp_path / "missing", "h:5432/a").reports == 0
 
 
