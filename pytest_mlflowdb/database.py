@@ -21,7 +21,7 @@ later query raises :class:`TargetStoppedAnswering` at once instead of waiting ag
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -202,10 +202,15 @@ class Database:
         return self.stopped
 
     # -- queries ----------------------------------------------------------------------
-    def rows(self, sql: Statement, params: Any = None) -> list[dict[str, Any]]:
+    def rows(self, sql: Statement, params: Any = None, *,
+             planner: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Run one statement (text or psycopg's ``sql`` composition) in its own read-only
-        transaction; return its rows as dicts."""
+        transaction; return its rows as dicts. ``planner`` settings (``enable_seqscan``:
+        ``off``) hold for that transaction only, so that a probe written for an index
+        reads through it whatever the table's statistics make the planner think."""
         with self.transaction() as cur:
+            for name, value in (planner or {}).items():
+                cur.execute("SELECT set_config(%s, %s, true)", (name, value))
             cur.execute(cast(Any, sql), params)
             # dict_row: TimedCursor's annotation cannot say so
             return cast(list[dict[str, Any]], cur.fetchall()) if cur.description else []

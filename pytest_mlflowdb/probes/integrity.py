@@ -116,9 +116,15 @@ def layout(db: Database, schema: str) -> Layout:
     return db.cached(f"integrity:layout:{schema}", collect)
 
 
+#: every listing is written to walk MLflow's indexes (one probe per run or id): with
+#: sequential scans off its plan cannot turn into a scan of metrics per run, which the
+#: planner chose for a table with no recent vacuum (an empty visibility map)
+INDEX_ONLY_PLAN = {"enable_seqscan": "off"}
+
+
 def _listing(db: Database, query: sql.Composable, params: dict[str, Any]) -> Listing:
     """Run a query whose rows carry ``id`` and ``total`` (``count(*) OVER ()``)."""
-    found = db.rows(query, params)
+    found = db.rows(query, params, planner=INDEX_ONLY_PLAN)
     return Listing(int(found[0]["total"]) if found else 0, tuple(str(r["id"]) for r in found))
 
 
@@ -241,13 +247,16 @@ def orphan_children(db: Database, lay: Layout, table: str, cap: int) -> Listing:
 def latest_without_metrics(db: Database, lay: Layout, cap: int) -> Listing:
     """Runs that have latest_metrics rows but no metrics rows at all: one probe of each
     table's run_uuid index per run (the per-key comparison is the slow check's)."""
-    query = sql.SQL(
+    return _listing(db, latest_without_metrics_query(lay), {"cap": cap})
+
+
+def latest_without_metrics_query(lay: Layout) -> sql.Composed:
+    return sql.SQL(
         "SELECT r.run_uuid AS id, count(*) OVER () AS total FROM {runs} r "
         "WHERE (SELECT 1 FROM {lm} l WHERE l.run_uuid = r.run_uuid LIMIT 1) IS NOT NULL "
         "AND (SELECT 1 FROM {m} m WHERE m.run_uuid = r.run_uuid LIMIT 1) IS NULL "
         "ORDER BY r.run_uuid LIMIT %(cap)s").format(
             runs=lay.name("runs"), lm=lay.name("latest_metrics"), m=lay.name("metrics"))
-    return _listing(db, query, {"cap": cap})
 
 
 @dataclass(frozen=True)
