@@ -66,6 +66,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("list_checks", "--mlflowdb-list-checks", None,
            "list the built-in checks with their thresholds and exit", None,
            (("action", "store_true"), ("default", False))),
+    Option("print_grants", "--mlflowdb-print-grants", None,
+           "print the SQL that makes a dedicated read-only auditor role ROLE (default "
+           "mlflowdb_auditor) with which every default check runs, MLflow's schema and the "
+           "owner of its tables read from the target when one is given, and exit", "ROLE",
+           (("nargs", "?"), ("const", ""), ("default", None))),
 )
 
 
@@ -110,8 +115,10 @@ def anything_given(config: pytest.Config) -> bool:
     for option in OPTIONS + builtin_options():
         if option.dest:
             value = config.getoption(option.dest, None)
-            if value != dict(option.flag_kwargs).get("default") and value not in _UNSET:
-                return True
+            kwargs = dict(option.flag_kwargs)
+            if value != kwargs.get("default") and (
+                    value not in _UNSET or ("const" in kwargs and value == kwargs["const"])):
+                return True  # a bare flag with an optional value gives its const ("")
         if option.ini and config.getini(option.ini) not in _UNSET:
             return True
     return False
