@@ -202,3 +202,20 @@ def test_a_dedicated_role_is_told_the_grant_by_name_and_the_recipe(pytester, pg1
     assert "GRANT SELECT ON SEQUENCE" in skipped["sequences.capacity"]
     for message in skipped.values():
         assert "pytest --mlflowdb-print-grants prints the recipe" in message
+
+
+def test_readme_shows_the_recipe_print_grants_prints():
+    """README's SQL is the recipe for schema public, owner mlflow, database mlflow."""
+    import re
+    from pathlib import Path
+
+    from pytest_mlflowdb.grants import Placement, recipe
+
+    def statements(text: str) -> list[str]:
+        text = re.sub(r"--[^\n]*", "", text)
+        return [" ".join(s.split()) for s in text.split(";") if s.strip()]
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("```sql\nCREATE ROLE", 1)[1].split("```", 1)[0]
+    expected = recipe("mlflowdb_auditor", Placement("public", APP_ROLE, "mlflow", True))
+    assert statements("CREATE ROLE" + block) == statements(expected)
