@@ -5,8 +5,9 @@ MLflow's role is the owner of its tables, or the role ``--mlflowdb-app-role`` na
 migrations run as one role and MLflow connects as another). The auditing role's own
 privileges are only reported: an audit may well connect as a superuser. Every check reads
 catalogs any role may read, except where it says which privilege it needed (MD5 detection
-reads ``pg_authid``: superuser; other roles' sessions: ``pg_read_all_stats``); without
-it the check is skipped, never passed. No password or hash is ever shown.
+reads ``pg_authid``: superuser, or the auditor recipe's function of
+:mod:`pytest_mlflowdb.grants`; other roles' sessions: ``pg_read_all_stats``); without it
+the check is skipped, never passed. No password or hash is ever shown.
 """
 
 from __future__ import annotations

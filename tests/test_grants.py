@@ -219,3 +219,25 @@ def test_readme_shows_the_recipe_print_grants_prints():
     block = readme.split("```sql\nCREATE ROLE", 1)[1].split("```", 1)[0]
     expected = recipe("mlflowdb_auditor", Placement("public", APP_ROLE, "mlflow", True))
     assert statements("CREATE ROLE" + block) == statements(expected)
+
+
+def test_a_schema_other_than_public_is_filled_in_and_reached(pytester, pg18, mlflow_uri):
+    """MLflow's tables in schema tracking: the recipe grants on tracking and leads the
+    auditor's sessions there, so no check is skipped for a privilege."""
+    from helpers import sql
+
+    sql(mlflow_uri, "ALTER SCHEMA public RENAME TO tracking", "CREATE SCHEMA public")
+    ret, text = print_grants(pytester, f"--mlflowdb-uri={mlflow_uri}",
+                             "--mlflowdb-print-grants=aud_tracking")
+    assert ret == 0
+    assert f"MLflow's tables in schema tracking, owned by {APP_ROLE}" in text
+    assert 'SET search_path = "tracking";' in text
+    run_recipe(pg18, mlflow_uri, text)
+    try:
+        _, checks = audit(pytester, role_uri(pg18, dbname_of(mlflow_uri), "aud_tracking",
+                                             AUDITOR_PASSWORD))
+    finally:
+        drop_role(pg18, mlflow_uri, "aud_tracking")
+    assert skipped_for_privilege(checks) == {}
+    assert checks["schema.revision"]["outcome"] == "passed", checks["schema.revision"]
+    assert checks["integrity.stuck_runs"]["outcome"] == "passed"
