@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_mlflowdb import Threshold, check
+from pytest_mlflowdb.grants import advice
 from pytest_mlflowdb.probes.activity import (
     Activity,
     Session,
@@ -79,10 +80,11 @@ def _hidden_note(found: Activity) -> str:
             "hidden without pg_monitor or pg_read_all_stats")
 
 
-def _sessions_over(found: Activity, findings, t: ThresholdValues, prefix: str,
+def _sessions_over(db, findings, t: ThresholdValues, prefix: str,
                    states: tuple[str, ...], label: str, age_of, describe) -> None:
     """Record a finding per session in ``states`` past the ``prefix`` thresholds, an ok
     with the longest one otherwise; skip when hidden sessions could be the fault."""
+    found = activity(db)
     warn, fail = t[f"{prefix}_warn"], t[f"{prefix}_fail"]
     matching = sorted(found.in_state(*states), key=lambda s: -(age_of(s) or 0))
     faults = [(s, _severity(age_of(s) or 0, t, prefix)) for s in matching]
@@ -96,7 +98,7 @@ def _sessions_over(found: Activity, findings, t: ThresholdValues, prefix: str,
     if found.hidden:
         if not faults:
             pytest.skip(f"no privilege: needs pg_monitor or pg_read_all_stats to see "
-                        f"{_hidden_note(found)}")
+                        f"{_hidden_note(found)} ({advice(db, 'GRANT pg_monitor')})")
         findings.info("pg_stat_activity", f"not checked: {_hidden_note(found)}", found.hidden,
                       "pg_monitor")
     if not faults:
@@ -117,7 +119,7 @@ def test_idle_in_transaction(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
                 f"{_seconds(s.xact_age)}; {s.who()}), {s.horizon()}; last query: "
                 f"{s.last_query()}")
 
-    _sessions_over(activity(mlflowdb), mlflowdb_findings, mlflowdb_thresholds,
+    _sessions_over(mlflowdb, mlflowdb_findings, mlflowdb_thresholds,
                    "idle_in_transaction", ("idle in transaction",
                                            "idle in transaction (aborted)"),
                    "idle in a transaction", lambda s: s.state_age, describe)
@@ -131,7 +133,7 @@ def test_long_queries(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
         return (f"query running for {_seconds(s.query_age)} (transaction open "
                 f"{_seconds(s.xact_age)}; {s.who()}), {s.horizon()}: {s.last_query()}")
 
-    _sessions_over(activity(mlflowdb), mlflowdb_findings, mlflowdb_thresholds, "long_query",
+    _sessions_over(mlflowdb, mlflowdb_findings, mlflowdb_thresholds, "long_query",
                    ("active",), "running a query", lambda s: s.query_age, describe)
 
 

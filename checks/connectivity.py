@@ -6,7 +6,7 @@ import datetime
 import ipaddress
 
 from pytest_mlflowdb import Threshold, check
-from pytest_mlflowdb.findings import sql_name
+from pytest_mlflowdb.grants import remedy
 from pytest_mlflowdb.probes import connectivity
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 
@@ -153,7 +153,7 @@ def test_privileges(mlflowdb, mlflowdb_findings):
             pre.current_user,
             "without pg_monitor or pg_read_all_stats, checks that need other sessions' "
             "details are skipped", roles, "pg_monitor",
-            remedy=f"GRANT pg_monitor TO {sql_name(pre.current_user)};",
+            remedy=remedy(mlflowdb, "GRANT pg_monitor"),
         )
     extensions = ", ".join(f"{k} {v}" for k, v in sorted(pre.extensions.items())) or "none"
     mlflowdb_findings.info("extensions", f"installed: {extensions}", extensions, None)

@@ -5,8 +5,9 @@ MLflow's role is the owner of its tables, or the role ``--mlflowdb-app-role`` na
 migrations run as one role and MLflow connects as another). The auditing role's own
 privileges are only reported: an audit may well connect as a superuser. Every check reads
 catalogs any role may read, except where it says which privilege it needed (MD5 detection
-reads ``pg_authid``: superuser; other roles' sessions: ``pg_read_all_stats``); without
-it the check is skipped, never passed. No password or hash is ever shown.
+reads ``pg_authid``: superuser, or the auditor recipe's function of
+:mod:`pytest_mlflowdb.grants`; other roles' sessions: ``pg_read_all_stats``); without it
+the check is skipped, never passed. No password or hash is ever shown.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import Findings, sql_name
+from pytest_mlflowdb.grants import AUDIT_SCHEMA, PASSWORD_FUNCTION, PRINT_GRANTS, advice
 from pytest_mlflowdb.option_spec import Option
 from pytest_mlflowdb.probes import security
 from pytest_mlflowdb.probes.security import MlflowRoles, is_local
@@ -167,7 +169,9 @@ def test_password_encryption(mlflowdb, mlflowdb_findings, mlflowdb_settings):
         if setting is not None and setting != "scram-sha-256":
             return  # the warning stands; the skip would hide it
         pytest.skip(f"no privilege: needs superuser to read pg_authid.rolpassword and tell "
-                    f"whether {_listed(names) or 'MLflow’s role'} has an MD5 password")
+                    f"whether {_listed(names) or 'MLflow’s role'} has an MD5 password, or "
+                    f"the function {AUDIT_SCHEMA}.{PASSWORD_FUNCTION} of the auditor "
+                    f"recipe ({PRINT_GRANTS})")
     for name in names:
         if name in storage.md5:
             mlflowdb_findings.fail(name, f"role {name}, used by MLflow, has an MD5 password: "
@@ -223,7 +227,8 @@ def test_ssl(mlflowdb, mlflowdb_findings, mlflowdb_settings):
                                "sslmode=require in MLflow's backend store URI")
     if hidden:
         message = (f"no privilege: needs pg_read_all_stats (or pg_monitor) to see whether "
-                   f"{len(hidden)} session(s) of {who} are encrypted")
+                   f"{len(hidden)} session(s) of {who} are encrypted "
+                   f"({advice(mlflowdb, 'GRANT pg_monitor')})")
         if plain or not connection_ok:
             mlflowdb_findings.info(who, message, len(hidden))
             return
@@ -312,7 +317,7 @@ def test_logging(mlflowdb, mlflowdb_findings):
     settings = security.logging_settings(mlflowdb)
     if all(v is None for v in settings.values()):
         pytest.skip("no privilege: the logging settings are hidden from this role (needs "
-                    "pg_read_all_settings)")
+                    f"pg_read_all_settings; {advice(mlflowdb, 'GRANT pg_monitor')})")
     for name, value in settings.items():
         if value is None:
             mlflowdb_findings.info(name, "hidden from this role")

@@ -15,6 +15,7 @@ import pytest
 from pytest_mlflowdb import Threshold, check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import Findings, sql_name
+from pytest_mlflowdb.grants import advice
 from pytest_mlflowdb.probes.sequences import ColumnSequence, column_extreme, column_sequences
 from pytest_mlflowdb.requirements import require_mlflow_schema
 from pytest_mlflowdb.thresholds import ThresholdValues, format_value
@@ -38,9 +39,9 @@ def _sequences(mlflowdb) -> tuple[str, list[ColumnSequence]]:
 
 
 def _grant(mlflowdb, seq: ColumnSequence) -> str:
-    return (f"no privilege: cannot read sequence {sql_name(seq.schema, seq.name)} "
-            f"(GRANT SELECT ON SEQUENCE {sql_name(seq.schema, seq.name)} TO "
-            f"{sql_name(mlflowdb.preflight.current_user)})")
+    name = sql_name(seq.schema, seq.name)
+    return (f"no privilege: cannot read sequence {name} "
+            f"({advice(mlflowdb, f'GRANT SELECT ON SEQUENCE {name}')})")
 
 
 def _column(seq: ColumnSequence) -> str:
@@ -140,9 +141,9 @@ def test_behind(mlflowdb, mlflowdb_findings):
         column = f"{seq.table}.{seq.column}"
         if not seq.column_readable:
             _blind(mlflowdb_findings, obj, (
-                f"no privilege: cannot read {column} (GRANT SELECT ({sql_name(seq.column)}) ON "
-                f"{sql_name(schema, seq.table)} TO "
-                f"{sql_name(mlflowdb.preflight.current_user)})"), blind)
+                f"no privilege: cannot read {column} ("
+                + advice(mlflowdb, f"GRANT SELECT ({sql_name(seq.column)}) ON "
+                         f"{sql_name(schema, seq.table)}") + ")"), blind)
             continue
         if seq.rows_hidden:
             _blind(mlflowdb_findings, obj, f"row-level security hides rows of {seq.table} "

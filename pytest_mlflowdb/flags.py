@@ -66,6 +66,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("list_checks", "--mlflowdb-list-checks", None,
            "list the built-in checks with their thresholds and exit", None,
            (("action", "store_true"), ("default", False))),
+    Option("print_grants", "--mlflowdb-print-grants", None,
+           "print the SQL that makes a dedicated read-only auditor role ROLE (default "
+           "mlflowdb_auditor) with which every default check runs, MLflow's schema and the "
+           "owner of its tables read from the target when one is given, and exit", "ROLE",
+           (("nargs", "?"), ("const", ""), ("default", None))),
 )
 
 

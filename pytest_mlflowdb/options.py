@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -31,6 +31,10 @@ from .settings import (
     setting_label,
 )
 from .thresholds import ThresholdRegistry
+
+if TYPE_CHECKING:
+    from .grants import Placement
+    from .targets import Target
 
 
 def _by_setting() -> dict[str, Option]:
@@ -227,6 +231,55 @@ def list_checks(config: pytest.Config) -> int:
                          f"{definition.default}): {definition.description}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def print_grants(config: pytest.Config) -> int:
+    """``--mlflowdb-print-grants[=ROLE]``: the SQL of a dedicated read-only auditor role, on
+    stdout, for each target (MLflow's schema and table owner read through a read-only
+    session), or with ``public`` and a psql variable for the owner when none answers."""
+    from .grants import AUDITOR, Placement, recipe
+    from .probes.security import parse_app_role
+
+    raw = config.getoption("mlflowdb_print_grants")
+    try:
+        role = parse_app_role(raw) if raw else AUDITOR
+        settings = read_settings(config)
+    except (SettingsError, ValueError) as exc:
+        raise usage_error(f"--mlflowdb-print-grants: {exc}" if isinstance(exc, ValueError)
+                          else str(exc)) from None
+    assert role is not None
+    parts = []
+    for target in settings.targets:
+        place, why = _placement(target, settings)
+        if place is None or not place.found:
+            parts.append(f"-- {target.id}: {why or 'no MLflow tables found'}; schema public "
+                         "assumed, owner of MLflow's tables left to psql's variable "
+                         "mlflow_owner\n" + recipe(role, place or Placement()))
+        else:
+            parts.append(f"-- {target.id}: MLflow's tables in schema {place.schema}, owned "
+                         f"by {place.owner}\n" + recipe(role, place))
+    if not parts:
+        parts.append("-- no target given (--mlflowdb-uri): schema public assumed, owner of "
+                     "MLflow's tables left to psql's variable mlflow_owner\n" + recipe(role))
+    sys.stdout.write("\n".join(parts))
+    return 0
+
+
+def _placement(target: Target, settings: Settings) -> tuple[Placement | None, str | None]:
+    """MLflow's schema and owner on ``target``, through one read-only session; or why not."""
+    from .database import Database
+    from .grants import placement
+
+    db = Database(target, connect_timeout=settings.connect_timeout,
+                  statement_timeout=settings.statement_timeout,
+                  lock_timeout=settings.lock_timeout)
+    try:
+        return placement(db.connect()), None
+    except Exception as exc:  # DatabaseError, a psycopg error: one line, no password
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, f"not reached ({target.scrub(line)})"
+    finally:
+        db.close()
 
 
 def check_expectation(settings: Settings) -> None:

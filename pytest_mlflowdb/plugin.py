@@ -47,6 +47,10 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.getoption("mlflowdb_print_grants") is not None:
+        from .options import print_grants
+
+        return print_grants(config)
     if not config.getoption("mlflowdb_list_checks"):
         return None
     from .options import list_checks

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pytest
 
 from .database import Database
+from .grants import advice
 from .probes.mlflow import mlflow_facts, newer_than_catalog
 
 
@@ -25,7 +26,8 @@ def require_role(db: Database, *roles: str) -> None:
     if pre.is_superuser or set(roles) & set(pre.roles):
         return
     pytest.skip(f"no privilege: needs {' or '.join(roles)}; role {pre.current_user} has "
-                f"{', '.join(pre.roles) or 'no monitoring role'}")
+                f"{', '.join(pre.roles) or 'no monitoring role'} "
+                f"({advice(db, f'GRANT {roles[0]}')})")
 
 
 def require_extension(db: Database, name: str) -> None:

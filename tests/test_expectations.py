@@ -90,7 +90,7 @@ def test_expectation_that_cannot_be_verified_fails_with_the_grant(
     assert revision["outcome"] == "failed", revision
     message = revision["message"]
     assert "cannot verify MLflow 3.18.0" in message, message
-    assert "GRANT SELECT ON public.alembic_version TO gate_monitor" in message, message
+    assert 'GRANT SELECT ON public.alembic_version TO "gate_monitor"' in message, message
     assert result.ret == 1
     # the checks that only compare the schema stay skipped, with their reason
     assert checks["schema.tables"]["outcome"] == "skipped"
@@ -104,5 +104,5 @@ def test_unverifiable_revision_without_an_expectation_is_skipped(
     result, checks = audit(pytester, role_uri(pg18, dbname_of(uri), user, password))
     revision = checks["schema.revision"]
     assert revision["outcome"] == "skipped", revision
-    assert "GRANT SELECT ON public.alembic_version TO gate_monitor" in revision["message"]
+    assert 'GRANT SELECT ON public.alembic_version TO "gate_monitor"' in revision["message"]
     assert result.ret == 0

@@ -18,3 +18,16 @@ def test_an_option_and_its_ini_key_share_one_help_text(pytester):
     out = " ".join(result.stdout.str().split())
     help_text = "override a threshold (repeatable; in the ini one per line)"
     assert out.count(help_text) == 2  # --mlflowdb-set and mlflowdb_thresholds
+
+
+def test_a_bare_flag_with_an_optional_value_counts_as_given(pytester):
+    """``--mlflowdb-ephemeral`` alone (its value "" is the const) wakes the plugin: the
+    built-in checks are collected (collecting starts no server)."""
+    from pytest_mlflowdb.flags import anything_given
+
+    assert anything_given(pytester.parseconfig("--mlflowdb-ephemeral"))
+    assert anything_given(pytester.parseconfig("--mlflowdb-print-grants"))
+    assert not anything_given(pytester.parseconfig())
+    result = pytester.runpytest_subprocess("--mlflowdb-ephemeral", "--collect-only", "-q",
+                                           "-p", "no:cacheprovider")
+    assert "connectivity.py::test_connect[ephemeral]" in result.stdout.str()

@@ -43,7 +43,9 @@ def test_plain_role_skips_with_reasons(pytester, pg18, pg15, mlflow_uri, mlflow_
     stats = checks["team.needs_stats"]
     assert stats["outcome"] == "skipped"
     assert stats["message"] == ("no privilege: needs pg_monitor or pg_read_all_stats; role "
-                                f"{user} has no monitoring role")
+                                f"{user} has no monitoring role (GRANT pg_monitor TO "
+                                f'"{user}"; all an auditor needs: pytest '
+                                "--mlflowdb-print-grants prints the recipe)")
     extension = checks["team.needs_pgstattuple"]
     assert extension["outcome"] == "skipped"
     assert extension["message"].startswith("extension missing: pgstattuple")

@@ -18,6 +18,8 @@ from typing import Any
 from psycopg import sql
 
 from ..database import Database
+from ..findings import sql_name
+from ..grants import advice
 
 #: the run status and lifecycle values MLflow writes (runs_status_check and friends)
 RUN_STATUSES = ("SCHEDULED", "FAILED", "FINISHED", "RUNNING", "KILLED")
@@ -104,8 +106,9 @@ def layout(db: Database, schema: str) -> Layout:
         for r in d.rows(_LAYOUT, {"schema": schema, "tables": list(TABLES)}):
             hidden = None
             if not r["readable"]:
-                hidden = (f"no SELECT privilege on {schema}.{r['table']} (GRANT SELECT ON "
-                          f"{schema}.{r['table']} TO {user})")
+                grant = f"GRANT SELECT ON {sql_name(schema, r['table'])}"
+                hidden = (f"no SELECT privilege on {schema}.{r['table']} "
+                          f"({advice(d, grant)})")
             elif r["rls"]:
                 hidden = (f"row level security on {schema}.{r['table']} may hide rows from "
                           f"{user} (audit as its owner or a role with BYPASSRLS)")
@@ -306,7 +309,7 @@ def experiment_sequence(db: Database, lay: Layout) -> SequenceState:
         return SequenceState(None, None, None, f"{table}.experiment_id has no sequence")
     if not row["readable"]:
         return SequenceState(name, None, None, f"no SELECT privilege on sequence {name} "
-                             f"(GRANT SELECT ON SEQUENCE {name} TO {db.preflight.current_user})")
+                             f"({advice(db, f'GRANT SELECT ON SEQUENCE {name}')})")
     found = db.row(sql.SQL(
         "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END AS next, "
         "(SELECT max(experiment_id) FROM {e}) AS max_id FROM {seq}").format(

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from ..database import Database
+from ..grants import advice
 
 if TYPE_CHECKING:
     from ..catalog.compare import CatalogDiff
@@ -155,11 +156,12 @@ def _missing_grant(db: Database, schema: str, role: str) -> str:
                        "SELECT has_schema_privilege(%(s)s, 'USAGE') AS usage, "
                        "quote_ident(%(s)s) AS schema, quote_ident(%(r)s) AS role",
                        {"s": schema, "r": role})
-    grant = f"GRANT SELECT ON {found['schema']}.alembic_version TO {found['role']}"
+    grant = f"GRANT SELECT ON {found['schema']}.alembic_version"
     if not found["usage"]:
-        return (f"no USAGE privilege on schema {schema}, which holds MLflow's tables (GRANT "
-                f"USAGE ON SCHEMA {found['schema']} TO {found['role']}; {grant})")
-    return f"no SELECT privilege on {schema}.alembic_version ({grant})"
+        return (f"no USAGE privilege on schema {schema}, which holds MLflow's tables ("
+                + advice(db, f"GRANT USAGE ON SCHEMA {found['schema']} TO {found['role']}; "
+                         + grant) + ")")
+    return f"no SELECT privilege on {schema}.alembic_version ({advice(db, grant)})"
 
 
 def _alembic(db: Database, schema: str, user: str) -> dict[str, Any]:

@@ -3,9 +3,10 @@ sessions, what PUBLIC may do in MLflow's schema, extensions and logging settings
 
 Everything here reads catalogs every role may read (``pg_roles``, ``pg_class``,
 ``pg_namespace``, ``pg_extension``, ``pg_stat_activity``), except password storage
-(``pg_authid``, superuser only): what a role could not see is said in the result, for the
-check to skip with the privilege it needed. No password or password hash ever leaves the
-server: the MD5 test is a boolean computed in SQL.
+(``pg_authid``, superuser only, or the auditor recipe's SECURITY DEFINER function of
+:mod:`pytest_mlflowdb.grants`, which returns only true/false): what a role could not see
+is said in the result, for the check to skip with the privilege it needed. No password or
+password hash ever leaves the server: the MD5 test is a boolean computed in SQL.
 
 This module imports nothing heavy at import time: ``parse_app_role`` is read by the
 settings of a dormant plugin too.
@@ -166,11 +167,36 @@ class PasswordStorage:
     no_password: tuple[str, ...] = ()
 
 
+# the auditor recipe's SECURITY DEFINER function (pytest_mlflowdb.grants), trusted only
+# when a superuser owns it: it tells MD5 apart without this role seeing pg_authid
+_MD5_FUNCTION = """
+SELECT format('%%I.%%I', n.nspname, p.proname) AS name
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_roles o ON o.oid = p.proowner
+WHERE n.nspname = %(schema)s AND p.proname = %(function)s AND p.prosecdef AND o.rolsuper
+  AND p.proargtypes = '1003'::oidvector
+  AND has_schema_privilege(n.oid, 'USAGE') AND has_function_privilege(p.oid, 'EXECUTE')
+"""
+
+
 def password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
-    """Which of ``names`` have an MD5 password (needs SELECT on pg_authid: superuser)."""
-    if not db.value("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')"):
-        return PasswordStorage(readable=False)
-    rows = db.rows(_MD5, {"names": list(names)})
+    """Which of ``names`` have an MD5 password: from pg_authid (superuser), else through
+    the auditor recipe's function (:mod:`pytest_mlflowdb.grants`) when this role may call
+    it."""
+    from psycopg import sql
+
+    from ..grants import AUDIT_SCHEMA, PASSWORD_FUNCTION
+
+    if db.value("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')"):
+        rows = db.rows(_MD5, {"names": list(names)})
+    else:
+        function = db.value(_MD5_FUNCTION, {"schema": AUDIT_SCHEMA,
+                                            "function": PASSWORD_FUNCTION})
+        if function is None:
+            return PasswordStorage(readable=False)
+        rows = db.rows(sql.SQL("SELECT role_name AS name, md5, no_password FROM {}(%(names)s"
+                               "::name[]) ORDER BY 1").format(sql.SQL(function)),
+                       {"names": list(names)})
     return PasswordStorage(True, tuple(r["name"] for r in rows if r["md5"]),
                            tuple(r["name"] for r in rows if r["no_password"]))
 
