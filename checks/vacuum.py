@@ -4,7 +4,8 @@ Everything comes from the statistics views and the catalog (``pg_stat_all_tables
 ``pg_class``, ``pg_database``, settings): no page is read, no lock is waited for beyond
 the heap sizes the size area measures, and the cost does not grow with the rows. The
 thresholds avoid the known false alarms: no dead-row alarm on small tables, no "never
-analysed" alarm on empty tables (a fresh MLflow database has dozens), and no wraparound
+analysed" alarm on empty tables (a fresh MLflow database has dozens) nor before autovacuum has
+had a few rounds since the server started or the statistics were reset, and no wraparound
 alarm at 100% of ``autovacuum_freeze_max_age`` (autovacuum's normal trigger): only far
 beyond it, or near the 2^31 limit where PostgreSQL stops writing.
 """
@@ -194,7 +195,7 @@ def _not_yet_reached(server: Server, table: TableVacuum, naptimes: float) -> str
     began = ("the statistics were reset" if server.since_reset is not None
              and span == server.since_reset else "the server started")
     return (f"autovacuum has not yet had time: the changes are at most "
-            f"{format_value('duration', span)} old ({began} then), autovacuum_naptime "
+            f"{format_value('duration', span)} old ({began} {_ago(span)}), autovacuum_naptime "
             f"{format_value('duration', server.naptime)}, given "
             f"{format_value('duration', window)} (stale_stats_naptimes "
             f"{format_value('number', naptimes)})")
