@@ -192,9 +192,52 @@ def test_columns(mlflowdb, mlflowdb_findings):
                              "makes them", count, count)
 
 
+_ON_WRITES = ("runs on every write MLflow makes to {table}, and can make MLflow's "
+              "migrations fail")
+
+
+def _hooks(db, findings, schema: str, diff) -> None:
+    """Triggers, rules and row-level-security policies on MLflow's tables that MLflow does
+    not make: an enabled one warns (it acts on MLflow's writes), a disabled one is noted."""
+    for t in diff.extra_triggers:
+        table = sql_name(schema, t.table)
+        if not t.enabled:
+            findings.info(f"{schema}.{t.table}.{t.name}", f"trigger not made by MLflow "
+                          f"(disabled): {t.definition}", "disabled", None)
+            continue
+        findings.warn(f"{schema}.{t.table}.{t.name}", f"trigger not made by MLflow: "
+                      f"{t.definition}; it {_ON_WRITES.format(table=t.table)}", "enabled",
+                      "none", remedy=f"ALTER TABLE {table} DISABLE TRIGGER {sql_name(t.name)}; "
+                      f"(or DROP TRIGGER {sql_name(t.name)} ON {table};)")
+    for r in diff.extra_rules:
+        table = sql_name(schema, r.table)
+        if not r.enabled:
+            findings.info(f"{schema}.{r.table}.{r.name}", f"rule not made by MLflow "
+                          f"(disabled): {r.definition}", "disabled", None)
+            continue
+        findings.warn(f"{schema}.{r.table}.{r.name}", f"rule not made by MLflow: "
+                      f"{r.definition}; it rewrites, and {_ON_WRITES.format(table=r.table)}",
+                      "enabled", "none", remedy=f"DROP RULE {sql_name(r.name)} ON {table}; "
+                      f"(or ALTER TABLE {table} DISABLE RULE {sql_name(r.name)};)")
+    flags = live_snapshot(db).table_flags
+    for p in diff.extra_policies:
+        obj = f"{schema}.{p.table}.{p.name}"
+        if "row level security" not in flags.get(p.table, []):
+            findings.info(obj, f"row-level-security policy not made by MLflow: "
+                          f"{p.definition} (no effect while row level security is off on "
+                          f"{p.table})", "inactive", None)
+            continue
+        findings.warn(obj, f"row-level-security policy not made by MLflow: {p.definition}; "
+                      f"with row level security on, it decides which rows of {p.table} "
+                      "every role but the table's owner (and the owner too, if forced) may "
+                      "read and write", "enabled", "none",
+                      remedy=f"DROP POLICY {sql_name(p.name)} ON {sql_name(schema, p.table)};")
+
+
 @check("schema.constraints")
 def test_constraints(mlflowdb, mlflowdb_findings):
-    """Primary keys, foreign keys (with their rules), UNIQUE and CHECK constraints, triggers."""
+    """Primary keys, foreign keys (with their rules), UNIQUE and CHECK constraints, triggers;
+    and what MLflow never makes that acts on its writes: triggers, rules and policies."""
     require_catalog_revision(mlflowdb)
     drift = catalog_diff(mlflowdb)
     schema, revision, expected, diff = drift.schema, drift.revision, drift.expected, drift.diff
@@ -212,10 +255,7 @@ def test_constraints(mlflowdb, mlflowdb_findings):
     for want, have, how in diff.changed_triggers:
         mlflowdb_findings.fail(f"{schema}.{want.table}.{want.name}", f"trigger differs: it {how}; "
                                f"MLflow makes {want.definition}", have.name, want.name)
-    for trigger in diff.extra_triggers:
-        mlflowdb_findings.info(f"{schema}.{trigger.table}.{trigger.name}",
-                               f"trigger not made by MLflow: {trigger.definition}"
-                               + ("" if trigger.enabled else " (disabled)"), "extra", None)
+    _hooks(mlflowdb, mlflowdb_findings, schema, diff)
     for want, extra in diff.duplicate_constraints:
         mlflowdb_findings.info(f"{schema}.{extra.table}.{extra.name}",
                                f"duplicates MLflow's {want.name} ({want.definition})",

@@ -4,7 +4,8 @@ Everything comes from the statistics views and the catalog (``pg_stat_all_tables
 ``pg_class``, ``pg_database``, settings): no page is read, no lock is waited for beyond
 the heap sizes the size area measures, and the cost does not grow with the rows. The
 thresholds avoid the known false alarms: no dead-row alarm on small tables, no "never
-analysed" alarm on empty tables (a fresh MLflow database has dozens), and no wraparound
+analysed" alarm on empty tables (a fresh MLflow database has dozens) nor before autovacuum has
+had a few rounds since the server started or the statistics were reset, and no wraparound
 alarm at 100% of ``autovacuum_freeze_max_age`` (autovacuum's normal trigger): only far
 beyond it, or near the 2^31 limit where PostgreSQL stops writing.
 """
@@ -20,6 +21,7 @@ from pytest_mlflowdb.probes.size import table_sizes
 from pytest_mlflowdb.probes.vacuum import (
     ID_LIMIT,
     STOP_MARGIN,
+    Server,
     TableVacuum,
     database_ages,
     server_state,
@@ -52,6 +54,10 @@ THRESHOLDS = (
               "share of a table's rows changed since its last (auto)analyze (and at least "
               "its autoanalyze threshold) that, after stale_stats_age, makes it stale",
               minimum=0, maximum=100),
+    Threshold("stale_stats_naptimes", "3", "number",
+              "autovacuum_naptime rounds (at least a minute in all) autovacuum is given, "
+              "from the server's start or the statistics' reset, before a table it would "
+              "analyse counts as stale; 0 gives none", minimum=0, maximum=1000),
     Threshold("xid_age_warn", "1200000000", "count",
               "transaction ID age (of the database or an MLflow table) that warns; "
               "PostgreSQL stops writing ~3M short of 2^31 (2147483648)", minimum=1,
@@ -171,7 +177,32 @@ def _never_analysed(table: TableVacuum) -> bool:
     return table.since_analyze is None and not table.reltuples
 
 
-@check("vacuum.stale_stats", thresholds=("stale_stats_age", "stale_stats_changed"))
+def _not_yet_reached(server: Server, table: TableVacuum, naptimes: float) -> str | None:
+    """Why autovacuum cannot have analysed ``table`` yet, or None when it has had time.
+
+    Autovacuum visits each database once per autovacuum_naptime and analyses every table
+    past its threshold. The statistics keep no time of a table's first change, but
+    autovacuum can only have acted on the changes counted now since the server started or
+    the counts were reset: when that is less than ``naptimes`` rounds (at least a minute)
+    and autovacuum is on for the table, its missing analyse is not neglect yet (a database
+    loaded a minute ago, before autovacuum's first round). A table autovacuum leaves alone,
+    or a server up longer than that, is judged as before."""
+    span = server.autovacuum_time
+    window = max(60.0, naptimes * server.naptime) if naptimes > 0 else 0.0
+    if (not server.autovacuum or span is None or span >= window
+            or table.autoanalyze_off):
+        return None
+    began = ("the statistics were reset" if server.since_reset is not None
+             and span == server.since_reset else "the server started")
+    return (f"autovacuum has not yet had time: the changes are at most "
+            f"{format_value('duration', span)} old ({began} {_ago(span)}), autovacuum_naptime "
+            f"{format_value('duration', server.naptime)}, given "
+            f"{format_value('duration', window)} (stale_stats_naptimes "
+            f"{format_value('number', naptimes)})")
+
+
+@check("vacuum.stale_stats", thresholds=("stale_stats_age", "stale_stats_changed",
+                                         "stale_stats_naptimes"))
 def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
                      mlflowdb_thresholds: ThresholdValues):
     """Statistics of MLflow tables: stale after many changes, or missing where rows are.
@@ -179,13 +210,16 @@ def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
     Stale: analysed longer ago than stale_stats_age, with stale_stats_changed of the rows
     changed since. Missing: never analysed, with more live rows than the table's autoanalyze
     threshold (empty tables, dozens in a fresh MLflow database, are fine). Without fresh
-    statistics the planner guesses row counts and may scan metrics."""
+    statistics the planner guesses row counts and may scan metrics. Neither warns, but is
+    noted, while autovacuum (on for the table) has not yet had stale_stats_naptimes rounds
+    since the server started or the statistics were reset (see _not_yet_reached)."""
     schema, tables = _tables(mlflowdb)
     _require_counts(mlflowdb, "counts of changed rows")
     server = server_state(mlflowdb)
     max_age, share = mlflowdb_thresholds["stale_stats_age"], \
         mlflowdb_thresholds["stale_stats_changed"]
-    analysed, empty, stale, oldest = 0, 0, 0, None
+    naptimes = mlflowdb_thresholds["stale_stats_naptimes"]
+    analysed, empty, stale, waiting, oldest = 0, 0, 0, 0, None
     for table in tables:
         if table.kind != "r":
             continue
@@ -196,11 +230,16 @@ def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
             if rows <= base:
                 empty += 1
                 continue
+            what = (f"never analysed, with {rows} live rows (n_live_tup), past its "
+                    f"autoanalyze threshold of {int(base)} rows")
+            early = _not_yet_reached(server, table, naptimes)
+            if early:
+                waiting += 1
+                mlflowdb_findings.info(obj, f"{what}, but {early}", rows, int(base))
+                continue
             stale += 1
-            mlflowdb_findings.warn(obj, f"never analysed, with {rows} live rows (n_live_tup)"
-                                   f", past its "
-                                   f"autoanalyze threshold of {int(base)} rows: the planner "
-                                   "has no statistics for it", rows, int(base), remedy=remedy)
+            mlflowdb_findings.warn(obj, f"{what}: the planner has no statistics for it",
+                                   rows, int(base), remedy=remedy)
             continue
         analysed += 1
         if table.since_analyze is not None and (oldest is None
@@ -213,19 +252,24 @@ def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
         when = (f"{_ago(since)}" if table.since_analyze is not None else
                 f"more than {_ago(since)} (before the statistics began)")
         if table.modified > changed and since >= max_age:
-            stale += 1
             pct = 100.0 * table.modified / table.reltuples if table.reltuples else 100.0
-            mlflowdb_findings.warn(obj, f"{table.modified} rows changed "
-                                   f"({format_value('percent', min(pct, 100.0))} of "
-                                   f"~{int(table.reltuples or 0)}) since its last analyse "
-                                   f"{when}, beyond stale_stats_age "
-                                   f"{format_value('duration', max_age)} and "
-                                   f"stale_stats_changed {format_value('percent', share)}",
-                                   table.modified, int(changed), remedy=remedy)
+            what = (f"{table.modified} rows changed ({format_value('percent', min(pct, 100.0))}"
+                    f" of ~{int(table.reltuples or 0)}) since its last analyse {when}, beyond "
+                    f"stale_stats_age {format_value('duration', max_age)} and "
+                    f"stale_stats_changed {format_value('percent', share)}")
+            early = _not_yet_reached(server, table, naptimes)
+            if early:
+                waiting += 1
+                mlflowdb_findings.info(obj, f"{what}, but {early}", table.modified,
+                                       int(changed))
+                continue
+            stale += 1
+            mlflowdb_findings.warn(obj, what, table.modified, int(changed), remedy=remedy)
     oldest_text = (f"; the oldest analyse {_ago(oldest[1])} ({oldest[0]})" if oldest else "")
+    waiting_text = (f", {waiting} not yet reached by autovacuum" if waiting else "")
     mlflowdb_findings.ok(schema, f"{analysed} MLflow table(s) analysed, {empty} never analysed "
                          f"but empty or under their autoanalyze threshold, {stale} stale"
-                         f"{oldest_text} ({_stats_note(mlflowdb)})", stale, None)
+                         f"{waiting_text}{oldest_text} ({_stats_note(mlflowdb)})", stale, None)
 
 
 #: where track_counts was switched off: (what the message says, the remedy)

@@ -1,4 +1,5 @@
-"""The data model of one PostgreSQL schema: tables, columns, constraints, indexes, triggers.
+"""The data model of one PostgreSQL schema: tables, columns, constraints, indexes, triggers,
+rules and row-level-security policies.
 
 One model for both sides of every comparison: :mod:`pytest_mlflowdb.probes.schema` fills it
 from a live database, :mod:`pytest_mlflowdb.catalog` loads it from the shipped JSON (what
@@ -122,9 +123,29 @@ class Trigger:
     enabled: bool = True
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A rewrite rule on a table (``CREATE RULE``; a view's ``_RETURN`` is not one)."""
+
+    table: str
+    name: str
+    definition: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A row-level-security policy on a table (``CREATE POLICY``)."""
+
+    table: str
+    name: str
+    definition: str
+
+
 @dataclass
 class Snapshot:
-    """One schema's tables, columns, constraints, indexes, sequences and triggers."""
+    """One schema's tables, columns, constraints, indexes, sequences, triggers, rules and
+    row-level-security policies."""
 
     tables: dict[str, list[Column]] = field(default_factory=dict)
     constraints: list[Constraint] = field(default_factory=list)
@@ -135,13 +156,17 @@ class Snapshot:
     sequence_owners: dict[str, str] = field(default_factory=dict)
     #: table -> non-default storage properties: "unlogged", "row level security"
     table_flags: dict[str, list[str]] = field(default_factory=dict)
+    #: rewrite rules and row-level-security policies: MLflow makes none, so the catalog's
+    #: JSON carries them only when there are some (older catalog JSON has no such keys)
+    rules: list[Rule] = field(default_factory=list)
+    policies: list[Policy] = field(default_factory=list)
 
     def columns(self, table: str) -> dict[str, Column]:
         return {c.name: c for c in self.tables.get(table, [])}
 
     # -- JSON (the catalog's storage form; validity flags and oids are live-only) ---------
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "tables": {t: [[c.name, c.type, c.nullable, c.default, c.generated, c.identity,
                             c.collation] for c in cols]
                        for t, cols in sorted(self.tables.items())},
@@ -157,6 +182,13 @@ class Snapshot:
                          for t in sorted(self.triggers, key=lambda t: (t.table, t.name))],
             "table_flags": {t: list(f) for t, f in sorted(self.table_flags.items())},
         }
+        if self.rules:
+            data["rules"] = [[r.table, r.name, r.definition, r.enabled]
+                             for r in sorted(self.rules, key=lambda r: (r.table, r.name))]
+        if self.policies:
+            data["policies"] = [[p.table, p.name, p.definition]
+                                for p in sorted(self.policies, key=lambda p: (p.table, p.name))]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Snapshot:
@@ -168,4 +200,6 @@ class Snapshot:
             triggers=[Trigger(*t) for t in data["triggers"]],
             sequence_owners=dict(data.get("sequence_owners", {})),
             table_flags={t: list(f) for t, f in data.get("table_flags", {}).items()},
+            rules=[Rule(*r) for r in data.get("rules", [])],
+            policies=[Policy(*p) for p in data.get("policies", [])],
         )

@@ -347,19 +347,78 @@ def test_changed_trigger(pytester, mlflow_uri, fault, expected):
     assert "trigger differs" in finding["message"] and expected in finding["message"]
 
 
-def test_duplicate_constraint_and_extra_trigger_are_information(pytester, mlflow_uri):
+def test_duplicate_constraint_and_a_disabled_extra_trigger_are_information(pytester,
+                                                                          mlflow_uri):
     sql(mlflow_uri, "ALTER TABLE runs ADD CONSTRAINT zz_dup_fk FOREIGN KEY (experiment_id) "
         "REFERENCES experiments(experiment_id)",
         "CREATE FUNCTION team_audit() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN RETURN NEW; END $$",
         "CREATE TRIGGER team_audit AFTER INSERT ON runs FOR EACH ROW EXECUTE FUNCTION "
-        "team_audit()")
+        "team_audit()", "ALTER TABLE runs DISABLE TRIGGER team_audit",
+        "CREATE RULE team_copy AS ON INSERT TO tags DO ALSO NOTHING",
+        "ALTER TABLE tags DISABLE RULE team_copy",
+        "CREATE POLICY team_only ON experiments USING (true)")  # row level security off
     result, checks = audit(pytester, mlflow_uri)
     constraints = checks["schema.constraints"]
     assert constraints["outcome"] == "passed"
     info = {f["object"]: f["message"] for f in constraints["findings"] if f["severity"] == "info"}
     assert "duplicates MLflow's runs_experiment_id_fkey" in info["public.runs.zz_dup_fk"]
-    assert "trigger not made by MLflow" in info["public.runs.team_audit"]
+    assert "trigger not made by MLflow (disabled)" in info["public.runs.team_audit"]
+    assert "rule not made by MLflow (disabled)" in info["public.tags.team_copy"]
+    assert "no effect while row level security is off" in info["public.experiments.team_only"]
+    assert result.ret == 0
+
+
+def test_triggers_rules_and_policies_not_made_by_mlflow_warn_by_name(pytester, mlflow_uri):
+    """What MLflow never makes but acts on every write it makes: an enabled trigger, a rule,
+    a policy where row level security is on."""
+    sql(mlflow_uri, "CREATE FUNCTION team_stamp() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN NEW.name := lower(NEW.name); RETURN NEW; END $$",
+        "CREATE TRIGGER team_stamp BEFORE INSERT ON runs FOR EACH ROW EXECUTE FUNCTION "
+        "team_stamp()",
+        "CREATE TABLE team_tag_log (key varchar(250))",
+        "CREATE RULE team_log AS ON INSERT TO tags DO ALSO "
+        "INSERT INTO team_tag_log VALUES (NEW.key)",
+        "ALTER TABLE experiments ENABLE ROW LEVEL SECURITY",
+        "CREATE POLICY team_only ON experiments FOR ALL TO PUBLIC "
+        "USING (lifecycle_stage = 'active')")
+    _, checks = audit(pytester, mlflow_uri)
+    constraints = checks["schema.constraints"]
+    assert constraints["outcome"] == "warned"
+    warned = {f["object"]: f for f in constraints["findings"] if f["severity"] == "warning"}
+    assert set(warned) == {"public.runs.team_stamp", "public.tags.team_log",
+                           "public.experiments.team_only"}
+    trigger = warned["public.runs.team_stamp"]
+    assert "CREATE TRIGGER team_stamp BEFORE INSERT ON runs" in trigger["message"]
+    assert "runs on every write MLflow makes to runs" in trigger["message"]
+    assert "can make MLflow's migrations fail" in trigger["message"]
+    assert trigger["remedy"].startswith('ALTER TABLE "public"."runs" DISABLE TRIGGER '
+                                        '"team_stamp";')
+    assert 'DROP TRIGGER "team_stamp" ON "public"."runs";' in trigger["remedy"]
+    rule = warned["public.tags.team_log"]
+    assert "CREATE RULE team_log AS" in rule["message"] and "ON INSERT TO tags" in \
+        rule["message"]
+    assert rule["remedy"].startswith('DROP RULE "team_log" ON "public"."tags";')
+    policy = warned["public.experiments.team_only"]
+    assert "CREATE POLICY team_only ON experiments AS PERMISSIVE FOR ALL TO PUBLIC USING " \
+        in policy["message"]
+    assert policy["remedy"] == 'DROP POLICY "team_only" ON "public"."experiments";'
+    # row level security itself is schema.tables' finding, not this one
+    assert "public.experiments" in {f["object"] for f in checks["schema.tables"]["findings"]
+                                    if f["severity"] == "warning"}
+
+
+def test_a_genuine_schema_has_no_trigger_rule_or_policy_of_its_own_making(mlflow_uri):
+    """MLflow makes no rule and no policy (the catalog never had to hold one), so each on
+    its tables is someone else's."""
+    from pytest_mlflowdb.probes.schema import capture
+
+    with psycopg.connect(mlflow_uri) as conn:
+        def rows(query, params):
+            cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+            return cur.execute(query, params).fetchall()
+        snapshot = capture(rows, "public")
+    assert snapshot.tables and not snapshot.rules and not snapshot.policies
 
 
 def test_index_redefined_under_mlflows_name(pytester, mlflow_uri):

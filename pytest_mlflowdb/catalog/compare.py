@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..schema_model import Column, Constraint, Index, Snapshot, Trigger
+from ..schema_model import Column, Constraint, Index, Policy, Rule, Snapshot, Trigger
 
 CONSTRAINT_KINDS = {"p": "PRIMARY KEY", "f": "FOREIGN KEY", "u": "UNIQUE", "c": "CHECK",
                     "x": "EXCLUDE"}
@@ -44,6 +44,9 @@ class SchemaDiff:
     missing_triggers: list[str] = field(default_factory=list)
     changed_triggers: list[tuple[Trigger, Trigger, str]] = field(default_factory=list)
     extra_triggers: list[Trigger] = field(default_factory=list)
+    #: rules and row-level-security policies on MLflow's tables that MLflow does not make
+    extra_rules: list[Rule] = field(default_factory=list)
+    extra_policies: list[Policy] = field(default_factory=list)
     #: (table, flag) for storage MLflow does not set up: "unlogged", "row level security"
     table_flags: list[tuple[str, str]] = field(default_factory=list)
     #: hand-added columns that are NOT NULL without a default: MLflow's inserts fail
@@ -97,6 +100,12 @@ def compare(expected: Snapshot, actual: Snapshot) -> SchemaDiff:
     _indexes(expected, actual, diff)
     diff.missing_sequences = sorted(set(expected.sequences) - set(actual.sequences))
     _triggers(expected, actual, diff)
+    made = {(r.table, r.name) for r in expected.rules}
+    diff.extra_rules = [r for r in actual.rules
+                        if r.table in expected.tables and (r.table, r.name) not in made]
+    made = {(p.table, p.name) for p in expected.policies}
+    diff.extra_policies = [p for p in actual.policies
+                           if p.table in expected.tables and (p.table, p.name) not in made]
     return diff
 
 

@@ -1,4 +1,4 @@
-"""The schema of one PostgreSQL schema (namespace), in five catalog queries.
+"""The schema of one PostgreSQL schema (namespace), in seven catalog queries.
 
 Used alike by the catalog generator (on a scratch database MLflow's migrations just
 made) and by the schema and index checks (on the audited database), so that both sides
@@ -19,6 +19,8 @@ from ..schema_model import (  # noqa: F401 - the model's names, as probes used t
     Column,
     Constraint,
     Index,
+    Policy,
+    Rule,
     Snapshot,
     Trigger,
     normalise_check,
@@ -107,6 +109,38 @@ WHERE n.nspname = %(schema)s AND NOT t.tgisinternal
 ORDER BY c.relname, t.tgname
 """
 
+# Rules other than a view's _RETURN, and row-level-security policies: MLflow makes neither,
+# and both act on every write to the table they are on.
+_RULES = """
+SELECT c.relname AS table_name, r.rulename AS name, pg_get_ruledef(r.oid) AS definition,
+       r.ev_enabled <> 'D' AS enabled
+FROM pg_rewrite r
+JOIN pg_class c ON c.oid = r.ev_class
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND r.rulename <> '_RETURN'
+ORDER BY c.relname, r.rulename
+"""
+
+_POLICIES = """
+SELECT c.relname AS table_name, p.polname AS name,
+       'CREATE POLICY ' || quote_ident(p.polname) || ' ON ' || quote_ident(c.relname)
+       || ' AS ' || CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END
+       || ' FOR ' || CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
+                                   WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END
+       || ' TO ' || array_to_string(ARRAY(
+            SELECT CASE WHEN r.role = 0 THEN 'PUBLIC' ELSE quote_ident(a.rolname) END
+            FROM unnest(p.polroles) AS r(role) LEFT JOIN pg_roles a ON a.oid = r.role
+            ORDER BY 1), ', ')
+       || coalesce(' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', '')
+       || coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')
+         AS definition
+FROM pg_policy p
+JOIN pg_class c ON c.oid = p.polrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s
+ORDER BY c.relname, p.polname
+"""
+
 
 @overload
 def _unqualify(text: str, schema: str) -> str: ...
@@ -124,7 +158,7 @@ def _unqualify(text: str | None, schema: str) -> str | None:
 
 
 def capture(rows: Rows, schema: str) -> Snapshot:
-    """Read ``schema`` through ``rows(sql, params)`` (5 queries, catalogs only)."""
+    """Read ``schema`` through ``rows(sql, params)`` (7 queries, catalogs only)."""
     params = {"schema": schema}
     snap = Snapshot()
     for r in rows(_COLUMNS, params):
@@ -161,6 +195,10 @@ def capture(rows: Rows, schema: str) -> Snapshot:
                 _unqualify(r["function_definition"], schema), r["enabled"])
         for r in rows(_TRIGGERS, params)
     ]
+    snap.rules = [Rule(r["table_name"], r["name"], _unqualify(r["definition"], schema),
+                       r["enabled"]) for r in rows(_RULES, params)]
+    snap.policies = [Policy(r["table_name"], r["name"], _unqualify(r["definition"], schema))
+                     for r in rows(_POLICIES, params)]
     return snap
 
 

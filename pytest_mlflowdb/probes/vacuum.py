@@ -31,7 +31,11 @@ SELECT current_setting('autovacuum') AS autovacuum,
        current_setting('autovacuum_analyze_scale_factor')::float8 AS analyze_scale_factor,
        extract(epoch FROM now() - coalesce(
            (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()),
-           pg_postmaster_start_time()))::float8 AS stats_age
+           pg_postmaster_start_time()))::float8 AS stats_age,
+       (SELECT setting FROM pg_settings WHERE name = 'autovacuum_naptime')::float8 AS naptime,
+       extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime,
+       extract(epoch FROM now() - (SELECT stats_reset FROM pg_stat_database
+                                   WHERE datname = current_database()))::float8 AS since_reset
 """
 
 _DATABASES = """
@@ -91,6 +95,20 @@ class Server:
     #: where this session's track_counts comes from (pg_settings.source: "database",
     #: "user", "configuration file", "default"...)
     track_counts_source: str = "default"
+    #: ``autovacuum_naptime`` in seconds: autovacuum visits each database once per naptime
+    naptime: float = 60.0
+    #: seconds since the server started
+    uptime: float | None = None
+    #: seconds since this database's statistics were reset (None: never; PostgreSQL 15+
+    #: leaves it empty for a new database, 14 and older set it when the database is made)
+    since_reset: float | None = None
+
+    @property
+    def autovacuum_time(self) -> float | None:
+        """At most how long autovacuum has had to act on the changes counted now: since the
+        server started (it acts from then on) or the counts were reset (they begin then)."""
+        spans = [s for s in (self.uptime, self.since_reset) if s is not None]
+        return min(spans) if spans else None
 
 
 @dataclass(frozen=True)
@@ -134,6 +152,11 @@ class TableVacuum:
             off.append(f"toast.autovacuum_enabled={self.toast_options['autovacuum_enabled']}")
         return off
 
+    @property
+    def autoanalyze_off(self) -> bool:
+        """Autovacuum switched off on the table itself (its TOAST table is never analysed)."""
+        return self.options.get("autovacuum_enabled", "true").lower() in _FALSE
+
     def setting(self, name: str, server_value: float) -> float:
         """A per-table autovacuum parameter (``reloptions``), else the server's value."""
         value = self.options.get(name)
@@ -164,7 +187,8 @@ def server_state(db: Database) -> Server:
                       int(r["freeze_max_age"]), int(r["mxid_freeze_max_age"]),
                       int(r["vacuum_threshold"]), float(r["vacuum_scale_factor"]),
                       int(r["analyze_threshold"]), float(r["analyze_scale_factor"]),
-                      float(r["stats_age"] or 0), str(r["track_counts_source"]))
+                      float(r["stats_age"] or 0), str(r["track_counts_source"]),
+                      float(r["naptime"]), r["uptime"], r["since_reset"])
     return db.cached("vacuum:server", collect)
 
 
