@@ -123,6 +123,26 @@ def test_objects_mlflow_does_not_make_are_named_by_schema(pytester, mlflow_uri, 
         assert name in extra["message"], extra
 
 
+def test_a_copy_of_a_newer_mlflow_skips_schema_in_one_line(pytester, mlflow_uri, pg18,
+                                                            tmp_path):
+    """A dump of a database that an MLflow released after this pytest-mlflowdb migrated:
+    every table of the catalog's head, one more, and a revision the catalog does not know
+    (see test_schema_checks.py's live-side twin)."""
+    seed(mlflow_uri)
+    sql(mlflow_uri, "CREATE TABLE next_release_feature (id integer PRIMARY KEY)",
+        "UPDATE alembic_version SET version_num = 'feedc0ffee00'")
+    dump = pg_dump(pg18, mlflow_uri, tmp_path / "nightly.dump")
+    result, checks = audit(pytester, mlflow_uri, f"--mlflowdb-backup={dump}", scratch(pg18))
+    schema = checks["backup.schema"]
+    assert schema["outcome"] == "skipped", schema
+    assert "feedc0ffee00 is newer than this pytest-mlflowdb knows" in schema["message"]
+    assert "upgrade pytest-mlflowdb" in schema["message"] and "\n" not in schema["message"]
+    for name in BACKUP:
+        if name != "backup.schema":
+            assert checks[name]["outcome"] == "passed", checks[name]
+    assert result.ret == 0
+
+
 def test_an_empty_copy_of_a_full_database_fails_complete_and_freshness(
         pytester, mlflow_uri, pg18, tmp_path):
     dump = pg_dump(pg18, mlflow_uri, tmp_path / "empty.dump")  # before any run
