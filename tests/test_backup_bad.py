@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 from backup_support import BACKUP, DAY_MS, now_ms, pg_dump, scratch_databases, seed
-from helpers import audit, dbname_of, failing, sql
+from helpers import audit, checks_by_id, dbname_of, failing, report, sql
 
 pytestmark = pytest.mark.slow
 
@@ -305,3 +305,20 @@ def test_mlflow_tables_in_a_schema_of_their_own_are_found_in_the_copy(pytester, 
     (summary,) = [f for f in checks["backup.complete"]["findings"] if f["object"] == "mlflow"]
     assert summary["message"].startswith("all ") and "MLflow tables of the live target" in \
         summary["message"]
+
+
+def test_a_dump_uris_password_is_masked_everywhere(pytester, mlflow_uri):
+    """--mlflowdb-dump-uri holds a password like a target's: the debug log (which records
+    the command line), the terminal and the report mask it."""
+    secret = "Dump-S3cret-pw"
+    result = pytester.runpytest_subprocess(
+        f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-restore-test", "--debug=dbg.log",
+        f"--mlflowdb-dump-uri=postgresql://u:{secret}@127.0.0.1:1/x",
+        f"--mlflowdb-report={pytester.path / 'audit.json'}", "-p", "no:cacheprovider")
+    message = only_line(checks_by_id(report(pytester.path / "audit.json"))
+                        ["backup.readable"])["message"]
+    assert message.startswith("cannot back it up: cannot use --mlflowdb-dump-uri")
+    for text in (result.stdout.str(), (pytester.path / "audit.json").read_text(),
+                 (pytester.path / "dbg.log").read_text()):
+        assert secret not in text
+    assert result.ret == 1
