@@ -24,6 +24,11 @@ THRESHOLDS = (
     Threshold("max_restore_time", "0", "duration", "backup.rto fails when restoring and "
               "verifying the copy takes longer (0: no limit; the time is always reported)",
               maximum=30 * 86400.0),
+    Threshold("backup_step_timeout", "60s", "duration", "the least time pg_dump, "
+              "pg_restore or psql may run in one step of the backup checks before it is "
+              "stopped and its check fails; each step also gets 1s per MiB of the archive "
+              "(per 4 MiB of the live database for pg_dump)", minimum=1.0,
+              maximum=30 * 86400.0),
     Threshold("backup_row_tolerance", "25%", "percent", "backup.complete fails a table whose "
               "copy holds this much fewer rows than the live estimate"),
 )
@@ -40,7 +45,12 @@ OPTIONS = (
     Option("scratch_uri", "--mlflowdb-scratch-uri", "mlflowdb_scratch_uri",
            "an existing server to restore into (scratch databases are made there and "
            "dropped; never the audited database); default: a throwaway server", "URI",
-           parse="pytest_mlflowdb.backup.options:parse_scratch_uri"),
+           parse="pytest_mlflowdb.backup.options:parse_uri"),
+    Option("dump_uri", "--mlflowdb-dump-uri", "mlflowdb_dump_uri",
+           "a direct connection to the audited database for pg_dump "
+           "(--mlflowdb-restore-test), when the target is reached through a transaction "
+           "pooler: pg_dump never runs through one", "URI",
+           parse="pytest_mlflowdb.backup.options:parse_uri"),
     Option("upgrade_rehearsal", "--mlflowdb-upgrade-rehearsal", "mlflowdb_upgrade_rehearsal",
            "after a restore, run the installed MLflow's migrations on the copy and report "
            "each one's time and locks (needs the mlflow extra)", None,
@@ -70,7 +80,9 @@ def _mlflowdb_backup(mlflowdb_connection, mlflowdb_target, mlflowdb_settings,
                 max_restore_time=mlflowdb_thresholds["max_restore_time"],
                 limit_texts=(duration_text(mlflowdb_thresholds["max_backup_age"]),
                              duration_text(mlflowdb_thresholds["max_restore_time"])),
-                row_tolerance=mlflowdb_thresholds["backup_row_tolerance"])
+                row_tolerance=mlflowdb_thresholds["backup_row_tolerance"],
+                step_floor=mlflowdb_thresholds["backup_step_timeout"],
+                dump_uri=options.get("dump_uri"))
     live = mlflowdb_connection.database
     worker = getattr(request.config, "workerinput", None)
     return once_per_run(worker.get("testrunuid") if worker else None, mlflowdb_target.id,
@@ -89,14 +101,14 @@ def _report(result, check_id: str, findings) -> None:
 
 
 @pytest.mark.slow
-@check("backup.readable", enabled_by=_BY)
+@check("backup.readable", thresholds=("backup_step_timeout",), enabled_by=_BY)
 def test_readable(_mlflowdb_backup, mlflowdb_findings):
     """The archive is complete and readable end to end (every data block, not its TOC)."""
     _report(_mlflowdb_backup, "backup.readable", mlflowdb_findings)
 
 
 @pytest.mark.slow
-@check("backup.restore", enabled_by=_BY)
+@check("backup.restore", thresholds=("backup_step_timeout",), enabled_by=_BY)
 def test_restore(_mlflowdb_backup, mlflowdb_findings):
     """It restores into a scratch database with no error (pg_restore exit 1 included)."""
     _report(_mlflowdb_backup, "backup.restore", mlflowdb_findings)

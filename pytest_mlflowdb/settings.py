@@ -141,7 +141,9 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for t in self.targets for s in t.secrets)
+        """The targets' passwords, and those of the areas' URIs (a scratch server's...)."""
+        others = [v for v in self.area_options.values() if isinstance(v, Target)]
+        return tuple(s for t in (*self.targets, *others) for s in t.secrets)
 
 
 def build_settings(

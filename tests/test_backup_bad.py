@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 from backup_support import BACKUP, DAY_MS, now_ms, pg_dump, scratch_databases, seed
-from helpers import audit, dbname_of, failing, sql
+from helpers import audit, checks_by_id, dbname_of, failing, report, sql
 
 pytestmark = pytest.mark.slow
 
@@ -121,6 +121,26 @@ def test_objects_mlflow_does_not_make_are_named_by_schema(pytester, mlflow_uri, 
     assert extra["value"] == 3
     for name in ("table audit_notes", "column runs.team", "index my_runs_team"):
         assert name in extra["message"], extra
+
+
+def test_a_copy_of_a_newer_mlflow_skips_schema_in_one_line(pytester, mlflow_uri, pg18,
+                                                            tmp_path):
+    """A dump of a database that an MLflow released after this pytest-mlflowdb migrated:
+    every table of the catalog's head, one more, and a revision the catalog does not know
+    (see test_schema_checks.py's live-side twin)."""
+    seed(mlflow_uri)
+    sql(mlflow_uri, "CREATE TABLE next_release_feature (id integer PRIMARY KEY)",
+        "UPDATE alembic_version SET version_num = 'feedc0ffee00'")
+    dump = pg_dump(pg18, mlflow_uri, tmp_path / "nightly.dump")
+    result, checks = audit(pytester, mlflow_uri, f"--mlflowdb-backup={dump}", scratch(pg18))
+    schema = checks["backup.schema"]
+    assert schema["outcome"] == "skipped", schema
+    assert "feedc0ffee00 is newer than this pytest-mlflowdb knows" in schema["message"]
+    assert "upgrade pytest-mlflowdb" in schema["message"] and "\n" not in schema["message"]
+    for name in BACKUP:
+        if name != "backup.schema":
+            assert checks[name]["outcome"] == "passed", checks[name]
+    assert result.ret == 0
 
 
 def test_an_empty_copy_of_a_full_database_fails_complete_and_freshness(
@@ -285,3 +305,20 @@ def test_mlflow_tables_in_a_schema_of_their_own_are_found_in_the_copy(pytester, 
     (summary,) = [f for f in checks["backup.complete"]["findings"] if f["object"] == "mlflow"]
     assert summary["message"].startswith("all ") and "MLflow tables of the live target" in \
         summary["message"]
+
+
+def test_a_dump_uris_password_is_masked_everywhere(pytester, mlflow_uri):
+    """--mlflowdb-dump-uri holds a password like a target's: the debug log (which records
+    the command line), the terminal and the report mask it."""
+    secret = "Dump-S3cret-pw"
+    result = pytester.runpytest_subprocess(
+        f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-restore-test", "--debug=dbg.log",
+        f"--mlflowdb-dump-uri=postgresql://u:{secret}@127.0.0.1:1/x",
+        f"--mlflowdb-report={pytester.path / 'audit.json'}", "-p", "no:cacheprovider")
+    message = only_line(checks_by_id(report(pytester.path / "audit.json"))
+                        ["backup.readable"])["message"]
+    assert message.startswith("cannot back it up: cannot use --mlflowdb-dump-uri")
+    for text in (result.stdout.str(), (pytester.path / "audit.json").read_text(),
+                 (pytester.path / "dbg.log").read_text()):
+        assert secret not in text
+    assert result.ret == 1

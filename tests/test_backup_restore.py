@@ -135,3 +135,31 @@ def test_a_copy_restored_on_another_major_says_so_in_every_finding(mlflow_on_pg1
             assert finding["message"].endswith(note), finding
     assert checks["backup.upgrade"]["outcome"] == "passed"
     assert result.ret == 0
+
+
+def test_a_restore_into_an_older_scratch_server_uses_a_pg_restore_it_accepts(
+        mlflow_on_pg15, pytester, pg15, tmp_path):
+    """The wheel's pg_restore 18 is at hand too; it sends ``SET transaction_timeout``,
+    which PostgreSQL 16 and older refuse: a false failure of every restore into them."""
+    assert wheel_bin_dir()
+    seed(mlflow_on_pg15)
+    dump = pg_dump(pg15, mlflow_on_pg15, tmp_path / "nightly.dump")
+    args = (f"--mlflowdb-backup={dump}", f"--mlflowdb-scratch-uri={pg15.uri()}")
+    result, checks = audit(pytester, mlflow_on_pg15, *args)
+    passed_with_findings(checks)
+    assert f" on PostgreSQL {path_major()}." in checks["backup.restore"]["message"]
+    assert result.ret == 0
+    if int(path_major()) >= 17:
+        return  # the wheel's pg_restore restores into it
+    # only a pg_restore too new for the scratch server: the versions it needs, one line
+    result, checks = audit(pytester, mlflow_on_pg15, *args,
+                           f"--mlflowdb-pg-bin={wheel_bin_dir()}")
+    (finding,) = failing(checks["backup.restore"])
+    message = finding["message"]
+    assert "\n" not in message and "transaction_timeout" in message
+    assert f"needs pg_dump/pg_restore/psql {path_major()} to 16 (the scratch server is " \
+        f"PostgreSQL {path_major()}." in message, message
+    assert "too new" in message and "give --mlflowdb-pg-bin" in message
+    assert checks["backup.readable"]["outcome"] == "passed"  # read with the tools at hand
+    assert not scratch_databases(pg15)
+    assert result.ret == 1

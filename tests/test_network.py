@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-from helpers import checks_by_id, report
+from backup_support import seed
+from helpers import checks_by_id, failing, report
 from tcp_proxy import TcpProxy
 
 #: "Does not hang" bounds, far above what the timeouts below allow.
@@ -128,3 +129,26 @@ def test_a_check_in_flight_when_its_session_dies_fails_in_one_line(pytester, mlf
     out = result.stdout.str()
     assert "Traceback" not in out and "OperationalError" not in out
     assert checks["test_b_after_the_kill"]["outcome"] == "passed"
+
+
+def test_a_partition_during_pg_dump_stops_it_and_the_run_writes_its_report(pytester, pg18,
+                                                                          mlflow_uri):
+    """--mlflowdb-restore-test: the live side stops answering as pg_dump opens its
+    snapshot. pg_dump is stopped at its bound (backup_step_timeout, small here), its
+    check fails in one line naming the step, and the run ends with its report."""
+    seed(mlflow_uri)
+    with TcpProxy((pg18.host, pg18.port), freeze_on=b"REPEATABLE READ") as proxy:
+        result, checks, _ = _run(pytester, _through(proxy, mlflow_uri),
+                                 "--mlflowdb-restore-test",
+                                 "--mlflowdb-set=backup_step_timeout=3s",
+                                 "--mlflowdb-statement-timeout=2s",
+                                 "--mlflowdb-connect-timeout=2s")
+        assert proxy.frozen.is_set()
+    (finding,) = failing(checks["backup.readable"])
+    message = finding["message"]
+    assert "\n" not in message
+    assert message.startswith("cannot back it up: pg_dump of the live target was stopped "
+                              "after "), message
+    assert "backup_step_timeout" in message
+    assert checks["backup.restore"]["outcome"] == "skipped"
+    assert result.ret == 1

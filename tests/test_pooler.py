@@ -7,12 +7,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import checks_by_id, dbname_of, report
+from backup_support import BACKUP, seed
+from helpers import audit, checks_by_id, dbname_of, failing, report
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
@@ -33,7 +35,16 @@ def rotating_pooler(pg18, mlflow_uri):
                           extra="min_pool_size = 3\nserver_round_robin = 1\n")
 
 
-def _pgbouncer(pg18, mlflow_uri, pool_size: int, extra: str = ""):
+@pytest.fixture
+def leaky_pooler(pg18, mlflow_uri):
+    """The ``pooler`` of a deployment that lets clients' ``options`` through (ignored),
+    as many do for clients that set them: pg_dump's PGOPTIONS no longer stops it."""
+    yield from _pgbouncer(pg18, mlflow_uri, pool_size=1,
+                          ignore="extra_float_digits,options")
+
+
+def _pgbouncer(pg18, mlflow_uri, pool_size: int, extra: str = "",
+               ignore: str = "extra_float_digits"):
     if not os.path.exists(PGBOUNCER):
         pytest.skip("pgbouncer is not installed (.ci/run installs it)")
     base = Path(tempfile.mkdtemp(prefix="mlflowdb-pgbouncer-"))
@@ -55,7 +66,7 @@ auth_file = {base / "users.txt"}
 pool_mode = transaction
 default_pool_size = {pool_size}
 max_client_conn = 20
-ignore_startup_parameters = extra_float_digits
+ignore_startup_parameters = {ignore}
 logfile = {base / "pgbouncer.log"}
 {extra}""")
     run_as = {}
@@ -182,3 +193,83 @@ def test_mlflow_sessions_behind_the_pooler_are_seen_after_an_audit_through_it(
         mlflow_like.rollback()
     assert check["outcome"] == "warned", check
     assert "INSERT INTO experiments" in check["message"]
+
+
+class MlflowLike(threading.Thread):
+    """MLflow's tracking server through the pool: short transactions reading its tables
+    by their bare names (its search_path is the server's default), until stopped."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(daemon=True)
+        self.uri, self.done, self.queries, self.errors = uri, threading.Event(), 0, []
+
+    def run(self) -> None:
+        # psycopg2, as MLflow's SQLAlchemy URIs use, prepares nothing
+        with psycopg.connect(self.uri, prepare_threshold=None) as conn:
+            while not self.done.is_set():
+                try:
+                    with conn.transaction():
+                        conn.execute("SELECT count(*) FROM experiments").fetchone()
+                    self.queries += 1
+                except psycopg.Error as exc:
+                    self.errors.append(str(exc).splitlines()[0])
+                time.sleep(0.01)
+
+    def __enter__(self) -> MlflowLike:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.join(30)
+
+
+def pool_state(uri: str) -> set[tuple]:
+    """What MLflow's next transactions through the pool find on its server connection."""
+    with psycopg.connect(uri) as conn:
+        return {conn.execute("SELECT current_setting('search_path'), "
+                             "current_setting('statement_timeout'), "
+                             "current_setting('row_security'), "
+                             "(SELECT count(*) FROM pg_prepared_statements)").fetchone()
+                for _ in range(3)}
+
+
+@pytest.mark.slow
+def test_restore_test_never_runs_pg_dump_through_a_transaction_pooler(pytester, leaky_pooler,
+                                                                      mlflow_uri, pg18):
+    """pg_dump sets search_path '' (and more) outside any transaction: through the pool it
+    stays on the server connection MLflow gets next ('relation "experiments" does not
+    exist'). Refused in one line; with --mlflowdb-dump-uri, pg_dump goes direct."""
+    seed(mlflow_uri)
+    clean = pool_state(leaky_pooler)
+    with MlflowLike(leaky_pooler) as mlflow:
+        result, checks = audit(pytester, leaky_pooler, "--mlflowdb-restore-test")
+        (finding,) = failing(checks["backup.readable"])
+        assert "\n" not in finding["message"]
+        assert "refused to run pg_dump through a connection pooler" in finding["message"]
+        assert "give --mlflowdb-dump-uri a direct connection" in finding["message"]
+        assert checks["backup.restore"]["outcome"] == "skipped"
+        assert result.ret == 1
+        assert pool_state(leaky_pooler) == clean
+        result, checks = audit(pytester, leaky_pooler, "--mlflowdb-restore-test",
+                               f"--mlflowdb-dump-uri={mlflow_uri}")
+        for name in BACKUP:
+            assert checks[name]["outcome"] == "passed", checks[name]
+        assert pg18.password not in result.stdout.str() + \
+            (pytester.path / "audit.json").read_text()
+    assert mlflow.queries > 10 and not mlflow.errors, mlflow.errors[:3]
+    assert pool_state(leaky_pooler) == clean
+
+
+@pytest.mark.slow
+def test_a_dump_uri_that_is_another_database_or_pooled_is_refused(pytester, leaky_pooler,
+                                                                  mlflow_uri, pg18):
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-restore-test",
+                      f"--mlflowdb-dump-uri={pg18.uri()}")
+    (finding,) = failing(checks["backup.readable"])
+    assert "--mlflowdb-dump-uri" in finding["message"]
+    assert "is not the audited database" in finding["message"]
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-restore-test",
+                      f"--mlflowdb-dump-uri={leaky_pooler}")
+    (finding,) = failing(checks["backup.readable"])
+    assert "goes through a connection pooler too" in finding["message"]

@@ -13,16 +13,16 @@ from __future__ import annotations
 import datetime
 import gzip
 import io
+import os
 import re
 import struct
-import subprocess
 import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .tools import ClientTools, last_error, major_of
+from .tools import ClientTools, Overran, last_error, major_of, run_bounded
 
 CUSTOM, DIRECTORY, TAR, PLAIN, PLAIN_GZ = "custom", "directory", "tar", "plain", "plain.gz"
 #: the formats pg_restore -j can restore in parallel
@@ -180,11 +180,11 @@ def read_through(archive: Archive, tools: ClientTools, timeout: float) -> None:
             pass
         return
     try:
-        done = subprocess.run([tools.path("pg_restore"), "-f", "/dev/null", str(archive.path)],
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise ArchiveError(f"reading the archive took longer than {timeout:g}s") from None
+        done = run_bounded([tools.path("pg_restore"), "-f", "/dev/null", str(archive.path)],
+                           dict(os.environ), timeout)
+    except Overran as exc:
+        raise ArchiveError(f"reading the archive (pg_restore -f /dev/null) was {exc}: "
+                           "longer than backup_step_timeout allows") from None
     if done.returncode != 0:
         raise ArchiveError(f"unreadable: {last_error(done.stderr)}")
 

@@ -4,18 +4,21 @@ The audited database is production: the dump runs read-only (``PGOPTIONS -c
 default_transaction_read_only=on``; pg_dump's own transaction is ``REPEATABLE READ, READ
 ONLY``, one consistent snapshot since it runs as one process), waits for its table locks
 no longer than the audit's ``lock_timeout`` (``--lock-wait-timeout``), and keeps TCP
-keepalives so a dead network ends it. The password reaches it through ``PGPASSWORD`` in
+keepalives so a dead network ends it, within a wall-clock bound. Never through a
+transaction pooler (:func:`dump_source`). The password reaches it through ``PGPASSWORD`` in
 its environment only, never a command line, and no message repeats it.
 """
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .tools import ClientTools, child_connection, last_error
+import psycopg
+
+from .tools import ClientTools, Overran, child_connection, last_error, run_bounded
 
 
 class DumpError(RuntimeError):
@@ -29,7 +32,7 @@ class Dumped:
 
 
 def dump_live(conninfo: str, tools: ClientTools, folder: Path, lock_timeout: float,
-              keepalives: dict[str, str], timeout: float | None = None) -> Dumped:
+              keepalives: dict[str, str], timeout: float) -> Dumped:
     """Dump the database ``conninfo`` names into ``folder/live.dump`` (custom format)."""
     target = child_connection(
         conninfo, extra={"application_name": "pytest-mlflowdb", **keepalives},
@@ -40,10 +43,97 @@ def dump_live(conninfo: str, tools: ClientTools, folder: Path, lock_timeout: flo
                "-f", str(path), "-d", target.dsn]
     started = time.perf_counter()
     try:
-        done = subprocess.run(command, env=target.env, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise DumpError(f"pg_dump took longer than {timeout:g}s") from None
+        done = run_bounded(command, target.env, timeout)
+    except Overran as exc:
+        raise DumpError(f"pg_dump of the live target was {exc}, longer than "
+                        "backup_step_timeout allows (the live server or the network stopped "
+                        "answering?)") from None
     if done.returncode != 0:
-        raise DumpError(f"pg_dump of the live target failed: {last_error(done.stderr)}")
+        error = last_error(done.stderr)
+        hint = ("; a connection pooler in front of the server? give --mlflowdb-dump-uri a "
+                "direct connection" if "startup parameter" in error else "")
+        raise DumpError(f"pg_dump of the live target failed: {error}{hint}")
     return Dumped(path, time.perf_counter() - started)
+
+
+def pooled(db: Any) -> bool:
+    """Whether a transaction (or statement) pooler hands ``db``'s session's server
+    connection to other clients between transactions.
+
+    Told by which server process answers, in three short read-only transactions: without
+    a pooler a client connection has one backend for its life, and two client connections
+    never share one. Behind a transaction pooler the session's consecutive transactions
+    may each land on another server connection (a rotating pool), and a second client
+    connection gets the very one the first just released (pgbouncer hands out the most
+    recently used; a pool of one has no other): either is impossible without a pooler.
+    Two transactions alone would miss a pool of one; the port would take a TCP proxy or a
+    load balancer (another port, no pooling) for a pooler and miss a pooler on the
+    server's port; pgbouncer's SHOW commands answer on its admin console only. A session
+    pooler keeps a server connection per client: safe for pg_dump, and not told here.
+    """
+    from ..database import Database
+
+    first = db.value("SELECT pg_backend_pid()")
+    other = Database(db.target, connect_timeout=db.connect_timeout,
+                     statement_timeout=db.statement_timeout,
+                     lock_timeout=db.lock_timeout).connect()
+    try:
+        theirs = other.value("SELECT pg_backend_pid()")
+    finally:
+        other.close()
+    return theirs == first or db.value("SELECT pg_backend_pid()") != first
+
+
+def dump_source(live: Any, dump_uri: Any) -> str:
+    """The connection pg_dump may use: ``--mlflowdb-dump-uri`` (a direct connection to the
+    audited database, never pooled), else the live target's unless a transaction pooler
+    is in front of it. pg_dump sets session state outside any transaction (search_path
+    '', statement_timeout 0, row_security, prepared statements): behind such a pooler it
+    stays on server connections that MLflow gets next. DumpError (one line) otherwise."""
+    from ..database import Database, DatabaseError
+
+    if dump_uri is None:
+        try:
+            through_pooler = pooled(live)
+        except (DatabaseError, psycopg.Error) as exc:
+            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DumpError(f"cannot tell whether a connection pooler is in front of "
+                            f"{live.target.id}: {live.target.scrub(line)}") from None
+        if through_pooler:
+            raise DumpError(
+                f"refused to run pg_dump through a connection pooler: {live.target.id} hands "
+                "its server connections to other clients between transactions, and "
+                "pg_dump's session settings (search_path '', statement_timeout, prepared "
+                "statements) would stay on the ones MLflow gets next; give "
+                "--mlflowdb-dump-uri a direct connection to the server")
+        return str(live.target.conninfo)
+    direct = Database(dump_uri, connect_timeout=live.connect_timeout,
+                      statement_timeout=live.statement_timeout, lock_timeout=live.lock_timeout)
+    try:
+        direct.connect()
+        if pooled(direct):
+            raise DumpError(f"refused: --mlflowdb-dump-uri {dump_uri.id} goes through a "
+                            "connection pooler too; give a direct connection to the server")
+        _same_database(direct, live, dump_uri)
+    except (DatabaseError, psycopg.Error) as exc:
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DumpError(f"cannot use --mlflowdb-dump-uri {dump_uri.id}: "
+                        f"{dump_uri.scrub(line)}") from None
+    finally:
+        direct.close()
+    return str(dump_uri.conninfo)
+
+
+def _same_database(direct: Any, live: Any, dump_uri: Any) -> None:
+    """DumpError unless ``direct`` reaches the audited database (the same database of the
+    same cluster, a standby of it included: the system identifier is the primary's)."""
+    from .scratch import _identity
+
+    mine, theirs = _identity(direct.row), _identity(live.row)
+    other_server = (mine["system"] is not None and theirs["system"] is not None
+                    and mine["system"] != theirs["system"])
+    if other_server or mine["db"] != theirs["db"]:
+        where = "another server" if other_server else f"database {mine['db']}"
+        raise DumpError(f"refused: --mlflowdb-dump-uri {dump_uri.id} is not the audited "
+                        f"database {live.target.id} ({where}); pg_dump must dump the "
+                        "database the checks compare the copy with")

@@ -36,9 +36,10 @@ def parse_backup_path(raw: Any) -> str | None:
     return str(Path(str(raw).strip()).expanduser().absolute())
 
 
-def parse_scratch_uri(raw: Any) -> Any:
-    """A :class:`~pytest_mlflowdb.targets.Target` for the scratch server (its repr never
-    shows the password), or None."""
+def parse_uri(raw: Any) -> Any:
+    """A :class:`~pytest_mlflowdb.targets.Target` (its repr never shows the password; its
+    secrets are masked in every output like the targets'), or None: the scratch server's,
+    pg_dump's direct connection."""
     if raw is None or not str(raw).strip():
         return None
     from ..targets import TargetError, parse_target

@@ -30,8 +30,15 @@ from ..catalog import load_catalog
 from ..database import DatabaseError
 from ..findings import Findings
 from . import verdicts
-from .archive import Archive, ArchiveError, inspect, read_through
-from .tools import ClientTools, ToolsError, child_connection, find_tools, major_of
+from .archive import PLAIN, PLAIN_GZ, Archive, ArchiveError, inspect, read_through
+from .tools import (
+    ClientTools,
+    ToolsError,
+    child_connection,
+    find_tools,
+    major_of,
+    newest_restore_for,
+)
 
 READABLE, RESTORE, SCHEMA, COMPLETE = ("backup.readable", "backup.restore", "backup.schema",
                                        "backup.complete")
@@ -39,6 +46,11 @@ FRESHNESS, RTO, UPGRADE = "backup.freshness", "backup.rto", "backup.upgrade"
 CHECKS = (READABLE, RESTORE, SCHEMA, COMPLETE, FRESHNESS, RTO, UPGRADE)
 #: how long the copy's own queries may take (it is ours: counting it is fine)
 COPY_STATEMENT_TIMEOUT = 600.0
+#: the slowest a child may work through an archive (restoring it: indexes included), and
+#: through the live database (dumping it: the archive is smaller), in bytes per second,
+#: before it counts as stuck
+ARCHIVE_RATE = 1024.0 * 1024
+DATABASE_RATE = 4 * ARCHIVE_RATE
 
 
 @dataclass
@@ -58,8 +70,17 @@ class Plan:
     #: the two limits as the user wrote them (26h, not 1.08d), for messages
     limit_texts: tuple[str, str] = ("26h", "0")
     row_tolerance: float = 25.0
-    timeout: float = 6 * 3600.0
+    #: backup_step_timeout: the least wall-clock time of each child (pg_dump, reading,
+    #: the restore); it grows with the bytes it works through (:meth:`bound`)
+    step_floor: float = 60.0
     jobs: int = 0
+    #: --mlflowdb-dump-uri: a direct connection for pg_dump (a Target) or None
+    dump_uri: Any = None
+
+    def bound(self, size: int, rate: float = ARCHIVE_RATE) -> float:
+        """The wall-clock bound of a child working through ``size`` bytes at no less
+        than ``rate`` bytes per second."""
+        return self.step_floor + max(0, size) / rate
 
 
 @dataclass
@@ -143,18 +164,28 @@ def _run(plan: Plan, result: Result, live: Any, live_conninfo: str | None,
 
 def _dump(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | None,
           workdir: Path):
-    from ..deadline import reply_deadline, tcp_options
-    from .dump import dump_live
+    from .dump import dump_live, dump_source
 
     if live is None or live_conninfo is None:
         raise ToolsError(live_error or "the live target is unreachable")
+    source = dump_source(live, plan.dump_uri)
     major = live.preflight.major
     tools = find_tools(major, f"the live server is PostgreSQL {live.preflight.server_version}"
                        "; an older pg_dump refuses it", plan.pg_bin, ("pg_dump",), major)
-    keepalives = {k: str(v) for k, v in tcp_options(reply_deadline(
-        plan.statement_timeout)).items()}
-    return dump_live(live_conninfo, tools, workdir, plan.lock_timeout, keepalives,
-                     timeout=plan.timeout)
+    try:
+        size = int(live.value("SELECT pg_database_size(current_database())") or 0)
+    except (DatabaseError, psycopg.Error):
+        size = 0
+    return dump_live(source, tools, workdir, plan.lock_timeout, keepalives(plan),
+                     timeout=plan.bound(size, DATABASE_RATE))
+
+
+def keepalives(plan: Plan) -> dict[str, str]:
+    """libpq's TCP keepalives and tcp_user_timeout for a child's connection: the audit's
+    own (see pytest_mlflowdb.deadline), so a dead link ends it as it ends the audit."""
+    from ..deadline import reply_deadline, tcp_options
+
+    return {k: str(v) for k, v in tcp_options(reply_deadline(plan.statement_timeout)).items()}
 
 
 def _janitor(plan: Plan, live: Any, major: int | None):
@@ -197,7 +228,7 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
         janitor = _janitor(plan, live, wanted)
     except RuntimeError as exc:
         findings[RESTORE].fail("scratch", str(exc))
-        _read_alone(result, archive, tools, plan.timeout)
+        _read_alone(result, archive, tools, plan.bound(archive.size))
         result.skip_rest("not restored (see backup.restore)")
         return
     copy_db = None
@@ -211,7 +242,7 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
             line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             findings[RESTORE].fail("scratch", f"cannot make a scratch database on "
                                    f"{server.description or server.kind}: {line}")
-            _read_alone(result, archive, tools, plan.timeout)
+            _read_alone(result, archive, tools, plan.bound(archive.size))
             result.skip_rest("not restored (see backup.restore)")
             return
         name = _dbname(uri)
@@ -224,16 +255,18 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
                            f"{live_major}): timings and locks may differ")
         if version:  # the tools of the scratch server's major, when they read the archive
             try:
-                tools = find_tools(archive.needed_major, "", plan.pg_bin,
-                                   prefer=major_of(version))
-            except ToolsError:
-                pass  # the ones found before still read it
+                tools = _restore_tools(plan, archive, tools, version)
+            except ToolsError as exc:
+                findings[RESTORE].fail(name, f"cannot restore into {where}: {exc}")
+                _read_alone(result, archive, tools, plan.bound(archive.size))
+                result.skip_rest("not restored (see backup.restore)")
+                return
         try:
-            done = restore(archive, tools, child_connection(uri), plan.jobs or default_jobs(),
-                           plan.timeout)
+            done = restore(archive, tools, child_connection(uri, extra=keepalives(plan)),
+                           plan.jobs or default_jobs(), plan.bound(archive.size))
         except RestoreError as exc:
             findings[RESTORE].fail(name, f"did not restore: {exc}{_hint(archive, version)}")
-            _read_alone(result, archive, tools, plan.timeout)
+            _read_alone(result, archive, tools, plan.bound(archive.size))
             result.skip_rest("not restored (see backup.restore)")
             return
         findings[READABLE].ok(str(archive.path), f"{archive.describe()}: read end to end "
@@ -267,6 +300,28 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
         if copy_db is not None:
             copy_db.close()
         janitor.close()
+
+
+def _restore_tools(plan: Plan, archive: Archive, found: ClientTools,
+                   version: str) -> ClientTools:
+    """The tools that read the archive and restore into a PostgreSQL ``version``: of its
+    major when at hand; a pg_restore newer than the server accepts never (plain SQL goes
+    through psql, which has no such limit). ToolsError says which versions it needs."""
+    major = major_of(version)
+    newest = None if archive.format in (PLAIN, PLAIN_GZ) else newest_restore_for(major)
+    if newest is None and found.major == major:
+        return found
+    why = (f"the archive was made by pg_dump {archive.dumped_by}" if archive.dumped_by
+           else "")
+    try:
+        return find_tools(archive.needed_major, why, plan.pg_bin, prefer=major,
+                          newest=newest, newest_why=f"the scratch server is PostgreSQL "
+                          f"{version}: a newer pg_restore sets transaction_timeout, which "
+                          "it refuses")
+    except ToolsError:
+        if newest is None:
+            return found  # the ones found before still read it
+        raise
 
 
 def _dbname(conninfo: str) -> str:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from .archive import PARALLEL, PLAIN, PLAIN_GZ, Archive, ArchiveError, plain_lines
-from .tools import ChildConnection, ClientTools, last_error
+from .tools import ChildConnection, ClientTools, Overran, last_error, run_bounded, start, stop
 
 #: statements of a plain dump that need the source server's roles (one line each in
 #: pg_dump's output, outside COPY data)
@@ -27,6 +27,10 @@ _NEUTRALISED = re.compile(
     rb"^(ALTER [A-Z ]+ .* OWNER TO .*;|GRANT .*;|REVOKE .*;|SET SESSION AUTHORIZATION .*;|"
     rb"RESET SESSION AUTHORIZATION;|ALTER DEFAULT PRIVILEGES .*;|SET ROLE .*;)\s*$")
 _COPY = re.compile(rb"^COPY .* FROM stdin;\s*$")
+
+
+_PAST = ("longer than backup_step_timeout allows (the scratch server or the network "
+         "stopped answering?)")
 
 
 class RestoreError(RuntimeError):
@@ -64,11 +68,9 @@ def restore(archive: Archive, tools: ClientTools, target: ChildConnection, jobs:
     if jobs > 1:
         command += ["-j", str(jobs)]
     try:
-        done = subprocess.run(command + [str(archive.path)], env=target.env,
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise RestoreError(f"the restore took longer than {timeout:g}s") from None
+        done = run_bounded(command + [str(archive.path)], target.env, timeout)
+    except Overran as exc:
+        raise RestoreError(f"pg_restore was {exc}, {_PAST}") from None
     if done.returncode != 0:
         raise RestoreError(f"pg_restore exit {done.returncode}: {last_error(done.stderr)}")
     how = "pg_restore --no-owner --no-privileges --exit-on-error" + (
@@ -82,8 +84,12 @@ def _psql(archive: Archive, tools: ClientTools, target: ChildConnection,
     statements left out."""
     command = [tools.path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target.dsn,
                "-f", "-"]
-    process = subprocess.Popen(command, env=target.env, stdin=subprocess.PIPE,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = start(command, target.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE)
+    # psql may block (a frozen network), and so would writing to it: stopped on time
+    watchdog = threading.Timer(timeout, stop, (process,))
+    watchdog.daemon = True
+    watchdog.start()
     errors: list[bytes] = []
     reader = threading.Thread(target=lambda: errors.append(process.stderr.read()  # type: ignore[union-attr]
                                                            or b""), daemon=True)
@@ -103,15 +109,16 @@ def _psql(archive: Archive, tools: ClientTools, target: ChildConnection,
                 neutralised += 1
                 continue
             process.stdin.write(line)
-            if time.monotonic() > deadline:
-                problem = f"the restore took longer than {timeout:g}s"
-                break
     except ArchiveError as exc:
         problem = f"{exc}"
     except BrokenPipeError:
-        pass  # psql stopped at an error: its message says which
+        pass  # psql stopped at an error (its message says which), or was stopped
+    except BaseException:
+        watchdog.cancel()
+        stop(process)
+        raise
     if problem:
-        process.kill()
+        stop(process)
     try:
         process.stdin.close()
     except BrokenPipeError:
@@ -119,10 +126,12 @@ def _psql(archive: Archive, tools: ClientTools, target: ChildConnection,
     try:
         code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        raise RestoreError(f"the restore took longer than {timeout:g}s") from None
+        stop(process)
+        code = process.returncode
+    watchdog.cancel()
     reader.join(5)
+    if time.monotonic() >= deadline and not problem and code != 0:
+        raise RestoreError(f"psql was stopped after {timeout:g}s, {_PAST}")
     if problem:
         raise RestoreError(problem)
     if code != 0:

@@ -8,7 +8,11 @@ found by version: from ``--mlflowdb-pg-bin`` when given (then only there: the us
 where they are), else the server wheel, PATH and the usual system folders, the first
 folder whose tools are at least the major version needed; or, when one is preferred,
 the tools of the server they work on (a ``pg_restore`` 17 or newer sets
-``transaction_timeout``, which a PostgreSQL 16 or older refuses).
+``transaction_timeout``, which a PostgreSQL 16 or older refuses: it is never used on one).
+
+Every child runs in a process group of its own under a wall-clock bound
+(:func:`run_bounded`): past it the group (``pg_restore -j``'s workers too) is terminated,
+then killed; a network that stops answering never holds the run.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 TOOLS = ("pg_dump", "pg_restore", "psql")
+#: seconds a stopped child has to end on SIGTERM before it is killed
+GRACE = 5.0
 
 
 class ToolsError(RuntimeError):
@@ -94,11 +101,22 @@ def _candidates(pg_bin: Path | None) -> list[tuple[Path, str]]:
     return unique
 
 
+def newest_restore_for(server_major: int) -> int | None:
+    """The newest pg_restore major that can restore into a PostgreSQL ``server_major``
+    (None: any). pg_restore 17 and newer send ``SET transaction_timeout = 0``, which a
+    server of 16 or older refuses ("unrecognized configuration parameter")."""
+    return 16 if 0 < server_major < 17 else None
+
+
 def find_tools(needed_major: int, why: str, pg_bin: Path | None = None,
-               tools: tuple[str, ...] = TOOLS, prefer: int | None = None) -> ClientTools:
-    """The first folder whose ``tools`` are at least ``needed_major`` (of major ``prefer``
-    if one fits); ToolsError saying which were found (and why they do not fit) and what
-    is needed otherwise."""
+               tools: tuple[str, ...] = TOOLS, prefer: int | None = None,
+               newest: int | None = None, newest_why: str = "") -> ClientTools:
+    """The first folder whose ``tools`` are at least ``needed_major`` and at most
+    ``newest`` (of major ``prefer`` if one fits); ToolsError saying which were found (and
+    why they do not fit) and what is needed otherwise."""
+    if newest is not None and newest < needed_major:
+        raise ToolsError(f"needs {'/'.join(tools)} {needed_major} or newer ({why}) and "
+                         f"{newest} or older ({newest_why}): no version does both")
     seen = []
     fitting: list[ClientTools] = []
     for folder, origin in _candidates(pg_bin):
@@ -110,6 +128,9 @@ def find_tools(needed_major: int, why: str, pg_bin: Path | None = None,
         if version is None:
             seen.append(f"{folder} ({origin}): pg_restore --version failed")
             continue
+        if newest is not None and major_of(version) > newest:
+            seen.append(f"{version} in {folder} ({origin}), too new")
+            continue
         if major_of(version) >= needed_major:
             fitting.append(ClientTools(folder, version, origin))
             if prefer is None or major_of(version) == prefer:
@@ -119,9 +140,15 @@ def find_tools(needed_major: int, why: str, pg_bin: Path | None = None,
     if fitting:
         return fitting[0]
     where = "; ".join(seen) if seen else "none on PATH, in a server wheel or the system folders"
-    raise ToolsError(f"needs {'/'.join(tools)} {needed_major} or newer ({why}); found: "
+    if newest is None:
+        span, wanted = f"{needed_major} or newer", f"{needed_major}+"
+    else:
+        span = (f"{needed_major} to {newest}" if needed_major > 1 else f"{newest} or older")
+        span, wanted = f"{span} ({newest_why})", f"{needed_major}-{newest}"
+    reason = f" ({why})" if why else ""
+    raise ToolsError(f"needs {'/'.join(tools)} {span}{reason}; found: "
                      f"{where}; give --mlflowdb-pg-bin a folder of PostgreSQL "
-                     f"{needed_major}+ client binaries")
+                     f"{wanted} client binaries")
 
 
 @dataclass(frozen=True)
@@ -168,3 +195,44 @@ def last_error(stderr: str) -> str:
             first = hits[0]
             return f"{first} ({detail})" if detail.startswith("DETAIL:") else first
     return lines[-1] if lines else "no message"
+
+
+class Overran(RuntimeError):
+    """A child ran past its bound and was stopped."""
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a child started by :func:`start` and its process group: SIGTERM, then SIGKILL
+    after :data:`GRACE` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            process.wait(timeout=GRACE)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def start(command: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
+    """A child in a process group of its own, so :func:`stop` reaches its workers too."""
+    return subprocess.Popen(command, env=env, start_new_session=True, **kwargs)
+
+
+def run_bounded(command: list[str], env: dict[str, str],
+                seconds: float) -> subprocess.CompletedProcess:
+    """Run ``command`` to its end, or stop it after ``seconds`` and raise Overran."""
+    process = start(command, env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        stop(process)
+        process.communicate()
+        raise Overran(f"stopped after {seconds:g}s") from None
+    except BaseException:  # interrupted: the child must not outlive the run
+        stop(process)
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
