@@ -269,3 +269,25 @@ def test_bad_thresholds_are_one_line_usage_errors(pytester, mlflow_uri, assignme
     err = result.stderr.str()
     assert named in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) == 1
+
+
+def test_counters_emptied_by_a_statistics_reset_are_not_taken_for_clean_tables(
+        pytester, mlflow_uri):
+    """pg_stat_reset() (or a crash restart) empties the row counters: 18,000 rows with 7,200
+    dead are then "no rows counted", and the table "never analysed but empty". Until a
+    vacuum or analyse measures it again, both checks say they could not look."""
+    sql(mlflow_uri, *SEED, "ALTER TABLE params SET (autovacuum_enabled = false)",
+        "INSERT INTO params (key, value, run_uuid) SELECT 'p' || g, repeat('v', 40), 'r1' "
+        "FROM generate_series(1, 18000) g", FLUSH,
+        "DELETE FROM params WHERE key ~ '[0-3]$'", FLUSH, "SELECT pg_stat_reset()", FLUSH)
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "dead_tuples_min_size=0")
+    for check_id in ("vacuum.dead_tuples", "vacuum.stale_stats"):
+        check = checks[check_id]
+        assert check["outcome"] == "skipped", check
+        assert "could not look: the row counters of public.params" in check["message"]
+        assert "no vacuum or analyse has measured the table since" in check["message"]
+    sql(mlflow_uri, "ANALYZE params", FLUSH)  # measured again: judged again
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "dead_tuples_min_size=0")
+    (finding,) = loud(checks["vacuum.dead_tuples"])
+    assert finding["object"] == "public.params" and finding["value"] == 40
+    assert checks["vacuum.stale_stats"]["outcome"] == "passed"
