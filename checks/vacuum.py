@@ -208,7 +208,8 @@ def _never_analysed(table: TableVacuum) -> bool:
     return table.since_analyze is None and not table.reltuples
 
 
-def _not_yet_reached(server: Server, table: TableVacuum, naptimes: float) -> str | None:
+def _not_yet_reached(server: Server, table: TableVacuum, naptimes: float,
+                     unvisited: bool = False) -> str | None:
     """Why autovacuum cannot have analysed ``table`` yet, or None when it has had time.
 
     Autovacuum visits each database once per autovacuum_naptime and analyses every table
@@ -216,12 +217,20 @@ def _not_yet_reached(server: Server, table: TableVacuum, naptimes: float) -> str
     autovacuum can only have acted on the changes counted now since the server started or
     the counts were reset: when that is less than ``naptimes`` rounds (at least a minute)
     and autovacuum is on for the table, its missing analyse is not neglect yet (a database
-    loaded a minute ago, before autovacuum's first round). A table autovacuum leaves alone,
-    or a server up longer than that, is judged as before."""
+    loaded a minute ago, before autovacuum's first round). On a server up for longer,
+    ``unvisited`` (no MLflow table bears any vacuum or analyse time: a database just
+    created and loaded, or restored) says the same: autovacuum analyses a table past its
+    threshold on its first visit. A table autovacuum leaves alone is judged as before, and
+    stale_stats_naptimes 0 turns the grace off."""
     span = server.autovacuum_time
     window = max(60.0, naptimes * server.naptime) if naptimes > 0 else 0.0
-    if (not server.autovacuum or span is None or span >= window
-            or table.autoanalyze_off):
+    if not server.autovacuum or table.autoanalyze_off or naptimes <= 0:
+        return None
+    if (span is None or span >= window) and unvisited:
+        return (f"autovacuum has not yet visited this database: no MLflow table bears a "
+                f"vacuum or analyse time (loaded or restored since its last round; "
+                f"autovacuum_naptime {format_value('duration', server.naptime)})")
+    if span is None or span >= window:
         return None
     began = ("the statistics were reset" if server.since_reset is not None
              and span == server.since_reset else "the server started")
@@ -253,6 +262,8 @@ def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
     heaps = {s.name: s.heap for s in table_sizes(mlflowdb, schema, load_catalog().mlflow_tables())
              if s.error is None}
     analysed, empty, stale, waiting, oldest, blind = 0, 0, 0, 0, None, []
+    unvisited = all(t.since_vacuum is None and t.since_analyze is None
+                    for t in tables if t.kind == "r")
     for table in tables:
         if table.kind != "r":
             continue
@@ -268,7 +279,7 @@ def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
                 continue
             what = (f"never analysed, with {rows} live rows (n_live_tup), past its "
                     f"autoanalyze threshold of {int(base)} rows")
-            early = _not_yet_reached(server, table, naptimes)
+            early = _not_yet_reached(server, table, naptimes, unvisited)
             if early:
                 waiting += 1
                 mlflowdb_findings.info(obj, f"{what}, but {early}", rows, int(base))

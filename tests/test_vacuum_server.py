@@ -261,3 +261,26 @@ def test_a_table_loaded_before_autovacuums_first_round_is_not_yet_stale(
     (finding,) = loud(checks["vacuum.stale_stats"])
     assert finding["object"] == "public.experiments"
     assert "autovacuum has not yet had time" not in finding["message"]
+
+
+def test_a_database_autovacuum_has_not_visited_is_not_yet_stale_on_a_server_up_for_long():
+    """On a server up longer than the grace window, a database just restored or loaded
+    (no MLflow table bears a vacuum or analyse time) is still before autovacuum's first
+    visit; a table autovacuum leaves alone, a visited database, or a grace of 0 are not."""
+    import importlib
+
+    from pytest_mlflowdb.probes.vacuum import Server, TableVacuum
+
+    vacuum = importlib.import_module("pytest_mlflowdb.checks.vacuum")
+    server = Server(autovacuum=True, track_counts=True, freeze_max_age=200_000_000,
+                    mxid_freeze_max_age=400_000_000, vacuum_threshold=50,
+                    vacuum_scale_factor=0.2, analyze_threshold=50, analyze_scale_factor=0.1,
+                    stats_age=86400.0, naptime=60.0, uptime=86400.0)
+    table = TableVacuum("experiments", "r", None, live=400)
+    note = vacuum._not_yet_reached(server, table, 3, unvisited=True)
+    assert note and note.startswith("autovacuum has not yet visited this database")
+    assert vacuum._not_yet_reached(server, table, 3, unvisited=False) is None
+    assert vacuum._not_yet_reached(server, table, 0, unvisited=True) is None
+    left_alone = TableVacuum("experiments", "r", None, live=400,
+                             options={"autovacuum_enabled": "false"})
+    assert vacuum._not_yet_reached(server, left_alone, 3, unvisited=True) is None
