@@ -264,6 +264,21 @@ def test_bad_backup_option_values_are_one_line_usage_errors(pytester, mlflow_uri
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
+@pytest.mark.parametrize("what", ["fifo", "dev-zero"])
+def test_a_backup_that_is_no_file_nor_folder_is_a_usage_error(pytester, mlflow_uri, what):
+    """A FIFO would hang the run and /dev/zero was called "empty (0 bytes)": refused."""
+    if what == "fifo":
+        path, words = pytester.path / "nightly.dump", "is a FIFO (named pipe)"
+        os.mkfifo(path)
+    else:
+        path, words = "/dev/zero", "is a character device"
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}",
+                                           f"--mlflowdb-backup={path}", timeout=60)
+    assert result.ret == 4
+    errors = [line for line in result.errlines if line.strip()]
+    assert len(errors) == 1 and words in errors[0], errors
+
+
 def test_mlflow_tables_in_a_schema_of_their_own_are_found_in_the_copy(pytester, pg18,
                                                                        tmp_path):
     """The dump does not carry ALTER DATABASE ... SET search_path: the copy is read where
