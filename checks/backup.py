@@ -72,8 +72,10 @@ def _mlflowdb_backup(mlflowdb_connection, mlflowdb_target, mlflowdb_settings,
                              duration_text(mlflowdb_thresholds["max_restore_time"])),
                 row_tolerance=mlflowdb_thresholds["backup_row_tolerance"])
     live = mlflowdb_connection.database
+    from pytest_mlflowdb.backup.shared import WORKER_KEY
+
     worker = getattr(request.config, "workerinput", None)
-    return once_per_run(worker.get("testrunuid") if worker else None, mlflowdb_target.id,
+    return once_per_run(worker.get(WORKER_KEY) if worker else None, mlflowdb_target.id,
                         lambda: run(plan, live, mlflowdb_target.conninfo if live is not None
                                     else None, mlflowdb_connection.error))
 

@@ -99,6 +99,8 @@ class AuditSession:
         #: target id -> the target record this process last sent on a test report
         self._sent_targets: dict[str, dict[str, Any]] = {}
         self._started = time.perf_counter()
+        #: the run's private folder for the backup checks' shared findings (xdist)
+        self._backup_folder: Path | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -386,5 +388,23 @@ class AuditSession:
             terminalreporter.write_line("mlflowdb: warned checks fail this run "
                                         f"({self.settings.describe_source('fail_on')})")
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist's controller: hand each worker the run's private folder in which the
+        first of them to verify a backup leaves its findings for the others."""
+        options = self.settings.area_options
+        if not (options.get("backup") or options.get("restore_test")):
+            return
+        from .backup.shared import WORKER_KEY, make_run_folder
+
+        if self._backup_folder is None:
+            self._backup_folder = make_run_folder()
+        node.workerinput[WORKER_KEY] = str(self._backup_folder)
+
     def close(self) -> None:
         self.sessions.close()
+        if self._backup_folder is not None:
+            from .backup.shared import remove_run_folder
+
+            folder, self._backup_folder = self._backup_folder, None
+            remove_run_folder(folder)
