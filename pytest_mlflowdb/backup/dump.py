@@ -5,11 +5,13 @@ default_transaction_read_only=on``; pg_dump's own transaction is ``REPEATABLE RE
 ONLY``, one consistent snapshot since it runs as one process), waits for its table locks
 no longer than the audit's ``lock_timeout`` (``--lock-wait-timeout``), and keeps TCP
 keepalives so a dead network ends it. The password reaches it through ``PGPASSWORD`` in
-its environment only, never a command line, and no message repeats it.
+its environment only, never a command line, and no message repeats it. The file is
+owner-only (0600) from its first byte: it is a copy of the live database.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -38,6 +40,9 @@ def dump_live(conninfo: str, tools: ClientTools, folder: Path, lock_timeout: flo
     command = [tools.path("pg_dump"), "-Fc", "--no-sync",
                f"--lock-wait-timeout={max(1, round(lock_timeout * 1000))}",
                "-f", str(path), "-d", target.dsn]
+    # a copy of the live database: owner-only from its first byte (pg_dump keeps the mode)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(path, 0o600)
     started = time.perf_counter()
     try:
         done = subprocess.run(command, env=target.env, capture_output=True, text=True,
