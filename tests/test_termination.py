@@ -20,12 +20,26 @@ from pytest_mlflowdb.servers.leftovers import DUMP_PREFIX, OWNER, SERVER_PREFIX
 pytestmark = pytest.mark.slow
 
 
+def _within(pid: int, root: int) -> bool:
+    """Whether process ``pid`` is ``root`` or one of its descendants (an xdist worker)."""
+    while pid > 1:
+        if pid == root:
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
 def _folders_of(pid: int, prefix: str) -> list[Path]:
-    """The temporary folders process ``pid`` made with ``prefix`` (its owner file)."""
+    """The temporary folders process ``pid`` (or one of its workers) made with ``prefix``
+    (their owner file)."""
     found = []
     for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
         try:
-            if int((folder / OWNER).read_text().split()[0]) == pid:
+            if _within(int((folder / OWNER).read_text().split()[0]), pid):
                 found.append(folder)
         except (OSError, ValueError, IndexError):
             continue
@@ -34,7 +48,8 @@ def _folders_of(pid: int, prefix: str) -> list[Path]:
 
 def _postmaster(folder: Path) -> int | None:
     try:
-        return int((folder / "data" / "postmaster.pid").read_text().split()[0])
+        pid = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+        return pid if pid > 0 else None  # negative: initdb's single-user backend
     except (OSError, ValueError, IndexError):
         return None
 
@@ -81,8 +96,11 @@ def _stop(run: subprocess.Popen, sig: int) -> int:
             run.wait()
 
 
-def test_sigterm_stops_the_ephemeral_server(pytester):
-    run = _pytest(pytester.path, "--mlflowdb-ephemeral=path")
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_sigterm_stops_the_ephemeral_server(pytester, workers):
+    """SIGTERM to the pytest process alone, as ``timeout`` sends it: under xdist the
+    server is a worker's, which the controller then stops in order."""
+    run = _pytest(pytester.path, "--mlflowdb-ephemeral=path", *workers)
     try:
         def server_up():
             return [(f, p) for f in _folders_of(run.pid, SERVER_PREFIX)

@@ -13,6 +13,7 @@ sweeps only scratch databases no session holds, so runs sharing it do not collid
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import secrets
@@ -123,6 +124,10 @@ class Janitor:
                 leftovers.release()
                 raise
             self._holding = True
+            # a run whose end is cut short (an xdist worker whose controller is gone
+            # fails in its session finish, and pytest then skips unconfigure) still
+            # stops its server on the way out
+            atexit.register(self.close)
         return self._server
 
     def create(self, mlflow: bool = True, revision: str = "heads",
@@ -284,4 +289,5 @@ class Janitor:
                 from . import leftovers
 
                 self._holding = False
+                atexit.unregister(self.close)
                 leftovers.release()
