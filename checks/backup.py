@@ -84,8 +84,10 @@ def _mlflowdb_backup(mlflowdb_connection, mlflowdb_target, mlflowdb_settings,
                 step_floor=mlflowdb_thresholds["backup_step_timeout"],
                 dump_uri=options.get("dump_uri"))
     live = mlflowdb_connection.database
+    from pytest_mlflowdb.backup.shared import WORKER_KEY
+
     worker = getattr(request.config, "workerinput", None)
-    return once_per_run(worker.get("testrunuid") if worker else None, mlflowdb_target.id,
+    return once_per_run(worker.get(WORKER_KEY) if worker else None, mlflowdb_target.id,
                         lambda: run(plan, live, mlflowdb_target.conninfo if live is not None
                                     else None, mlflowdb_connection.error))
 

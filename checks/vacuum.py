@@ -128,9 +128,9 @@ def test_dead_tuples(mlflowdb, mlflowdb_findings: Findings,
         if table.kind != "r":
             continue
         if _uncounted(table, heaps.get(table.name)):
-            heap = heaps.get(table.name, table.relpages * PAGE)
-            if heap >= min_size:  # below it, not judged even when counted
-                blind.append(f"{schema}.{table.name} ({format_value('size', heap)})")
+            size = heaps.get(table.name) or table.relpages * PAGE
+            if size >= min_size:  # below it, not judged even when counted
+                blind.append(f"{schema}.{table.name} ({format_value('size', size)})")
             continue
         if not total:
             continue

@@ -99,6 +99,9 @@ class AuditSession:
         #: target id -> the target record this process last sent on a test report
         self._sent_targets: dict[str, dict[str, Any]] = {}
         self._started = time.perf_counter()
+        #: the run's private folder for the backup checks' shared findings (xdist)
+        self._backup_folder: Path | None = None
+        self._holding_sigterm = False  # see pytest_configure_node
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -399,5 +402,36 @@ class AuditSession:
             terminalreporter.write_line("mlflowdb: warned checks fail this run "
                                         f"({self.settings.describe_source('fail_on')})")
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist's controller: SIGTERM is turned into KeyboardInterrupt (xdist then stops
+        the workers in order, and they remove their servers and dumps: a controller killed
+        outright left them without a channel to end on); and each worker gets the run's
+        private folder in which the first of them to verify a backup leaves its findings
+        for the others."""
+        if not self._holding_sigterm:
+            from .servers import leftovers
+
+            leftovers.hold()
+            self._holding_sigterm = True
+        options = self.settings.area_options
+        if not (options.get("backup") or options.get("restore_test")):
+            return
+        from .backup.shared import WORKER_KEY, make_run_folder
+
+        if self._backup_folder is None:
+            self._backup_folder = make_run_folder()
+        node.workerinput[WORKER_KEY] = str(self._backup_folder)
+
     def close(self) -> None:
         self.sessions.close()
+        if self._holding_sigterm:
+            from .servers import leftovers
+
+            self._holding_sigterm = False
+            leftovers.release()
+        if self._backup_folder is not None:
+            from .backup.shared import remove_run_folder
+
+            folder, self._backup_folder = self._backup_folder, None
+            remove_run_folder(folder)

@@ -247,6 +247,75 @@ def test_a_scratch_uri_at_the_audited_database_is_refused(pytester, mlflow_uri, 
     assert result.ret == 1
 
 
+@pytest.fixture(scope="module")
+def unprivileged_live(tmp_path_factory):
+    """A server of this test's own, also listening on a Unix socket, whose auditing role
+    may not execute pg_control_system() (revoked from PUBLIC): (server, socket folder,
+    the role's URI of database live_db over 'localhost', a dump of live_db)."""
+    import shutil
+    import tempfile
+    from urllib.parse import quote
+
+    from pytest_mlflowdb.servers import start_server
+    from pytest_mlflowdb.servers.binaries import _run_as
+
+    sockets = tempfile.mkdtemp(prefix="mlflowdb-sock-")
+    os.chmod(sockets, 0o755)
+    run_as = _run_as()
+    if run_as:
+        os.chown(sockets, run_as["user"], run_as["group"])
+    server = start_server("path", settings={"unix_socket_directories": sockets})
+    try:
+        uri = server.create_database("live_db")
+        password = "Aud1tor-pw@x"
+        sql(uri, f"CREATE ROLE auditor LOGIN PASSWORD '{password}'",  # pg_proc's ACLs
+            "REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC",  # are per database
+            "CREATE TABLE t AS SELECT 1 AS a")
+        dump = pg_dump(server, uri, tmp_path_factory.mktemp("dump") / "live.dump")
+        live = f"postgresql://auditor:{quote(password, safe='')}@localhost:{server.port}/live_db"
+        with psycopg.connect(live, connect_timeout=5) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM pg_control_system()")
+        yield server, sockets, live, dump
+    finally:
+        server.stop()
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+@pytest.mark.parametrize(("live_host", "spelling"), [
+    ("localhost", "127.0.0.1"), ("127.0.0.1", "localhost"), ("localhost", "unix-socket")])
+def test_the_audited_server_spelt_otherwise_is_refused_without_pg_control_system(
+        pytester, unprivileged_live, live_host, spelling):
+    """Host strings told localhost from 127.0.0.1 (or a socket) as two servers: a superuser
+    session then created, restored into and dropped a database on the audited server."""
+    server, sockets, live, dump = unprivileged_live
+    live = live.replace("@localhost:", f"@{live_host}:")
+    if spelling == "unix-socket":
+        scratch_uri = f"postgresql://postgres@/live_db?host={sockets}&port={server.port}"
+    else:
+        scratch_uri = server.uri("live_db").replace("@127.0.0.1:", f"@{spelling}:")
+    result, checks = audit(pytester, live, f"--mlflowdb-backup={dump}",
+                           f"--mlflowdb-scratch-uri={scratch_uri}")
+    message = only_line(checks["backup.restore"])["message"]
+    assert message.startswith("refused: --mlflowdb-scratch-uri"), message
+    assert not scratch_databases(server)
+    assert result.ret == 1
+
+
+def test_another_server_is_not_refused_without_pg_control_system(pytester, pg18,
+                                                                  unprivileged_live):
+    server, _sockets, live, dump = unprivileged_live
+    with psycopg.connect(pg18.uri(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE live_db")
+    try:
+        result, checks = audit(pytester, live, f"--mlflowdb-backup={dump}",
+                               f"--mlflowdb-scratch-uri={pg18.uri('live_db')}")
+    finally:
+        pg18.drop_database("live_db")
+    assert checks["backup.restore"]["outcome"] == "passed", checks["backup.restore"]
+    assert not scratch_databases(pg18)
+
+
 def test_leftovers_of_an_interrupted_run_are_swept_and_held_ones_kept(pytester, mlflow_uri,
                                                                       pg18, tmp_path):
     dump = pg_dump(pg18, mlflow_uri, tmp_path / "nightly.dump")
@@ -282,6 +351,21 @@ def test_bad_backup_option_values_are_one_line_usage_errors(pytester, mlflow_uri
     errors = [line for line in result.errlines if line.strip()]
     assert len(errors) == 1 and words in errors[0], errors
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("what", ["fifo", "dev-zero"])
+def test_a_backup_that_is_no_file_nor_folder_is_a_usage_error(pytester, mlflow_uri, what):
+    """A FIFO would hang the run and /dev/zero was called "empty (0 bytes)": refused."""
+    if what == "fifo":
+        path, words = pytester.path / "nightly.dump", "is a FIFO (named pipe)"
+        os.mkfifo(path)
+    else:
+        path, words = "/dev/zero", "is a character device"
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}",
+                                           f"--mlflowdb-backup={path}", timeout=60)
+    assert result.ret == 4
+    errors = [line for line in result.errlines if line.strip()]
+    assert len(errors) == 1 and words in errors[0], errors
 
 
 def test_mlflow_tables_in_a_schema_of_their_own_are_found_in_the_copy(pytester, pg18,

@@ -94,6 +94,48 @@ def test_under_xdist_the_backup_is_restored_once_for_all_its_checks(pytester, ml
     assert result.ret == 0
 
 
+def test_a_shared_folder_another_user_planted_in_tmp_is_neither_followed_nor_in_the_way(
+        pytester, monkeypatch, mlflow_uri, pg18, tmp_path):
+    """Another local user pre-creates the fixed folder the xdist workers once shared, with
+    a link where a worker would write its findings: the audit (root here) neither writes
+    through it nor fails."""
+    import hashlib
+    import os
+    import pwd
+
+    from helpers import dbname_of
+
+    dump = pg_dump(pg18, mlflow_uri, tmp_path / "nightly.dump")
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    tmpdir.chmod(0o1777)
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    planted = tmpdir / "pytest-mlflowdb-backup"
+    planted.mkdir()
+    run_uid = "a-run-id-the-other-user-guessed"
+    target_id = f"{pg18.host}:{pg18.port}/{dbname_of(mlflow_uri)}"
+    digest = hashlib.sha256(f"{run_uid}\0{target_id}".encode()).hexdigest()[:24]
+    for suffix in (".tmp", ".lock"):
+        (planted / f"{digest}{suffix}").symlink_to(victim)
+    nobody = pwd.getpwnam("nobody")
+    for path in (planted, *planted.iterdir()):
+        os.lchown(path, nobody.pw_uid, nobody.pw_gid)
+    json_path = pytester.path / "audit.json"
+    result = pytester.runpytest_subprocess(
+        f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-backup={dump}",
+        f"--mlflowdb-scratch-uri={pg18.uri()}", f"--mlflowdb-report={json_path}",
+        "-n", "2", f"--testrunuid={run_uid}", "-p", "no:cacheprovider")
+    from helpers import checks_by_id, report
+
+    assert result.ret == 0, result.stdout.str()
+    passed_with_findings(checks_by_id(report(json_path)))
+    assert victim.read_text() == "precious\n"
+    assert sorted(p.name for p in planted.iterdir()) == [f"{digest}.lock", f"{digest}.tmp"]
+    assert not list(tmpdir.glob("pytest-mlflowdb-backup-*"))  # the run's own: removed
+
+
 NOTE = "timings and locks may differ"
 
 

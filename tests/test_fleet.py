@@ -115,3 +115,77 @@ def test_an_expanded_password_never_shows_in_a_refusal(pytester, monkeypatch):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*fleet.txt:1: malformed database URI*port '***' is not a*"])
     assert SECRET not in result.stdout.str() + result.stderr.str()
+
+
+#: every character with a meaning in a URI or a key=value string, alone in a secret
+SPECIAL = ("%41", "#", "?", "@", "/", ":", " ", "&", "=", "'", "\\")
+FORMS = {
+    "userinfo": "postgresql://{user}:${{{var}}}@{host}:{port}/{db}",
+    "query": "postgresql://{user}@{host}:{port}/{db}?connect_timeout=10&password=${{{var}}}",
+    "keyvalue": "host={host} port={port} dbname={db} user={user} password=${{{var}}}",
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_an_expanded_secret_is_taken_literally_wherever_it_lands(pytester, monkeypatch,
+                                                                 pg18, form):
+    """A secret holding %41, #, ?, @... is that password, not another one or a refusal:
+    each line's role was created with exactly the secret, and the audit logs in as it."""
+    from psycopg import sql
+
+    names = [f"fleet_{form}_{i}" for i in range(len(SPECIAL))]
+    secrets = [f"Pw{c}Sec{i}" for i, c in enumerate(SPECIAL)]
+    lines = []
+    with pg18.admin() as conn:
+        for i, (name, secret) in enumerate(zip(names, secrets, strict=True)):
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(name), sql.Literal(secret)))
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(name)))
+            monkeypatch.setenv(f"FLEET_SECRET_{i}", secret)
+            lines.append(FORMS[form].format(user=name, var=f"FLEET_SECRET_{i}",
+                                            host=pg18.host, port=pg18.port, db=name))
+    try:
+        (pytester.path / "fleet.txt").write_text("\n".join(lines) + "\n")
+        json_path = pytester.path / "fleet.json"
+        result = pytester.runpytest("--mlflowdb-uri-file=fleet.txt", "-k", "connect",
+                                    f"--mlflowdb-report={json_path}")
+        output = result.stdout.str() + result.stderr.str()
+        document = report(json_path)
+        connected = {c["target"]: c["outcome"] for c in document["checks"]
+                     if c["id"] == "connectivity.connect"}
+        assert connected == {f"{pg18.host}:{pg18.port}/{n}": "passed" for n in names}, output
+        for secret in secrets:
+            assert secret not in output + json_path.read_text()
+    finally:
+        with pg18.admin() as conn:
+            for name in names:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def _fifo(path):
+    import os
+
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("what", ["fifo", "dev-zero", "huge"])
+def test_a_fleet_file_that_is_no_regular_file_is_refused_quickly(pytester, what):
+    """A FIFO would block the run, /dev/zero read until memory runs out: refused unread."""
+    from pytest_mlflowdb.fleet import MAX_BYTES
+
+    if what == "fifo":
+        path, words = str(_fifo(pytester.path / "fleet.txt")), "is a FIFO (named pipe)"
+    elif what == "dev-zero":
+        path, words = "/dev/zero", "is a character device"
+    else:
+        path, words = "fleet.txt", f"is {8 * MAX_BYTES} bytes; more than {MAX_BYTES}"
+        with open(pytester.path / path, "wb") as handle:
+            handle.truncate(8 * MAX_BYTES)
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri-file={path}", timeout=60)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1 and words in errors[0], errors

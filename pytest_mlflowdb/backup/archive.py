@@ -15,6 +15,7 @@ import gzip
 import io
 import os
 import re
+import stat
 import struct
 import zlib
 from collections import deque
@@ -74,9 +75,7 @@ def inspect(path: Path) -> Archive:
     try:
         if path.is_dir():
             return _directory(path)
-        with path.open("rb") as handle:
-            head = handle.read(4096)
-        info = path.stat()
+        head, info = _head(path)
     except FileNotFoundError:
         raise ArchiveError(f"no backup at {path}: no such file or directory") from None
     except PermissionError:
@@ -104,6 +103,21 @@ def inspect(path: Path) -> Archive:
                                "cannot read it so; gunzip it first")
         return _plain(path, PLAIN_GZ, info.st_size, modified, text)
     return _plain(path, PLAIN, info.st_size, modified, head)
+
+
+def _head(path: Path) -> tuple[bytes, os.stat_result]:
+    """The first 4 KiB of the regular file ``path`` and its stat, opened without blocking:
+    a FIFO or a device (``/dev/zero``) is refused, never read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            from ..fleet import describe_mode
+
+            raise ArchiveError(f"{path} is {describe_mode(info.st_mode)}, not a pg_dump file")
+        return os.read(fd, 4096), info
+    finally:
+        os.close(fd)
 
 
 def _plain(path: Path, fmt: str, size: int, modified: datetime.datetime,

@@ -6,11 +6,13 @@ ONLY``, one consistent snapshot since it runs as one process), waits for its tab
 no longer than the audit's ``lock_timeout`` (``--lock-wait-timeout``), and keeps TCP
 keepalives so a dead network ends it, within a wall-clock bound. Never through a
 transaction pooler (:func:`dump_source`). The password reaches it through ``PGPASSWORD`` in
-its environment only, never a command line, and no message repeats it.
+its environment only, never a command line, and no message repeats it. The file is
+owner-only (0600) from its first byte: it is a copy of the live database.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,9 @@ def dump_live(conninfo: str, tools: ClientTools, folder: Path, lock_timeout: flo
     command = [tools.path("pg_dump"), "-Fc", "--no-sync",
                f"--lock-wait-timeout={max(1, round(lock_timeout * 1000))}",
                "-f", str(path), "-d", target.dsn]
+    # a copy of the live database: owner-only from its first byte (pg_dump keeps the mode)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(path, 0o600)
     started = time.perf_counter()
     try:
         done = run_bounded(command, target.env, timeout)
@@ -127,13 +132,12 @@ def dump_source(live: Any, dump_uri: Any) -> str:
 def _same_database(direct: Any, live: Any, dump_uri: Any) -> None:
     """DumpError unless ``direct`` reaches the audited database (the same database of the
     same cluster, a standby of it included: the system identifier is the primary's)."""
-    from .scratch import _identity
+    from .scratch import identical
 
-    mine, theirs = _identity(direct.row), _identity(live.row)
-    other_server = (mine["system"] is not None and theirs["system"] is not None
-                    and mine["system"] != theirs["system"])
-    if other_server or mine["db"] != theirs["db"]:
-        where = "another server" if other_server else f"database {mine['db']}"
+    same_server, _ = identical(direct.row, live.row)
+    mine = direct.value("SELECT current_database()")
+    if not same_server or mine != live.value("SELECT current_database()"):
+        where = "another server" if not same_server else f"database {mine}"
         raise DumpError(f"refused: --mlflowdb-dump-uri {dump_uri.id} is not the audited "
                         f"database {live.target.id} ({where}); pg_dump must dump the "
                         "database the checks compare the copy with")

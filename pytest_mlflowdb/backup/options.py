@@ -30,10 +30,25 @@ def parse_switch(raw: Any) -> bool | None:
 
 def parse_backup_path(raw: Any) -> str | None:
     """The backup's absolute path. Whether it exists is backup.readable's business (a
-    missing nightly dump is a failed check in the report, not a typo)."""
+    missing nightly dump is a failed check in the report, not a typo); something that is
+    neither a regular file nor a folder (a FIFO would block, ``/dev/zero`` never end) is
+    refused here."""
+    import os
+    import stat
+
     if raw is None or not str(raw).strip():
         return None
-    return str(Path(str(raw).strip()).expanduser().absolute())
+    path = Path(str(raw).strip()).expanduser().absolute()
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return str(path)
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        from ..fleet import describe_mode
+
+        raise ValueError(f"{path} is {describe_mode(mode)}: give a pg_dump file or a "
+                         "pg_dump directory archive")
+    return str(path)
 
 
 def parse_uri(raw: Any) -> Any:

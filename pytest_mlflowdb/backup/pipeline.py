@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,13 +111,17 @@ class Result:
 
 def run(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | None) -> Result:
     """The whole verification; never raises for a bad backup (findings say what failed)."""
+    from ..servers import leftovers
+
     result = Result()
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="mlflowdb-backup-"))
-    try:
-        _run(plan, result, live, live_conninfo, live_error, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with leftovers.guarded():  # SIGTERM removes the dump and the server, as SIGINT does
+        leftovers.sweep()
+        workdir = leftovers.private_folder(leftovers.DUMP_PREFIX)
+        try:
+            _run(plan, result, live, live_conninfo, live_error, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     if len(result.findings[RTO]):
         total = time.perf_counter() - started
         result.findings[RTO].ok("backup checks", f"{total:.2f}s in all (dump if any, "

@@ -4,7 +4,8 @@
 port, password authentication over TCP. PostgreSQL refuses to run as root, so when we
 are root the server runs as an unprivileged account (``MLFLOWDB_PG_OS_USER``, default
 ``nobody``), and the data directory is handed to it. The directory is removed when the
-server stops, and also when start-up fails half-way.
+server stops, and also when start-up fails half-way; a run killed outright leaves it to
+the next run (see :mod:`.leftovers`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import shlex
 import shutil
 import socket
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from . import reach
 from .base import Server, ServerError
+from .leftovers import SERVER_PREFIX, private_folder
 
 _STARTUP_TIMEOUT = 60
 
@@ -88,7 +89,7 @@ def start_from_bin_dir(bin_dir: Path, kind: str, copy_root: Path | None = None,
                 "as (it refuses to run as root); make them readable or set MLFLOWDB_PG_OS_USER"
             )
         bin_dir = reach.shared_copy(bin_dir, copy_root)
-    workdir = Path(tempfile.mkdtemp(prefix="mlflowdb-pg-"))
+    workdir = private_folder(SERVER_PREFIX)  # the next run stops it if this one is killed
     data = workdir / "data"
     log = workdir / "server.log"
     password = secrets.token_urlsafe(16)

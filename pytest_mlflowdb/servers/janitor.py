@@ -13,6 +13,7 @@ sweeps only scratch databases no session holds, so runs sharing it do not collid
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import secrets
@@ -94,6 +95,8 @@ class Janitor:
         self._counter = itertools.count(1)
         #: the connection that holds each scratch database of :meth:`scratch` in use
         self._holders: dict[str, Any] = {}
+        #: whether SIGTERM is turned into KeyboardInterrupt for this janitor's server
+        self._holding = False
 
     @classmethod
     def existing(cls, conninfo: str) -> Janitor:
@@ -110,10 +113,21 @@ class Janitor:
     def server(self) -> Server:
         """The run's throwaway server, started on first use (raises ServerError)."""
         if self._server is None:
-            from . import start_server
+            from . import leftovers, start_server
 
-            self._server = start_server(self.kind, self.pg_bin, self.settings,
-                                        self.major)
+            leftovers.sweep()  # what a killed run left: its servers and dumps
+            leftovers.hold()  # SIGTERM cleans up as SIGINT does, until close()
+            try:
+                self._server = start_server(self.kind, self.pg_bin, self.settings,
+                                            self.major)
+            except BaseException:
+                leftovers.release()
+                raise
+            self._holding = True
+            # a run whose end is cut short (an xdist worker whose controller is gone
+            # fails in its session finish, and pytest then skips unconfigure) still
+            # stops its server on the way out
+            atexit.register(self.close)
         return self._server
 
     def create(self, mlflow: bool = True, revision: str = "heads",
@@ -267,5 +281,13 @@ class Janitor:
         """Drop the scratch databases and stop the server (idempotent)."""
         self.drop_all()
         server, self._server = self._server, None
-        if server is not None:
-            server.stop()
+        try:
+            if server is not None:
+                server.stop()
+        finally:
+            if self._holding:
+                from . import leftovers
+
+                self._holding = False
+                atexit.unregister(self.close)
+                leftovers.release()
