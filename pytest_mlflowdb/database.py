@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.sql import Composable
 
@@ -165,25 +166,40 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Cursor]:
-        """A read-only transaction with this audit's timeouts, and a dict-row cursor in it."""
+        """A read-only transaction with this audit's timeouts, and a dict-row cursor in it.
+
+        One round trip for a caller that only executes: ``BEGIN READ ONLY``, the
+        transaction-local settings, the caller's statements and ``COMMIT`` leave in one
+        pipeline flight and their replies come back together; the cursor holds its rows
+        after the block. A caller that fetches inside the block waits there (one round trip
+        more). The connection is in autocommit only for the block (its own BEGIN and
+        COMMIT); outside it psycopg opens every transaction read-only itself."""
         conn = self.connection
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.rollback()  # left open by a direct use of the connection: read-only
         deadline = Deadline(conn, self.deadline)
+        conn.autocommit = True
         try:
-            with (deadline, conn.transaction(),
-                  # TimedCursor (deadline.py) is not generic in its row type
-                  TimedCursor(conn, row_factory=dict_row) as cur):  # type: ignore[call-overload]
-                cur.deadline = deadline
-                # application_name too is transaction-local: set at connect time, a
-                # pooler keeps it on the server connection that MLflow's sessions get next
-                cur.execute(
-                    "SELECT set_config('statement_timeout', %s, true), "
-                    "set_config('lock_timeout', %s, true), "
-                    "set_config('application_name', %s, true)",
-                    (f"{max(1, round(self.statement_timeout * 1000))}ms",
-                     f"{max(1, round(self.lock_timeout * 1000))}ms", APPLICATION_NAME),
-                )
-                yield cur
-        except psycopg.Error as exc:
+            with deadline:
+                with conn.pipeline():
+                    # application_name too is transaction-local: set at connect time, a
+                    # pooler keeps it on the server connection that MLflow's sessions get
+                    conn.execute("BEGIN READ ONLY")
+                    conn.execute(
+                        "SELECT set_config('statement_timeout', %s, true), "
+                        "set_config('lock_timeout', %s, true), "
+                        "set_config('application_name', %s, true)",
+                        (f"{max(1, round(self.statement_timeout * 1000))}ms",
+                         f"{max(1, round(self.lock_timeout * 1000))}ms", APPLICATION_NAME))
+                    # TimedCursor (deadline.py) is not generic in its row type
+                    cur = TimedCursor(conn, row_factory=dict_row)  # type: ignore[call-overload]
+                    cur.deadline = deadline
+                    yield cur
+                    conn.execute("COMMIT")
+        except BaseException as exc:
+            self._end_failed()
+            if not isinstance(exc, psycopg.Error):
+                raise
             if deadline.fired:
                 raise TargetStoppedAnswering(self._stop()) from None
             if conn.broken or conn.closed:  # the server ended the session (shutdown, kill)
@@ -191,8 +207,22 @@ class Database:
                 raise DatabaseError(f"the session was lost while reading: "
                                     f"{one_line(exc, self.target)}") from None
             raise
+        finally:
+            if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+                conn.autocommit = False
         if deadline.fired:  # the reply came just as the socket was shut down
             self._stop()
+
+    def _end_failed(self) -> None:
+        """Roll back what a failed flight left open (its COMMIT never ran)."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            return
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                self.close()
 
     def _stop(self) -> str:
         """End the session for good after a missed deadline; return the one-line reason."""
@@ -210,10 +240,11 @@ class Database:
         reads through it whatever the table's statistics make the planner think."""
         with self.transaction() as cur:
             for name, value in (planner or {}).items():
-                cur.execute("SELECT set_config(%s, %s, true)", (name, value))
+                self.connection.execute("SELECT set_config(%s, %s, true)", (name, value))
             cur.execute(cast(Any, sql), params)
-            # dict_row: TimedCursor's annotation cannot say so
-            return cast(list[dict[str, Any]], cur.fetchall()) if cur.description else []
+        # the rows came back with the COMMIT, in the same flight; dict_row: TimedCursor's
+        # annotation cannot say so
+        return cast(list[dict[str, Any]], cur.fetchall()) if cur.description else []
 
     def row(self, sql: Statement, params: Any = None) -> dict[str, Any] | None:
         found = self.rows(sql, params)

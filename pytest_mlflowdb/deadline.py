@@ -37,8 +37,10 @@ def tcp_options(deadline: float) -> dict[str, Any]:
 
 
 class Deadline:
-    """Shut the connection's socket down when a transaction waits more than ``seconds``
-    since its last statement was sent (each statement may use the statement timeout).
+    """Shut the connection's socket down when a transaction's replies are late: each
+    statement may take ``seconds`` (its statement timeout and a margin) counted from when
+    it is sent, or, when statements are pipelined (sent together, answered one after
+    another), from the end of the previous statement's allowance.
 
     The shutdown (not a close: the descriptor stays valid) wakes libpq's wait on the
     socket at once, so the waiting query fails instead of waiting on a partitioned
@@ -49,18 +51,23 @@ class Deadline:
     def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
         self._fd = conn.pgconn.socket
         self._seconds = seconds
-        self._since = time.monotonic()
+        self._expires = time.monotonic() + seconds
+        self._statements = 0
         self._lock = threading.Lock()
         self._done = False
         self.fired = False
 
     @property
     def expires(self) -> float:
-        return self._since + self._seconds
+        return self._expires
 
     def restart(self) -> None:
-        """A new statement: its wait starts now."""
-        self._since = time.monotonic()
+        """A statement is sent: its allowance starts now, or when the one before it ends
+        (a pipeline's statements are answered in turn)."""
+        now = time.monotonic()
+        start = now if self._statements == 0 else max(self._expires, now)
+        self._statements += 1
+        self._expires = start + self._seconds
 
     def _fire(self) -> None:
         with self._lock:
