@@ -246,8 +246,9 @@ class Database:
         # annotation cannot say so
         return cast(list[dict[str, Any]], cur.fetchall()) if cur.description else []
 
-    def row(self, sql: Statement, params: Any = None) -> dict[str, Any] | None:
-        found = self.rows(sql, params)
+    def row(self, sql: Statement, params: Any = None, *,
+            planner: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+        found = self.rows(sql, params, planner=planner)
         return found[0] if found else None
 
     def value(self, sql: Statement, params: Any = None) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -188,11 +187,7 @@ def column_extreme(db: Database, schema: str, table: str, column: str,
             sql.SQL("max" if largest else "min"), sql.Identifier(column),
             sql.Identifier(schema, table))
         try:
-            with d.transaction() as cur:
-                cur.execute("SELECT set_config('enable_seqscan', 'off', true)")
-                cur.execute(query.as_string(d.connection))
-                # dict_row: TimedCursor's annotation cannot say so
-                row = cast("dict[str, Any] | None", cur.fetchone())
+            row = d.row(query, planner={"enable_seqscan": "off"})
         except psycopg.errors.LockNotAvailable:
             return ColumnExtreme(None, "another session holds a lock on the table "
                                        "(lock timeout)")
