@@ -73,8 +73,11 @@ class LatencyProxy:
             client_w.close()
             return
         state = {"last": "server"}  # who sent last on this connection
-        await asyncio.gather(self._pump(client_r, server_w, state, "client"),
-                             self._pump(server_r, client_w, state, "server"))
+        try:
+            await asyncio.gather(self._pump(client_r, server_w, state, "client"),
+                                 self._pump(server_r, client_w, state, "server"))
+        except asyncio.CancelledError:  # the proxy stops: end quietly (asyncio's
+            pass  # start_server callback would report a cancelled connection task)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     state: dict[str, str], side: str) -> None:
