@@ -245,18 +245,10 @@ Audit = TargetSessions
 def _newer_mlflow_note() -> str:
     """What to add when the installed MLflow is a release the shipped catalog does not
     know: its migrations then stop at the catalog's head (``mlflow_schema.newest_known``)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from .catalog import installed_mlflow, load_catalog
 
-    from .catalog import load_catalog
-
-    catalog = load_catalog()
-    for distribution in ("mlflow-skinny", "mlflow"):
-        try:
-            release = version(distribution)
-        except PackageNotFoundError:
-            continue
-        if release not in catalog.releases:
-            return (f" (the newest this pytest-mlflowdb knows, MLflow {catalog.newest_release}'s"
-                    f"; the installed MLflow {release} is newer: upgrade pytest-mlflowdb)")
+    catalog, release = load_catalog(), installed_mlflow()
+    if release is None or release in catalog.releases:
         return ""
-    return ""
+    return (f" (the newest this pytest-mlflowdb knows, MLflow {catalog.newest_release}'s; "
+            f"the installed MLflow {release} is newer: upgrade pytest-mlflowdb)")

@@ -48,18 +48,11 @@ def genuine_head() -> tuple[str, str]:
     migrations: its version and head when the catalog knows that release; else the
     catalog's newest, which is as far as those migrations then go (see
     ``pytest_mlflowdb.mlflow_schema``). Never today's newest MLflow written down."""
-    from importlib.metadata import PackageNotFoundError, version
+    from pytest_mlflowdb.catalog import installed_mlflow, load_catalog
 
-    from pytest_mlflowdb.catalog import load_catalog
-
-    catalog = load_catalog()
-    for distribution in ("mlflow-skinny", "mlflow"):
-        try:
-            release = version(distribution)
-        except PackageNotFoundError:
-            continue
-        if release in catalog.releases:
-            return release, catalog.head_for_release(release)
+    catalog, release = load_catalog(), installed_mlflow()
+    if release in catalog.releases:
+        return release, catalog.head_for_release(release)
     assert catalog.newest_release
     return catalog.newest_release, catalog.head
 

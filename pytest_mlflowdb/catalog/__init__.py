@@ -259,3 +259,16 @@ def load_catalog() -> Catalog:
     releases_file = data.joinpath("releases.json")
     releases = json.loads(releases_file.read_text()) if releases_file.is_file() else {}
     return Catalog(schemas, releases)
+
+
+def installed_mlflow() -> str | None:
+    """The release of the MLflow installed beside this plugin (``mlflow-skinny`` or
+    ``mlflow``), or None: what throwaway databases are migrated with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for distribution in ("mlflow-skinny", "mlflow"):
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    return None
