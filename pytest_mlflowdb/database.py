@@ -21,7 +21,7 @@ later query raises :class:`TargetStoppedAnswering` at once instead of waiting ag
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -246,6 +246,22 @@ class Database:
         # annotation cannot say so
         return cast(list[dict[str, Any]], cur.fetchall()) if cur.description else []
 
+    def rows_many(self, statements: Sequence[tuple[Statement, Any]]
+                  ) -> list[list[dict[str, Any]]]:
+        """Run independent statements in one read-only transaction, sent in one flight
+        (one round trip for all); return each one's rows, in order."""
+        with self.transaction() as first:
+            cursors = [first]
+            for _ in statements[1:]:
+                # TimedCursor (deadline.py) is not generic in its row type
+                cursor = TimedCursor(self.connection, row_factory=dict_row)  # type: ignore[call-overload]
+                cursor.deadline = first.deadline  # type: ignore[attr-defined]
+                cursors.append(cursor)
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(cast(Any, sql), params)
+        return [cast(list[dict[str, Any]], c.fetchall()) if c.description else []
+                for c in cursors]
+
     def row(self, sql: Statement, params: Any = None, *,
             planner: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         found = self.rows(sql, params, planner=planner)
@@ -271,11 +287,21 @@ class Database:
         except passthrough:
             raise
         except psycopg.Error as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            held = ("; another session holds a lock on it"
-                    if isinstance(exc, psycopg.errors.LockNotAvailable) else "")
-            raise PreflightError(self.target.scrub(f"{first} while reading {what}{held}")) \
-                from None
+            raise self._read_error(what, exc) from None
+
+    def _read_error(self, what: str, exc: psycopg.Error) -> PreflightError:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        held = ("; another session holds a lock on it"
+                if isinstance(exc, psycopg.errors.LockNotAvailable) else "")
+        return PreflightError(self.target.scrub(f"{first} while reading {what}{held}"))
+
+    def read_many(self, what: str, statements: Sequence[tuple[Statement, Any]]
+                  ) -> list[list[dict[str, Any]]]:
+        """:meth:`rows_many` that names what it was reading when it fails, as :meth:`read`."""
+        try:
+            return self.rows_many(statements)
+        except psycopg.Error as exc:
+            raise self._read_error(what, exc) from None
 
     def cached(self, key: str, compute: Callable[[Database], T]) -> T:
         """``compute(self)`` once per session: probes shared by several checks.
@@ -328,12 +354,11 @@ class PreflightError(DatabaseError):
 
 
 def _collect_preflight(db: Database) -> Preflight:
-    (facts,) = db.read("the server version and this role's memberships", _PREFLIGHT_SQL)
-    extensions = {
-        r["extname"]: r["extversion"]
-        for r in db.read("pg_extension",
-                       "SELECT extname, extversion FROM pg_extension ORDER BY extname")
-    }
+    (facts,), found = db.read_many(
+        "the server version, this role's memberships and the extensions",
+        [(_PREFLIGHT_SQL, None),
+         ("SELECT extname, extversion FROM pg_extension ORDER BY extname", None)])
+    extensions = {r["extname"]: r["extversion"] for r in found}
     pgconn = db.connection.pgconn
     return Preflight(
         server_version=facts["server_version"],

@@ -250,3 +250,25 @@ def test_the_reply_deadline_counts_from_each_statement_and_fires_on_a_long_wait(
             cur.deadline = deadline
             cur.execute("SELECT pg_sleep(1.5)")
         assert deadline.fired and time.monotonic() - started < 1.2
+
+
+def test_rows_many_returns_each_statements_rows_from_one_read_only_transaction(mlflow_uri):
+    db = _db(mlflow_uri)
+    try:
+        found = db.rows_many([("SELECT 1 AS a", None),
+                              ("SELECT txid_current_if_assigned() AS x, "
+                               "current_setting('transaction_read_only') AS ro", None),
+                              ("SELECT g FROM generate_series(1, %(n)s) g", {"n": 3}),
+                              ("SELECT pg_backend_pid() AS pid", None)])
+        assert found[0] == [{"a": 1}]
+        assert found[1] == [{"x": None, "ro": "on"}]
+        assert [r["g"] for r in found[2]] == [1, 2, 3]
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            db.rows_many([("SELECT 1", None), ("SELECT 1 / 0", None)])
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            db.rows_many([("CREATE TABLE never_made (a int)", None)])
+        assert db.value("SELECT 2") == 2  # the failed flights were rolled back
+        assert db.value("SELECT to_regclass('never_made') IS NULL") is True
+        assert db.connection.autocommit is False  # outside the block: psycopg's read-only
+    finally:
+        db.close()

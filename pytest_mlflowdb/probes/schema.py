@@ -210,4 +210,11 @@ def live_snapshot(db: Database) -> Snapshot:
     schema = mlflow_facts(db).schema
     if schema is None:
         return Snapshot()
-    return db.cached(f"snapshot:{schema}", lambda d: capture(d.rows, schema))
+    def collect(d: Database) -> Snapshot:
+        # capture's seven catalog reads are independent: one flight for all of them
+        params = {"schema": schema}
+        queries = (_COLUMNS, _CONSTRAINTS, _INDEXES, _SEQUENCES, _TRIGGERS, _RULES, _POLICIES)
+        found = dict(zip(queries, d.rows_many([(q, params) for q in queries]), strict=True))
+        return capture(lambda query, _: found[query], schema)
+
+    return db.cached(f"snapshot:{schema}", collect)
