@@ -85,6 +85,12 @@ def _tables(mlflowdb) -> tuple[str, list[TableVacuum]]:
     return schema, table_vacuum(mlflowdb, schema, load_catalog().mlflow_tables())
 
 
+def _heaps(mlflowdb, schema: str) -> dict[str, int]:
+    """The measured heap of each MLflow table (a table another session locks is left out)."""
+    return {s.name: s.heap for s in table_sizes(mlflowdb, schema, load_catalog().mlflow_tables())
+            if s.error is None}
+
+
 def _ago(seconds: float | None) -> str:
     return "never" if seconds is None else f"{format_value('duration', seconds)} ago"
 
@@ -120,8 +126,7 @@ def test_dead_tuples(mlflowdb, mlflowdb_findings: Findings,
     t = mlflowdb_thresholds
     warn, fail, min_size = t["dead_tuples_warn"], t["dead_tuples_fail"], \
         t["dead_tuples_min_size"]
-    heaps = {s.name: s.heap for s in table_sizes(mlflowdb, schema, load_catalog().mlflow_tables())
-             if s.error is None}
+    heaps = _heaps(mlflowdb, schema)
     small, not_due, blind, flagged, worst = [], [], [], 0, None
     for table in tables:
         total = table.live + table.dead
@@ -259,8 +264,7 @@ def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
     max_age, share = mlflowdb_thresholds["stale_stats_age"], \
         mlflowdb_thresholds["stale_stats_changed"]
     naptimes = mlflowdb_thresholds["stale_stats_naptimes"]
-    heaps = {s.name: s.heap for s in table_sizes(mlflowdb, schema, load_catalog().mlflow_tables())
-             if s.error is None}
+    heaps = _heaps(mlflowdb, schema)
     analysed, empty, stale, waiting, oldest, blind = 0, 0, 0, 0, None, []
     unvisited = all(t.since_vacuum is None and t.since_analyze is None
                     for t in tables if t.kind == "r")
