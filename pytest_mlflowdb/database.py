@@ -32,6 +32,7 @@ from psycopg.rows import dict_row
 from psycopg.sql import Composable
 
 from .deadline import Deadline, TimedCursor, reply_deadline, tcp_options
+from .gather import Failed, Gather, Unit, unwrap
 from .targets import Target
 
 APPLICATION_NAME = "pytest-mlflowdb"
@@ -106,6 +107,11 @@ class Database:
         self.deadline = reply_deadline(statement_timeout)
         #: why the session ended for good (a missed deadline), if it did
         self.stopped: str | None = None
+        #: the collection in progress (see :meth:`gather`), if any
+        self._gather: Gather | None = None
+        #: what the statements sent during a collection answered (rows, or a Failed), by
+        #: the statements: a check that sends one of them again is answered from here
+        self._answers: dict[tuple[str, ...], Any] = {}
 
     # -- connection ------------------------------------------------------------------
     def connect(self) -> Database:
@@ -139,8 +145,13 @@ class Database:
         self.connect_seconds = time.perf_counter() - started
         self._conn = conn
         try:
-            if self.value("SHOW transaction_read_only") != "on":
+            # the read-only check and the server's facts in one flight
+            (state,), facts, extensions = self.read_many(_PREFLIGHT_WHAT, [
+                ("SHOW transaction_read_only", None), (_PREFLIGHT_SQL, None),
+                (_EXTENSIONS_SQL, None)])
+            if state["transaction_read_only"] != "on":
                 raise DatabaseError("the session could not be made read-only; refusing to audit")
+            self._preflight = _preflight(self, facts[0], extensions)
         except psycopg.Error as exc:
             self.close()
             raise DatabaseError(one_line(exc, self.target)) from None
@@ -165,7 +176,8 @@ class Database:
         return self._conn
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg.Cursor]:
+    def transaction(self, *, snapshot: bool = False,
+                    cap: float | None = None) -> Iterator[psycopg.Cursor]:
         """A read-only transaction with this audit's timeouts, and a dict-row cursor in it.
 
         One round trip for a caller that only executes: ``BEGIN READ ONLY``, the
@@ -173,18 +185,22 @@ class Database:
         pipeline flight and their replies come back together; the cursor holds its rows
         after the block. A caller that fetches inside the block waits there (one round trip
         more). The connection is in autocommit only for the block (its own BEGIN and
-        COMMIT); outside it psycopg opens every transaction read-only itself."""
+        COMMIT); outside it psycopg opens every transaction read-only itself.
+
+        ``snapshot``: ``REPEATABLE READ``, every statement of the block sees the same data;
+        ``cap``: the most the whole block may wait for its replies (see :meth:`_flight`)."""
         conn = self.connection
         if conn.info.transaction_status != TransactionStatus.IDLE:
             conn.rollback()  # left open by a direct use of the connection: read-only
-        deadline = Deadline(conn, self.deadline)
+        deadline = Deadline(conn, self.deadline, cap)
         conn.autocommit = True
         try:
             with deadline:
                 with conn.pipeline():
                     # application_name too is transaction-local: set at connect time, a
                     # pooler keeps it on the server connection that MLflow's sessions get
-                    conn.execute("BEGIN READ ONLY")
+                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                                 if snapshot else "BEGIN READ ONLY")
                     conn.execute(
                         "SELECT set_config('statement_timeout', %s, true), "
                         "set_config('lock_timeout', %s, true), "
@@ -238,6 +254,11 @@ class Database:
         transaction; return its rows as dicts. ``planner`` settings (``enable_seqscan``:
         ``off``) hold for that transaction only, so that a probe written for an index
         reads through it whatever the table's statistics make the planner think."""
+        known = self._answers.get(_unit_key([(sql, params, planner)]))
+        if known is not None:
+            return list(unwrap(known)[0])
+        if self._gather is not None and self._gather.is_member():
+            return self._gather.submit([(sql, params, planner)])[0]
         with self.transaction() as cur:
             for name, value in (planner or {}).items():
                 self.connection.execute("SELECT set_config(%s, %s, true)", (name, value))
@@ -250,6 +271,12 @@ class Database:
                   ) -> list[list[dict[str, Any]]]:
         """Run independent statements in one read-only transaction, sent in one flight
         (one round trip for all); return each one's rows, in order."""
+        unit = [(sql, params, None) for sql, params in statements]
+        known = self._answers.get(_unit_key(unit))
+        if known is not None:
+            return [list(rows) for rows in unwrap(known)]
+        if self._gather is not None and self._gather.is_member():
+            return self._gather.submit(unit)
         with self.transaction() as first:
             cursors = [first]
             for _ in statements[1:]:
@@ -307,12 +334,86 @@ class Database:
         """``compute(self)`` once per session: probes shared by several checks.
 
         A generic store: each probe picks its own key (``"mlflow"``, ``"snapshot:public"``);
-        the session knows nothing of what is kept.
+        the session knows nothing of what is kept. An error is kept too: every check that
+        needs the probe meets the same error (and skips or fails as the first did) without
+        asking the server again.
         """
+        if self._gather is not None and self._gather.is_member():
+            return self._gather.cached(key, compute)
         if key not in self._cache:
-            self._cache[key] = compute(self)
-        result: T = self._cache[key]
+            try:
+                self._cache[key] = compute(self)
+            except Exception as exc:  # pytest's Skipped too: it is an Exception subclass
+                self._cache[key] = Failed(exc)
+        result: T = unwrap(self._cache[key])
         return result
+
+    def each(self, function: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+        """``[function(item) for item in items]``; during a collection side by side, so
+        that a probe reading one statement per object (each sequence's next value) takes
+        one round trip for all of them."""
+        if self._gather is not None and self._gather.is_member() and len(items) > 1:
+            return self._gather.each(function, items)
+        return [function(item) for item in items]
+
+    # -- collection -------------------------------------------------------------------
+    def gather(self, jobs: Sequence[Callable[[], object]]) -> int:
+        """Run ``jobs`` (probes bound to this database) side by side, their statements
+        sent together (:mod:`pytest_mlflowdb.gather`); their results and errors land in
+        :meth:`cached`. Returns the flights (round trips) it took."""
+        gather = Gather(self)
+        self._gather = gather
+        try:
+            gather.run(jobs)
+        finally:
+            self._gather = None
+        return gather.flights
+
+    def _flight(self, units: Sequence[Unit]) -> None:
+        """Send the held statements of a gather in one read-only transaction and flight.
+
+        Each unit gets its rows, or its error; a statement's error aborts the statements
+        sent after it, whose units are left unanswered for the next flight. Planner
+        settings hold for their own statement (a savepoint rolled back after it).
+
+        The server answers a flight's statements only once it has run them all, so the
+        flight's replies may take twice one statement's allowance, however many it
+        holds: the catalog and statistics reads of a collection take milliseconds each,
+        and a target that is silent that long has stopped answering."""
+        conn: psycopg.Connection | None = None
+        try:
+            with self.transaction(snapshot=True, cap=2 * self.deadline) as first:
+                conn = self.connection
+                for unit in units:
+                    for sql, params, planner in unit.statements:
+                        # TimedCursor (deadline.py) is not generic in its row type
+                        cursor = TimedCursor(conn, row_factory=dict_row)  # type: ignore[call-overload]
+                        cursor.deadline = first.deadline  # type: ignore[attr-defined]
+                        if planner:
+                            conn.execute("SAVEPOINT mlflowdb_planner")
+                            for name, value in planner.items():
+                                conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+                        cursor.execute(cast(Any, sql), params)
+                        if planner:
+                            conn.execute("ROLLBACK TO SAVEPOINT mlflowdb_planner")
+                        unit.cursors.append(cursor)
+            failure: BaseException | None = None
+        except Exception as exc:  # a statement's error, or the session lost or stopped
+            failure = exc
+        blamed = False
+        for unit in units:
+            answered = len(unit.cursors) == len(unit.statements) and all(
+                c.pgresult is not None for c in unit.cursors)
+            if answered:
+                unit.results = [cast(list[dict[str, Any]], c.fetchall()) if c.description
+                                else [] for c in unit.cursors]
+                unit.done = True
+                self._answers[_unit_key(unit.statements)] = unit.results
+            elif failure is not None and (not blamed or isinstance(failure, DatabaseError)
+                                          or conn is None):
+                unit.error, unit.done, blamed = failure, True, True
+                self._answers[_unit_key(unit.statements)] = Failed(failure)
+            unit.cursors = []
 
     # -- preflight --------------------------------------------------------------------
     @property
@@ -320,6 +421,14 @@ class Database:
         if self._preflight is None:
             self._preflight = _collect_preflight(self)
         return self._preflight
+
+
+def _unit_key(statements: Sequence[tuple[Statement, Any, Mapping[str, str] | None]]
+              ) -> tuple[str, ...]:
+    """What identifies statements sent together: their text (a composition's repr names
+    every part), parameters and planner settings."""
+    return tuple(f"{sql!r}\x00{params!r}\x00{sorted((planner or {}).items())!r}"
+                 for sql, params, planner in statements)
 
 
 _PREFLIGHT_SQL = """
@@ -353,11 +462,17 @@ class PreflightError(DatabaseError):
     :meth:`Database.read`) failed; the message says which and why."""
 
 
+_PREFLIGHT_WHAT = "the server version, this role's memberships and the extensions"
+_EXTENSIONS_SQL = "SELECT extname, extversion FROM pg_extension ORDER BY extname"
+
+
 def _collect_preflight(db: Database) -> Preflight:
-    (facts,), found = db.read_many(
-        "the server version, this role's memberships and the extensions",
-        [(_PREFLIGHT_SQL, None),
-         ("SELECT extname, extversion FROM pg_extension ORDER BY extname", None)])
+    (facts,), found = db.read_many(_PREFLIGHT_WHAT, [(_PREFLIGHT_SQL, None),
+                                                     (_EXTENSIONS_SQL, None)])
+    return _preflight(db, facts, found)
+
+
+def _preflight(db: Database, facts: dict[str, Any], found: list[dict[str, Any]]) -> Preflight:
     extensions = {r["extname"]: r["extversion"] for r in found}
     pgconn = db.connection.pgconn
     return Preflight(

@@ -48,10 +48,13 @@ class Deadline:
     per process keeps every armed deadline (a thread per transaction cost more than
     many of the audit's queries)."""
 
-    def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
+    def __init__(self, conn: psycopg.Connection, seconds: float,
+                 cap: float | None = None) -> None:
         self._fd = conn.pgconn.socket
         self._seconds = seconds
         self._expires = time.monotonic() + seconds
+        #: the most the whole transaction may wait, however many statements it sends
+        self._latest = None if cap is None else self._expires - seconds + cap
         self._statements = 0
         self._lock = threading.Lock()
         self._done = False
@@ -68,6 +71,8 @@ class Deadline:
         start = now if self._statements == 0 else max(self._expires, now)
         self._statements += 1
         self._expires = start + self._seconds
+        if self._latest is not None:
+            self._expires = min(self._expires, self._latest)
 
     def _fire(self) -> None:
         with self._lock:
