@@ -18,6 +18,7 @@ from .settings import Settings
 from .targets import Target, parse_target
 
 if TYPE_CHECKING:
+    from .collect import Plan
     from .servers.janitor import Janitor
 
 EPHEMERAL_KEY = "ephemeral"
@@ -100,6 +101,12 @@ class TargetSessions:
         self._ephemeral_error: str | None = None
         self._extra_secrets: list[str] = []
         self.notes: dict[str, list[str]] = {}
+        #: what each target's selected checks declared (see collect.py), set after collection
+        self.plans: dict[str, Plan] = {}
+        #: collect every planned target at the first request (False on an xdist worker,
+        #: which runs only the targets scheduled to it: each is collected when first asked)
+        self.collect_all = True
+        self._collected: set[str] = set()
 
     # -- targets -------------------------------------------------------------------------
     def keys(self) -> list[TargetParam]:
@@ -162,6 +169,31 @@ class TargetSessions:
 
     # -- sessions ------------------------------------------------------------------------
     def attempt(self, key: str, target_id: str) -> ConnectionAttempt:
+        """The target's session, its declared probes collected (with every other planned
+        target's, at once, on the first request of a run)."""
+        if key not in self._collected:
+            self._collect(key, target_id)
+        return self.open(key, target_id)
+
+    def _collect(self, key: str, target_id: str) -> None:
+        from .collect import Plan, collect
+
+        keys = [k for k in self.plans if k not in self._collected] if self.collect_all \
+            else [key]
+        if key not in keys:
+            keys.append(key)
+        self._collected.update(keys)
+        if EPHEMERAL_KEY in keys:  # started here: its janitor handles signals (main thread)
+            try:
+                self.target(EPHEMERAL_KEY)
+            except TargetUnavailable:
+                pass  # its attempt says why
+        wanted = [self.plans.get(k) or Plan(TargetParam(k, target_id)) for k in keys]
+        collect(self, wanted, self.settings)
+
+    def open(self, key: str, target_id: str) -> ConnectionAttempt:
+        """Open the target's session once (thread-safe per key: each target is opened by
+        one collecting thread)."""
         if key in self._attempts:
             return self._attempts[key]
         s = self.settings
@@ -236,10 +268,6 @@ class TargetSessions:
         if self._janitor is not None:
             janitor, self._janitor = self._janitor, None
             janitor.close()
-
-
-#: the name this class had before 0.2.0
-Audit = TargetSessions
 
 
 def _newer_mlflow_note() -> str:

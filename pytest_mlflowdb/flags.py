@@ -45,6 +45,8 @@ OPTIONS: tuple[Option, ...] = (
            "statement_timeout of the audit session (default 30s)", "DURATION"),
     Option("lock_timeout", "--mlflowdb-lock-timeout", "mlflowdb_lock_timeout",
            "lock_timeout of the audit session (default 1s)", "DURATION"),
+    Option("concurrency", "--mlflowdb-concurrency", "mlflowdb_concurrency",
+           "targets collected at once, each waiting on its own network (default 16)", "N"),
     Option("thresholds", "--mlflowdb-set", "mlflowdb_thresholds",
            "override a threshold (repeatable; in the ini one per line), e.g. "
            "latency_warn=100ms", "NAME=VALUE", _LIST, "linelist"),

@@ -142,7 +142,8 @@ def _pick(config: pytest.Config, setting: str) -> Any:
 
 
 _SOURCED = ("uris", "uri_file", "ephemeral", "reports", "fail_on", "connect_timeout",
-            "statement_timeout", "lock_timeout", "pg_bin", "expect_mlflow", "expect_revision")
+            "statement_timeout", "lock_timeout", "concurrency", "pg_bin", "expect_mlflow",
+            "expect_revision")
 
 
 def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = False,
@@ -161,6 +162,7 @@ def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = Fal
         connect_timeout=_pick(config, "connect_timeout"),
         statement_timeout=_pick(config, "statement_timeout"),
         lock_timeout=_pick(config, "lock_timeout"),
+        concurrency=_pick(config, "concurrency"),
         pg_bin=_pick(config, "pg_bin"),
         builtin_checks=not config.getoption("mlflowdb_no_builtin"),
         threshold_assignments=[

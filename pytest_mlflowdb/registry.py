@@ -54,9 +54,20 @@ class CheckSpec:
 REGISTRY: dict[str, CheckSpec] = {}
 
 
+#: a probe a check declares: called as ``probe(db)`` or ``probe(db, settings)`` before the
+#: target's checks run, it reads through ``db`` (its statements gathered with the other
+#: probes') and keeps what it read in ``db.cached``, where the check finds it
+Probe = Callable[..., object]
+
+
 def check(check_id: str, *, thresholds: tuple[str, ...] = (),
-          enabled_by: tuple[str, ...] = ()) -> Callable[[F], F]:
+          enabled_by: tuple[str, ...] = (), probes: tuple[Probe, ...] = ()) -> Callable[[F], F]:
     """Declare a check with a stable dotted id, e.g. ``connectivity.latency``.
+
+    ``probes`` are the facts the check reads (see :data:`Probe`): gathered for every
+    selected check of a target in a few round trips before the first of them runs
+    (:mod:`pytest_mlflowdb.collect`). A check that declares none, or reads more than it
+    declared, still works: what is not in the cache is read when the check asks.
 
     ``enabled_by`` makes a check opt-in: it names area options (``Option`` dests such as
     ``"backup"``) of which at least one must be set, else the check is deselected at
@@ -72,6 +83,7 @@ def check(check_id: str, *, thresholds: tuple[str, ...] = (),
                          function.__code__.co_filename, tuple(enabled_by))
         REGISTRY[check_id] = spec
         return pytest.mark.mlflowdb_check(check_id, thresholds=tuple(thresholds),
-                                          enabled_by=tuple(enabled_by))(function)
+                                          enabled_by=tuple(enabled_by),
+                                          probes=tuple(probes))(function)
 
     return decorate

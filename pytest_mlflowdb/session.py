@@ -213,7 +213,17 @@ class AuditSession:
             raise usage_error(str(exc)) from None
         self.settings = dataclasses.replace(self.settings, thresholds=values)
         self.sessions.settings = self.config.stash[SETTINGS] = self.settings
+        self._plan_collection(session)
         self._freeze_startup_objects(session)
+
+    def _plan_collection(self, session: pytest.Session) -> None:
+        """What each target's selected checks declared: read before the first of them
+        runs (collect.py). An xdist worker collects each target when first asked: it runs
+        only the targets scheduled to it."""
+        from .collect import plans
+
+        self.sessions.plans = plans(session.items, MARKER)
+        self.sessions.collect_all = not is_worker(self.config)
 
     @staticmethod
     def _freeze_startup_objects(session: pytest.Session) -> None:

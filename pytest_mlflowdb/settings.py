@@ -109,6 +109,8 @@ class Settings:
     connect_timeout: float = 10.0
     statement_timeout: float = 30.0
     lock_timeout: float = 1.0
+    #: targets collected at once (threads that mostly wait on the network)
+    concurrency: int = 16
     pg_bin: Path | None = None
     builtin_checks: bool = True
     expect_mlflow: str | None = None
@@ -156,6 +158,7 @@ def build_settings(
     connect_timeout: str | None = None,
     statement_timeout: str | None = None,
     lock_timeout: str | None = None,
+    concurrency: str | None = None,
     pg_bin: str | None = None,
     builtin_checks: bool = True,
     threshold_assignments: Iterable[str | tuple[str, Iterable[str]]] = (),
@@ -257,6 +260,7 @@ def build_settings(
                                     minimum=0.001, maximum=_PG_MAX_MS / 1000),
         lock_timeout=_duration(label("lock_timeout"), lock_timeout, 1.0,
                                minimum=0.001, maximum=_PG_MAX_MS / 1000),
+        concurrency=_count(label("concurrency"), concurrency, 16, minimum=1, maximum=256),
         pg_bin=bin_path,
         builtin_checks=builtin_checks,
         thresholds=values,
@@ -366,6 +370,19 @@ def _duration(option: str, text: str | None, default: float, *, minimum: float,
 
         raise SettingsError(f"{option}: {text!r} is outside {format_value('duration', minimum)}"
                             f" to {format_value('duration', maximum)}")
+    return value
+
+
+def _count(option: str, text: str | None, default: int, *, minimum: int,
+           maximum: int) -> int:
+    if text is None or str(text).strip() == "":
+        return default
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise SettingsError(f"{option}: {text!r} is not a whole number") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{option}: {text!r} is outside {minimum} to {maximum}")
     return value
 
 

@@ -1,0 +1,102 @@
+"""Collect, then judge: each target's facts read before its checks run.
+
+The probes the selected checks declare (``@check(..., probes=...)``) are run together on
+each target's session (:meth:`Database.gather <pytest_mlflowdb.database.Database.gather>`:
+their statements leave in a few pipelined flights), then the checks judge from the
+session's cache. Several targets are collected at once, each in a thread of its own, at
+most ``--mlflowdb-concurrency`` at a time: a fleet's time is spent waiting on the network,
+and a target that stops answering waits only on its own deadline.
+
+A probe declared ``alone`` (``connectivity.latency``: it times round trips) runs after
+the gathered ones, by itself on its session.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
+
+    from .audit import TargetParam, TargetSessions
+    from .settings import Settings
+
+#: ``probe(db)`` or ``probe(db, settings)``
+Probe = Callable[..., object]
+
+
+def alone(probe: Probe) -> Probe:
+    """Mark a probe that must have its session to itself (it measures round trips)."""
+    probe.mlflowdb_alone = True  # type: ignore[attr-defined]
+    return probe
+
+
+@dataclass
+class Plan:
+    """The probes to gather for one target, in the order the checks declared them."""
+
+    key: TargetParam
+    probes: list[Probe] = field(default_factory=list)
+
+    def add(self, probes: Sequence[Probe]) -> None:
+        for probe in probes:
+            if probe not in self.probes:
+                self.probes.append(probe)
+
+
+def plans(items: Sequence[pytest.Item], marker: str) -> dict[str, Plan]:
+    """What each target's selected checks declared, by target slot."""
+    from .session import target_param_of
+
+    found: dict[str, Plan] = {}
+    for item in items:
+        key = target_param_of(item)
+        if key is None:
+            continue
+        plan = found.setdefault(key.slot, Plan(key))
+        mark = item.get_closest_marker(marker)
+        if mark is not None:
+            plan.add(mark.kwargs.get("probes", ()))
+    return found
+
+
+def collect_target(sessions: TargetSessions, plan: Plan, settings: Settings) -> int:
+    """Open the target's session and gather its probes; returns the flights taken (0 when
+    the target could not be reached: its checks say so)."""
+    attempt = sessions.open(plan.key.slot, plan.key.id)
+    db = attempt.database
+    if db is None:
+        return 0
+    together = [p for p in plan.probes if not getattr(p, "mlflowdb_alone", False)]
+    flights = db.gather([_bound(p, db, settings) for p in together])
+    for probe in plan.probes:
+        if probe not in together:
+            _bound(probe, db, settings)()
+    return flights
+
+
+def collect(sessions: TargetSessions, wanted: Sequence[Plan], settings: Settings) -> None:
+    """Collect each planned target, ``settings.concurrency`` at a time."""
+    if len(wanted) == 1:
+        collect_target(sessions, wanted[0], settings)
+        return
+    workers = max(1, min(settings.concurrency, len(wanted)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlflowdb-target") as pool:
+        for future in [pool.submit(collect_target, sessions, p, settings) for p in wanted]:
+            future.result()
+
+
+def _bound(probe: Probe, db: Any, settings: Settings) -> Callable[[], None]:
+    takes_settings = len(inspect.signature(probe).parameters) > 1
+
+    def run() -> None:
+        try:
+            probe(db, settings) if takes_settings else probe(db)
+        except Exception:  # noqa: S110 - the error is kept in db.cached; its checks meet it
+            pass
+
+    return run
