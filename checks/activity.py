@@ -19,10 +19,9 @@ from pytest_mlflowdb.probes.activity import (
     Activity,
     Session,
     activity,
-    lock_waits,
+    blocking,
     prepared_xacts,
     replication_slots,
-    sessions_by_pid,
 )
 from pytest_mlflowdb.thresholds import ThresholdValues, format_value
 
@@ -110,7 +109,7 @@ def _sessions_over(db, findings, t: ThresholdValues, prefix: str,
 
 
 @check("activity.idle_in_transaction",
-       thresholds=("idle_in_transaction_warn", "idle_in_transaction_fail"))
+       thresholds=("idle_in_transaction_warn", "idle_in_transaction_fail"), probes=(activity,))
 def test_idle_in_transaction(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
     """Sessions idle in a transaction: they hold back vacuum and keep their locks."""
 
@@ -125,7 +124,8 @@ def test_idle_in_transaction(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
                    "idle in a transaction", lambda s: s.state_age, describe)
 
 
-@check("activity.long_queries", thresholds=("long_query_warn", "long_query_fail"))
+@check("activity.long_queries", thresholds=("long_query_warn", "long_query_fail"),
+       probes=(activity,))
 def test_long_queries(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
     """Queries running longer than a threshold (client sessions; autovacuum is not one)."""
 
@@ -154,17 +154,14 @@ def _blocker(pid: int, known: dict[int, Session], own: int, prepared: tuple[str,
             f"{_seconds(s.xact_age)}: {s.last_query()})")
 
 
-@check("activity.blocked", thresholds=("blocked_warn", "blocked_fail"))
+@check("activity.blocked", thresholds=("blocked_warn", "blocked_fail"), probes=(blocking,))
 def test_blocked(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
     """Sessions waiting on a lock longer than a threshold, with who blocks them.
 
     Lock waits come from pg_locks, which every role may read; only the blockers'
     details need pg_monitor."""
     t = mlflowdb_thresholds
-    waits = lock_waits(mlflowdb)
-    blockers = sorted({b for w in waits for b in w.blockers})
-    known = sessions_by_pid(mlflowdb, blockers)
-    own = int(mlflowdb.value("SELECT pg_backend_pid()"))
+    waits, known, own = blocking(mlflowdb)
     longest = 0.0
     for wait in waits:
         severity = _severity(wait.waited, t, "blocked")
@@ -200,7 +197,8 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-@check("activity.prepared_xacts", thresholds=("prepared_xact_warn", "prepared_xact_fail"))
+@check("activity.prepared_xacts", thresholds=("prepared_xact_warn", "prepared_xact_fail"),
+       probes=(prepared_xacts,))
 def test_prepared_xacts(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
     """Prepared transactions left behind, in any database of the server.
 
@@ -228,7 +226,8 @@ def test_prepared_xacts(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
                              t.text("prepared_xact_warn"))
 
 
-@check("activity.replication_slots", thresholds=("slot_wal_warn", "slot_wal_fail"))
+@check("activity.replication_slots", thresholds=("slot_wal_warn", "slot_wal_fail"),
+       probes=(replication_slots,))
 def test_replication_slots(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
     """Replication slots of the server: inactive or lost ones, the WAL each retains.
 

@@ -75,11 +75,17 @@ def _severity(kind: str, bytes_: float, pct: float, t) -> str:
     return "ok"
 
 
+def _estimates(db, settings) -> list:
+    """Every estimate of MLflow's relations and the ones the settings name."""
+    schema = require_mlflow_schema(db)
+    extra = settings.area_options.get("bloat_relations") or ()
+    return estimate_bloat(db, schema, set(load_catalog().mlflow_tables()) | set(extra))
+
+
 def _audit(kind: str, mlflowdb, findings, settings, t) -> None:
     schema = require_mlflow_schema(mlflowdb)
     extra = settings.area_options.get("bloat_relations") or ()
-    names = set(load_catalog().mlflow_tables()) | set(extra)
-    every = estimate_bloat(mlflowdb, schema, names)
+    every = _estimates(mlflowdb, settings)
     if kind == "table":  # once, in the first of the two checks: a name is either kind
         found = {e.relation for e in every}
         for name in sorted(set(extra) - found):
@@ -133,13 +139,15 @@ def _audit(kind: str, mlflowdb, findings, settings, t) -> None:
         findings.ok(schema, f"no {kind} of MLflow's to estimate", 0, None)
 
 
-@check("bloat.tables", thresholds=("table_bloat_warn_pct", "table_bloat_fail_pct") + _SIZES)
+@check("bloat.tables", thresholds=("table_bloat_warn_pct", "table_bloat_fail_pct") + _SIZES,
+       probes=(_estimates,))
 def test_tables(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_thresholds):
     """MLflow's tables hold no more dead or free space than the thresholds allow."""
     _audit("table", mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_thresholds)
 
 
-@check("bloat.indexes", thresholds=("index_bloat_warn_pct", "index_bloat_fail_pct") + _SIZES)
+@check("bloat.indexes", thresholds=("index_bloat_warn_pct", "index_bloat_fail_pct") + _SIZES,
+       probes=(_estimates,))
 def test_indexes(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_thresholds):
     """The btree indexes of MLflow's tables are not much larger than their entries need."""
     _audit("index", mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_thresholds)

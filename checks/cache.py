@@ -38,11 +38,16 @@ def _record(findings, obj: str, what: str, hits: Hits, since: str) -> None:
                       format_value("percent", ratio), None)
 
 
-@check("cache.hit_ratio")
+def _stats(db) -> CacheStats:
+    schema = mlflow_facts(db).schema
+    return cache_stats(db, schema or "", load_catalog().mlflow_tables() if schema else ())
+
+
+@check("cache.hit_ratio", probes=(_stats,))
 def test_hit_ratio(mlflowdb, mlflowdb_findings):
     """Buffer cache hit ratio of the database and MLflow's tables (information)."""
     schema = mlflow_facts(mlflowdb).schema
-    stats = cache_stats(mlflowdb, schema or "", load_catalog().mlflow_tables() if schema else ())
+    stats = _stats(mlflowdb)
     since = _since(stats, mlflowdb.preflight.major)
     _record(mlflowdb_findings, stats.database, "cache hit ratio", stats.overall, since)
     if schema and stats.table_count:

@@ -6,7 +6,8 @@ import datetime
 import ipaddress
 
 from pytest_mlflowdb import Threshold, check
-from pytest_mlflowdb.grants import remedy
+from pytest_mlflowdb.collect import alone
+from pytest_mlflowdb.grants import is_mlflow_role, remedy
 from pytest_mlflowdb.probes import connectivity
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 
@@ -58,11 +59,23 @@ def test_connect(mlflowdb_connection, mlflowdb_findings):
     )
 
 
-@check("connectivity.latency", thresholds=("latency_warn", "latency_fail", "latency_samples"))
-def test_latency(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
+@alone
+def _latency(db, settings) -> connectivity.Latency:
+    return connectivity.latency(db, samples=int(settings.thresholds["latency_samples"]))
+
+
+def _grant_advice(db) -> None:
+    """What the privilege advice reads, when this role cannot read every statistic."""
+    if not db.preflight.can_read_all_stats():
+        is_mlflow_role(db)
+
+
+@check("connectivity.latency", thresholds=("latency_warn", "latency_fail", "latency_samples"),
+       probes=(_latency,))
+def test_latency(mlflowdb, mlflowdb_thresholds, mlflowdb_findings, mlflowdb_settings):
     """Median round trip of trivial queries."""
     t = mlflowdb_thresholds
-    measured = connectivity.latency(mlflowdb, samples=int(t["latency_samples"]))
+    measured = _latency(mlflowdb, mlflowdb_settings)
     mlflowdb_findings.limit(
         "server", f"median of {measured.samples} round trips", measured.median_s,
         unit="duration", warn=t["latency_warn"], fail=t["latency_fail"],
@@ -123,7 +136,8 @@ def test_ssl(mlflowdb, mlflowdb_findings):
                                "(use sslmode=require or verify-full)", "no ssl", "ssl")
 
 
-@check("connectivity.headroom", thresholds=("connections_warn", "connections_fail"))
+@check("connectivity.headroom", thresholds=("connections_warn", "connections_fail"),
+       probes=(connectivity.connection_usage,))
 def test_connection_headroom(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
     """Client connections in use against the slots ordinary roles can use."""
     usage = connectivity.connection_usage(mlflowdb)
@@ -137,7 +151,7 @@ def test_connection_headroom(mlflowdb, mlflowdb_thresholds, mlflowdb_findings):
     )
 
 
-@check("connectivity.privileges")
+@check("connectivity.privileges", probes=(_grant_advice,))
 def test_privileges(mlflowdb, mlflowdb_findings):
     """What this role may see: superuser, monitoring roles, extensions, MLflow's schema."""
     pre = mlflowdb.preflight

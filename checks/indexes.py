@@ -40,7 +40,33 @@ OPTIONS = (
 )
 
 
-@check("indexes.required")
+def _drift(db) -> None:
+    """What the comparison with MLflow's schema reads."""
+    require_catalog_revision(db)
+    catalog_diff(db)
+
+
+def _indexes(db, settings) -> None:
+    """What the recommended indexes are judged from."""
+    schema = require_mlflow_schema(db)
+    live_snapshot(db)
+    index_shapes(db, schema)
+    plan = settings.area_options["recommended_indexes"]
+    table_sizes(db, schema, [t for t, _ in plan.indexes])
+    if plan.foreign_keys:
+        foreign_keys(db, schema)
+
+
+def _usage(db) -> None:
+    """Index scans and what they are compared with."""
+    schema = require_mlflow_schema(db)
+    live_snapshot(db)
+    index_shapes(db, schema)
+    index_usage(db, schema)
+    stats_age(db)
+
+
+@check("indexes.required", probes=(_drift,))
 def test_required(mlflowdb, mlflowdb_findings):
     """Every index MLflow makes at this revision exists and is valid (matched by definition)."""
     require_catalog_revision(mlflowdb)
@@ -103,7 +129,7 @@ def _drop(schema: str, index: str) -> str:
     return f"DROP INDEX CONCURRENTLY {sql_name(schema, index)};"
 
 
-@check("indexes.recommended", thresholds=("fk_index_min_size",))
+@check("indexes.recommended", thresholds=("fk_index_min_size",), probes=(_indexes,))
 def test_recommended(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_thresholds):
     """The platform guide's indexes, each with its reason and cost, and foreign keys whose
     table is big enough that a delete on the referenced table would scan it."""
@@ -177,7 +203,7 @@ def _foreign_key_indexes(mlflowdb, findings, thresholds, schema: str,
                           "for now", size, limit)
 
 
-@check("indexes.invalid")
+@check("indexes.invalid", probes=(live_snapshot,))
 def test_invalid(mlflowdb, mlflowdb_findings):
     """No index is left invalid or not ready (a failed CREATE INDEX CONCURRENTLY)."""
     schema = require_mlflow_schema(mlflowdb)
@@ -239,7 +265,7 @@ def _redundant_pairs(indexes: list[IndexShape]) -> list[tuple[IndexShape, IndexS
     return pairs
 
 
-@check("indexes.redundant")
+@check("indexes.redundant", probes=(_usage,))
 def test_redundant(mlflowdb, mlflowdb_findings):
     """Duplicate indexes, and indexes whose columns lead another's, with the space they take."""
     schema = require_mlflow_schema(mlflowdb)
@@ -265,7 +291,8 @@ def test_redundant(mlflowdb, mlflowdb_findings):
         mlflowdb_findings.ok(schema, "no duplicate or left-prefix indexes", 0, 0)
 
 
-@check("indexes.unused", thresholds=("unused_index_min_size", "stats_min_age"))
+@check("indexes.unused", thresholds=("unused_index_min_size", "stats_min_age"),
+       probes=(_usage,))
 def test_unused(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
     """Non-unique indexes above a size never scanned since statistics began (information)."""
     schema = require_mlflow_schema(mlflowdb)

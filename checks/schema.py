@@ -25,7 +25,19 @@ def _releases(catalog, revision: str) -> str:
     return "MLflow " + ", ".join(releases)
 
 
-@check("schema.revision")
+def _revision(db) -> None:
+    """What the revision is judged with: the live tables (a rewound or newer revision)."""
+    if mlflow_facts(db).schema:
+        live_snapshot(db)
+
+
+def _drift(db) -> None:
+    """The comparison with MLflow's schema at the database's revision."""
+    require_catalog_revision(db)
+    catalog_diff(db)
+
+
+@check("schema.revision", probes=(_revision,))
 def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """alembic_version holds one known revision, the one about to be deployed if given."""
     facts = mlflow_facts(mlflowdb)
@@ -135,7 +147,7 @@ def _against_expectation(db, findings, catalog, table, revision, target, label) 
                      rev.first_release, None)
 
 
-@check("schema.tables")
+@check("schema.tables", probes=(_drift,))
 def test_tables(mlflowdb, mlflowdb_findings):
     """Every table (and sequence) MLflow makes at this revision exists."""
     require_catalog_revision(mlflowdb)
@@ -163,7 +175,7 @@ def test_tables(mlflowdb, mlflowdb_findings):
                              "present", len(expected.tables), len(expected.tables))
 
 
-@check("schema.columns")
+@check("schema.columns", probes=(_drift,))
 def test_columns(mlflowdb, mlflowdb_findings):
     """Every column MLflow makes has its type, nullability and default."""
     require_catalog_revision(mlflowdb)
@@ -234,7 +246,7 @@ def _hooks(db, findings, schema: str, diff) -> None:
                       remedy=f"DROP POLICY {sql_name(p.name)} ON {sql_name(schema, p.table)};")
 
 
-@check("schema.constraints")
+@check("schema.constraints", probes=(_drift,))
 def test_constraints(mlflowdb, mlflowdb_findings):
     """Primary keys, foreign keys (with their rules), UNIQUE and CHECK constraints, triggers;
     and what MLflow never makes that acts on its writes: triggers, rules and policies."""

@@ -41,6 +41,26 @@ def _roles(db, settings) -> tuple[str, MlflowRoles]:
                                          settings.area_options.get("app_role"))
 
 
+def _role_names(db, settings) -> tuple[str, ...]:
+    _, roles = _roles(db, settings)
+    return tuple(n for n in roles.used if n in roles.facts)
+
+
+def _passwords(db, settings) -> None:
+    """The setting and how MLflow's roles' passwords are stored."""
+    security.password_encryption(db)
+    security.password_storage(db, _role_names(db, settings))
+
+
+def _sessions(db, settings) -> None:
+    """MLflow's roles' sessions and their encryption."""
+    security.mlflow_sessions(db, _role_names(db, settings))
+
+
+def _public(db) -> None:
+    security.public_privileges(db, require_mlflow_schema(db), load_catalog().mlflow_tables())
+
+
 def _listed(items, shown: int = SHOWN) -> str:
     items = list(items)
     more = f" and {len(items) - shown} more" if len(items) > shown else ""
@@ -97,7 +117,7 @@ def _judge_role(findings: Findings, schema: str, roles: MlflowRoles, name: str) 
                       "the public schema)")
 
 
-@check("security.superuser")
+@check("security.superuser", probes=(_roles,))
 def test_superuser(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """MLflow's role is not a superuser and owns no schema it does not need; the auditing
     role's own privileges are reported."""
@@ -146,11 +166,11 @@ def test_default_password(mlflowdb, mlflowdb_findings):
                              "not well-known")
 
 
-@check("security.password_encryption")
+@check("security.password_encryption", probes=(_passwords,))
 def test_password_encryption(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """password_encryption is scram-sha-256 and no role MLflow uses has an MD5 password
     (reading pg_authid needs superuser)."""
-    setting = mlflowdb.setting("password_encryption")
+    setting = security.password_encryption(mlflowdb)
     if setting is None:
         mlflowdb_findings.info("password_encryption", "setting hidden from this role")
     elif setting != "scram-sha-256":
@@ -162,8 +182,7 @@ def test_password_encryption(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     else:
         mlflowdb_findings.ok("password_encryption", "new passwords are stored as "
                              "SCRAM-SHA-256", setting, "scram-sha-256")
-    _, roles = _roles(mlflowdb, mlflowdb_settings)
-    names = tuple(n for n in roles.used if n in roles.facts)
+    names = _role_names(mlflowdb, mlflowdb_settings)
     storage = security.password_storage(mlflowdb, names)
     if not storage.readable:
         if setting is not None and setting != "scram-sha-256":
@@ -202,7 +221,7 @@ def _this_connection(db, findings: Findings) -> bool:
     return True
 
 
-@check("security.ssl")
+@check("security.ssl", probes=(_sessions,))
 def test_ssl(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """This connection is encrypted when the server is not local, and so are MLflow's own
     sessions from other hosts (seeing them needs pg_read_all_stats)."""
@@ -240,7 +259,7 @@ def test_ssl(mlflowdb, mlflowdb_findings, mlflowdb_settings):
                              "now", seen, None)
 
 
-@check("security.public_privileges")
+@check("security.public_privileges", probes=(_public,))
 def test_public_privileges(mlflowdb, mlflowdb_findings):
     """PUBLIC cannot create in MLflow's schema and holds no privilege on MLflow's tables,
     their sequences, or (by default privileges) tables made later."""
@@ -273,7 +292,7 @@ def test_public_privileges(mlflowdb, mlflowdb_findings):
                              "tables or their sequences", 0, 0)
 
 
-@check("security.extensions")
+@check("security.extensions", probes=(security.untrusted_languages,))
 def test_extensions(mlflowdb, mlflowdb_findings):
     """Extensions and languages that reach outside the database (dblink, postgres_fdw,
     file_fdw, adminpack, untrusted languages) are reported."""
@@ -310,7 +329,7 @@ def _logging_line(name: str, value: str) -> tuple[str, str]:
     return f"{verb} are {'' if on else 'not '}logged", "on"
 
 
-@check("security.logging")
+@check("security.logging", probes=(security.logging_settings,))
 def test_logging(mlflowdb, mlflowdb_findings):
     """Information: log_connections, log_disconnections, log_min_duration_statement and
     log_statement, as a compliance reviewer asks for them."""

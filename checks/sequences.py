@@ -38,6 +38,14 @@ def _sequences(mlflowdb) -> tuple[str, list[ColumnSequence]]:
     return schema, column_sequences(mlflowdb, schema, load_catalog().mlflow_tables())
 
 
+def _extremes(db) -> None:
+    """Each sequence and the largest value of its column, read side by side."""
+    schema, sequences = _sequences(db)
+    db.each(lambda s: column_extreme(db, schema, s.table, s.column, s.ascending),
+            [s for s in sequences if s.readable and s.next_value is not None
+             and s.column_readable and not s.rows_hidden and s.indexed])
+
+
 def _grant(mlflowdb, seq: ColumnSequence) -> str:
     name = sql_name(seq.schema, seq.name)
     return (f"no privilege: cannot read sequence {name} "
@@ -95,7 +103,7 @@ def _with_next_value(db, findings: Findings, sequences, blind: list[str]):
             yield obj, seq
 
 
-@check("sequences.capacity", thresholds=("sequence_warn", "sequence_fail"))
+@check("sequences.capacity", thresholds=("sequence_warn", "sequence_fail"), probes=(_sequences,))
 def test_capacity(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValues):
     """Each MLflow sequence's used share of its column type's (or its own) range."""
     schema, sequences = _sequences(mlflowdb)
@@ -131,7 +139,7 @@ def _setval(schema: str, seq: ColumnSequence) -> str:
             f"{sql_name(schema, seq.table)}));")
 
 
-@check("sequences.behind")
+@check("sequences.behind", probes=(_extremes,))
 def test_behind(mlflowdb, mlflowdb_findings):
     """No MLflow sequence's next value is already taken in its column (read by index)."""
     schema, sequences = _sequences(mlflowdb)

@@ -103,7 +103,8 @@ def _history_note(db, findings: Findings, settings, target: str) -> None:
         findings.info(str(folder), line)
 
 
-@check("size.database", thresholds=("max_db_size", "forecast_horizon"))
+@check("size.database", thresholds=("max_db_size", "forecast_horizon"),
+       probes=(database_size,))
 def test_database(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValues,
                   mlflowdb_settings, mlflowdb_target):
     """The database's size against max_db_size, and its growth per day from kept reports."""
@@ -130,7 +131,7 @@ def _measured(mlflowdb) -> tuple[str, list[TableSize]]:
     return schema, table_sizes(mlflowdb, schema, load_catalog().mlflow_tables())
 
 
-@check("size.tables", thresholds=("max_table_size", "forecast_horizon"))
+@check("size.tables", thresholds=("max_table_size", "forecast_horizon"), probes=(_measured,))
 def test_tables(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValues,
                 mlflowdb_settings, mlflowdb_target):
     """Each MLflow table's total size (heap, TOAST, indexes) against max_table_size.
@@ -163,7 +164,8 @@ def test_tables(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValue
                   show=rank < GROWTH_SHOWN, quiet=True)
 
 
-@check("size.rows", thresholds=tuple(f"max_rows_{t}" for t in ROW_LIMITED))
+@check("size.rows", thresholds=tuple(f"max_rows_{t}" for t in ROW_LIMITED),
+       probes=(_measured,))
 def test_rows(mlflowdb, mlflowdb_findings, mlflowdb_thresholds: ThresholdValues):
     """Estimated rows (reltuples, never count(*)) against the max_rows_* limits.
 

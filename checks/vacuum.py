@@ -91,6 +91,23 @@ def _heaps(mlflowdb, schema: str) -> dict[str, int]:
             if s.error is None}
 
 
+def _counted(db) -> None:
+    """The tables' counters, the server's settings and the tables' heaps."""
+    schema, _ = _tables(db)
+    server_state(db)
+    _heaps(db, schema)
+
+
+def _settings(db) -> None:
+    _tables(db)
+    server_state(db)
+
+
+def _ages(db) -> None:
+    _settings(db)
+    database_ages(db)
+
+
 def _ago(seconds: float | None) -> str:
     return "never" if seconds is None else f"{format_value('duration', seconds)} ago"
 
@@ -113,7 +130,7 @@ def _stats_note(mlflowdb) -> str:
 
 
 @check("vacuum.dead_tuples", thresholds=("dead_tuples_warn", "dead_tuples_fail",
-                                         "dead_tuples_min_size"))
+                                         "dead_tuples_min_size"), probes=(_counted,))
 def test_dead_tuples(mlflowdb, mlflowdb_findings: Findings,
                      mlflowdb_thresholds: ThresholdValues):
     """Dead rows' share of each MLflow table, judged only from dead_tuples_min_size of heap.
@@ -247,7 +264,7 @@ def _not_yet_reached(server: Server, table: TableVacuum, naptimes: float,
 
 
 @check("vacuum.stale_stats", thresholds=("stale_stats_age", "stale_stats_changed",
-                                         "stale_stats_naptimes"))
+                                         "stale_stats_naptimes"), probes=(_counted,))
 def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
                      mlflowdb_thresholds: ThresholdValues):
     """Statistics of MLflow tables: stale after many changes, or missing where rows are.
@@ -336,7 +353,7 @@ _TRACK_COUNTS_SOURCES = {
 }
 
 
-@check("vacuum.autovacuum_disabled")
+@check("vacuum.autovacuum_disabled", probes=(_settings,))
 def test_autovacuum_disabled(mlflowdb, mlflowdb_findings: Findings):
     """Autovacuum and track_counts on, server-wide and on every MLflow table.
 
@@ -437,7 +454,8 @@ def _old_tables(findings: Findings, schema: str, dbname: str, kind: tuple[str, s
 
 
 @check("vacuum.wraparound", thresholds=("xid_age_warn", "xid_age_fail", "multixact_age_warn",
-                                        "multixact_age_fail", "freeze_overdue_factor"))
+                                        "multixact_age_fail", "freeze_overdue_factor"),
+       probes=(_ages,))
 def test_wraparound(mlflowdb, mlflowdb_findings: Findings,
                     mlflowdb_thresholds: ThresholdValues):
     """Transaction ID and multixact ages against the 2^31 limit and the freeze_max_ages.

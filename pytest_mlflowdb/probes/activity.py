@@ -177,8 +177,21 @@ def sessions_by_pid(db: Database, pids: list[int]) -> dict[int, Session]:
     """The sessions ``pids`` of any database (blockers may be elsewhere), as visible."""
     if not pids:
         return {}
-    rows = db.rows(_COLUMNS + "WHERE pid = ANY(%(pids)s)", {"pids": pids})
-    return {r["pid"]: _session(r) for r in rows}
+    return db.cached(f"activity:pids:{','.join(map(str, pids))}", lambda db: {
+        r["pid"]: _session(r)
+        for r in db.rows(_COLUMNS + "WHERE pid = ANY(%(pids)s)", {"pids": pids})})
+
+
+def backend_pid(db: Database) -> int:
+    """The audit session's own server process."""
+    return db.cached("activity:own_pid", lambda db: int(db.value("SELECT pg_backend_pid()")))
+
+
+def blocking(db: Database) -> tuple[list[LockWait], dict[int, Session], int]:
+    """Lock waits, the sessions that block them and the audit's own process."""
+    waits = lock_waits(db)
+    blockers = sorted({b for w in waits for b in w.blockers})
+    return waits, sessions_by_pid(db, blockers), backend_pid(db)
 
 
 @dataclass(frozen=True)

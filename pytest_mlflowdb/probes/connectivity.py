@@ -19,7 +19,12 @@ class Latency:
 
 def latency(db: Database, samples: int = 5) -> Latency:
     """Median wall time of ``samples`` trivial round trips, inside one transaction so that
-    only the round trip is timed (not BEGIN, the timeouts and COMMIT)."""
+    only the round trip is timed (not BEGIN, the timeouts and COMMIT). Measured once per
+    session, with the session to itself (``collect.alone``)."""
+    return db.cached(f"connectivity:latency:{samples}", lambda d: _measure(d, samples))
+
+
+def _measure(db: Database, samples: int) -> Latency:
     timings = []
     with db.transaction() as cur:
         for _ in range(max(1, samples)):
@@ -72,7 +77,10 @@ def connection_usage(db: Database) -> ConnectionUsage:
     a database are counted as clients (``hidden`` says how many), so a plain role sees
     the same usage as a ``pg_monitor`` one.
     """
-    row = db.row(_USAGE_SQL)
-    assert row is not None
-    return ConnectionUsage(row["in_use"], row["max_connections"], row["reserved"],
-                           row["hidden"])
+    def collect(db: Database) -> ConnectionUsage:
+        row = db.row(_USAGE_SQL)
+        assert row is not None
+        return ConnectionUsage(row["in_use"], row["max_connections"], row["reserved"],
+                               row["hidden"])
+
+    return db.cached("connectivity:usage", collect)

@@ -60,8 +60,9 @@ def table_sizes(db: Database, schema: str, tables: Iterable[str]) -> dict[str, T
     names = sorted(set(tables))
     if not names:
         return {}
-    return {r["name"]: TableSize(r["name"], int(r["bytes"]), r["estimated_rows"])
-            for r in db.rows(_TABLE_SIZES, {"schema": schema, "tables": names})}
+    return db.cached(f"index_table_sizes:{schema}:{','.join(names)}", lambda d: {
+        r["name"]: TableSize(r["name"], int(r["bytes"]), r["estimated_rows"])
+        for r in d.rows(_TABLE_SIZES, {"schema": schema, "tables": names})})
 
 
 _STATS_AGE = """
@@ -74,8 +75,11 @@ FROM pg_stat_database d WHERE d.datname = current_database()
 
 def stats_age(db: Database) -> tuple[float, bool]:
     """Seconds the usage counters have been counting (since reset, else server start)."""
-    row: Any = db.row(_STATS_AGE)
-    return float(row["seconds"]), bool(row["was_reset"])
+    def collect(d: Database) -> tuple[float, bool]:
+        row: Any = d.row(_STATS_AGE)
+        return float(row["seconds"]), bool(row["was_reset"])
+
+    return db.cached("stats_age", collect)
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,7 @@ ORDER BY c.relname, con.conname
 def foreign_keys(db: Database, schema: str) -> list[ForeignKey]:
     """Foreign keys of the tables in ``schema``, their columns read from ``conkey`` (not
     from definition text) and their table's size (catalogs and sizes only, no scan)."""
-    return [ForeignKey(r["table_name"], r["name"], tuple(r["columns"]), r["referenced"],
-                       int(r["heap_bytes"] or 0), r["estimated_rows"])
-            for r in db.rows(_FOREIGN_KEYS, {"schema": schema})]
+    return db.cached(f"foreign_keys:{schema}", lambda d: [
+        ForeignKey(r["table_name"], r["name"], tuple(r["columns"]), r["referenced"],
+                   int(r["heap_bytes"] or 0), r["estimated_rows"])
+        for r in d.rows(_FOREIGN_KEYS, {"schema": schema})])

@@ -12,7 +12,9 @@ for the opt-in slow check. Each listing returns the first ``cap`` ids and the to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from psycopg import sql
@@ -139,9 +141,16 @@ def stuck_runs(db: Database, lay: Layout, age_s: float, cap: int) -> tuple[Listi
         "WHERE status = 'RUNNING' AND end_time IS NULL AND lifecycle_stage = 'active' "
         "AND start_time < " + _NOW_MS + " - %(age_ms)s ORDER BY start_time, run_uuid "
         "LIMIT %(cap)s").format(runs=lay.name("runs"))
-    running = db.value(sql.SQL("SELECT count(*) FROM {} WHERE status = 'RUNNING' AND "
-                               "lifecycle_stage = 'active'").format(lay.name("runs")))
-    return _listing(db, query, {"age_ms": int(age_s * 1000), "cap": cap}), int(running)
+    count = sql.SQL("SELECT count(*) FROM {} WHERE status = 'RUNNING' AND "
+                    "lifecycle_stage = 'active'").format(lay.name("runs"))
+    stuck, running = db.each(_call, [
+        partial(_listing, db, query, {"age_ms": int(age_s * 1000), "cap": cap}),
+        partial(db.value, count)])
+    return stuck, int(running)
+
+
+def _call(read: Callable[[], Any]) -> Any:
+    return read()
 
 
 @dataclass(frozen=True)
@@ -165,12 +174,14 @@ def gc_backlog(db: Database, lay: Layout, table: str, age_s: float, cap: int) ->
                "ORDER BY {order}, {key} LIMIT %(cap)s")
     due_cond = sql.SQL("{} " + due + " " + _NOW_MS + " - %(age_ms)s").format(
         sql.Identifier(stamp))
-    found = _listing(db, sql.SQL(listing).format(
-        key=sql.Identifier(key), base=base, cond=due_cond, order=sql.Identifier(stamp)), params)
-    undated = _listing(db, sql.SQL(listing).format(
-        key=sql.Identifier(key), base=base, cond=sql.SQL("{} IS NULL").format(
-            sql.Identifier(stamp)), order=sql.Identifier(key)), params)
-    deleted = db.value(sql.SQL("SELECT count(*) {}").format(base))
+    found, undated, deleted = db.each(_call, [
+        partial(_listing, db, sql.SQL(listing).format(
+            key=sql.Identifier(key), base=base, cond=due_cond, order=sql.Identifier(stamp)),
+            params),
+        partial(_listing, db, sql.SQL(listing).format(
+            key=sql.Identifier(key), base=base, cond=sql.SQL("{} IS NULL").format(
+                sql.Identifier(stamp)), order=sql.Identifier(key)), params),
+        partial(db.value, sql.SQL("SELECT count(*) {}").format(base))])
     return GcBacklog(found, undated, int(deleted))
 
 

@@ -188,8 +188,9 @@ def _alembic(db: Database, schema: str, user: str) -> dict[str, Any]:
 def collect_mlflow_facts(db: Database) -> MlflowFacts:
     """Read MLflow's facts now (prefer :func:`mlflow_facts`, which reads them once)."""
     user = db.preflight.current_user
-    (path,) = db.read("the session's search_path", _SEARCH_PATH_SQL)
-    found_in = db.read("the catalog for MLflow's tables", _MLFLOW_SCHEMA_SQL)
+    (path,), found_in = db.read_many("the session's search_path and the catalog for "
+                                     "MLflow's tables",
+                                     [(_SEARCH_PATH_SQL, None), (_MLFLOW_SCHEMA_SQL, None)])
     current = [r for r in found_in if r["is_current"] and r["core_tables"]]
     elsewhere = tuple(r["schema"] for r in found_in if r["core_tables"] and not r["is_current"])
     notes: list[str] = []

@@ -179,7 +179,7 @@ WHERE n.nspname = %(schema)s AND p.proname = %(function)s AND p.prosecdef AND o.
 """
 
 
-def password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
+def _password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
     """Which of ``names`` have an MD5 password: from pg_authid (superuser), else through
     the auditor recipe's function (:mod:`pytest_mlflowdb.grants`) when this role may call
     it."""
@@ -228,7 +228,7 @@ class SessionSsl:
         return self.client is None or is_local(self.client)
 
 
-def mlflow_sessions(db: Database, names: tuple[str, ...]) -> list[SessionSsl]:
+def _mlflow_sessions(db: Database, names: tuple[str, ...]) -> list[SessionSsl]:
     """The sessions of ``names`` now open, with their encryption where visible."""
     return [SessionSsl(r["role"], r["client"], r["ssl"], bool(r["hidden"]))
             for r in db.rows(_SESSIONS, {"names": list(names)})]
@@ -288,12 +288,18 @@ class PublicPrivileges:
 
 
 def public_privileges(db: Database, schema: str, tables: frozenset[str]) -> PublicPrivileges:
+    """What PUBLIC may do on MLflow's schema, its relations and future objects."""
+    return db.cached(f"security:public:{schema}:{','.join(sorted(tables))}",
+                     lambda d: _public_privileges(d, schema, tables))
+
+
+def _public_privileges(db: Database, schema: str, tables: frozenset[str]) -> PublicPrivileges:
     params = {"schema": schema, "tables": sorted(tables)}
-    on_schema = db.value(_PUBLIC_SCHEMA, params)
-    relations = {r["name"]: (r["kind"], r["privileges"]) for r in db.rows(_PUBLIC_RELATIONS,
-                                                                           params)}
-    defaults = tuple((r["role"], r["kind"], r["privileges"])
-                     for r in db.rows(_PUBLIC_DEFAULTS, params))
+    found, relation_rows, default_rows = db.rows_many(
+        [(_PUBLIC_SCHEMA, params), (_PUBLIC_RELATIONS, params), (_PUBLIC_DEFAULTS, params)])
+    on_schema = found[0]["privileges"] if found else None
+    relations = {r["name"]: (r["kind"], r["privileges"]) for r in relation_rows}
+    defaults = tuple((r["role"], r["kind"], r["privileges"]) for r in default_rows)
     return PublicPrivileges(tuple(on_schema.split(", ")) if on_schema else (), relations,
                             defaults)
 
@@ -306,7 +312,7 @@ FROM pg_language l WHERE l.lanispl AND NOT l.lanpltrusted ORDER BY l.lanname
 """
 
 
-def untrusted_languages(db: Database) -> list[str]:
+def _untrusted_languages(db: Database) -> list[str]:
     """Procedural languages installed in this database that only superusers should use
     (functions in them run as the server's OS user: ``plpython3u``, ``plperlu``...)."""
     return [r["name"] for r in db.rows(_UNTRUSTED_LANGUAGES)]
@@ -318,8 +324,40 @@ LOGGING_SETTINGS = ("log_connections", "log_disconnections", "log_min_duration_s
                     "log_statement")
 
 
-def logging_settings(db: Database) -> dict[str, str | None]:
+def _logging_settings(db: Database) -> dict[str, str | None]:
     """The logging settings a compliance reviewer asks about (None: hidden from this role)."""
     row = db.row("SELECT " + ", ".join(f"current_setting('{name}', true) AS {name}"
                                        for name in LOGGING_SETTINGS))
     return dict(row or {})
+
+
+# -- each reading once per session ----------------------------------------------------
+
+def password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
+    """Which of ``names`` have an MD5 password: from pg_authid (superuser), else through
+    the auditor recipe's function (:mod:`pytest_mlflowdb.grants`) when this role may call
+    it."""
+    return db.cached(f"security:md5:{','.join(names)}", lambda d: _password_storage(d, names))
+
+
+def mlflow_sessions(db: Database, names: tuple[str, ...]) -> list[SessionSsl]:
+    """The sessions of ``names`` now open, with their encryption where visible."""
+    return db.cached(f"security:sessions:{','.join(names)}",
+                     lambda d: _mlflow_sessions(d, names))
+
+
+def untrusted_languages(db: Database) -> list[str]:
+    """Procedural languages installed in this database that only superusers should use
+    (functions in them run as the server's OS user: ``plpython3u``, ``plperlu``...)."""
+    return db.cached("security:languages", _untrusted_languages)
+
+
+def logging_settings(db: Database) -> dict[str, str | None]:
+    """The logging settings a compliance reviewer asks about (None: hidden from this role)."""
+    return db.cached("security:logging", _logging_settings)
+
+
+def password_encryption(db: Database) -> str | None:
+    """The server's ``password_encryption``."""
+    return db.cached("security:password_encryption",
+                     lambda d: d.setting("password_encryption"))

@@ -139,14 +139,13 @@ def column_sequences(db: Database, schema: str, tables: Iterable[str]) -> list[C
 def _collect(db: Database, schema: str, names: list[str]) -> list[ColumnSequence]:
     found = []
     for r in db.rows(_SEQUENCES, {"schema": schema, "tables": names}):
-        base = ColumnSequence(
+        found.append(ColumnSequence(
             r["seq_schema"], r["seq_name"], r["table_name"], r["column_name"],
             r["column_type"], r["how"], r["seq_type"], int(r["start"]), int(r["minimum"]),
             int(r["maximum"]), int(r["increment"]), bool(r["cycles"]), bool(r["readable"]),
             bool(r["column_readable"]), bool(r["indexed"]), bool(r["rows_hidden"]),
-            type_bounds=TYPE_BOUNDS.get(r["column_typname"]))
-        found.append(_read_value(db, base) if base.readable else base)
-    return found
+            type_bounds=TYPE_BOUNDS.get(r["column_typname"])))
+    return db.each(lambda seq: _read_value(db, seq) if seq.readable else seq, found)
 
 
 def _read_value(db: Database, seq: ColumnSequence) -> ColumnSequence:
