@@ -137,7 +137,7 @@ def test_a_partition_during_pg_dump_stops_it_and_the_run_writes_its_report(pytes
     snapshot. pg_dump is stopped at its bound (backup_step_timeout, small here), its
     check fails in one line naming the step, and the run ends with its report."""
     seed(mlflow_uri)
-    with TcpProxy((pg18.host, pg18.port), freeze_on=b"REPEATABLE READ") as proxy:
+    with TcpProxy((pg18.host, pg18.port), freeze_on=b"REPEATABLE READ, READ ONLY") as proxy:
         result, checks, _ = _run(pytester, _through(proxy, mlflow_uri),
                                  "--mlflowdb-restore-test",
                                  "--mlflowdb-set=backup_step_timeout=3s",

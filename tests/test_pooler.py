@@ -273,3 +273,35 @@ def test_a_dump_uri_that_is_another_database_or_pooled_is_refused(pytester, leak
                       f"--mlflowdb-dump-uri={leaky_pooler}")
     (finding,) = failing(checks["backup.readable"])
     assert "goes through a connection pooler too" in finding["message"]
+
+
+def test_concurrent_pipelined_audits_through_a_pool_leave_nothing_behind(pytester,
+                                                                         rotating_pooler):
+    """Several audits at once through a transaction pool of three server connections: one
+    process collecting three targets side by side and a second process beside it. Their
+    pipelined transactions leave no prepared statement and no setting on the pooled
+    connections, and MLflow's client keeps working through the same pool meanwhile."""
+    import subprocess
+    import sys
+
+    clean = pool_state(rotating_pooler)
+    fleet = pytester.path / "fleet.txt"
+    # three spellings of one target: three sessions, collected side by side
+    fleet.write_text("".join(f"{rotating_pooler}&connect_timeout={10 + i}\n" for i in range(3)))
+    with MlflowLike(rotating_pooler) as mlflow:
+        beside = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+             f"--mlflowdb-uri={rotating_pooler}", f"--mlflowdb-report={pytester.path}/b.json"],
+            cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        json_path = pytester.path / "a.json"
+        result = pytester.runpytest(f"--mlflowdb-uri-file={fleet}",
+                                    f"--mlflowdb-report={json_path}")
+        assert beside.wait(timeout=300) == 0
+    assert result.ret == 0, result.stdout.str()
+    for path in (json_path, pytester.path / "b.json"):
+        checks = report(path)["checks"]
+        assert not [c for c in checks if c["outcome"] in ("error", "failed")]
+        assert {c["outcome"] for c in checks if c["id"] == "schema.revision"} == {"passed"}
+    assert len({c["target"] for c in report(json_path)["checks"]}) == 3
+    assert mlflow.queries > 0 and not mlflow.errors, mlflow.errors
+    assert pool_state(rotating_pooler) == clean
