@@ -38,6 +38,14 @@ class Unit:
     cursors: list[Any] = field(default_factory=list)
 
 
+def kept(error: BaseException) -> bool:
+    """Is ``error`` a probe's outcome to keep (not an interrupt or an exit)?"""
+    return not isinstance(error, (KeyboardInterrupt, SystemExit, GeneratorExit))
+
+
+_NOTHING = object()
+
+
 class Failed:
     """A probe's error kept in the session's cache: later users get the same error."""
 
@@ -95,14 +103,20 @@ class Gather:
         if mine:
             try:
                 stored: Any = compute(self.db)
-            except Exception as exc:  # pytest's Skipped too: it is an Exception subclass
-                stored = Failed(exc)
-            with self._cond:
-                cache[key] = stored
-                self._computing.discard(key)
-                self._runnable += self._waiters.pop(key, 0)
-                self._cond.notify_all()
+            except BaseException as exc:  # pytest's skip too (a BaseException)
+                self._finish(key, Failed(exc) if kept(exc) else _NOTHING)
+                raise
+            self._finish(key, stored)
         return unwrap(cache[key])
+
+    def _finish(self, key: str, stored: Any) -> None:
+        """``key`` is computed (``stored``; _NOTHING: interrupted, nothing kept)."""
+        with self._cond:
+            if stored is not _NOTHING:
+                self.db._cache[key] = stored
+            self._computing.discard(key)
+            self._runnable += self._waiters.pop(key, 0)
+            self._cond.notify_all()
 
     def each(self, function: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
         """``function(item)`` for every item, side by side (their statements share
@@ -114,7 +128,7 @@ class Gather:
         def one(i: int, item: Any) -> None:
             try:
                 out[i] = function(item)
-            except Exception as exc:
+            except BaseException as exc:  # pytest's skip too; raised again in the caller
                 failed.append(exc)
 
         def finished() -> None:  # under the lock, as the child stops counting
@@ -169,7 +183,7 @@ class Gather:
             self._members.add(threading.get_ident())
         try:
             job()
-        except Exception:  # noqa: S110 - kept in the cache by cached(); checks re-raise it
+        except BaseException:  # noqa: S110 - kept in the cache by cached(); checks meet it
             pass
         finally:
             with self._cond:

@@ -189,3 +189,24 @@ def test_concurrency_is_a_setting_with_an_ini_twin(pytester, mlflow_uri):
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     result, checks = audit(pytester, mlflow_uri, "--mlflowdb-concurrency=1")
     assert checks["schema.revision"]["outcome"] == "passed"
+
+
+def test_a_probe_that_skips_keeps_its_skip_and_holds_no_other_probe(mlflow_uri):
+    """``require_*`` skip with pytest's outcome (a BaseException): the skip is kept for
+    the checks, and a probe waiting on the same result is not left waiting."""
+    db = _session(mlflow_uri)
+
+    def skips(d: Database) -> None:
+        d.value("SELECT 1")
+        pytest.skip("no MLflow schema here")
+
+    try:
+        flights = db.gather([lambda: db.cached("skip", skips),
+                             lambda: db.cached("skip", skips),
+                             lambda: db.cached("other", lambda d: d.value("SELECT 2"))])
+        assert flights == 1
+        with pytest.raises(pytest.skip.Exception, match="no MLflow schema here"):
+            db.cached("skip", lambda d: None)
+        assert db.cached("other", lambda d: None) == 2
+    finally:
+        db.close()
