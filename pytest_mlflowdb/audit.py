@@ -16,6 +16,7 @@ from .probes.mlflow import mlflow_facts
 from .records import TargetRecord
 from .settings import Settings
 from .targets import Target, parse_target
+from .text import first_line
 
 if TYPE_CHECKING:
     from .servers.janitor import Janitor
@@ -65,11 +66,6 @@ class SessionReadFailed(TargetUnavailable):
         return str(self)
 
 
-def _exception_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _releases_of(revision: str | None) -> list[str]:
     if not revision:
         return []
@@ -116,7 +112,7 @@ class TargetSessions:
         try:
             target = self._start_ephemeral()
         except Exception as exc:  # ServerError or anything a provider raised
-            self._ephemeral_error = _exception_line(exc)
+            self._ephemeral_error = first_line(exc)
             raise TargetUnavailable(self._ephemeral_error) from None
         self._targets[key] = target
         return target
@@ -191,7 +187,7 @@ class TargetSessions:
             reason = str(exc)
         else:
             target = self._targets.get(key)
-            reason = target.scrub(_exception_line(exc)) if target else _exception_line(exc)
+            reason = target.scrub(first_line(exc)) if target else first_line(exc)
         connect_timeout = self.settings.connect_timeout
         # connect_seconds is set once libpq has opened the session, before any query on it
         if db is None or not db.connect_seconds:

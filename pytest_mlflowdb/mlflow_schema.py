@@ -24,6 +24,8 @@ import secrets
 import subprocess
 import sys
 
+from .text import last_line
+
 _ENV_URI = "MLFLOWDB_MIGRATE_URI"
 _ENV_ROLE = "MLFLOWDB_MIGRATE_ROLE"
 #: the role that owns MLflow's tables on scratch databases
@@ -89,10 +91,8 @@ def apply_mlflow_schema(uri: str, revision: str = "heads", timeout: float = 600,
     except subprocess.TimeoutExpired:
         raise MlflowSchemaError(f"MLflow's migrations took longer than {timeout:g}s") from None
     if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise MlflowSchemaError(
-            "MLflow's migrations failed: " + (lines[-1] if lines else f"exit {done.returncode}")
-        )
+        raise MlflowSchemaError("MLflow's migrations failed: "
+                                + last_line(done.stderr, f"exit {done.returncode}"))
     return done.stdout.strip().splitlines()[-1]
 
 

@@ -30,6 +30,7 @@ from .settings import (
     build_settings,
     setting_label,
 )
+from .text import first_line
 from .thresholds import ThresholdRegistry
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ def _placement(target: Target, settings: Settings) -> tuple[Placement | None, st
     try:
         return placement(db.connect()), None
     except Exception as exc:  # DatabaseError, a psycopg error: one line, no password
-        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        line = first_line(exc)
         return None, f"not reached ({target.scrub(line)})"
     finally:
         db.close()

@@ -30,9 +30,9 @@ from .records import (
     check_of_nodeid,
     check_record,
     failure_text,
-    first_line,
 )
 from .settings import Settings, SettingsError
+from .text import first_line
 
 if TYPE_CHECKING:  # audit imports psycopg: a dormant plugin must not
     from .audit import TargetParam

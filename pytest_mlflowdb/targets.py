@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
+from .text import first_line
+
 SCHEMES = ("postgresql", "postgres")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _SECRET_KEYS = ("password", "sslpassword")
@@ -193,8 +195,7 @@ def parse_target(text: str) -> Target:
         params = {k: str(v) for k, v in pg_conninfo.conninfo_to_dict(raw).items()
                   if v is not None}
     except Exception as exc:  # psycopg.ProgrammingError: libpq could not parse it
-        lines = str(exc).strip().splitlines()
-        raise refuse(_only_shown(lines[0] if lines else "libpq cannot parse it", shown)) from None
+        raise refuse(_only_shown(first_line(exc, "libpq cannot parse it"), shown)) from None
     for port in str(params.get("port") or "").split(","):
         port = port.strip()
         if port and not port.isdigit():

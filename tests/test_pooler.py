@@ -16,6 +16,8 @@ import pytest
 from backup_support import BACKUP, seed
 from helpers import audit, checks_by_id, dbname_of, failing, report
 
+from pytest_mlflowdb.text import first_line
+
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 
@@ -212,7 +214,7 @@ class MlflowLike(threading.Thread):
                         conn.execute("SELECT count(*) FROM experiments").fetchone()
                     self.queries += 1
                 except psycopg.Error as exc:
-                    self.errors.append(str(exc).splitlines()[0])
+                    self.errors.append(first_line(exc))
                 time.sleep(0.01)
 
     def __enter__(self) -> MlflowLike:
