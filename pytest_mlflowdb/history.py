@@ -27,7 +27,7 @@ def pytest_mlflowdb_report(report: dict[str, Any], config: pytest.Config) -> Non
     if not folder:
         return
     from .forecast import save_report
-    from .report import scrub_all
+    from .targets import scrub_all
 
     try:
         save_report(folder, scrub_all(report, session.secrets))

@@ -361,7 +361,8 @@ class AuditSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if is_worker(self.config) or self.config.option.collectonly or not self.check_records:
             return  # no check ran: no report (and an earlier one stays as it was)
-        from .report import build_report, scrub_all, write_reports
+        from .report import build_report, write_reports
+        from .targets import scrub_all
 
         keys = self.sessions.keys()
         order = {k.id: i for i, k in enumerate(keys)}

@@ -13,11 +13,13 @@ only ever passed to libpq. Everything printable (:attr:`Target.id`,
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from .text import first_line
@@ -81,6 +83,38 @@ def scrubber(secrets: tuple[str, ...] | list[str]) -> Callable[[str], str]:
         return text
 
     return masked
+
+
+def scrub_all(value: Any, secrets: Iterable[str], *, in_place: bool = False) -> Any:
+    """``value`` with :func:`scrub` applied to every string in it: strings and the values
+    of dicts, lists and tuples (dict keys are structure, never rewritten).
+
+    A document (the report) comes back as a masked copy whose tuples are lists, as JSON
+    has them. With ``in_place`` (pytest's report objects) tuples stay tuples and
+    dataclasses, pytest's traceback representations, are masked in place, each once.
+    """
+    mask = scrubber(tuple(secrets))
+    seen: set[int] = set()
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return mask(item)
+        if isinstance(item, dict):
+            return {key: walk(v) for key, v in item.items()}
+        if isinstance(item, list) or (isinstance(item, tuple) and not in_place):
+            return [walk(v) for v in item]
+        if isinstance(item, tuple):
+            return tuple(walk(v) for v in item)
+        if (in_place and dataclasses.is_dataclass(item) and not isinstance(item, type)
+                and id(item) not in seen):
+            seen.add(id(item))
+            for each in dataclasses.fields(item):
+                current = getattr(item, each.name, None)
+                if current is not None:
+                    object.__setattr__(item, each.name, walk(current))
+        return item
+
+    return walk(value)
 
 
 # Both patterns start only where a token starts (the look-behinds): without them a long

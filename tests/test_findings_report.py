@@ -15,12 +15,12 @@ from pytest_mlflowdb.report import (
     OUTCOMES,
     build_report,
     remove_reports,
-    scrub_all,
     terminal_tables,
     to_json,
     to_markdown,
     write_reports,
 )
+from pytest_mlflowdb.targets import scrub_all
 
 SECRET = "hunter2-long"  # long enough to be searched for (targets.SEARCH_MIN)
 TARGET_ID = "db.example:5432/mlflow"
