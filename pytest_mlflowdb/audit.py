@@ -127,7 +127,7 @@ class TargetSessions:
         )
         from .servers.janitor import Janitor
 
-        self._janitor = Janitor(self.settings.ephemeral or "auto", self.settings.pg_bin)
+        self._janitor = Janitor(self.settings.server_kind, self.settings.pg_bin)
         server = self._janitor.server()
         self._extra_secrets.append(server.password)
         uri = server.create_database(EPHEMERAL_DB)
