@@ -119,11 +119,11 @@ class TargetSessions:
 
     def _start_ephemeral(self) -> Target:
         from .mlflow_schema import (
+            AUTO,
+            MIGRATIONS,
             MlflowSchemaError,
-            apply_catalog_schema,
             apply_guide_indexes,
-            apply_mlflow_schema,
-            mlflow_available,
+            make_mlflow_schema,
         )
         from .servers.janitor import Janitor
 
@@ -134,20 +134,20 @@ class TargetSessions:
         notes = self.notes.setdefault(EPHEMERAL_KEY, [])
         notes.append(f"throwaway server: {server.description}")
         revision: str | None = None
-        if mlflow_available():
-            try:
-                revision = apply_mlflow_schema(uri)
+        try:
+            revision, source = make_mlflow_schema(uri, source=AUTO)
+        except MlflowSchemaError as exc:
+            notes.append(f"no MLflow schema: {exc}")
+        else:
+            if source == MIGRATIONS:
                 notes.append(f"MLflow schema made by MLflow's own migrations, revision "
                              f"{revision}" + _newer_mlflow_note())
-            except MlflowSchemaError as exc:
-                notes.append(f"no MLflow schema: {exc}")
-        else:
-            from .catalog import load_catalog
+            else:
+                from .catalog import load_catalog
 
-            revision = apply_catalog_schema(uri)
-            notes.append(f"MLflow schema from the shipped catalog (revision {revision}, "
-                         f"captured after MLflow {load_catalog().made_with}'s migrations); "
-                         "MLflow is not installed")
+                notes.append(f"MLflow schema from the shipped catalog (revision {revision}, "
+                             f"captured after MLflow {load_catalog().made_with}'s "
+                             "migrations); MLflow is not installed")
         if revision is not None:
             apply_guide_indexes(uri)
             notes.append("with the platform guide's recommended indexes (README, \"Set up "

@@ -30,6 +30,10 @@ _ENV_URI = "MLFLOWDB_MIGRATE_URI"
 _ENV_ROLE = "MLFLOWDB_MIGRATE_ROLE"
 #: the role that owns MLflow's tables on scratch databases
 APP_ROLE = "mlflow"
+#: where a scratch database's MLflow schema comes from: MLflow's own migrations, or the
+#: shipped catalog's DDL (no MLflow install needed); ``auto`` picks the migrations where
+#: MLflow is installed
+MIGRATIONS, CATALOG, AUTO = "migrations", "catalog", "auto"
 
 
 class MlflowSchemaError(RuntimeError):
@@ -65,6 +69,26 @@ def prepare_owner(uri: str, owner: str = APP_ROLE) -> None:
         schema = sql.Identifier(current)
         conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(schema))
         conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema, role))
+
+
+def check_source(source: str) -> None:
+    """Refuse a ``source`` that is neither :data:`MIGRATIONS` nor :data:`CATALOG`."""
+    if source not in (MIGRATIONS, CATALOG):
+        raise ValueError("source must be 'migrations' or 'catalog'")
+
+
+def make_mlflow_schema(uri: str, revision: str = "heads",
+                       source: str = MIGRATIONS) -> tuple[str, str]:
+    """Give the scratch database at ``uri`` MLflow's schema at ``revision`` from ``source``
+    (``heads``: the newest this audit knows; with the catalog, the catalog's head): the
+    one maker of throwaway MLflow databases. Returns the revision reached and the source
+    used."""
+    if source == AUTO:
+        source = MIGRATIONS if mlflow_available() else CATALOG
+    check_source(source)
+    if source == CATALOG:
+        return apply_catalog_schema(uri, None if revision == "heads" else revision), CATALOG
+    return apply_mlflow_schema(uri, revision), MIGRATIONS
 
 
 def apply_mlflow_schema(uri: str, revision: str = "heads", timeout: float = 600,

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..mlflow_schema import MIGRATIONS, check_source
 from .base import SCRATCH_PREFIX, Server, ServerError
 
-MIGRATIONS, CATALOG = "migrations", "catalog"
 #: application_name of the connection that holds a scratch database while it is in use
 HOLDER = "pytest-mlflowdb scratch holder"
 #: random bytes in the name of a scratch database of :meth:`Janitor.scratch`
@@ -135,21 +135,16 @@ class Janitor:
         """A fresh scratch database's URI; with ``mlflow`` it has MLflow's schema at
         ``revision``, made by MLflow's own migrations (or from the shipped catalog's DDL
         with ``source="catalog"``), once per revision in a template, then copied."""
-        if source not in (MIGRATIONS, CATALOG):
-            raise ValueError("source must be 'migrations' or 'catalog'")
+        check_source(source)
         template = self._template(source, revision) if mlflow else None
         return self._create(f"{SCRATCH_PREFIX}{next(self._counter)}", template)
 
     def _template(self, source: str, revision: str) -> str:
-        from ..mlflow_schema import apply_catalog_schema, apply_mlflow_schema
+        from ..mlflow_schema import make_mlflow_schema
 
         if (source, revision) not in self._templates:
             name = f"{SCRATCH_PREFIX}tpl_{len(self._templates) + 1}"
-            uri = self._create(name, None)
-            if source == CATALOG:
-                apply_catalog_schema(uri, None if revision == "heads" else revision)
-            else:
-                apply_mlflow_schema(uri, revision)
+            make_mlflow_schema(self._create(name, None), revision, source)
             self._templates[(source, revision)] = name
         return self._templates[(source, revision)]
 
