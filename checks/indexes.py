@@ -7,11 +7,11 @@ import pytest
 from pytest_mlflowdb import Threshold, check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import sql_name
+from pytest_mlflowdb.indexes.recommended import BUILD_COST, RECOMMENDED_INDEXES
 from pytest_mlflowdb.option_spec import Option
 from pytest_mlflowdb.probes.indexes import foreign_keys, index_usage, stats_age, table_sizes
 from pytest_mlflowdb.probes.mlflow import catalog_diff
 from pytest_mlflowdb.probes.schema import live_snapshot
-from pytest_mlflowdb.recommended_indexes import BUILD_COST, RECOMMENDED_INDEXES
 from pytest_mlflowdb.requirements import require_catalog_revision, require_mlflow_schema
 from pytest_mlflowdb.schema_model import Index
 from pytest_mlflowdb.thresholds import format_value
@@ -30,7 +30,7 @@ OPTIONS = (
     Option("recommended_indexes", None, "mlflowdb_recommended_indexes",
            "indexes to recommend, table(column, ...) per line; -table(...) removes a "
            "default, -foreign_keys stops asking for foreign-key indexes",
-           ini_type="linelist", parse="pytest_mlflowdb.recommended_indexes:parse_index_plan"),
+           ini_type="linelist", parse="pytest_mlflowdb.indexes.recommended:parse_index_plan"),
 )
 
 

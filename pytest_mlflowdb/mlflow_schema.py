@@ -151,7 +151,7 @@ def apply_guide_indexes(uri: str) -> int:
     guide sets up a real one. Returns how many statements ran."""
     import psycopg
 
-    from .recommended_indexes import RECOMMENDED_INDEXES
+    from .indexes.recommended import RECOMMENDED_INDEXES
 
     # CREATE INDEX CONCURRENTLY refuses to run inside a transaction: autocommit
     with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:

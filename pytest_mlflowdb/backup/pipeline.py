@@ -434,13 +434,9 @@ def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archiv
 
 
 def _rehearse(result: Result, uri: str) -> None:
+    from . import rehearsal
+
     findings = result.findings[UPGRADE]
-    try:
-        from .. import rehearsal
-    except ImportError:
-        findings.fail("upgrade", "the upgrade rehearsal engine (pytest_mlflowdb.rehearsal) "
-                      "is not installed with this pytest-mlflowdb")
-        return
     try:
         answer = rehearsal.rehearse(uri)
     except rehearsal.RehearsalUnavailable as exc:
