@@ -234,10 +234,6 @@ class TargetSessions:
             janitor.close()
 
 
-#: the name this class had before 0.2.0
-Audit = TargetSessions
-
-
 def _newer_mlflow_note() -> str:
     """What to add when the installed MLflow is a release the shipped catalog does not
     know: its migrations then stop at the catalog's head (``mlflow_schema.newest_known``)."""

@@ -192,7 +192,7 @@ def _newest_known(config) -> str:  # pragma: no cover - runs in the child proces
             return False
 
     head = script.get_current_head()
-    if head is None:  # several heads: alembic's "heads" decides, as before
+    if head is None:  # several heads: alembic's "heads" decides
         return "heads"
     return newest_known(head, installed_has, catalog.knows, catalog.head)
 

@@ -15,14 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .outputs import Outputs, builtin_outputs
-from .outputs.json_file import to_json
-from .outputs.markdown import to_markdown
-from .outputs.terminal import terminal_tables
 from .records import OUTCOMES
 from .targets import scrub_all
 
-__all__ = ["OUTCOMES", "REPORT_VERSION", "build_report", "remove_reports", "terminal_tables",
-           "to_json", "to_markdown", "write_reports"]
 REPORT_VERSION = 1
 
 
