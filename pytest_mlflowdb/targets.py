@@ -159,8 +159,8 @@ def split_userinfo(raw: str) -> tuple[str, str, str | None, str] | None:
     if not scheme:
         return None
     after = raw[scheme.end():]
-    # That '@' is the last one before the first '/' or '?' that follows any '@' (found
-    # in one pass: trying every '@' in turn was quadratic on a password full of them).
+    # That '@' is the last one before the first '/' or '?' that follows any '@', found in
+    # one pass (trying every '@' in turn would be quadratic on a password full of them).
     first = after.find("@")
     if first < 0:
         return None

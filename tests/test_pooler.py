@@ -40,7 +40,7 @@ def rotating_pooler(pg18, mlflow_uri):
 @pytest.fixture
 def leaky_pooler(pg18, mlflow_uri):
     """The ``pooler`` of a deployment that lets clients' ``options`` through (ignored),
-    as many do for clients that set them: pg_dump's PGOPTIONS no longer stops it."""
+    as many do for clients that set them, so pg_dump's PGOPTIONS does not stop it."""
     yield from _pgbouncer(pg18, mlflow_uri, pool_size=1,
                           ignore="extra_float_digits,options")
 
