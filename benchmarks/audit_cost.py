@@ -1,4 +1,4 @@
-"""Does the default audit's time grow with the rows in MLflow's tables? (issue 8, "Cost")
+"""Does the default audit's time grow with the rows in MLflow's tables?
 
 Starts one throwaway server on loopback, builds two genuine MLflow databases on it with
 ``tools/build_mlflow_db.py`` (MLflow's migrations at head, bulk COPY, VACUUM ANALYZE):

@@ -1,4 +1,4 @@
-"""How accurate is the bloat estimate? (issue 8, "Accuracy benchmark")
+"""How accurate is the bloat estimate?
 
 Starts one throwaway server on loopback and builds three genuine MLflow databases on it
 with ``tools/build_mlflow_db.py``, all freshly loaded (COPY, VACUUM ANALYZE):
@@ -117,7 +117,7 @@ def _cp_percent(pages: int, shouldbe: int) -> float:
 def estimate_figures(uri: str) -> dict[tuple[str, str], object]:
     """The project's estimate, through the read-only session the audit uses."""
     from pytest_mlflowdb.database import Database
-    from pytest_mlflowdb.probes import bloat  # the bloat area's probe (issue 8)
+    from pytest_mlflowdb.probes import bloat  # the bloat area's probe
     from pytest_mlflowdb.targets import parse_target
 
     db = Database(parse_target(uri), statement_timeout=120).connect()

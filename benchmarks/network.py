@@ -1,4 +1,4 @@
-"""The audit across a network: seconds and round trips behind an emulated link (issue 19).
+"""The audit across a network: seconds and round trips behind an emulated link.
 
 Users' databases sit a few to tens of milliseconds away. This kernel has no netem, so a
 loopback proxy of our own (``latency_proxy.py``) delays every chunk by half the round

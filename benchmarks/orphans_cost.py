@@ -1,11 +1,11 @@
-"""Is integrity.orphans' cost flat in metric rows, whatever the planner thinks? (issue 18)
+"""Is integrity.orphans' cost flat in metric rows, whatever the planner thinks?
 
 The per-run probes of ``integrity.orphans`` (latest_metrics rows whose run has no metric
 row; run children that name no run) walk MLflow's run_uuid indexes, one probe per run.
-On a metrics table with no recent vacuum (an empty visibility map) the planner priced an
-index-only probe above a sequential scan that stops at its first match, and chose a scan
-of metrics per run: 8.8 s at 2M rows. The probes now run with sequential scans off in
-their transaction (``probes.integrity.INDEX_ONLY_PLAN``).
+On a metrics table with no recent vacuum (an empty visibility map) the planner prices an
+index-only probe above a sequential scan that stops at its first match, and would scan
+metrics once per run; so the probes run with sequential scans off in their transaction
+(``probes.integrity.INDEX_ONLY_PLAN``).
 
 One run, side by side, on one throwaway loopback server (system binaries: pg_visibility
 empties the visibility map, as a table never vacuumed since its load has it), for a small

@@ -1,4 +1,4 @@
-"""What does the restore check cost over doing the same by hand? (issue 10, "Speed")
+"""What does the restore check cost over doing the same by hand?
 
 Starts one throwaway server on loopback, builds a genuine MLflow database on it with
 ``tools/build_mlflow_db.py`` (MLflow's migrations at head, bulk COPY, VACUUM ANALYZE),

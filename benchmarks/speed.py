@@ -1,4 +1,4 @@
-"""Is the default audit fast at one database and at forty? (issues 12 and 19, "Figures to reach")
+"""Is the default audit fast at one database and at forty?
 
 One run, side by side, on one throwaway loopback server with genuine MLflow databases
 (MLflow's migrations at head plus bulk COPY, ``tools/build_mlflow_db.py``):

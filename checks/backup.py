@@ -69,12 +69,11 @@ def _mlflowdb_backup(mlflowdb_connection, mlflowdb_target, mlflowdb_settings,
     from pytest_mlflowdb.backup.verdicts import duration_text
 
     options = mlflowdb_settings.area_options
-    kind = (mlflowdb_settings.ephemeral
-            or request.config.getini("mlflowdb_ephemeral").strip() or "auto")
     plan = Plan(backup=options.get("backup"), restore_test=bool(options.get("restore_test")),
                 rehearsal=bool(options.get("upgrade_rehearsal")),
                 scratch=options.get("scratch_uri"), pg_bin=mlflowdb_settings.pg_bin,
-                server_kind=kind, statement_timeout=mlflowdb_settings.statement_timeout,
+                server_kind=mlflowdb_settings.server_kind,
+                statement_timeout=mlflowdb_settings.statement_timeout,
                 lock_timeout=mlflowdb_settings.lock_timeout,
                 max_backup_age=mlflowdb_thresholds["max_backup_age"],
                 max_restore_time=mlflowdb_thresholds["max_restore_time"],

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import ipaddress
 
 from pytest_mlflowdb import Threshold, check
 from pytest_mlflowdb.collect import alone
 from pytest_mlflowdb.grants import is_mlflow_role, remedy
 from pytest_mlflowdb.probes import connectivity
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
+from pytest_mlflowdb.probes.security import is_local
 
 # Community end-of-life dates (postgresql.org/support/versioning).
 EOL = {
@@ -114,22 +114,13 @@ def test_primary(mlflowdb, mlflowdb_findings):
         mlflowdb_findings.ok("server", "the server is a primary", "primary", "primary")
 
 
-def is_local(host: str) -> bool:
-    if not host or host.startswith("/") or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @check("connectivity.ssl")
 def test_ssl(mlflowdb, mlflowdb_findings):
     """SSL is in use when the server is not on this host (by name or by address)."""
     pre = mlflowdb.preflight
     if pre.ssl_in_use:
         mlflowdb_findings.ok(pre.host, "the session uses SSL", "ssl", "ssl")
-    elif is_local(pre.host) or (pre.hostaddr and is_local(pre.hostaddr)):
+    elif is_local(pre.host, pre.hostaddr):
         mlflowdb_findings.ok(pre.host, "no SSL, but the server is local", "no ssl", "ssl if remote")
     else:
         mlflowdb_findings.fail(pre.host, "the session to a remote server is not encrypted "

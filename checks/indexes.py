@@ -7,19 +7,13 @@ import pytest
 from pytest_mlflowdb import Threshold, check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import sql_name
+from pytest_mlflowdb.indexes.recommended import BUILD_COST, RECOMMENDED_INDEXES
 from pytest_mlflowdb.option_spec import Option
-from pytest_mlflowdb.probes.indexes import (
-    IndexShape,
-    foreign_keys,
-    index_shapes,
-    index_usage,
-    stats_age,
-    table_sizes,
-)
+from pytest_mlflowdb.probes.indexes import foreign_keys, index_usage, stats_age, table_sizes
 from pytest_mlflowdb.probes.mlflow import catalog_diff
 from pytest_mlflowdb.probes.schema import live_snapshot
-from pytest_mlflowdb.recommended_indexes import BUILD_COST, RECOMMENDED_INDEXES
 from pytest_mlflowdb.requirements import require_catalog_revision, require_mlflow_schema
+from pytest_mlflowdb.schema_model import Index
 from pytest_mlflowdb.thresholds import format_value
 
 THRESHOLDS = (
@@ -36,7 +30,7 @@ OPTIONS = (
     Option("recommended_indexes", None, "mlflowdb_recommended_indexes",
            "indexes to recommend, table(column, ...) per line; -table(...) removes a "
            "default, -foreign_keys stops asking for foreign-key indexes",
-           ini_type="linelist", parse="pytest_mlflowdb.recommended_indexes:parse_index_plan"),
+           ini_type="linelist", parse="pytest_mlflowdb.indexes.recommended:parse_index_plan"),
 )
 
 
@@ -50,7 +44,6 @@ def _indexes(db, settings) -> None:
     """What the recommended indexes are judged from."""
     schema = require_mlflow_schema(db)
     live_snapshot(db)
-    index_shapes(db, schema)
     plan = settings.area_options["recommended_indexes"]
     table_sizes(db, schema, [t for t, _ in plan.indexes])
     if plan.foreign_keys:
@@ -61,7 +54,6 @@ def _usage(db) -> None:
     """Index scans and what they are compared with."""
     schema = require_mlflow_schema(db)
     live_snapshot(db)
-    index_shapes(db, schema)
     index_usage(db, schema)
     stats_age(db)
 
@@ -103,10 +95,10 @@ def test_required(mlflowdb, mlflowdb_findings):
                              len(expected.indexes))
 
 
-def _leads_with(index: IndexShape, columns: tuple[str, ...], any_order: bool) -> bool:
+def _leads_with(index: Index, columns: tuple[str, ...], any_order: bool) -> bool:
     """A usable, unconditional btree whose first keys are the plain ``columns`` (in that
     order unless ``any_order``, as for a foreign key's equality lookups)."""
-    keys = tuple(k.column for k in index.keys[: len(columns)])
+    keys = index.key_columns[: len(columns)]
     matches = set(keys) == set(columns) if any_order else keys == columns
     return (len(keys) == len(columns) and matches and index.method == "btree"
             and index.usable and index.predicate is None)
@@ -135,8 +127,8 @@ def test_recommended(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_th
     table is big enough that a delete on the referenced table would scan it."""
     schema = require_mlflow_schema(mlflowdb)
     live = live_snapshot(mlflowdb)
-    by_table: dict[str, list[IndexShape]] = {}
-    for index in index_shapes(mlflowdb, schema):
+    by_table: dict[str, list[Index]] = {}
+    for index in live.indexes:
         by_table.setdefault(index.table, []).append(index)
     guide = {(r.table, r.columns): r for r in RECOMMENDED_INDEXES}
     plan = mlflowdb_settings.area_options["recommended_indexes"]
@@ -171,7 +163,7 @@ def test_recommended(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_th
 
 
 def _foreign_key_indexes(mlflowdb, findings, thresholds, schema: str,
-                         by_table: dict[str, list[IndexShape]], seen: set) -> None:
+                         by_table: dict[str, list[Index]], seen: set) -> None:
     """A foreign key of one of MLflow's tables without an index leading with its columns:
     a warning from fk_index_min_size (each delete on the referenced table, as mlflow gc
     does, scans the whole table), information below it."""
@@ -220,7 +212,7 @@ def test_invalid(mlflowdb, mlflowdb_findings):
                              len(live.indexes), None)
 
 
-def _why_redundant(a: IndexShape, b: IndexShape) -> str | None:
+def _why_redundant(a: Index, b: Index) -> str | None:
     """Why ``b`` makes ``a`` redundant ("a duplicate", "a left prefix"), or None.
 
     Keys compare by their catalog identity (deparsed key, opclass, collation, order), so
@@ -230,10 +222,9 @@ def _why_redundant(a: IndexShape, b: IndexShape) -> str | None:
     unique twin that treats NULLs alike: what it enforces must stay enforced."""
     if (a.table, a.method, a.predicate) != (b.table, b.method, b.predicate):
         return None
-    if not a.include <= b.include | {k.text for k in b.keys}:
+    if not set(a.include) <= set(b.include) | set(b.keys):
         return None
-    ka = tuple(k.identity for k in a.keys)
-    kb = tuple(k.identity for k in b.keys)
+    ka, kb = a.key_identities, b.key_identities
     if ka == kb:
         if a.unique and not (b.unique and a.nulls_not_distinct == b.nulls_not_distinct):
             return None
@@ -243,7 +234,7 @@ def _why_redundant(a: IndexShape, b: IndexShape) -> str | None:
     return None
 
 
-def _redundant_pairs(indexes: list[IndexShape]) -> list[tuple[IndexShape, IndexShape, str]]:
+def _redundant_pairs(indexes: list[Index]) -> list[tuple[Index, Index, str]]:
     """(redundant, covering, why) for every usable index another usable one makes
     redundant; of two mutual twins only one is reported (not the one behind a constraint,
     else the later name)."""
@@ -269,12 +260,13 @@ def _redundant_pairs(indexes: list[IndexShape]) -> list[tuple[IndexShape, IndexS
 def test_redundant(mlflowdb, mlflowdb_findings):
     """Duplicate indexes, and indexes whose columns lead another's, with the space they take."""
     schema = require_mlflow_schema(mlflowdb)
-    live = {i.name: i for i in live_snapshot(mlflowdb).indexes}
+    indexes = live_snapshot(mlflowdb).indexes
+    live = {i.name: i for i in indexes}
     usage = index_usage(mlflowdb, schema)
     # Pairs MLflow itself makes (at any revision) are information: dropping one would fail
     # indexes.required. Known without reading alembic_version, which pg_monitor cannot.
     mlflow_made = load_catalog().mlflow_indexes()
-    pairs = _redundant_pairs(index_shapes(mlflowdb, schema))
+    pairs = _redundant_pairs(indexes)
     for redundant, covering, why in pairs:
         size = usage.get(redundant.name)
         shown = format_value("size", size.bytes) if size else "unknown"

@@ -210,7 +210,7 @@ def _this_connection(db, findings: Findings) -> bool:
     pre = db.preflight
     if pre.ssl_in_use:
         findings.ok(pre.host, "this audit's session is encrypted (SSL)", "ssl", "ssl")
-    elif is_local(pre.host) or (pre.hostaddr and is_local(pre.hostaddr)):
+    elif is_local(pre.host, pre.hostaddr):
         findings.ok(pre.host, "this audit's session is not encrypted, but the server is "
                     "local", "no ssl", "ssl if remote")
     else:

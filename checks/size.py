@@ -14,10 +14,10 @@ import pytest
 from pytest_mlflowdb import Threshold, check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import Findings, sql_name
-from pytest_mlflowdb.forecast import History, fit, load_history, now_utc
 from pytest_mlflowdb.option_spec import Option
 from pytest_mlflowdb.probes.size import TableSize, database_size, table_sizes
 from pytest_mlflowdb.requirements import require_mlflow_schema
+from pytest_mlflowdb.size.forecast import History, fit, load_history, now_utc
 from pytest_mlflowdb.thresholds import ThresholdValues, format_value
 
 THRESHOLDS = (
@@ -44,11 +44,11 @@ THRESHOLDS = (
 OPTIONS = (
     Option("max_db_size", "--mlflowdb-max-db-size", "mlflowdb_max_db_size",
            "fail size.database above this size (the max_db_size threshold)", "SIZE",
-           parse="pytest_mlflowdb.forecast:parse_max_size"),
+           parse="pytest_mlflowdb.size.forecast:parse_max_size"),
     Option("history", "--mlflowdb-history", "mlflowdb_history",
            "keep each run's JSON report in DIR; with two or more kept, the size checks "
            "give growth per day and warn before a limit is crossed", "DIR",
-           parse="pytest_mlflowdb.forecast:parse_history_dir"),
+           parse="pytest_mlflowdb.size.forecast:parse_history_dir"),
 )
 ROW_LIMITED = ("metrics", "params", "tags", "latest_metrics", "trace_info", "spans")
 #: tables whose growth is shown (the largest); each one's limit is forecast anyway

@@ -242,8 +242,8 @@ def _not_yet_reached(server: Server, table: TableVacuum, naptimes: float,
     loaded a minute ago, before autovacuum's first round). On a server up for longer,
     ``unvisited`` (no MLflow table bears any vacuum or analyse time: a database just
     created and loaded, or restored) says the same: autovacuum analyses a table past its
-    threshold on its first visit. A table autovacuum leaves alone is judged as before, and
-    stale_stats_naptimes 0 turns the grace off."""
+    threshold on its first visit. A table autovacuum leaves alone gets no grace, nor does
+    any table with stale_stats_naptimes 0."""
     span = server.autovacuum_time
     window = max(60.0, naptimes * server.naptime) if naptimes > 0 else 0.0
     if not server.autovacuum or table.autoanalyze_off or naptimes <= 0:
@@ -294,7 +294,7 @@ def test_stale_stats(mlflowdb, mlflowdb_findings: Findings,
             blind.append(obj)  # "empty", "0 changed" from counters that missed its rows
             continue
         if _never_analysed(table):
-            rows = table.live  # not changes: alembic_version's 1 row was updated 67 times
+            rows = table.live  # not changes: alembic_version's one row is updated by each migration
             if rows <= base:
                 empty += 1
                 continue

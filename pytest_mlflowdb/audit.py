@@ -16,6 +16,7 @@ from .probes.mlflow import mlflow_facts
 from .records import TargetRecord
 from .settings import Settings
 from .targets import Target, parse_target
+from .text import first_line
 
 if TYPE_CHECKING:
     from .collect import Plan
@@ -64,11 +65,6 @@ class SessionReadFailed(TargetUnavailable):
     @property
     def skip_reason(self) -> str:
         return str(self)
-
-
-def _exception_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _releases_of(revision: str | None) -> list[str]:
@@ -123,42 +119,42 @@ class TargetSessions:
         try:
             target = self._start_ephemeral()
         except Exception as exc:  # ServerError or anything a provider raised
-            self._ephemeral_error = _exception_line(exc)
+            self._ephemeral_error = first_line(exc)
             raise TargetUnavailable(self._ephemeral_error) from None
         self._targets[key] = target
         return target
 
     def _start_ephemeral(self) -> Target:
         from .mlflow_schema import (
+            AUTO,
+            MIGRATIONS,
             MlflowSchemaError,
-            apply_catalog_schema,
             apply_guide_indexes,
-            apply_mlflow_schema,
-            mlflow_available,
+            make_mlflow_schema,
         )
         from .servers.janitor import Janitor
 
-        self._janitor = Janitor(self.settings.ephemeral or "auto", self.settings.pg_bin)
+        self._janitor = Janitor(self.settings.server_kind, self.settings.pg_bin)
         server = self._janitor.server()
         self._extra_secrets.append(server.password)
         uri = server.create_database(EPHEMERAL_DB)
         notes = self.notes.setdefault(EPHEMERAL_KEY, [])
         notes.append(f"throwaway server: {server.description}")
         revision: str | None = None
-        if mlflow_available():
-            try:
-                revision = apply_mlflow_schema(uri)
+        try:
+            revision, source = make_mlflow_schema(uri, source=AUTO)
+        except MlflowSchemaError as exc:
+            notes.append(f"no MLflow schema: {exc}")
+        else:
+            if source == MIGRATIONS:
                 notes.append(f"MLflow schema made by MLflow's own migrations, revision "
                              f"{revision}" + _newer_mlflow_note())
-            except MlflowSchemaError as exc:
-                notes.append(f"no MLflow schema: {exc}")
-        else:
-            from .catalog import load_catalog
+            else:
+                from .catalog import load_catalog
 
-            revision = apply_catalog_schema(uri)
-            notes.append(f"MLflow schema from the shipped catalog (revision {revision}, "
-                         f"captured after MLflow {load_catalog().made_with}'s migrations); "
-                         "MLflow is not installed")
+                notes.append(f"MLflow schema from the shipped catalog (revision {revision}, "
+                             f"captured after MLflow {load_catalog().made_with}'s "
+                             "migrations); MLflow is not installed")
         if revision is not None:
             apply_guide_indexes(uri)
             notes.append("with the platform guide's recommended indexes (README, \"Set up "
@@ -223,7 +219,7 @@ class TargetSessions:
             reason = str(exc)
         else:
             target = self._targets.get(key)
-            reason = target.scrub(_exception_line(exc)) if target else _exception_line(exc)
+            reason = target.scrub(first_line(exc)) if target else first_line(exc)
         connect_timeout = self.settings.connect_timeout
         # connect_seconds is set once libpq has opened the session, before any query on it
         if db is None or not db.connect_seconds:

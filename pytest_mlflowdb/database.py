@@ -34,6 +34,7 @@ from psycopg.sql import Composable
 from .deadline import Deadline, TimedCursor, reply_deadline, tcp_options
 from .gather import Failed, Gather, Unit, unwrap
 from .targets import Target
+from .text import first_line
 
 APPLICATION_NAME = "pytest-mlflowdb"
 
@@ -317,7 +318,7 @@ class Database:
             raise self._read_error(what, exc) from None
 
     def _read_error(self, what: str, exc: psycopg.Error) -> PreflightError:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         held = ("; another session holds a lock on it"
                 if isinstance(exc, psycopg.errors.LockNotAvailable) else "")
         return PreflightError(self.target.scrub(f"{first} while reading {what}{held}"))

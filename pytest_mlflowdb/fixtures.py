@@ -148,9 +148,7 @@ def _mlflowdb_janitor(request: pytest.FixtureRequest) -> Iterator[Janitor]:
     from .servers.janitor import Janitor
 
     settings = _settings(request)
-    kind = settings.ephemeral or (request.config.getini("mlflowdb_ephemeral").strip()
-                                  or "auto")
-    janitor = Janitor(kind, settings.pg_bin)
+    janitor = Janitor(settings.server_kind, settings.pg_bin)
     yield janitor
     janitor.close()
 

@@ -1,8 +1,7 @@
 """Hooks that other plugins and conftest files can implement.
 
 Registered unconditionally (also when the plugin is dormant) so that implementing
-them never errors. ``pytest_mlflowdb_thresholds`` and ``pytest_mlflowdb_report`` were
-added in 0.1.0, ``pytest_mlflowdb_outputs`` in 0.2.0. See docs/ARCHITECTURE.md.
+them never errors. See docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations

@@ -24,10 +24,16 @@ import secrets
 import subprocess
 import sys
 
+from .text import last_line
+
 _ENV_URI = "MLFLOWDB_MIGRATE_URI"
 _ENV_ROLE = "MLFLOWDB_MIGRATE_ROLE"
 #: the role that owns MLflow's tables on scratch databases
 APP_ROLE = "mlflow"
+#: where a scratch database's MLflow schema comes from: MLflow's own migrations, or the
+#: shipped catalog's DDL (no MLflow install needed); ``auto`` picks the migrations where
+#: MLflow is installed
+MIGRATIONS, CATALOG, AUTO = "migrations", "catalog", "auto"
 
 
 class MlflowSchemaError(RuntimeError):
@@ -65,6 +71,26 @@ def prepare_owner(uri: str, owner: str = APP_ROLE) -> None:
         conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema, role))
 
 
+def check_source(source: str) -> None:
+    """Refuse a ``source`` that is neither :data:`MIGRATIONS` nor :data:`CATALOG`."""
+    if source not in (MIGRATIONS, CATALOG):
+        raise ValueError("source must be 'migrations' or 'catalog'")
+
+
+def make_mlflow_schema(uri: str, revision: str = "heads",
+                       source: str = MIGRATIONS) -> tuple[str, str]:
+    """Give the scratch database at ``uri`` MLflow's schema at ``revision`` from ``source``
+    (``heads``: the newest this audit knows; with the catalog, the catalog's head): the
+    one maker of throwaway MLflow databases. Returns the revision reached and the source
+    used."""
+    if source == AUTO:
+        source = MIGRATIONS if mlflow_available() else CATALOG
+    check_source(source)
+    if source == CATALOG:
+        return apply_catalog_schema(uri, None if revision == "heads" else revision), CATALOG
+    return apply_mlflow_schema(uri, revision), MIGRATIONS
+
+
 def apply_mlflow_schema(uri: str, revision: str = "heads", timeout: float = 600,
                         owner: str | None = APP_ROLE) -> str:
     """Migrate the scratch database at ``uri`` to ``revision``; return the revision reached.
@@ -89,10 +115,8 @@ def apply_mlflow_schema(uri: str, revision: str = "heads", timeout: float = 600,
     except subprocess.TimeoutExpired:
         raise MlflowSchemaError(f"MLflow's migrations took longer than {timeout:g}s") from None
     if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise MlflowSchemaError(
-            "MLflow's migrations failed: " + (lines[-1] if lines else f"exit {done.returncode}")
-        )
+        raise MlflowSchemaError("MLflow's migrations failed: "
+                                + last_line(done.stderr, f"exit {done.returncode}"))
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -127,7 +151,7 @@ def apply_guide_indexes(uri: str) -> int:
     guide sets up a real one. Returns how many statements ran."""
     import psycopg
 
-    from .recommended_indexes import RECOMMENDED_INDEXES
+    from .indexes.recommended import RECOMMENDED_INDEXES
 
     # CREATE INDEX CONCURRENTLY refuses to run inside a transaction: autocommit
     with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:
@@ -168,7 +192,7 @@ def _newest_known(config) -> str:  # pragma: no cover - runs in the child proces
             return False
 
     head = script.get_current_head()
-    if head is None:  # several heads: alembic's "heads" decides, as before
+    if head is None:  # several heads: alembic's "heads" decides
         return "heads"
     return newest_known(head, installed_has, catalog.knows, catalog.head)
 

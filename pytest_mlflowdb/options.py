@@ -23,13 +23,13 @@ from .settings import (
     ADDOPTS_IN,
     COMMAND_LINE,
     ENV_ADDOPTS,
-    EPHEMERAL_KINDS,
     OVERRIDE,
     Settings,
     SettingsError,
     build_settings,
     setting_label,
 )
+from .text import first_line
 from .thresholds import ThresholdRegistry
 
 if TYPE_CHECKING:
@@ -106,17 +106,29 @@ def _ini_source(config: pytest.Config, setting: str) -> str:
     return str(config.inipath) if config.inipath else "ini"
 
 
-def _ephemeral_kind(config: pytest.Config) -> str | None:
-    """--mlflowdb-ephemeral=KIND wins; the bare flag takes the ini's kind, else auto."""
+def _ini_kind(config: pytest.Config) -> str:
+    """The ``mlflowdb_ephemeral`` ini's kind of throwaway server, validated ("" if none)."""
+    from .servers import CHOICES
+
     ini = (config.getini("mlflowdb_ephemeral") or "").strip()
-    if ini and ini.lower() not in EPHEMERAL_KINDS:
+    if ini and ini.lower() not in CHOICES:
         label = setting_label("ephemeral", _ini_source(config, "ephemeral"))
         raise SettingsError(f"{label}: unknown kind {ini!r}; choose one of "
-                            f"{', '.join(EPHEMERAL_KINDS)}")
+                            f"{', '.join(CHOICES)}")
+    return ini
+
+
+def _ephemeral_kind(config: pytest.Config, ini: str) -> str | None:
+    """--mlflowdb-ephemeral=KIND as given (settings validates it); the bare flag takes the
+    ini's kind, else auto."""
     given = config.getoption("mlflowdb_ephemeral")
     if given is None:
         return None
-    return str(given) or ini or "auto"
+    if str(given):
+        return str(given)
+    from .servers import server_kind
+
+    return server_kind(ini)
 
 
 def _expectation(config: pytest.Config) -> dict[str, str | None]:
@@ -153,10 +165,12 @@ def read_settings(config: pytest.Config, *, unknown_thresholds_later: bool = Fal
 
     sources = {name: source_of(config, name) for name in _SOURCED}
     area_options = _area_options(config, sources)
+    ini_kind = _ini_kind(config)
     return build_settings(
         uris=_pick(config, "uris") or [],
         uri_file=_uri_file(config, sources["uri_file"]),
-        ephemeral=_ephemeral_kind(config),
+        ephemeral=_ephemeral_kind(config, ini_kind),
+        server_kind=ini_kind,
         reports=_pick(config, "reports") or [],
         fail_on=_pick(config, "fail_on"),
         connect_timeout=_pick(config, "connect_timeout"),
@@ -278,7 +292,7 @@ def _placement(target: Target, settings: Settings) -> tuple[Placement | None, st
     try:
         return placement(db.connect()), None
     except Exception as exc:  # DatabaseError, a psycopg error: one line, no password
-        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        line = first_line(exc)
         return None, f"not reached ({target.scrub(line)})"
     finally:
         db.close()

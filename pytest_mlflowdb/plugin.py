@@ -33,7 +33,7 @@ SESSION_NAME = "mlflowdb-session"
 # keeps each run's report in --mlflowdb-history (a plugin: reports are made on the
 # controller, while checks run on workers); --mlflowdb-nagios wraps the whole run; under
 # xdist each target's checks go to one worker
-pytest_plugins = ("pytest_mlflowdb.history", "pytest_mlflowdb.outputs.nagios",
+pytest_plugins = ("pytest_mlflowdb.size.history", "pytest_mlflowdb.outputs.nagios",
                   "pytest_mlflowdb.grouping")
 
 

@@ -18,9 +18,12 @@ import pytest
 
 from .findings import Findings
 from .flags import MARKER
+from .text import first_line
 
 #: the outcomes of a check record, in the order of the report's summary
 OUTCOMES = ("passed", "warned", "failed", "skipped", "error")
+#: characters of a failure's first line a record keeps as its message
+MESSAGE_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ class CheckRecord:
                  target: str | None) -> CheckRecord:
         """The record of a check whose xdist worker died while running it."""
         return cls(id=check_id, nodeid=report.nodeid, target=target, outcome="failed",
-                   severity="failure", message=first_line(str(report.longrepr)),
+                   severity="failure",
+                   message=first_line(str(report.longrepr), limit=MESSAGE_LIMIT),
                    duration_s=round(report.duration, 4))
 
 
@@ -100,12 +104,6 @@ class TargetRecord:
                    mlflow_schema=data.get("mlflow_schema"),
                    connected="mlflow_schema" in data, error=data.get("error"),
                    notes=tuple(data.get("notes") or ()))
-
-
-def first_line(text: str, limit: int = 500) -> str:
-    """The first non-blank line of ``text``, at most ``limit`` characters."""
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[0][:limit] if lines else ""
 
 
 def check_id(item: pytest.Item) -> str:
@@ -165,9 +163,9 @@ def _failure(call: pytest.CallInfo[None], findings: Findings,
         outcome = findings.outcome  # "warned" stays warned with --mlflowdb-fail-on=warning
         message = findings.summary()
     elif excinfo is not None and excinfo.errisinstance(pytest.fail.Exception):
-        message = first_line(str(excinfo.value))
+        message = first_line(str(excinfo.value), limit=MESSAGE_LIMIT)
     elif excinfo is not None:
-        message = first_line(excinfo.exconly())
+        message = first_line(excinfo.exconly(), limit=MESSAGE_LIMIT)
     else:
         message = "failed"
     if call.when == "teardown":

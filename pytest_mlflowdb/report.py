@@ -1,28 +1,23 @@
 """The report document (docs/ARCHITECTURE.md) from the records, and its files on disk.
 
 Knows nothing of SQL, nor of formats: each file is rendered by the output
-(:mod:`pytest_mlflowdb.outputs`) its suffix chooses. :func:`scrub_all` masks the
-finished document once, so a password that slipped into a message never reaches a
-file or the terminal.
+(:mod:`pytest_mlflowdb.outputs`) its suffix chooses. The finished document is masked
+once (:func:`pytest_mlflowdb.targets.scrub_all`), so a password that slipped into a
+message never reaches a file or the terminal.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .outputs import Outputs, builtin_outputs
-from .outputs.json_file import to_json
-from .outputs.markdown import to_markdown
-from .outputs.terminal import terminal_tables
 from .records import OUTCOMES
-from .targets import scrubber
+from .targets import scrub_all
 
-__all__ = ["OUTCOMES", "REPORT_VERSION", "build_report", "remove_reports", "scrub_all",
-           "terminal_tables", "to_json", "to_markdown", "write_reports"]
 REPORT_VERSION = 1
 
 
@@ -54,21 +49,6 @@ def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, A
         "run": run,
     }
     return scrub_all(document, tuple(secrets))
-
-
-def scrub_all(value: Any, secrets: tuple[str, ...]) -> Any:
-    """A deep copy of ``value`` with every secret replaced by ``***`` in every string."""
-    return _scrubbed(value, scrubber(secrets))
-
-
-def _scrubbed(value: Any, mask: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):  # keys are ours (the report's structure): never rewritten
-        return {k: _scrubbed(v, mask) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrubbed(v, mask) for v in value]
-    return value
 
 
 #: bytes of an existing file read to tell whether this plugin wrote it

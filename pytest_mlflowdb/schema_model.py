@@ -76,6 +76,18 @@ class Index:
     valid: bool = True
     ready: bool = True
     oid: int | None = None
+    #: read from a live database only (the catalog's JSON has none, and they never count in
+    #: a comparison): each key's column (None for an expression); each key's identity
+    #: (the key alone, opclass, collation, DESC/NULLS FIRST bits), equal for keys that index
+    #: the same values in the same order; whether NULLs are not distinct
+    key_columns: tuple[str | None, ...] = field(default=(), compare=False)
+    key_identities: tuple[tuple[str, int, int, int], ...] = field(default=(), compare=False)
+    nulls_not_distinct: bool = field(default=False, compare=False)
+
+    @property
+    def usable(self) -> bool:
+        """Valid and ready: queries may use it."""
+        return self.valid and self.ready
 
     @classmethod
     def from_row(cls, i: list[Any]) -> Index:
@@ -83,28 +95,6 @@ class Index:
         return cls(table=i[0], name=i[1], definition=i[2], unique=i[3], primary=i[4],
                    method=i[5], keys=tuple(i[6]), include=tuple(i[7]), predicate=i[8],
                    backs_constraint=i[9])
-
-    @property
-    def key_texts(self) -> tuple[str, ...]:
-        """Each key as written in the definition, with its opclass, collation and order
-        (``name text_pattern_ops``, ``x DESC``): what redundancy must compare."""
-        match = re.search(r" USING \w+ \(", self.definition)
-        if not match:
-            return self.keys
-        depth, start, parts = 1, match.end(), []
-        for i in range(match.end(), len(self.definition)):
-            char = self.definition[i]
-            if char == "(":
-                depth += 1
-            elif char == ")":
-                depth -= 1
-                if depth == 0:
-                    parts.append(self.definition[start:i].strip())
-                    break
-            elif char == "," and depth == 1:
-                parts.append(self.definition[start:i].strip())
-                start = i + 1
-        return tuple(parts)
 
     @functools.cached_property  # compared pairwise by the index and schema checks
     def signature(self) -> str:

@@ -10,7 +10,6 @@ throwaway server this process started.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,32 +40,12 @@ def scrub_report(report: Any, secrets: tuple[str, ...]) -> None:
     secrets: a dormant plugin leaves other suites' reports as they are)."""
     if not secrets:
         return
+    from .targets import scrub_all
+
     for name in ("longrepr", "sections", "user_properties", "mlflowdb", "mlflowdb_target"):
         value = getattr(report, name, None)
         if value is not None:
-            setattr(report, name, _scrubbed(value, secrets, set()))
-
-
-def _scrubbed(value: Any, secrets: tuple[str, ...], seen: set[int]) -> Any:
-    """``value`` with every string in it scrubbed: strings, containers, and pytest's
-    traceback representations (dataclasses, changed in place)."""
-    from .targets import scrub
-
-    if isinstance(value, str):
-        return scrub(value, secrets)
-    if isinstance(value, list):
-        return [_scrubbed(v, secrets, seen) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_scrubbed(v, secrets, seen) for v in value)
-    if isinstance(value, dict):
-        return {k: _scrubbed(v, secrets, seen) for k, v in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type) and id(value) not in seen:
-        seen.add(id(value))
-        for field in dataclasses.fields(value):
-            current = getattr(value, field.name, None)
-            if current is not None:
-                object.__setattr__(value, field.name, _scrubbed(current, secrets, seen))
-    return value
+            setattr(report, name, scrub_all(value, secrets, in_place=True))
 
 
 def mask_debug_log(config: pytest.Config, secrets: Callable[[], tuple[str, ...]]) -> None:

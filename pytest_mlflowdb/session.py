@@ -30,9 +30,9 @@ from .records import (
     check_of_nodeid,
     check_record,
     failure_text,
-    first_line,
 )
 from .settings import Settings, SettingsError
+from .text import first_line
 
 if TYPE_CHECKING:  # audit imports psycopg: a dormant plugin must not
     from .audit import TargetParam
@@ -371,7 +371,8 @@ class AuditSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if is_worker(self.config) or self.config.option.collectonly or not self.check_records:
             return  # no check ran: no report (and an earlier one stays as it was)
-        from .report import build_report, scrub_all, write_reports
+        from .report import build_report, write_reports
+        from .targets import scrub_all
 
         keys = self.sessions.keys()
         order = {k.id: i for i, k in enumerate(keys)}

@@ -22,7 +22,6 @@ from .targets import Target, TargetError, parse_target
 from .thresholds import ThresholdError, ThresholdRegistry, ThresholdValues, parse_assignments
 from .thresholds import parse_value as _parse
 
-EPHEMERAL_KINDS = ("auto", "container", "wheel", "path")
 FAIL_ON = ("error", "warning")
 REPORT_SUFFIXES = (".json", ".md", ".prom")
 
@@ -104,6 +103,9 @@ class Settings:
 
     targets: tuple[Target, ...] = ()
     ephemeral: str | None = None
+    #: the kind of every throwaway server of the run (the ``--mlflowdb-ephemeral`` target's,
+    #: the server fixtures', the restore's): ephemeral's, else the ini's, else auto
+    server_kind: str = "auto"
     reports: tuple[Path, ...] = ()
     fail_on: str = "error"
     connect_timeout: float = 10.0
@@ -153,6 +155,7 @@ def build_settings(
     uris: Sequence[str] = (),
     uri_file: str | Path | None = None,
     ephemeral: str | None = None,
+    server_kind: str | None = None,
     reports: Sequence[str] = (),
     fail_on: str | None = None,
     connect_timeout: str | None = None,
@@ -175,10 +178,12 @@ def build_settings(
     ``sources`` maps a setting's name (``fail_on``, ``uris``, ...) to where its value came
     from: :data:`COMMAND_LINE` (the default), :data:`OVERRIDE` or an ini file's path.
     ``uri_file`` is a fleet file (:mod:`pytest_mlflowdb.fleet`): its targets follow those of
-    ``uris``, in the file's order. ``threshold_assignments`` are ``NAME=VALUE`` strings
-    (typed on the command line) or ``(source, [NAME=VALUE, ...])`` pairs, in order. With
-    ``unknown_thresholds_later`` a name the registry does not know yet is left for
-    :func:`resolve_thresholds` to judge once every conftest.py has had its say.
+    ``uris``, in the file's order. ``server_kind`` is the kind of throwaway servers when
+    ``ephemeral`` gives none (the ``mlflowdb_ephemeral`` ini's). ``threshold_assignments``
+    are ``NAME=VALUE`` strings (typed on the command line) or ``(source, [NAME=VALUE,
+    ...])`` pairs, in order. With ``unknown_thresholds_later`` a name the registry does not
+    know yet is left for :func:`resolve_thresholds` to judge once every conftest.py has had
+    its say.
     ``report_suffixes`` are those an output writes (the built-in ones and any an output
     plugin adds). ``area_options`` are the built-in areas' own options, already resolved and
     validated (``options.py``).
@@ -199,17 +204,20 @@ def build_settings(
     for target in _fleet_targets(label("uri_file"), uri_file):
         if all(t.conninfo != target.conninfo for t in targets):
             targets.append(target)
+    from .servers import CHOICES
+    from .servers import server_kind as resolve_kind
+
     if ephemeral is not None:
         given = ephemeral.strip()
-        ephemeral = given.lower() or "auto"
-        if ephemeral not in EPHEMERAL_KINDS:
+        ephemeral = resolve_kind(given)
+        if ephemeral not in CHOICES:
             hint = ""
             if Path(given).exists():
                 hint = (f" ({given!r} looks like a path: put paths before "
                         "--mlflowdb-ephemeral, or write --mlflowdb-ephemeral=auto)")
             raise SettingsError(
                 f"{label('ephemeral')}: unknown kind {given!r}; "
-                f"choose one of {', '.join(EPHEMERAL_KINDS)}{hint}"
+                f"choose one of {', '.join(CHOICES)}{hint}"
             )
     paths = []
     for report in reports:
@@ -252,6 +260,7 @@ def build_settings(
         area_options=MappingProxyType(dict(area_options or {})),
         targets=tuple(targets),
         ephemeral=ephemeral,
+        server_kind=ephemeral if ephemeral is not None else resolve_kind(server_kind),
         reports=tuple(paths),
         fail_on=fail_on,
         connect_timeout=_duration(label("connect_timeout"), connect_timeout, 10.0,

@@ -13,12 +13,16 @@ only ever passed to libpq. Everything printable (:attr:`Target.id`,
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+
+from .text import first_line
 
 SCHEMES = ("postgresql", "postgres")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -81,6 +85,38 @@ def scrubber(secrets: tuple[str, ...] | list[str]) -> Callable[[str], str]:
     return masked
 
 
+def scrub_all(value: Any, secrets: Iterable[str], *, in_place: bool = False) -> Any:
+    """``value`` with :func:`scrub` applied to every string in it: strings and the values
+    of dicts, lists and tuples (dict keys are structure, never rewritten).
+
+    A document (the report) comes back as a masked copy whose tuples are lists, as JSON
+    has them. With ``in_place`` (pytest's report objects) tuples stay tuples and
+    dataclasses, pytest's traceback representations, are masked in place, each once.
+    """
+    mask = scrubber(tuple(secrets))
+    seen: set[int] = set()
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return mask(item)
+        if isinstance(item, dict):
+            return {key: walk(v) for key, v in item.items()}
+        if isinstance(item, list) or (isinstance(item, tuple) and not in_place):
+            return [walk(v) for v in item]
+        if isinstance(item, tuple):
+            return tuple(walk(v) for v in item)
+        if (in_place and dataclasses.is_dataclass(item) and not isinstance(item, type)
+                and id(item) not in seen):
+            seen.add(id(item))
+            for each in dataclasses.fields(item):
+                current = getattr(item, each.name, None)
+                if current is not None:
+                    object.__setattr__(item, each.name, walk(current))
+        return item
+
+    return walk(value)
+
+
 # Both patterns start only where a token starts (the look-behinds): without them a long
 # run of letters is re-scanned from every one of its characters, quadratic time.
 _URI_TOKEN = re.compile(r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"]*")
@@ -123,8 +159,8 @@ def split_userinfo(raw: str) -> tuple[str, str, str | None, str] | None:
     if not scheme:
         return None
     after = raw[scheme.end():]
-    # That '@' is the last one before the first '/' or '?' that follows any '@' (found
-    # in one pass: trying every '@' in turn was quadratic on a password full of them).
+    # That '@' is the last one before the first '/' or '?' that follows any '@', found in
+    # one pass (trying every '@' in turn would be quadratic on a password full of them).
     first = after.find("@")
     if first < 0:
         return None
@@ -193,8 +229,7 @@ def parse_target(text: str) -> Target:
         params = {k: str(v) for k, v in pg_conninfo.conninfo_to_dict(raw).items()
                   if v is not None}
     except Exception as exc:  # psycopg.ProgrammingError: libpq could not parse it
-        lines = str(exc).strip().splitlines()
-        raise refuse(_only_shown(lines[0] if lines else "libpq cannot parse it", shown)) from None
+        raise refuse(_only_shown(first_line(exc, "libpq cannot parse it"), shown)) from None
     for port in str(params.get("port") or "").split(","):
         port = port.strip()
         if port and not port.isdigit():

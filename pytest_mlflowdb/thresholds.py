@@ -142,8 +142,7 @@ class Threshold:
     """One named limit: its default (in the grammar), unit and what it limits.
 
     An area declares its thresholds in its module's ``THRESHOLDS``; the checks that read
-    one name it in ``@check(thresholds=...)``, so ``checks`` is optional (kept for plugins
-    that already fill it).
+    one name it in ``@check(thresholds=...)``, so ``checks`` may stay empty.
     """
 
     name: str

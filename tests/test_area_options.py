@@ -12,7 +12,7 @@ from pytest_mlflowdb import areas
 from pytest_mlflowdb.areas import Area, declared_options
 
 BLOAT = '''
-"""A built-in-style area that needs an option (the next issue's bloat area)."""
+"""A built-in-style area that needs an option (as the bloat area does)."""
 
 import psycopg  # importing the module would load psycopg: its OPTIONS are read, not run
 

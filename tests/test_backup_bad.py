@@ -1,4 +1,4 @@
-"""backup.*: each bad backup of the issue's list gets one clear line from the right check,
+"""backup.*: each kind of bad backup gets one clear line from the right check,
 and nothing is left behind on the scratch server."""
 
 from __future__ import annotations

@@ -96,8 +96,8 @@ def test_under_xdist_the_backup_is_restored_once_for_all_its_checks(pytester, ml
 
 def test_a_shared_folder_another_user_planted_in_tmp_is_neither_followed_nor_in_the_way(
         pytester, monkeypatch, mlflow_uri, pg18, tmp_path):
-    """Another local user pre-creates the fixed folder the xdist workers once shared, with
-    a link where a worker would write its findings: the audit (root here) neither writes
+    """Another local user pre-creates a fixed folder the xdist workers could share, with a
+    link where a worker would write its findings: the audit (root here) neither writes
     through it nor fails."""
     import hashlib
     import os

@@ -1,10 +1,9 @@
-"""backup.upgrade: the rehearsal engine (pytest_mlflowdb.rehearsal, built beside this
-area) runs on the restored copy, never on the audited database, and its answer becomes
+"""backup.upgrade: the rehearsal engine (pytest_mlflowdb.backup.rehearsal) runs on the
+restored copy, never on the audited database, and its answer becomes
 findings: steps with their time and locks, a failure as one line."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import types
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import pytest
 from backup_support import pg_dump, seed
 from helpers import audit, dbname_of, failing
 
-import pytest_mlflowdb
+import pytest_mlflowdb.backup
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +45,7 @@ def stand_in(monkeypatch):
     """A stand-in engine with the contract's shape that records where it was called."""
     calls: list[str] = []
     answer: dict = {}
-    module = types.ModuleType("pytest_mlflowdb.rehearsal")
+    module = types.ModuleType("pytest_mlflowdb.backup.rehearsal")
 
     def rehearse(uri: str, timeout: float = 1800) -> Rehearsal:
         with psycopg.connect(uri) as conn:
@@ -63,8 +62,8 @@ def stand_in(monkeypatch):
 
     module.rehearse = rehearse
     module.RehearsalUnavailable = RehearsalUnavailable
-    monkeypatch.setitem(sys.modules, "pytest_mlflowdb.rehearsal", module)
-    monkeypatch.setattr(pytest_mlflowdb, "rehearsal", module, raising=False)
+    monkeypatch.setitem(sys.modules, "pytest_mlflowdb.backup.rehearsal", module)
+    monkeypatch.setattr(pytest_mlflowdb.backup, "rehearsal", module, raising=False)
     return calls, answer
 
 
@@ -118,8 +117,6 @@ def test_a_rehearsal_without_a_backup_fails_saying_what_is_missing(pytester, mlf
     assert result.ret == 1
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pytest_mlflowdb.rehearsal") is None,
-                    reason="the rehearsal engine is built beside this area (issue 10)")
 def test_a_backup_of_an_older_mlflow_is_upgraded_on_its_copy(pytester, pg18, tmp_path,
                                                              mlflowdb_database_factory):
     from pytest_mlflowdb.catalog import load_catalog

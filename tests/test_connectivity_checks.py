@@ -12,7 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from helpers import audit, dbname_of, past_end_of_life, path_major, role_uri
-from pytest_mlflowdb.checks.connectivity import assess_version, is_local
+from pytest_mlflowdb.checks.connectivity import assess_version
+
+from pytest_mlflowdb.probes.security import is_local
 
 
 # -- headroom --------------------------------------------------------------------------
@@ -117,6 +119,11 @@ def test_server_version_passes_on_supported_servers(pytester, pg15, mlflow_uri):
 ])
 def test_locality_decides_whether_ssl_is_required(host, local):
     assert is_local(host) is local
+
+
+def test_a_loopback_address_given_as_hostaddr_is_local_whatever_the_name():
+    assert is_local("db.example.com", "127.0.0.1") is True
+    assert is_local("db.example.com", "10.1.2.3") is False
 
 
 def test_ssl_passes_on_a_local_server(pytester, mlflow_uri):

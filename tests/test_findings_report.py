@@ -11,16 +11,12 @@ from decimal import Decimal
 import pytest
 
 from pytest_mlflowdb.findings import Finding, Findings
-from pytest_mlflowdb.report import (
-    OUTCOMES,
-    build_report,
-    remove_reports,
-    scrub_all,
-    terminal_tables,
-    to_json,
-    to_markdown,
-    write_reports,
-)
+from pytest_mlflowdb.outputs.json_file import to_json
+from pytest_mlflowdb.outputs.markdown import to_markdown
+from pytest_mlflowdb.outputs.terminal import terminal_tables
+from pytest_mlflowdb.records import OUTCOMES
+from pytest_mlflowdb.report import build_report, remove_reports, write_reports
+from pytest_mlflowdb.targets import scrub_all
 
 SECRET = "hunter2-long"  # long enough to be searched for (targets.SEARCH_MIN)
 TARGET_ID = "db.example:5432/mlflow"

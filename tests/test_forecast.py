@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from pytest_mlflowdb.forecast import (
+from pytest_mlflowdb.size.forecast import (
     MAX_BYTES,
     Growth,
     fit,

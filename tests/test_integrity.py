@@ -372,8 +372,8 @@ def test_every_default_query_has_an_index_path_on_the_big_tables(mlflow_uri, tmp
 def test_orphans_read_no_big_table_from_end_to_end_whatever_the_planner_thinks(
         pytester, mlflow_uri):
     """A metrics table with no recent vacuum (an empty visibility map) and a planner that
-    prices its index dearly: the per-run probes still walk the run_uuid indexes (the
-    planner chose a scan of metrics per run: 8.8 s on 2M rows)."""
+    prices its index dearly: the per-run probes still walk the run_uuid indexes (left to
+    itself, the planner would scan metrics once per run)."""
     db = dbname_of(mlflow_uri)
     sql(mlflow_uri,
         "INSERT INTO experiments (name, lifecycle_stage) VALUES ('orphans-plan', 'active')",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from helpers import report
 
-from pytest_mlflowdb.report import build_report, terminal_tables, to_json, to_markdown
+from pytest_mlflowdb.outputs.json_file import to_json
+from pytest_mlflowdb.outputs.markdown import to_markdown
+from pytest_mlflowdb.outputs.terminal import terminal_tables
+from pytest_mlflowdb.report import build_report
 
 TXT_OUTPUT = """
     from pytest_mlflowdb.outputs import Output

@@ -16,6 +16,8 @@ import pytest
 from backup_support import BACKUP, seed
 from helpers import audit, checks_by_id, dbname_of, failing, report
 
+from pytest_mlflowdb.text import first_line
+
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 
@@ -38,7 +40,7 @@ def rotating_pooler(pg18, mlflow_uri):
 @pytest.fixture
 def leaky_pooler(pg18, mlflow_uri):
     """The ``pooler`` of a deployment that lets clients' ``options`` through (ignored),
-    as many do for clients that set them: pg_dump's PGOPTIONS no longer stops it."""
+    as many do for clients that set them, so pg_dump's PGOPTIONS does not stop it."""
     yield from _pgbouncer(pg18, mlflow_uri, pool_size=1,
                           ignore="extra_float_digits,options")
 
@@ -212,7 +214,7 @@ class MlflowLike(threading.Thread):
                         conn.execute("SELECT count(*) FROM experiments").fetchone()
                     self.queries += 1
                 except psycopg.Error as exc:
-                    self.errors.append(str(exc).splitlines()[0])
+                    self.errors.append(first_line(exc))
                 time.sleep(0.01)
 
     def __enter__(self) -> MlflowLike:

@@ -1,4 +1,4 @@
-"""The upgrade rehearsal engine (pytest_mlflowdb.rehearsal) on genuine MLflow databases:
+"""The upgrade rehearsal engine (pytest_mlflowdb.backup.rehearsal) on genuine MLflow databases:
 a database made by MLflow 2.9's migrations, with rows, upgraded to the installed head
 step by step with the locks each step held; a database already at head; a schema that
 is not MLflow's after the upgrade; an unknown revision; a migration that fails half way;
@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from helpers import dbname_of, sql
 
+from pytest_mlflowdb.backup.rehearsal import PYTHON_ENV, Rehearsal, RehearsalUnavailable, rehearse
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.rehearsal import PYTHON_ENV, Rehearsal, RehearsalUnavailable, rehearse
 
 pytestmark = pytest.mark.slow
 

@@ -288,7 +288,7 @@ def test_a_hand_made_table_sharing_a_later_mlflow_name_is_not_a_rewind(
                for f in checks["schema.tables"]["findings"])
 
 
-# -- second review: faults that used to pass silently ---------------------------------
+# -- faults that are easy to miss ------------------------------------------------------
 def test_identity_column_dropped(pytester, mlflow_uri):
     sql(mlflow_uri, "ALTER TABLE sql_assessment_daily_rollups ALTER COLUMN id DROP IDENTITY")
     _, checks = audit(pytester, mlflow_uri)

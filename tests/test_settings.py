@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_mlflowdb.areas import builtin_thresholds
+from pytest_mlflowdb.servers import CHOICES
 from pytest_mlflowdb.settings import (
-    EPHEMERAL_KINDS,
     Settings,
     SettingsError,
     build_settings,
@@ -88,7 +88,7 @@ def test_settings_are_frozen():
 
 
 # -- ephemeral -------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", EPHEMERAL_KINDS)
+@pytest.mark.parametrize("kind", CHOICES)
 def test_ephemeral_kinds(kind):
     assert build_settings(ephemeral=kind).ephemeral == kind
 
@@ -103,6 +103,13 @@ def test_ephemeral_unknown_kind_names_the_choices():
     message = _error(ephemeral="docker")
     assert "'docker'" in message
     assert "auto, container, wheel, path" in message
+
+
+def test_server_kind_is_ephemerals_else_the_inis_else_auto():
+    assert build_settings().server_kind == "auto"
+    assert build_settings(server_kind=" Wheel ").server_kind == "wheel"
+    assert build_settings(ephemeral="path", server_kind="wheel").server_kind == "path"
+    assert build_settings(ephemeral="", server_kind="wheel").server_kind == "auto"
 
 
 # -- reports ---------------------------------------------------------------------------

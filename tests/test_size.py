@@ -13,7 +13,6 @@ import psycopg
 from helpers import audit, dbname_of, failing, report, role_uri, sql
 
 MB = 1024**2
-HISTORY = "-p", "pytest_mlflowdb.history"  # until plugin.py registers it (see the report)
 SEED = (
     # no explicit id: the sequence gives 1 and stays ahead (integrity.invariants checks it)
     "INSERT INTO experiments (name, lifecycle_stage) VALUES ('e', 'active')",
@@ -97,7 +96,7 @@ def _kept_report(target: str, db: str, size: int, days_ago: float,
 
 def test_forecast_crossing_within_the_horizon_from_three_kept_reports(pytester, mlflow_uri):
     history = pytester.path / "history"
-    _, checks = audit(pytester, mlflow_uri, *HISTORY, f"--mlflowdb-history={history}")
+    _, checks = audit(pytester, mlflow_uri, f"--mlflowdb-history={history}")
     kept = sorted(history.glob("mlflowdb-report-*.json"))
     assert len(kept) == 1  # this run was kept, masked like every report file
     password = unquote(urlsplit(mlflow_uri).password or "")
@@ -115,7 +114,7 @@ def test_forecast_crossing_within_the_horizon_from_three_kept_reports(pytester, 
             target, db, size - days_ago * 100 * 1024, days_ago,
             {name: biggest - days_ago * 2048})))
     (history / "README.txt").write_text("not a report")
-    result, checks = audit(pytester, mlflow_uri, *HISTORY, f"--mlflowdb-history={history}",
+    result, checks = audit(pytester, mlflow_uri, f"--mlflowdb-history={history}",
                            f"--mlflowdb-max-db-size={size + 1000 * 1024}",
                            "--mlflowdb-set", f"max_table_size={biggest + 10 * 1024}")
     check = checks["size.database"]
@@ -136,7 +135,7 @@ def test_forecast_crossing_within_the_horizon_from_three_kept_reports(pytester, 
                                "(not a pytest-mlflowdb report)")
     assert result.ret == 0
     # the same history without a limit: the growth is information, not a warning
-    _, checks = audit(pytester, mlflow_uri, *HISTORY, f"--mlflowdb-history={history}")
+    _, checks = audit(pytester, mlflow_uri, f"--mlflowdb-history={history}")
     assert checks["size.database"]["outcome"] == "passed"
     assert "grows +100kB/day" in by_severity(checks["size.database"], "ok")[f"{db} growth"][
         "message"]

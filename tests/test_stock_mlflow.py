@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import audit, sql
 
-from pytest_mlflowdb.recommended_indexes import RECOMMENDED_INDEXES
+from pytest_mlflowdb.indexes.recommended import RECOMMENDED_INDEXES
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

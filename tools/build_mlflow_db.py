@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-#: The tables MLflow's busy paths update and delete from (issue 8, "bloat made on purpose").
+#: The tables MLflow's busy paths update and delete from: where bloat is made on purpose.
 BLOAT_TABLES = ("params", "tags", "metrics", "latest_metrics")
 _METRIC_KEYS = ("loss", "val_loss", "accuracy", "val_accuracy", "learning_rate",
                 "grad_norm", "epoch_time_s", "throughput_samples_per_s", "gpu_mem_mb",

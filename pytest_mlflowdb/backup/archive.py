@@ -203,9 +203,10 @@ def read_through(archive: Archive, tools: ClientTools, timeout: float) -> None:
         raise ArchiveError(f"unreadable: {last_error(done.stderr)}")
 
 
-def plain_lines(archive: Archive) -> Iterator[bytes]:
+def plain_lines(archive: Archive, complete: bool = True) -> Iterator[bytes]:
     """The lines of a plain (or gzip-compressed plain) dump; ArchiveError at the end when
-    the data is damaged (gzip CRC, a cut stream) or pg_dump's closing line is missing."""
+    the data is damaged (gzip CRC, a cut stream) or, if it must be ``complete``, pg_dump's
+    closing line is missing."""
     opener = gzip.open if archive.format == PLAIN_GZ else open
     tail: deque[bytes] = deque(maxlen=4)  # the closing line, "--", maybe "\unrestrict KEY"
     try:
@@ -216,6 +217,6 @@ def plain_lines(archive: Archive) -> Iterator[bytes]:
                 yield line
     except (OSError, EOFError, zlib.error) as exc:
         raise ArchiveError(f"unreadable: {exc}") from None
-    if not any(line.startswith(CLOSING) for line in tail):
+    if complete and not any(line.startswith(CLOSING) for line in tail):
         raise ArchiveError("the SQL ends before pg_dump's closing line "
                            f"'{CLOSING.decode()}': the dump is truncated")

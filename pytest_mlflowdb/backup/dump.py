@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from ..text import first_line
 from .tools import ClientTools, Overran, child_connection, last_error, run_bounded
 
 
@@ -101,7 +102,7 @@ def dump_source(live: Any, dump_uri: Any) -> str:
         try:
             through_pooler = pooled(live)
         except (DatabaseError, psycopg.Error) as exc:
-            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            line = first_line(exc)
             raise DumpError(f"cannot tell whether a connection pooler is in front of "
                             f"{live.target.id}: {live.target.scrub(line)}") from None
         if through_pooler:
@@ -121,7 +122,7 @@ def dump_source(live: Any, dump_uri: Any) -> str:
                             "connection pooler too; give a direct connection to the server")
         _same_database(direct, live, dump_uri)
     except (DatabaseError, psycopg.Error) as exc:
-        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        line = first_line(exc)
         raise DumpError(f"cannot use --mlflowdb-dump-uri {dump_uri.id}: "
                         f"{dump_uri.scrub(line)}") from None
     finally:

@@ -28,6 +28,7 @@ import psycopg
 from ..catalog import load_catalog
 from ..database import DatabaseError
 from ..findings import Findings
+from ..text import first_line
 from . import verdicts
 from .archive import PLAIN, PLAIN_GZ, Archive, ArchiveError, inspect, read_through
 from .tools import (
@@ -242,7 +243,7 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
             started = time.perf_counter()
             uri = janitor.scratch()
         except psycopg.Error as exc:
-            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            line = first_line(exc)
             findings[RESTORE].fail("scratch", f"cannot make a scratch database on "
                                    f"{server.description or server.kind}: {line}")
             _read_alone(result, archive, tools, plan.bound(archive.size))
@@ -288,7 +289,7 @@ def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: Cli
             copy_db = _open_copy(uri)
             _verify(plan, result, copy_db, live, archive, dump_seconds is not None)
         except (DatabaseError, psycopg.Error) as exc:
-            line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            line = first_line(exc)
             findings[SCHEMA].fail(name, f"the restored copy could not be verified: {line}")
             result.skip_rest("the restored copy could not be verified (see backup.schema)")
             return
@@ -433,13 +434,9 @@ def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archiv
 
 
 def _rehearse(result: Result, uri: str) -> None:
+    from . import rehearsal
+
     findings = result.findings[UPGRADE]
-    try:
-        from .. import rehearsal
-    except ImportError:
-        findings.fail("upgrade", "the upgrade rehearsal engine (pytest_mlflowdb.rehearsal) "
-                      "is not installed with this pytest-mlflowdb")
-        return
     try:
         answer = rehearsal.rehearse(uri)
     except rehearsal.RehearsalUnavailable as exc:

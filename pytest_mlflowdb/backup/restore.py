@@ -7,19 +7,34 @@ exist on a scratch server and must not block a restore: ``--no-owner --no-privil
 for archives, and for plain SQL (which ``psql`` runs, ``ON_ERROR_STOP=1``) the ownership,
 privilege and session-authorization statements are left out as the file streams through.
 Custom and directory archives restore with ``-j N`` (the formats that allow it).
+
+This is the one restorer: the backup checks load the live dump or the given backup with
+it, and :meth:`pytest_mlflowdb.servers.janitor.Janitor.restore` any dump a test hands it
+(:func:`restore_file`).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from .archive import PARALLEL, PLAIN, PLAIN_GZ, Archive, ArchiveError, plain_lines
-from .tools import ChildConnection, ClientTools, Overran, last_error, run_bounded, start, stop
+from .archive import PARALLEL, PLAIN, PLAIN_GZ, Archive, ArchiveError, inspect, plain_lines
+from .tools import (
+    ChildConnection,
+    ClientTools,
+    Overran,
+    child_connection,
+    last_error,
+    run_bounded,
+    start,
+    stop,
+)
 
 #: statements of a plain dump that need the source server's roles (one line each in
 #: pg_dump's output, outside COPY data)
@@ -54,12 +69,13 @@ def default_jobs() -> int:
 
 
 def restore(archive: Archive, tools: ClientTools, target: ChildConnection, jobs: int,
-            timeout: float) -> Restored:
+            timeout: float, complete: bool = True) -> Restored:
     """Load ``archive`` into the (empty) database ``target`` names; RestoreError if any
-    statement fails."""
+    statement fails, or if a plain dump that must be ``complete`` lacks pg_dump's closing
+    line."""
     started = time.perf_counter()
     if archive.format in (PLAIN, PLAIN_GZ):
-        neutralised = _psql(archive, tools, target, timeout)
+        neutralised = _psql(archive, tools, target, timeout, complete)
         return Restored(time.perf_counter() - started, 1, "psql -v ON_ERROR_STOP=1",
                         neutralised)
     jobs = jobs if archive.format in PARALLEL else 1
@@ -78,8 +94,23 @@ def restore(archive: Archive, tools: ClientTools, target: ChildConnection, jobs:
     return Restored(time.perf_counter() - started, jobs, how)
 
 
+def restore_file(path: Path, bin_dir: Path, conninfo: str, timeout: float) -> Restored:
+    """:func:`restore` of the dump at ``path`` into the database of ``conninfo``, with the
+    client tools in ``bin_dir``: any pg_dump archive, or a plain SQL file whoever wrote it
+    (run to its end as it is, no closing line required)."""
+    try:
+        archive = inspect(path)
+    except ArchiveError as exc:
+        if not path.is_file():
+            raise RestoreError(str(exc)) from None
+        archive = Archive(path, PLAIN, path.stat().st_size,
+                          datetime.datetime.now(datetime.timezone.utc))
+    tools = ClientTools(bin_dir, "", "the server's own")
+    return restore(archive, tools, child_connection(conninfo), 1, timeout, complete=False)
+
+
 def _psql(archive: Archive, tools: ClientTools, target: ChildConnection,
-          timeout: float) -> int:
+          timeout: float, complete: bool) -> int:
     """Stream a plain dump through psql, ownership and privileges left out; the count of
     statements left out."""
     command = [tools.path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target.dsn,
@@ -100,7 +131,7 @@ def _psql(archive: Archive, tools: ClientTools, target: ChildConnection,
     deadline = time.monotonic() + timeout
     assert process.stdin is not None
     try:
-        for line in plain_lines(archive):
+        for line in plain_lines(archive, complete):
             if in_copy:
                 in_copy = line.rstrip(b"\r\n") != b"\\."
             elif _COPY.match(line):

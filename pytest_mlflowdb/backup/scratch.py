@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..text import first_line
+
 _SYSTEM = "SELECT system_identifier AS v FROM pg_control_system()"
 #: facts the same server shows every session alike (None where a side cannot read one)
 _FACTS = {
@@ -83,7 +85,7 @@ def refuse_audited(janitor: Any, scratch: Any, live: Any) -> None:
     try:
         conn = server.admin()
     except psycopg.Error as exc:
-        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        line = first_line(exc)
         raise RuntimeError(f"no scratch server: cannot connect to --mlflowdb-scratch-uri "
                            f"{scratch.id}: {scratch.scrub(line)}") from None
     with conn:

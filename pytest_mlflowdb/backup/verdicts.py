@@ -245,7 +245,7 @@ def rto_findings(findings: Findings, copy: str, seconds: float, restore_seconds:
 
 
 def upgrade_findings(findings: Findings, rehearsal: Any) -> None:
-    """The rehearsal engine's answer (pytest_mlflowdb.rehearsal.Rehearsal) as findings."""
+    """The rehearsal engine's answer (:class:`~.rehearsal.Rehearsal`) as findings."""
     span = f"{rehearsal.from_revision} to {rehearsal.to_revision}"
     if not rehearsal.ok:
         findings.fail("upgrade", f"MLflow's migrations from {span} failed on the restored "

@@ -8,8 +8,8 @@ release archives (never from MLflow's SQLAlchemy models):
 - ``data/schemas.json.xz``: the schema after each revision (``tools/build_catalog.py``),
   each kept as JSON text and parsed only when asked for (an audit needs one or two of
   some seventy), with the union of every revision's tables and indexes made beside them.
-  Parsing them all made tens of thousands of objects that every garbage collection of
-  the audit's process then walked.
+  Parsing them all would make tens of thousands of objects for every garbage collection
+  of the audit's process to walk.
 
 Order is always by the chain's links, never by date.
 """

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..database import Database
+from ..text import first_line
 
 BLOCK = 8192
 PAGE_HEADER = 24
@@ -331,7 +332,7 @@ def exact_bloat(db: Database, schema: str, relation: str, kind: str) -> tuple[in
         raise BloatMeasureError(f"{schema}.{relation} is locked by another session (lock "
                                 "timeout)") from None
     except psycopg.errors.InsufficientPrivilege as exc:
-        raise BloatMeasureError(f"no privilege: {str(exc).splitlines()[0]} (needs "
+        raise BloatMeasureError(f"no privilege: {first_line(exc)} (needs "
                                 "pg_stat_scan_tables)") from None
     except psycopg.errors.QueryCanceled:
         raise BloatMeasureError(f"measuring {schema}.{relation} exceeded the statement "

@@ -1,8 +1,10 @@
-"""Index usage and sizes, table sizes, and how old the statistics are."""
+"""Index usage and sizes, table sizes, foreign keys, and how old the statistics are.
+
+What each index is (its keys, opclasses, validity) is read with the rest of the schema,
+once, by :func:`pytest_mlflowdb.probes.schema.live_snapshot`."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -80,83 +82,6 @@ def stats_age(db: Database) -> tuple[float, bool]:
         return float(row["seconds"]), bool(row["was_reset"])
 
     return db.cached("stats_age", collect)
-
-
-@dataclass(frozen=True)
-class IndexKey:
-    """One key of an index as the catalog holds it: the column (``indkey``) or expression,
-    deparsed alone by ``pg_get_indexdef(index, k, true)``, with the opclass, collation and
-    ordering (``indoption``) it is stored with. Equal keys index the same values in the
-    same order."""
-
-    column: str | None  # the column's name; None for an expression
-    text: str  # the key alone: a (quoted where needed) column name or an expression
-    opclass: int
-    collation: int
-    option: int  # DESC / NULLS FIRST bits
-
-    @property
-    def identity(self) -> tuple[str, int, int, int]:
-        return (self.text, self.opclass, self.collation, self.option)
-
-
-@dataclass(frozen=True)
-class IndexShape:
-    """What an index stores and enforces, read from ``pg_index`` rather than from its
-    definition text (literals and quoted identifiers can hold brackets and commas)."""
-
-    table: str
-    name: str
-    method: str
-    keys: tuple[IndexKey, ...]
-    include: frozenset[str]  # INCLUDE columns (or expressions), compared as a set
-    predicate: str | None
-    unique: bool
-    nulls_not_distinct: bool
-    backs_constraint: bool
-    usable: bool  # valid and ready
-
-
-_SHAPES = """
-SELECT t.relname AS table_name, i.relname AS name, am.amname AS method,
-       ix.indisunique AS is_unique, ix.indisvalid AND ix.indisready AS usable,
-       coalesce((to_jsonb(ix) ->> 'indnullsnotdistinct')::boolean, false) AS nulls_not_distinct,
-       pg_get_expr(ix.indpred, ix.indrelid) AS predicate,
-       EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = ix.indexrelid
-               AND con.conrelid = ix.indrelid AND con.contype IN ('p', 'u', 'x'))
-         AS backs_constraint,
-       ARRAY(SELECT jsonb_build_array(
-                      a.attname, pg_get_indexdef(ix.indexrelid, k, true),
-                      ix.indclass[k - 1], ix.indcollation[k - 1], ix.indoption[k - 1])::text
-             FROM generate_series(1, ix.indnkeyatts) AS k
-             LEFT JOIN pg_attribute a ON a.attrelid = ix.indrelid
-                                     AND a.attnum = ix.indkey[k - 1] AND ix.indkey[k - 1] > 0
-             ORDER BY k) AS keys,
-       ARRAY(SELECT pg_get_indexdef(ix.indexrelid, k, true)
-             FROM generate_series(ix.indnkeyatts + 1, ix.indnatts) AS k) AS include
-FROM pg_index ix
-JOIN pg_class i ON i.oid = ix.indexrelid
-JOIN pg_class t ON t.oid = ix.indrelid
-JOIN pg_namespace n ON n.oid = t.relnamespace
-JOIN pg_am am ON am.oid = i.relam
-WHERE n.nspname = %(schema)s
-ORDER BY t.relname, i.relname
-"""
-
-
-def index_shapes(db: Database, schema: str) -> list[IndexShape]:
-    """Every index of ``schema`` with its keys from the catalog (one query, catalogs only)."""
-    def key(text: str) -> IndexKey:
-        column, deparsed, opclass, collation, option = json.loads(text)
-        return IndexKey(column, deparsed, int(opclass), int(collation), int(option))
-
-    return db.cached(f"index_shapes:{schema}", lambda d: [
-        IndexShape(r["table_name"], r["name"], r["method"], tuple(key(k) for k in r["keys"]),
-                   frozenset(r["include"]), r["predicate"], bool(r["is_unique"]),
-                   bool(r["nulls_not_distinct"]), bool(r["backs_constraint"]),
-                   bool(r["usable"]))
-        for r in d.rows(_SHAPES, {"schema": schema})
-    ])
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ only the session's current schema: the first schema on the search_path that exis
 that the role may use. This probe finds the schema holding MLflow's tables, says whether
 that is the one MLflow would use, and reads ``alembic_version`` there. It is read once per
 session (:func:`mlflow_facts`), right after the server's preflight, by the session opener
-(``Audit.attempt``): a lock or a timeout on these reads is "connected, but reading the
+(``TargetSessions.attempt``): a lock or a timeout on these reads is "connected, but reading the
 catalog failed", not a failure to connect.
 """
 

@@ -11,20 +11,12 @@ itself (:class:`Snapshot` and its parts) lives in :mod:`pytest_mlflowdb.schema_m
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from ..schema_model import (  # noqa: F401 - the model's names, as probes used to offer them
-    Column,
-    Constraint,
-    Index,
-    Policy,
-    Rule,
-    Snapshot,
-    Trigger,
-    normalise_check,
-)
+from ..schema_model import Column, Constraint, Index, Policy, Rule, Snapshot, Trigger
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -59,15 +51,24 @@ WHERE n.nspname = %(schema)s AND con.contype IN ('p', 'f', 'u', 'c', 'x')
 ORDER BY c.relname, con.conname
 """
 
+# Each key as the catalog holds it (pg_index, not the definition text, whose literals and
+# quoted names may hold brackets and commas): deparsed alone, its column (indkey; none for
+# an expression), opclass, collation and DESC/NULLS FIRST bits (indoption).
 _INDEXES = """
 SELECT t.relname AS table_name, i.relname AS name, pg_get_indexdef(ix.indexrelid) AS definition,
        ix.indisunique AS is_unique, ix.indisprimary AS is_primary,
        ix.indisvalid AS is_valid, ix.indisready AS is_ready, am.amname AS method,
+       coalesce((to_jsonb(ix) ->> 'indnullsnotdistinct')::boolean, false) AS nulls_not_distinct,
        EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = ix.indexrelid
                AND con.conrelid = ix.indrelid AND con.contype IN ('p', 'u', 'x'))
          AS backs_constraint,
-       ARRAY(SELECT pg_get_indexdef(ix.indexrelid, k, true)
-             FROM generate_series(1, ix.indnkeyatts) AS k ORDER BY k) AS keys,
+       ARRAY(SELECT jsonb_build_array(
+                      pg_get_indexdef(ix.indexrelid, k, true), a.attname,
+                      ix.indclass[k - 1], ix.indcollation[k - 1], ix.indoption[k - 1])::text
+             FROM generate_series(1, ix.indnkeyatts) AS k
+             LEFT JOIN pg_attribute a ON a.attrelid = ix.indrelid
+                                     AND a.attnum = ix.indkey[k - 1] AND ix.indkey[k - 1] > 0
+             ORDER BY k) AS keys,
        ARRAY(SELECT pg_get_indexdef(ix.indexrelid, k, true)
              FROM generate_series(ix.indnkeyatts + 1, ix.indnatts) AS k ORDER BY k) AS include,
        pg_get_expr(ix.indpred, ix.indrelid) AS predicate, i.oid AS oid
@@ -177,15 +178,18 @@ def capture(rows: Rows, schema: str) -> Snapshot:
         Constraint(r["table_name"], r["name"], r["type"], _unqualify(r["definition"], schema))
         for r in rows(_CONSTRAINTS, params)
     ]
-    snap.indexes = [
-        Index(table=r["table_name"], name=r["name"],
-              definition=_unqualify(r["definition"], schema), unique=r["is_unique"],
-              primary=r["is_primary"], method=r["method"], keys=tuple(r["keys"]),
-              include=tuple(r["include"]), predicate=_unqualify(r["predicate"], schema),
-              backs_constraint=r["backs_constraint"], valid=r["is_valid"], ready=r["is_ready"],
-              oid=r["oid"])
-        for r in rows(_INDEXES, params)
-    ]
+    snap.indexes = []
+    for r in rows(_INDEXES, params):
+        keys = [json.loads(k) for k in r["keys"]]
+        snap.indexes.append(Index(
+            table=r["table_name"], name=r["name"], definition=_unqualify(r["definition"], schema),
+            unique=r["is_unique"], primary=r["is_primary"], method=r["method"],
+            keys=tuple(k[0] for k in keys), include=tuple(r["include"]),
+            predicate=_unqualify(r["predicate"], schema), backs_constraint=r["backs_constraint"],
+            valid=r["is_valid"], ready=r["is_ready"], oid=r["oid"],
+            key_columns=tuple(k[1] for k in keys),
+            key_identities=tuple((k[0], int(k[2]), int(k[3]), int(k[4])) for k in keys),
+            nulls_not_distinct=bool(r["nulls_not_distinct"])))
     for r in rows(_SEQUENCES, params):
         snap.sequences.append(r["name"])
         if r["owner"]:

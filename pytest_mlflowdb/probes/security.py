@@ -51,9 +51,12 @@ def parse_app_role(raw: Any) -> str | None:
     return name
 
 
-def is_local(host: str) -> bool:
-    """A Unix socket, ``localhost`` or a loopback address: traffic that never leaves the
-    machine (the same rule as ``connectivity.ssl``)."""
+def is_local(host: str, hostaddr: str | None = None) -> bool:
+    """A Unix socket, ``localhost`` or a loopback address, by name or by the address libpq
+    was given (``hostaddr``): traffic that never leaves the machine, so SSL is not needed
+    (``connectivity.ssl`` and ``security.ssl``)."""
+    if hostaddr and is_local(hostaddr):
+        return True
     if not host or host.startswith("/") or host == "localhost":
         return True
     try:

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from ..database import Database
+from ..text import first_line
 
 #: the values an integer column of each type can hold
 TYPE_BOUNDS = {"int2": (-(2**15), 2**15 - 1), "int4": (-(2**31), 2**31 - 1),
@@ -159,7 +160,7 @@ def _read_value(db: Database, seq: ColumnSequence) -> ColumnSequence:
     except psycopg.errors.QueryCanceled:
         return replace(seq, error="reading it exceeded the statement timeout")
     except psycopg.errors.InsufficientPrivilege as exc:  # e.g. no USAGE on its schema
-        return replace(seq, error=f"no privilege: {_first_line(exc)}")
+        return replace(seq, error=f"no privilege: {first_line(exc)}")
     last = int(row["last_value"])
     return replace(seq, next_value=last + seq.increment if row["is_called"] else last)
 
@@ -193,12 +194,8 @@ def column_extreme(db: Database, schema: str, table: str, column: str,
         except psycopg.errors.QueryCanceled:
             return ColumnExtreme(None, "reading it exceeded the statement timeout")
         except psycopg.errors.InsufficientPrivilege as exc:
-            return ColumnExtreme(None, f"no privilege: {_first_line(exc)}")
+            return ColumnExtreme(None, f"no privilege: {first_line(exc)}")
         value = row["v"] if row else None
         return ColumnExtreme(None if value is None else int(value))
 
     return db.cached(f"sequences:extreme:{schema}.{table}.{column}:{largest}", collect)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -17,9 +17,20 @@ from .container import start_container
 from .locate import path_bin_dir, wheel_bin_dir
 
 KINDS = ("container", "wheel", "path")
+#: what ``--mlflowdb-ephemeral`` and the ``mlflowdb_ephemeral`` ini take
+CHOICES = ("auto", *KINDS)
 
-__all__ = ["KINDS", "SCRATCH_PREFIX", "Server", "ServerError", "server_secrets",
-           "start_server"]
+__all__ = ["CHOICES", "KINDS", "SCRATCH_PREFIX", "Server", "ServerError", "server_kind",
+           "server_secrets", "start_server"]
+
+
+def server_kind(*given: str | None) -> str:
+    """The throwaway servers' kind: the first of ``given`` that names one (the command
+    line's, then the ini's), folded to lower case; else ``auto``."""
+    for kind in given:
+        if kind and kind.strip():
+            return kind.strip().lower()
+    return "auto"
 
 
 def _start(kind: str, pg_bin: Path | None, settings: Mapping[str, str]) -> Server:
@@ -40,7 +51,7 @@ def _start(kind: str, pg_bin: Path | None, settings: Mapping[str, str]) -> Serve
             tree = tree.parent
         return start_from_bin_dir(bin_dir, "path", copy_root=tree if self_contained else None,
                                   settings=settings)
-    raise ServerError(f"unknown server kind {kind!r}; choose one of auto, {', '.join(KINDS)}")
+    raise ServerError(f"unknown server kind {kind!r}; choose one of {', '.join(CHOICES)}")
 
 
 def _of_major(kind: str, major: int, settings: Mapping[str, str]) -> Server | None:

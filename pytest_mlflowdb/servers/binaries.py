@@ -20,6 +20,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..text import last_line
 from . import reach
 from .base import Server, ServerError
 from .leftovers import SERVER_PREFIX, private_folder
@@ -102,9 +103,9 @@ def start_from_bin_dir(bin_dir: Path, kind: str, copy_root: Path | None = None,
                 stdin=subprocess.DEVNULL, cwd=str(workdir), **run_as,
             )
         except subprocess.CalledProcessError as exc:
-            detail = (exc.stderr or exc.stdout or "").strip().splitlines()
+            detail = last_line(exc.stderr or exc.stdout or "", str(exc))
             raise ServerError(
-                f"{Path(args[0]).name} failed: {detail[-1] if detail else exc}"
+                f"{Path(args[0]).name} failed: {detail}"
                 + (f" (log: {_tail(log)})" if log.exists() else "")
             ) from None
         except (OSError, subprocess.TimeoutExpired) as exc:

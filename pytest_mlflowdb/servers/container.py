@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Mapping
 
+from ..text import first_line
 from .base import Server, ServerError
 
 IMAGE = os.environ.get("MLFLOWDB_CONTAINER_IMAGE", "postgres:17-alpine")
@@ -32,7 +33,7 @@ def start_container(image: str = IMAGE, settings: Mapping[str, str] | None = Non
         client.ping()
         client.close()
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise ServerError(f"no Docker daemon answered: {reason}") from None
     # a random password, long enough to be searched for in any text (a fixed word such
     # as "mlflowdb" would be masked everywhere it appears, or not at all)

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..mlflow_schema import MIGRATIONS, check_source
 from .base import SCRATCH_PREFIX, Server, ServerError
 
-MIGRATIONS, CATALOG = "migrations", "catalog"
 #: application_name of the connection that holds a scratch database while it is in use
 HOLDER = "pytest-mlflowdb scratch holder"
 #: random bytes in the name of a scratch database of :meth:`Janitor.scratch`
@@ -135,21 +134,16 @@ class Janitor:
         """A fresh scratch database's URI; with ``mlflow`` it has MLflow's schema at
         ``revision``, made by MLflow's own migrations (or from the shipped catalog's DDL
         with ``source="catalog"``), once per revision in a template, then copied."""
-        if source not in (MIGRATIONS, CATALOG):
-            raise ValueError("source must be 'migrations' or 'catalog'")
+        check_source(source)
         template = self._template(source, revision) if mlflow else None
         return self._create(f"{SCRATCH_PREFIX}{next(self._counter)}", template)
 
     def _template(self, source: str, revision: str) -> str:
-        from ..mlflow_schema import apply_catalog_schema, apply_mlflow_schema
+        from ..mlflow_schema import make_mlflow_schema
 
         if (source, revision) not in self._templates:
             name = f"{SCRATCH_PREFIX}tpl_{len(self._templates) + 1}"
-            uri = self._create(name, None)
-            if source == CATALOG:
-                apply_catalog_schema(uri, None if revision == "heads" else revision)
-            else:
-                apply_mlflow_schema(uri, revision)
+            make_mlflow_schema(self._create(name, None), revision, source)
             self._templates[(source, revision)] = name
         return self._templates[(source, revision)]
 
@@ -158,32 +152,22 @@ class Janitor:
         self._made.append(name)
         return uri
 
-    def restore(self, dump: Path) -> str:
-        """A fresh scratch database loaded from ``dump``: a plain SQL file (``psql``) or an
-        archive of ``pg_dump -Fc``/``-Fd``/``-Ft`` (``pg_restore``), with the server's own
-        client binaries. Raises ServerError when the load fails or there are none."""
-        import subprocess
+    def restore(self, dump: Path, timeout: float = 600) -> str:
+        """A fresh scratch database loaded from ``dump``: an archive of ``pg_dump
+        -Fc``/``-Fd``/``-Ft`` or a plain SQL file, with the server's own client binaries
+        and the backup area's restorer (every error fails it; ownership and privileges are
+        left out). Raises ServerError when the load fails or there are no binaries."""
+        from ..backup.restore import RestoreError, restore_file
 
         server = self.server()
         if server.bin_dir is None:
             raise ServerError(f"cannot load a dump on a {server.kind} server: no client "
                               "binaries beside it")
         uri = self._create(f"{SCRATCH_PREFIX}{next(self._counter)}", None)
-        name = uri.rsplit("/", 1)[1]
-        connection = ["-h", server.host, "-p", str(server.port), "-U", server.user,
-                      "-d", name]
-        plain = dump.is_file() and dump.read_bytes()[:5] != b"PGDMP"
-        command = ([str(server.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                    *connection, "-f", str(dump)] if plain
-                   else [str(server.bin_dir / "pg_restore"), "--exit-on-error", "--no-owner",
-                         *connection, str(dump)])
-        # the password goes in the environment, never on a command line others can read
-        env = {**os.environ, "PGPASSWORD": server.password}
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines() or ["no message"]
-            detail = next((line for line in lines if "ERROR" in line), lines[0]).strip()
-            raise ServerError(f"loading {dump} failed: {detail}")
+        try:
+            restore_file(dump, server.bin_dir, uri, timeout)
+        except RestoreError as exc:
+            raise ServerError(f"loading {dump} failed: {exc}") from None
         return uri
 
     def scratch(self) -> str:

@@ -82,7 +82,8 @@ def rehearse(uri: str, timeout: float = 1800) -> Rehearsal:
     trouble (unknown revision, a failing migration, the timeout, a schema that differs
     from the catalog's at the head) is a :class:`Rehearsal` with ``ok=False``.
     """
-    from .targets import TargetError, parse_target
+    from ..targets import TargetError, parse_target
+    from ..text import first_line
 
     try:
         target = parse_target(uri)
@@ -118,7 +119,7 @@ def rehearse(uri: str, timeout: float = 1800) -> Rehearsal:
     try:
         mismatch = _verify(uri, result.to_revision)
     except Exception as exc:  # noqa: BLE001 - any trouble reading the copy is one line
-        mismatch = mask(f"cannot read the upgraded schema: {_first_line(exc)}")
+        mismatch = mask(f"cannot read the upgraded schema: {first_line(exc)}")
     return replace(result, ok=mismatch is None, error=mismatch)
 
 
@@ -128,7 +129,7 @@ def _not_scratch(conninfo: str) -> str | None:
     no business carrying it."""
     from psycopg.conninfo import conninfo_to_dict
 
-    from .servers.base import SCRATCH_PREFIX
+    from ..servers.base import SCRATCH_PREFIX
 
     name = str(conninfo_to_dict(conninfo).get("dbname") or "")
     if name.startswith(SCRATCH_PREFIX):
@@ -140,6 +141,8 @@ def _not_scratch(conninfo: str) -> str | None:
 
 def _run_child(python: str, uri: str, timeout: float) -> tuple[list[dict], bool, float]:
     """Events the child printed, whether it was stopped by the timeout, its wall time."""
+    from ..text import last_line
+
     env = dict(os.environ, **{_URI_ENV: uri})
     started = time.monotonic()
     try:
@@ -160,9 +163,8 @@ def _run_child(python: str, uri: str, timeout: float) -> tuple[list[dict], bool,
               if line.startswith(_MARK)]
     if not stopped and child.returncode != 0 and not any(
             e["event"] in ("error", "unavailable") for e in events):
-        lines = [line.strip() for line in err.splitlines() if line.strip()]
         events.append({"event": "error", "error": "the migration process failed: "
-                       + (lines[-1] if lines else f"exit {child.returncode}")})
+                       + last_line(err, f"exit {child.returncode}")})
     return events, stopped, time.monotonic() - started
 
 
@@ -185,9 +187,9 @@ def _verify(uri: str, revision: str) -> str | None:
     import psycopg
     from psycopg.rows import dict_row
 
-    from .catalog import load_catalog
-    from .catalog.compare import compare
-    from .probes.schema import capture
+    from ..catalog import load_catalog
+    from ..catalog.compare import compare
+    from ..probes.schema import capture
 
     catalog = load_catalog()
     if not catalog.has_schema(revision):
@@ -227,14 +229,9 @@ def _verify(uri: str, revision: str) -> str | None:
 
 
 def _lock_text(table: str, mode: str, size: int) -> str:
-    from .thresholds import format_value
+    from ..thresholds import format_value
 
     return f"{table} ({mode}, {format_value('size', size)})"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 # -- the child: runs in a fresh interpreter that needs only MLflow, SQLAlchemy, alembic --
@@ -359,6 +356,7 @@ def _child_main() -> None:  # pragma: no cover - runs in the child process
                       seconds=seconds, locks=locks)
                 revision = None
     except Exception as exc:  # noqa: BLE001 - reported as one line
+        # pytest_mlflowdb.text.first_line, written out: this child cannot import the package
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         message = lines[0] if lines else type(exc).__name__
         where = f"migration {revision} failed: " if revision else ""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .thresholds import ThresholdError, format_value, parse_value
+from ..thresholds import ThresholdError, format_value, parse_value
 
 #: points must span at least this (seconds) before a growth rate is given
 MIN_SPAN_S = 86400.0
