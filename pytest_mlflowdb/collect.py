@@ -66,30 +66,42 @@ def plans(items: Sequence[pytest.Item], marker: str) -> dict[str, Plan]:
     return found
 
 
-def collect_target(sessions: TargetSessions, plan: Plan, settings: Settings) -> int:
-    """Open the target's session and gather its probes; returns the flights taken (0 when
-    the target could not be reached: its checks say so)."""
-    attempt = sessions.open(plan.key.slot, plan.key.id)
-    db = attempt.database
+def gather_target(sessions: TargetSessions, plan: Plan, settings: Settings) -> int:
+    """Open the target's session and gather its probes but those that must be alone;
+    returns the flights taken (0 when the target could not be reached: its checks say
+    so)."""
+    db = sessions.open(plan.key.slot, plan.key.id).database
     if db is None:
         return 0
-    together = [p for p in plan.probes if not getattr(p, "mlflowdb_alone", False)]
-    flights = db.gather([_bound(p, db, settings) for p in together])
-    for probe in plan.probes:
-        if probe not in together:
-            _bound(probe, db, settings)()
-    return flights
+    return db.gather([_bound(p, db, settings) for p in plan.probes if not _alone(p)])
+
+
+def alone_target(sessions: TargetSessions, plan: Plan, settings: Settings) -> None:
+    """The probes that need the session to themselves, one after another."""
+    db = sessions.open(plan.key.slot, plan.key.id).database
+    if db is not None:
+        for probe in plan.probes:
+            if _alone(probe):
+                _bound(probe, db, settings)()
 
 
 def collect(sessions: TargetSessions, wanted: Sequence[Plan], settings: Settings) -> None:
-    """Collect each planned target, ``settings.concurrency`` at a time."""
+    """Collect each planned target, ``settings.concurrency`` at a time: every target's
+    gathered probes first, then the ones that must be alone (they time round trips, which
+    the other targets' gathering would slow down by holding the interpreter)."""
     if len(wanted) == 1:
-        collect_target(sessions, wanted[0], settings)
+        gather_target(sessions, wanted[0], settings)
+        alone_target(sessions, wanted[0], settings)
         return
     workers = max(1, min(settings.concurrency, len(wanted)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlflowdb-target") as pool:
-        for future in [pool.submit(collect_target, sessions, p, settings) for p in wanted]:
-            future.result()
+        for phase in (gather_target, alone_target):
+            for future in [pool.submit(phase, sessions, p, settings) for p in wanted]:
+                future.result()
+
+
+def _alone(probe: Probe) -> bool:
+    return getattr(probe, "mlflowdb_alone", False)
 
 
 def _bound(probe: Probe, db: Any, settings: Settings) -> Callable[[], None]:

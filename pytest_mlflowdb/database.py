@@ -202,10 +202,13 @@ class Database:
                     # pooler keeps it on the server connection that MLflow's sessions get
                     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
                                  if snapshot else "BEGIN READ ONLY")
+                    # jit off: the audit's reads are small, and a plan made costly by a
+                    # planner setting (enable_seqscan off) would be compiled on every run
                     conn.execute(
                         "SELECT set_config('statement_timeout', %s, true), "
                         "set_config('lock_timeout', %s, true), "
-                        "set_config('application_name', %s, true)",
+                        "set_config('application_name', %s, true), "
+                        "set_config('jit', 'off', true)",
                         (f"{max(1, round(self.statement_timeout * 1000))}ms",
                          f"{max(1, round(self.lock_timeout * 1000))}ms", APPLICATION_NAME))
                     # TimedCursor (deadline.py) is not generic in its row type
