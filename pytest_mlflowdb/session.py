@@ -228,9 +228,9 @@ class AuditSession:
     @staticmethod
     def _freeze_startup_objects(session: pytest.Session) -> None:
         """Leave what the run has made so far (pytest, psycopg, the catalog, the collected
-        checks: ~60k objects, alive until the process ends anyway) out of every later
-        garbage collection: the collections pytest makes at its end and Python's at exit
-        walked them all, some 70 ms of a 0.5 s audit. Only in a run of checks alone that
+        checks, alive until the process ends anyway) out of every later garbage
+        collection: the collections pytest makes at its end and Python's at exit would
+        walk them all again. Only in a run of checks alone that
         is the process's only pytest run: never beside a team's other tests, nor in a run
         inside another (whose objects would then outlive it)."""
         from .plugin import nested_run
