@@ -90,7 +90,7 @@ def ours(server, database: str, workdir: Path) -> tuple[float, float, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pytest_mlflowdb.backup.restore import default_jobs
+    from pytest_mlflowdb.servers.restore import default_jobs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="metric rows")

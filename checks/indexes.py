@@ -10,8 +10,7 @@ from pytest_mlflowdb.findings import sql_name
 from pytest_mlflowdb.indexes.recommended import BUILD_COST, RECOMMENDED_INDEXES
 from pytest_mlflowdb.option_spec import Option
 from pytest_mlflowdb.probes.indexes import foreign_keys, index_usage, stats_age, table_sizes
-from pytest_mlflowdb.probes.mlflow import catalog_diff
-from pytest_mlflowdb.probes.schema import live_snapshot
+from pytest_mlflowdb.probes.schema import catalog_diff, live_snapshot
 from pytest_mlflowdb.requirements import require_catalog_revision, require_mlflow_schema
 from pytest_mlflowdb.schema_model import Index
 from pytest_mlflowdb.thresholds import format_value

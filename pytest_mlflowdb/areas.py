@@ -37,7 +37,7 @@ import pytest
 from .option_spec import Option
 
 if TYPE_CHECKING:  # imported where thresholds are read: not by a dormant plugin
-    from .thresholds import Threshold
+    from .thresholds import Threshold, ThresholdRegistry
 
 #: The entry-point group through which other packages add areas.
 ENTRY_POINT_GROUP = "pytest_mlflowdb.areas"
@@ -110,6 +110,13 @@ def builtin_check_ids() -> list[str]:
 
 
 @lru_cache(maxsize=1)
+def builtin_registry() -> ThresholdRegistry:
+    """A registry of the thresholds the built-in areas declare."""
+    from .thresholds import ThresholdRegistry
+
+    return ThresholdRegistry(builtin_thresholds())
+
+
 def builtin_thresholds() -> tuple[Threshold, ...]:
     """The thresholds the built-in areas declare, before any plugin adds its own."""
     return tuple(t for area in builtin_areas() for t in declared_thresholds(area.path))

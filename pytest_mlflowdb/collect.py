@@ -52,7 +52,7 @@ class Plan:
 
 def plans(items: Sequence[pytest.Item], marker: str) -> dict[str, Plan]:
     """What each target's selected checks declared, by target slot."""
-    from .session import target_param_of
+    from .keys import target_param_of
 
     found: dict[str, Plan] = {}
     for item in items:

@@ -34,7 +34,7 @@ def _settings(request: pytest.FixtureRequest) -> Settings:
 
 
 def _session(request: pytest.FixtureRequest) -> AuditSession:
-    from .session import SESSION
+    from .keys import SESSION
 
     return request.config.stash[SESSION]
 
@@ -42,7 +42,7 @@ def _session(request: pytest.FixtureRequest) -> AuditSession:
 @pytest.fixture(scope="session")
 def _mlflowdb_key(request: pytest.FixtureRequest) -> TargetParam:
     """The key of the current target; parametrized over the targets when active."""
-    from .session import SESSION
+    from .keys import SESSION
 
     key = getattr(request, "param", None)
     if key is None or request.config.stash.get(SESSION, None) is None:
@@ -101,8 +101,8 @@ def _unreachable(request: pytest.FixtureRequest, key: TargetParam,
     unreachable". When the run deselected it (``-k``, ``--deselect``), the check fails
     instead: an unreachable target must never leave a green run.
     """
+    from .keys import CONNECT, target_param_of
     from .records import check_id
-    from .session import CONNECT, target_param_of
 
     reason = exc.skip_reason
     connects = {target_param_of(item) for item in request.session.items
@@ -135,7 +135,7 @@ def mlflowdb_findings(request: pytest.FixtureRequest) -> Findings:
     The check's outcome is its worst finding; findings appear in every report.
     """
     from .findings import Findings
-    from .session import FINDINGS
+    from .keys import FINDINGS
 
     findings = Findings()
     request.node.stash[FINDINGS] = findings

@@ -16,9 +16,6 @@ import pytest
 from .areas import builtin_options
 from .option_spec import Option
 
-#: the marker of a check (``@check`` sets it; registered also when the plugin is dormant)
-MARKER = "mlflowdb_check"
-
 _LIST: tuple[tuple[str, Any], ...] = (("action", "append"), ("default", []))
 OPTIONS: tuple[Option, ...] = (
     Option("uris", "--mlflowdb-uri", "mlflowdb_uris",

@@ -95,26 +95,6 @@ def recipe(role: str = AUDITOR, place: Placement = Placement()) -> str:
     return "\n".join(lines) + "\n"
 
 
-_OWNER = """
-SELECT pg_get_userbyid(c.relowner) AS owner
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND c.relname = ANY(%(tables)s)
-GROUP BY c.relowner ORDER BY count(*) DESC, 1 LIMIT 1
-"""
-
-
-def placement(db: Database) -> Placement:
-    """MLflow's schema (the one this session audits, else the first holding its tables),
-    the owner of most of its tables, and the database, as ``db`` sees them."""
-    from .catalog import load_catalog
-    from .probes.mlflow import mlflow_facts
-
-    facts = mlflow_facts(db)
-    schema = facts.schema or next(iter(facts.elsewhere), None)
-    if schema is None:
-        return Placement(database=db.preflight.dbname)
-    owner = db.value(_OWNER, {"schema": schema, "tables": sorted(load_catalog().mlflow_tables())})
-    return Placement(schema, owner, db.preflight.dbname, found=True)
 
 
 _MLFLOW_ROLE = """

@@ -39,7 +39,7 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    from .session import SESSION
+    from .keys import SESSION
 
     session = config.stash.get(SESSION, None)
     dist = config.getvalue("dist")

@@ -45,7 +45,7 @@ def _by_setting() -> dict[str, Option]:
 def settings_of(config: pytest.Config) -> Settings:
     """The run's settings: those read at configure time, else (a dormant run whose test
     asks for a fixture such as ``mlflowdb_server``) read now, once."""
-    from .session import SETTINGS
+    from .keys import SETTINGS
 
     settings = config.stash.get(SETTINGS, None)
     if settings is None:
@@ -108,7 +108,7 @@ def _ini_source(config: pytest.Config, setting: str) -> str:
 
 def _ini_kind(config: pytest.Config) -> str:
     """The ``mlflowdb_ephemeral`` ini's kind of throwaway server, validated ("" if none)."""
-    from .servers import CHOICES
+    from .settings import CHOICES
 
     ini = (config.getini("mlflowdb_ephemeral") or "").strip()
     if ini and ini.lower() not in CHOICES:
@@ -126,9 +126,9 @@ def _ephemeral_kind(config: pytest.Config, ini: str) -> str | None:
         return None
     if str(given):
         return str(given)
-    from .servers import server_kind
+    from .settings import kind_of_server
 
-    return server_kind(ini)
+    return kind_of_server(ini)
 
 
 def _expectation(config: pytest.Config) -> dict[str, str | None]:
@@ -284,7 +284,7 @@ def print_grants(config: pytest.Config) -> int:
 def _placement(target: Target, settings: Settings) -> tuple[Placement | None, str | None]:
     """MLflow's schema and owner on ``target``, through one read-only session; or why not."""
     from .database import Database
-    from .grants import placement
+    from .probes.mlflow import placement
 
     db = Database(target, connect_timeout=settings.connect_timeout,
                   statement_timeout=settings.statement_timeout,

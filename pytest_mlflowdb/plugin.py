@@ -27,7 +27,8 @@ from .fixtures import (  # noqa: F401 - fixtures are found in the plugin's names
     mlflowdb_target,
     mlflowdb_thresholds,
 )
-from .flags import MARKER, add_options, anything_given
+from .flags import add_options, anything_given
+from .keys import LIVE_RUNS, MARKER
 
 SESSION_NAME = "mlflowdb-session"
 # keeps each run's report in --mlflowdb-history (a plugin: reports are made on the
@@ -58,19 +59,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return list_checks(config)
 
 
-#: the pytest runs configured in this process and not yet ended (their configs' ids):
-#: more than one means a run inside another (pytester's in-process runs), see
-#: AuditSession's collection_finish. A set, not a count: pytest ends a run whose
-#: configure failed part-way, before this plugin's turn, all the same.
-_LIVE_RUNS: set[int] = set()
-
-
-def nested_run() -> bool:
-    return len(_LIVE_RUNS) > 1
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    _LIVE_RUNS.add(id(config))
+    LIVE_RUNS.add(id(config))
     from .secrecy import Scrubber, mask_debug_log
 
     config.addinivalue_line(
@@ -83,9 +73,10 @@ def pytest_configure(config: pytest.Config) -> None:
         mask_debug_log(config, lambda: _secrets(config))
     if not anything_given(config):  # dormant: no target, no report, nothing to read
         return
+    from .keys import SESSION, SETTINGS
     from .options import check_expectation, read_settings, usage_error
     from .outputs import collect_outputs
-    from .session import SESSION, SETTINGS, AuditSession
+    from .session import AuditSession
     from .settings import SettingsError
 
     outputs = collect_outputs(config)
@@ -123,7 +114,7 @@ def _secrets(config: pytest.Config) -> tuple[str, ...]:
 
         found = server_secrets()
     if "pytest_mlflowdb.session" in sys.modules:  # an audit session, or a fixture's lookup
-        from .session import SESSION
+        from .keys import SESSION
 
         session = config.stash.get(SESSION, None)
         if session is not None:
@@ -132,10 +123,10 @@ def _secrets(config: pytest.Config) -> tuple[str, ...]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _LIVE_RUNS.discard(id(config))
+    LIVE_RUNS.discard(id(config))
     if "pytest_mlflowdb.session" not in sys.modules:  # dormant: no session to close
         return
-    from .session import SESSION
+    from .keys import SESSION
 
     session = config.stash.get(SESSION, None)
     if session is not None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .findings import Findings
-from .flags import MARKER
+from .keys import MARKER
 from .text import first_line
 
 #: the outcomes of a check record, in the order of the report's summary

@@ -17,7 +17,8 @@ import pytest
 
 from .database import Database
 from .grants import advice
-from .probes.mlflow import mlflow_facts, newer_than_catalog
+from .probes.mlflow import mlflow_facts
+from .probes.schema import newer_than_catalog
 
 
 def require_role(db: Database, *roles: str) -> None:

@@ -19,8 +19,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .areas import builtin_checks_dir
-from .findings import Findings
-from .flags import MARKER
+from .keys import (
+    FINDINGS,
+    MARKER,
+    SETTINGS,
+    is_worker,
+    nested_run,
+    target_param_of,
+)
 from .options import threshold_registry, usage_error
 from .outputs import Outputs
 from .records import (
@@ -35,23 +41,9 @@ from .settings import Settings, SettingsError
 from .text import first_line
 
 if TYPE_CHECKING:  # audit imports psycopg: a dormant plugin must not
-    from .audit import TargetParam
+    pass
 
-SESSION = pytest.StashKey["AuditSession"]()
-#: the run's settings, also when the plugin is dormant (the settings fixtures read them)
-SETTINGS = pytest.StashKey[Settings]()
-FINDINGS = pytest.StashKey[Findings]()
 _FAILED_BY_FINDINGS = pytest.StashKey[bool]()
-CONNECT = "connectivity.connect"
-
-
-def is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
-def target_param_of(item: pytest.Item) -> TargetParam | None:
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("_mlflowdb_key") if callspec is not None else None
 
 
 def _is_check(item: pytest.Item) -> bool:
@@ -233,8 +225,6 @@ class AuditSession:
         walk them all again. Only in a run of checks alone that
         is the process's only pytest run: never beside a team's other tests, nor in a run
         inside another (whose objects would then outlive it)."""
-        from .plugin import nested_run
-
         if session.items and all(_is_check(item) for item in session.items) \
                 and not nested_run():
             gc.freeze()

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .areas import builtin_registry
 from .targets import Target, TargetError, parse_target
 from .thresholds import ThresholdError, ThresholdRegistry, ThresholdValues, parse_assignments
 from .thresholds import parse_value as _parse
@@ -97,6 +98,21 @@ class SettingsError(ValueError):
 Assignments = tuple[tuple[str, tuple[str, ...]], ...]
 
 
+#: the throwaway servers' providers (:mod:`pytest_mlflowdb.servers`)
+KINDS = ("container", "wheel", "path")
+#: what ``--mlflowdb-ephemeral`` and the ``mlflowdb_ephemeral`` ini take
+CHOICES = ("auto", *KINDS)
+
+
+def kind_of_server(*given: str | None) -> str:
+    """The throwaway servers' kind: the first of ``given`` that names one (the command
+    line's, then the ini's), folded to lower case; else ``auto``."""
+    for kind in given:
+        if kind and kind.strip():
+            return kind.strip().lower()
+    return "auto"
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the user asked for, validated. Timeouts are in seconds."""
@@ -119,7 +135,7 @@ class Settings:
     expect_revision: str | None = None
     #: the built-in areas' own options (their ``OPTIONS``), by setting, parsed
     area_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    thresholds: ThresholdValues = field(default_factory=lambda: ThresholdRegistry().resolve({}))
+    thresholds: ThresholdValues = field(default_factory=lambda: builtin_registry().resolve({}))
     #: where each value that was given came from (setting name -> source); absent: default
     sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: the threshold assignments as given, kept to resolve again once every conftest.py
@@ -204,12 +220,9 @@ def build_settings(
     for target in _fleet_targets(label("uri_file"), uri_file):
         if all(t.conninfo != target.conninfo for t in targets):
             targets.append(target)
-    from .servers import CHOICES
-    from .servers import server_kind as resolve_kind
-
     if ephemeral is not None:
         given = ephemeral.strip()
-        ephemeral = resolve_kind(given)
+        ephemeral = kind_of_server(given)
         if ephemeral not in CHOICES:
             hint = ""
             if Path(given).exists():
@@ -235,7 +248,7 @@ def build_settings(
             f"{label('fail_on')}: unknown value {given_fail_on!r}; choose one of "
             f"{', '.join(FAIL_ON)}"
         )
-    registry = registry or ThresholdRegistry()
+    registry = registry or builtin_registry()
     assignments = _group_assignments(threshold_assignments)
     values = resolve_thresholds(assignments, registry, unknown_later=unknown_thresholds_later)
     bin_path = None
@@ -260,7 +273,7 @@ def build_settings(
         area_options=MappingProxyType(dict(area_options or {})),
         targets=tuple(targets),
         ephemeral=ephemeral,
-        server_kind=ephemeral if ephemeral is not None else resolve_kind(server_kind),
+        server_kind=ephemeral if ephemeral is not None else kind_of_server(server_kind),
         reports=tuple(paths),
         fail_on=fail_on,
         connect_timeout=_duration(label("connect_timeout"), connect_timeout, 10.0,

@@ -168,15 +168,10 @@ class Threshold:
 class ThresholdRegistry:
     """All known thresholds plus the values in force (defaults, then ini, then options).
 
-    Without ``thresholds`` it holds those the built-in areas declare (each in its own
-    module of ``checks/``, see :mod:`pytest_mlflowdb.areas`).
+    :func:`pytest_mlflowdb.areas.builtin_registry` holds those the built-in areas declare.
     """
 
-    def __init__(self, thresholds: Iterable[Threshold] | None = None) -> None:
-        if thresholds is None:
-            from .areas import builtin_thresholds
-
-            thresholds = builtin_thresholds()
+    def __init__(self, thresholds: Iterable[Threshold] = ()) -> None:
         self._defs: dict[str, Threshold] = {}
         for threshold in thresholds:
             self.add(threshold)

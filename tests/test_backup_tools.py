@@ -15,8 +15,8 @@ import pytest
 from backup_support import pg_dump, scratch_databases, seed
 from helpers import audit, dbname_of, failing, role_uri
 
-from pytest_mlflowdb.backup.archive import CUSTOM, DIRECTORY, PLAIN, TAR, inspect
-from pytest_mlflowdb.backup.tools import ToolsError, child_connection, find_tools
+from pytest_mlflowdb.servers.archive import CUSTOM, DIRECTORY, PLAIN, TAR, inspect
+from pytest_mlflowdb.servers.tools import ToolsError, child_connection, find_tools
 
 
 def test_the_first_folder_with_tools_new_enough_is_chosen():

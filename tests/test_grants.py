@@ -13,8 +13,8 @@ import pytest
 from helpers import audit, dbname_of, role_uri
 from psycopg import sql as pgsql
 
-from pytest_mlflowdb.backup.tools import find_tools
 from pytest_mlflowdb.mlflow_schema import APP_ROLE
+from pytest_mlflowdb.servers.tools import find_tools
 
 AUDITOR_PASSWORD = "Aud1tor-pw!x"
 

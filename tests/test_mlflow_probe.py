@@ -58,7 +58,8 @@ def test_mlflow_facts_are_read_once_per_session(mlflow_uri):
 def test_catalog_diff_is_a_named_comparison_worked_out_once(mlflow_uri):
     from pytest_mlflowdb.catalog import load_catalog
     from pytest_mlflowdb.catalog.compare import CatalogDiff
-    from pytest_mlflowdb.probes.mlflow import catalog_diff, mlflow_facts
+    from pytest_mlflowdb.probes.mlflow import mlflow_facts
+    from pytest_mlflowdb.probes.schema import catalog_diff
 
     db = _db(mlflow_uri)
     try:
@@ -74,7 +75,8 @@ def test_catalog_diff_is_a_named_comparison_worked_out_once(mlflow_uri):
 
 def test_catalog_diff_names_a_missing_index(mlflow_uri):
     from pytest_mlflowdb.catalog import load_catalog
-    from pytest_mlflowdb.probes.mlflow import catalog_diff, mlflow_facts
+    from pytest_mlflowdb.probes.mlflow import mlflow_facts
+    from pytest_mlflowdb.probes.schema import catalog_diff
 
     db = _db(mlflow_uri)
     try:
@@ -91,7 +93,8 @@ def test_catalog_diff_names_a_missing_index(mlflow_uri):
 
 def test_catalog_diff_refuses_a_database_without_mlflow(pg15):
     from pytest_mlflowdb.catalog import CatalogError
-    from pytest_mlflowdb.probes.mlflow import catalog_diff, mlflow_facts
+    from pytest_mlflowdb.probes.mlflow import mlflow_facts
+    from pytest_mlflowdb.probes.schema import catalog_diff
 
     db = _db(pg15.uri())
     try:
@@ -105,7 +108,7 @@ def test_catalog_diff_refuses_a_database_without_mlflow(pg15):
 
 TEAM_CHECK = """
 from pytest_mlflowdb import check
-from pytest_mlflowdb.probes.mlflow import catalog_diff
+from pytest_mlflowdb.probes.schema import catalog_diff
 from pytest_mlflowdb.requirements import require_catalog_revision
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlflowdb.areas import builtin_thresholds
+from pytest_mlflowdb.areas import builtin_registry, builtin_thresholds
 from pytest_mlflowdb.servers import CHOICES
 from pytest_mlflowdb.settings import (
     Settings,
@@ -15,7 +15,7 @@ from pytest_mlflowdb.settings import (
     build_settings,
     describe,
 )
-from pytest_mlflowdb.thresholds import Threshold, ThresholdRegistry
+from pytest_mlflowdb.thresholds import Threshold
 
 URI = "postgresql://mlflow:topsecret@db.example:5432/mlflow"
 
@@ -233,7 +233,7 @@ def test_threshold_assignment_without_equals():
 
 
 def test_custom_registry_is_used():
-    registry = ThresholdRegistry()
+    registry = builtin_registry()
     registry.add(Threshold("bloat_warn", "1GB", "size", "table bloat"))
     settings = build_settings(threshold_assignments=["bloat_warn=2GB"], registry=registry)
     assert settings.thresholds["bloat_warn"] == 2 * 1024**3

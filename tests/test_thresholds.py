@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_mlflowdb.areas import builtin_thresholds
+from pytest_mlflowdb.areas import builtin_registry, builtin_thresholds
 from pytest_mlflowdb.thresholds import (
     Threshold,
     ThresholdError,
@@ -193,14 +193,14 @@ def test_threshold_with_a_bad_default_is_rejected(default, unit):
 
 # -- ThresholdRegistry -----------------------------------------------------------------
 def test_registry_holds_the_builtins_sorted():
-    registry = ThresholdRegistry()
+    registry = builtin_registry()
     assert registry.names() == BUILTIN_NAMES
     assert [t.name for t in registry] == BUILTIN_NAMES
     assert registry.definition("latency_warn").unit == "duration"
 
 
 def test_resolve_without_overrides_gives_defaults():
-    values = ThresholdRegistry().resolve({})
+    values = builtin_registry().resolve({})
     assert values["latency_warn"] == pytest.approx(0.05)
     assert values["latency_fail"] == 1.0
     assert values["latency_samples"] == 5
@@ -210,7 +210,7 @@ def test_resolve_without_overrides_gives_defaults():
 
 
 def test_resolve_applies_overrides_in_each_unit():
-    values = ThresholdRegistry().resolve({"latency_warn": "100ms", "connections_warn": "70%"})
+    values = builtin_registry().resolve({"latency_warn": "100ms", "connections_warn": "70%"})
     assert values["latency_warn"] == pytest.approx(0.1)
     assert values["connections_warn"] == 70.0
     assert values["latency_fail"] == 1.0
@@ -218,7 +218,7 @@ def test_resolve_applies_overrides_in_each_unit():
 
 def test_resolve_unknown_name_lists_valid_names():
     with pytest.raises(ThresholdError) as excinfo:
-        ThresholdRegistry().resolve({"latency_wran": "1s"})
+        builtin_registry().resolve({"latency_wran": "1s"})
     message = str(excinfo.value)
     assert "'latency_wran'" in message
     assert ", ".join(BUILTIN_NAMES) in message
@@ -227,7 +227,7 @@ def test_resolve_unknown_name_lists_valid_names():
 
 def test_resolve_bad_override_value_names_the_threshold():
     with pytest.raises(ThresholdError) as excinfo:
-        ThresholdRegistry().resolve({"latency_warn": "soon"})
+        builtin_registry().resolve({"latency_warn": "soon"})
     message = str(excinfo.value)
     assert message.startswith("threshold latency_warn:")
     assert "'soon'" in message
@@ -236,20 +236,20 @@ def test_resolve_bad_override_value_names_the_threshold():
 
 def test_definition_of_unknown_name_lists_valid_names():
     with pytest.raises(ThresholdError, match="valid names: .*connections_fail"):
-        ThresholdRegistry().definition("nope")
+        builtin_registry().definition("nope")
 
 
 def test_add_replaces_a_builtin_default():
-    registry = ThresholdRegistry()
+    registry = builtin_registry()
     registry.add(Threshold("latency_warn", "100ms", "duration", "slower network"))
     assert registry.resolve({})["latency_warn"] == pytest.approx(0.1)
     assert registry.names() == BUILTIN_NAMES
     # the registry of another session is untouched
-    assert ThresholdRegistry().resolve({})["latency_warn"] == pytest.approx(0.05)
+    assert builtin_registry().resolve({})["latency_warn"] == pytest.approx(0.05)
 
 
 def test_add_a_new_threshold_with_its_own_unit():
-    registry = ThresholdRegistry()
+    registry = builtin_registry()
     registry.add(Threshold("bloat_warn", "1GB", "size", "table bloat"))
     values = registry.resolve({"bloat_warn": "512MB"})
     assert values["bloat_warn"] == 512 * MB
@@ -290,7 +290,7 @@ def test_parse_assignments_rejects_what_is_not_name_value(item):
 # -- ThresholdValues -------------------------------------------------------------------
 @pytest.fixture
 def values() -> ThresholdValues:
-    return ThresholdRegistry().resolve({"latency_warn": "0.1s"})
+    return builtin_registry().resolve({"latency_warn": "0.1s"})
 
 
 def test_text_is_the_value_as_written_else_in_the_grammar(values):

@@ -20,8 +20,8 @@ from typing import Any
 
 import psycopg
 
+from ..servers.tools import ClientTools, Overran, child_connection, last_error, run_bounded
 from ..text import first_line
-from .tools import ClientTools, Overran, child_connection, last_error, run_bounded
 
 
 class DumpError(RuntimeError):

@@ -28,10 +28,8 @@ import psycopg
 from ..catalog import load_catalog
 from ..database import DatabaseError
 from ..findings import Findings
-from ..text import first_line
-from . import verdicts
-from .archive import PLAIN, PLAIN_GZ, Archive, ArchiveError, inspect, read_through
-from .tools import (
+from ..servers.archive import PLAIN, PLAIN_GZ, Archive, ArchiveError, inspect, read_through
+from ..servers.tools import (
     ClientTools,
     ToolsError,
     child_connection,
@@ -39,6 +37,8 @@ from .tools import (
     major_of,
     newest_restore_for,
 )
+from ..text import first_line
+from . import verdicts
 
 READABLE, RESTORE, SCHEMA, COMPLETE = ("backup.readable", "backup.restore", "backup.schema",
                                        "backup.complete")
@@ -221,7 +221,7 @@ def _janitor(plan: Plan, live: Any, major: int | None):
 
 def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: ClientTools,
                         live: Any, dump_seconds: float | None) -> None:
-    from .restore import RestoreError, default_jobs, restore
+    from ..servers.restore import RestoreError, default_jobs, restore
 
     findings = result.findings
     live_major = live.preflight.major if live is not None else None

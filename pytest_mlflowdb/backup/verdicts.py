@@ -39,8 +39,8 @@ def schema_findings(findings: Findings, copy_db: Any, live_revision: str | None)
     """The copy's schema against the catalog at its own revision; returns a skip reason
     when there is nothing to compare with, else None."""
     from ..catalog.compare import CONSTRAINT_KINDS
-    from ..probes.mlflow import catalog_diff, mlflow_facts, newer_than_catalog
-    from ..probes.schema import live_snapshot
+    from ..probes.mlflow import mlflow_facts
+    from ..probes.schema import catalog_diff, live_snapshot, newer_than_catalog
 
     facts = mlflow_facts(copy_db)
     name = copy_db.preflight.dbname

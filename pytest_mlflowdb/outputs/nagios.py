@@ -145,7 +145,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
     if not config.getoption("mlflowdb_nagios", False) or hasattr(config, "workerinput"):
         return (yield)
-    from ..session import SESSION
+    from ..keys import SESSION
 
     stdout = sys.stdout
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - pytest's terminal writes here to the end

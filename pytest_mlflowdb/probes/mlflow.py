@@ -12,17 +12,14 @@ catalog failed", not a failure to connect.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
 
 from ..database import Database
-from ..grants import advice
-
-if TYPE_CHECKING:
-    from ..catalog.compare import CatalogDiff
+from ..grants import Placement, advice
 
 CACHE_KEY = "mlflow"
 
@@ -98,48 +95,6 @@ def mlflow_facts(db: Database) -> MlflowFacts:
     (a lock on ``alembic_version``, a timeout).
     """
     return db.cached(CACHE_KEY, collect_mlflow_facts)
-
-
-def catalog_diff(db: Database) -> CatalogDiff:
-    """The audited schema against the catalog's at its revision, worked out once per session.
-
-    Call it once ``require_catalog_revision`` has passed: it raises
-    :class:`~pytest_mlflowdb.catalog.CatalogError` when there is no single revision with a
-    schema in the catalog to compare with.
-    """
-    from ..catalog import CatalogError, load_catalog
-    from ..catalog.compare import CatalogDiff, compare
-    from .schema import live_snapshot
-
-    facts = mlflow_facts(db)
-    schema, revision = facts.schema, facts.revision
-    catalog = load_catalog()
-    if schema is None or revision is None or not catalog.has_schema(revision):
-        raise CatalogError(f"no catalog schema to compare {schema}.alembic_version's "
-                           f"revision {revision} with")
-    expected = catalog.schema_at(revision)
-    return db.cached(f"diff:{schema}:{revision}", lambda d: CatalogDiff(
-        schema, revision, expected, compare(expected, live_snapshot(d))))
-
-
-def newer_than_catalog(db: Database) -> str | None:
-    """Why the database's revision, one the catalog does not know, is probably a newer
-    MLflow's (a sentence naming it), or None. It is when every table of the catalog's head
-    is there: a rewound or foreign revision of an older schema lacks some. A migration of
-    a team's own on top of MLflow's head looks the same, so the sentence says both."""
-    from ..catalog import load_catalog
-    from .schema import live_snapshot
-
-    revision = mlflow_facts(db).revision
-    catalog = load_catalog()
-    if revision is None or catalog.knows(revision):
-        return None
-    if not set(catalog.schema_at(catalog.head).tables) <= set(live_snapshot(db).tables):
-        return None
-    return (f"revision {revision} is newer than this pytest-mlflowdb knows (the database "
-            f"holds every table of {catalog.head}, the head of MLflow "
-            f"{catalog.newest_release}): a newer MLflow release, or a migration of your own "
-            "on top of it; upgrade pytest-mlflowdb to check this schema")
 
 
 def _rows_hidden(db: Database, schema: str) -> bool:
@@ -225,3 +180,24 @@ def collect_mlflow_facts(db: Database) -> MlflowFacts:
         schema_error=schema_error,
         notes=tuple(notes),
     )
+
+
+_OWNER = """
+SELECT pg_get_userbyid(c.relowner) AS owner
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND c.relname = ANY(%(tables)s)
+GROUP BY c.relowner ORDER BY count(*) DESC, 1 LIMIT 1
+"""
+
+
+def placement(db: Database) -> Placement:
+    """MLflow's schema (the one this session audits, else the first holding its tables),
+    the owner of most of its tables, and the database, as ``db`` sees them."""
+    from ..catalog import load_catalog
+
+    facts = mlflow_facts(db)
+    schema = facts.schema or next(iter(facts.elsewhere), None)
+    if schema is None:
+        return Placement(database=db.preflight.dbname)
+    owner = db.value(_OWNER, {"schema": schema, "tables": sorted(load_catalog().mlflow_tables())})
+    return Placement(schema, owner, db.preflight.dbname, found=True)

@@ -17,8 +17,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
 from ..schema_model import Column, Constraint, Index, Policy, Rule, Snapshot, Trigger
+from .mlflow import mlflow_facts
 
 if TYPE_CHECKING:
+    from ..catalog.compare import CatalogDiff
     from ..database import Database
 
 Rows = Callable[[str, Any], list[dict[str, Any]]]
@@ -209,8 +211,6 @@ def capture(rows: Rows, schema: str) -> Snapshot:
 def live_snapshot(db: Database) -> Snapshot:
     """The audited database's MLflow schema (see :func:`~.mlflow.mlflow_facts`), read once
     per session; call it after ``require_mlflow_schema`` (an empty snapshot otherwise)."""
-    from .mlflow import mlflow_facts
-
     schema = mlflow_facts(db).schema
     if schema is None:
         return Snapshot()
@@ -222,3 +222,43 @@ def live_snapshot(db: Database) -> Snapshot:
         return capture(lambda query, _: found[query], schema)
 
     return db.cached(f"snapshot:{schema}", collect)
+
+
+def catalog_diff(db: Database) -> CatalogDiff:
+    """The audited schema against the catalog's at its revision, worked out once per session.
+
+    Call it once ``require_catalog_revision`` has passed: it raises
+    :class:`~pytest_mlflowdb.catalog.CatalogError` when there is no single revision with a
+    schema in the catalog to compare with.
+    """
+    from ..catalog import CatalogError, load_catalog
+    from ..catalog.compare import CatalogDiff, compare
+
+    facts = mlflow_facts(db)
+    schema, revision = facts.schema, facts.revision
+    catalog = load_catalog()
+    if schema is None or revision is None or not catalog.has_schema(revision):
+        raise CatalogError(f"no catalog schema to compare {schema}.alembic_version's "
+                           f"revision {revision} with")
+    expected = catalog.schema_at(revision)
+    return db.cached(f"diff:{schema}:{revision}", lambda d: CatalogDiff(
+        schema, revision, expected, compare(expected, live_snapshot(d))))
+
+
+def newer_than_catalog(db: Database) -> str | None:
+    """Why the database's revision, one the catalog does not know, is probably a newer
+    MLflow's (a sentence naming it), or None. It is when every table of the catalog's head
+    is there: a rewound or foreign revision of an older schema lacks some. A migration of
+    a team's own on top of MLflow's head looks the same, so the sentence says both."""
+    from ..catalog import load_catalog
+
+    revision = mlflow_facts(db).revision
+    catalog = load_catalog()
+    if revision is None or catalog.knows(revision):
+        return None
+    if not set(catalog.schema_at(catalog.head).tables) <= set(live_snapshot(db).tables):
+        return None
+    return (f"revision {revision} is newer than this pytest-mlflowdb knows (the database "
+            f"holds every table of {catalog.head}, the head of MLflow "
+            f"{catalog.newest_release}): a newer MLflow release, or a migration of your own "
+            "on top of it; upgrade pytest-mlflowdb to check this schema")

@@ -11,26 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..settings import CHOICES, KINDS
 from .base import SCRATCH_PREFIX, Server, ServerError, server_secrets
 from .binaries import start_from_bin_dir
 from .container import start_container
 from .locate import path_bin_dir, wheel_bin_dir
 
-KINDS = ("container", "wheel", "path")
-#: what ``--mlflowdb-ephemeral`` and the ``mlflowdb_ephemeral`` ini take
-CHOICES = ("auto", *KINDS)
-
-__all__ = ["CHOICES", "KINDS", "SCRATCH_PREFIX", "Server", "ServerError", "server_kind",
+__all__ = ["CHOICES", "KINDS", "SCRATCH_PREFIX", "Server", "ServerError",
            "server_secrets", "start_server"]
-
-
-def server_kind(*given: str | None) -> str:
-    """The throwaway servers' kind: the first of ``given`` that names one (the command
-    line's, then the ini's), folded to lower case; else ``auto``."""
-    for kind in given:
-        if kind and kind.strip():
-            return kind.strip().lower()
-    return "auto"
 
 
 def _start(kind: str, pg_bin: Path | None, settings: Mapping[str, str]) -> Server:

@@ -157,7 +157,7 @@ class Janitor:
         -Fc``/``-Fd``/``-Ft`` or a plain SQL file, with the server's own client binaries
         and the backup area's restorer (every error fails it; ownership and privileges are
         left out). Raises ServerError when the load fails or there are no binaries."""
-        from ..backup.restore import RestoreError, restore_file
+        from .restore import RestoreError, restore_file
 
         server = self.server()
         if server.bin_dir is None:

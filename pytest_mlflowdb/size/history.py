@@ -18,7 +18,7 @@ import pytest
 def pytest_mlflowdb_report(report: dict[str, Any], config: pytest.Config) -> None:
     """Keep the finished report in the history folder; a failure to write is one line on
     stderr, never a failed run (the audit itself is what the run is about)."""
-    from ..session import SESSION
+    from ..keys import SESSION
 
     session = config.stash.get(SESSION, None)
     if session is None:
