@@ -12,7 +12,9 @@ One run, side by side, on one throwaway loopback server with genuine MLflow data
 3. the default audit at the large database / at the small one: goal <= 1.2;
 4. an unrelated 200-test suite with the plugin installed / with ``-p no:mlflowdb``:
    goal <= 1.05 (the plugin stays dormant);
-5. forty databases with ``-n 2`` / the same forty serially: goal <= 0.6 (2 cores);
+5. forty databases with ``-n 2`` / the same forty in one process, for information: one
+   process collects its targets concurrently, so xdist is no longer needed for speed
+   (``network.py`` holds the fleet's goal, behind an emulated network);
 6. where the time of one audit goes (``--profile``: cProfile of one in-process run,
    grouped by package).
 
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     from pytest_mlflowdb.servers import start_server
 
     server = start_server(args.server, settings={"max_connections": "200"})
-    figures: list[tuple[str, float, float, str]] = []
+    figures: list[tuple[str, float, float | None, str]] = []
     try:
         tune_for_bulk_load(server)
         small = build_database(server, "bench_small", args.small)
@@ -275,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                 max(1, args.repeats // 2),
                 lambda: bench.audit(*uris, extra=("-n", "2"), report="fleet.json"),
                 lambda: bench.audit(*uris, report="fleet.json"))
-            figures.append((f"{args.fleet} databases, -n 2 / serially", parallel / serial, 0.6,
-                            f"{parallel:.2f}s vs {serial:.2f}s"))
+            figures.append((f"{args.fleet} databases, -n 2 / one process", parallel / serial,
+                            None, f"{parallel:.2f}s vs {serial:.2f}s"))
             if args.profile:
                 profile(bench, "bench_small")
     finally:
@@ -288,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(not a goal) the audit with PYTHONDONTWRITEBYTECODE=1: {uncached:.2f}s")
     ok = True
     for name, ratio, goal, detail in figures:
+        if goal is None:
+            print(f"{name:<58}{ratio:>6.2f}  (not a goal)         ({detail})")
+            continue
         met = ratio <= goal
         ok &= met
         print(f"{name:<58}{ratio:>6.2f}  goal <= {goal:<5} {'met' if met else 'NOT MET'}"

@@ -109,14 +109,14 @@ def builtin_check_ids() -> list[str]:
                   if spec.path and Path(spec.path).resolve() in files)
 
 
-@lru_cache(maxsize=1)
 def builtin_registry() -> ThresholdRegistry:
-    """A registry of the thresholds the built-in areas declare."""
+    """A new registry of the thresholds the built-in areas declare."""
     from .thresholds import ThresholdRegistry
 
     return ThresholdRegistry(builtin_thresholds())
 
 
+@lru_cache(maxsize=1)
 def builtin_thresholds() -> tuple[Threshold, ...]:
     """The thresholds the built-in areas declare, before any plugin adds its own."""
     return tuple(t for area in builtin_areas() for t in declared_thresholds(area.path))
