@@ -164,11 +164,6 @@ def builtin_thresholds() -> tuple[Threshold, ...]:
     return tuple(t for area in builtin_declarations() for t in area.thresholds)
 
 
-def builtin_options() -> tuple[Option, ...]:
-    """The options the built-in areas declare."""
-    return tuple(o for area in builtin_declarations() for o in area.options)
-
-
 def area_declarations() -> tuple[Area, ...]:
     """Every area's declaration: the built-in ones, then those other packages added."""
     return builtin_declarations() + tuple(_DECLARED.values())

@@ -166,3 +166,27 @@ def test_an_area_that_cannot_be_loaded_is_one_line_and_exit_4(pytester, monkeypa
         "ERROR: area 'broken' (nosuch.area) of the entry-point group pytest_mlflowdb.areas "
         "cannot be loaded: ModuleNotFoundError: No module named 'nosuch'")
     assert "Traceback" not in result.stderr.str()
+
+
+def test_an_area_whose_thresholds_stand_outside_its_declaration_is_one_line_and_exit_4(
+        pytester, monkeypatch):
+    """Another package's area keeps the built-in areas' contract: a ``THRESHOLDS`` tuple
+    beside no ``AREA`` would be ignored, so it is a usage error naming the area."""
+    site = pytester.mkdir("site")
+    (site / "old").mkdir()
+    (site / "old" / "__init__.py").write_text("")
+    (site / "old" / "area.py").write_text(
+        "from pytest_mlflowdb import Threshold\n"
+        "THRESHOLDS = (Threshold('old_max', '0', 'count', 'x'),)\n")
+    info = site / "old-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: old\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest_mlflowdb.areas]\nold = old.area\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    pytester.makepyfile(test_plain="def test_one(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == (
+        "ERROR: area 'old' (old.area): declare THRESHOLDS in the area's declaration, "
+        "AREA = Area('old', thresholds=..., options=...)")
+    assert "Traceback" not in result.stderr.str()
