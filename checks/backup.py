@@ -14,49 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_mlflowdb import Threshold, check
-from pytest_mlflowdb.option_spec import Option
+from pytest_mlflowdb import check
 
-THRESHOLDS = (
-    Threshold("max_backup_age", "26h", "duration", "backup.freshness fails when the backup "
-              "file, or the newest data in its restored copy against the live target (RPO), "
-              "is older than this", minimum=60.0, maximum=3650 * 86400.0),
-    Threshold("max_restore_time", "0", "duration", "backup.rto fails when restoring and "
-              "verifying the copy takes longer (0: no limit; the time is always reported)",
-              maximum=30 * 86400.0),
-    Threshold("backup_step_timeout", "60s", "duration", "the least time pg_dump, "
-              "pg_restore or psql may run in one step of the backup checks before it is "
-              "stopped and its check fails; each step also gets 1s per MiB of the archive "
-              "(per 4 MiB of the live database for pg_dump)", minimum=1.0,
-              maximum=30 * 86400.0),
-    Threshold("backup_row_tolerance", "25%", "percent", "backup.complete fails a table whose "
-              "copy holds this much fewer rows than the live estimate"),
-)
-OPTIONS = (
-    Option("backup", "--mlflowdb-backup", "mlflowdb_backup",
-           "a pg_dump file (custom, directory, tar, plain SQL or .sql.gz) to verify: "
-           "readable, restores into a scratch database, schema, rows, RPO and RTO", "PATH",
-           parse="pytest_mlflowdb.backup.options:parse_backup_path"),
-    Option("restore_test", "--mlflowdb-restore-test", "mlflowdb_restore_test",
-           "dump the live target now (pg_dump -Fc, read-only) and run the backup checks on "
-           "that dump: it reads the whole database", None,
-           (("action", "store_true"), ("default", None)),
-           parse="pytest_mlflowdb.backup.options:parse_switch"),
-    Option("scratch_uri", "--mlflowdb-scratch-uri", "mlflowdb_scratch_uri",
-           "an existing server to restore into (scratch databases are made there and "
-           "dropped; never the audited database); default: a throwaway server", "URI",
-           parse="pytest_mlflowdb.backup.options:parse_uri"),
-    Option("dump_uri", "--mlflowdb-dump-uri", "mlflowdb_dump_uri",
-           "a direct connection to the audited database for pg_dump "
-           "(--mlflowdb-restore-test), when the target is reached through a transaction "
-           "pooler: pg_dump never runs through one", "URI",
-           parse="pytest_mlflowdb.backup.options:parse_uri"),
-    Option("upgrade_rehearsal", "--mlflowdb-upgrade-rehearsal", "mlflowdb_upgrade_rehearsal",
-           "after a restore, run the installed MLflow's migrations on the copy and report "
-           "each one's time and locks (needs the mlflow extra)", None,
-           (("action", "store_true"), ("default", None)),
-           parse="pytest_mlflowdb.backup.options:parse_switch"),
-)
 _BY = ("backup", "restore_test")
 
 

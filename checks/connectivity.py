@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from pytest_mlflowdb import Threshold, check
+from pytest_mlflowdb import check
 from pytest_mlflowdb.collect import alone
 from pytest_mlflowdb.grants import is_mlflow_role, remedy
 from pytest_mlflowdb.probes import connectivity
@@ -22,18 +22,6 @@ EOL = {
 }
 SUPPORTED = range(14, 19)
 
-THRESHOLDS = (
-    Threshold("latency_warn", "50ms", "duration",
-              "median round trip above which the latency check warns"),
-    Threshold("latency_fail", "1s", "duration",
-              "median round trip above which the latency check fails"),
-    Threshold("latency_samples", "5", "count",
-              "round trips measured for the latency median", minimum=1, maximum=1000),
-    Threshold("connections_warn", "80%", "percent",
-              "share of usable connection slots in use at which headroom warns"),
-    Threshold("connections_fail", "95%", "percent",
-              "share of usable connection slots in use at which headroom fails"),
-)
 
 
 @check("connectivity.connect")

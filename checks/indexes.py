@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_mlflowdb import Threshold, check
+from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import sql_name
 from pytest_mlflowdb.indexes.recommended import BUILD_COST, RECOMMENDED_INDEXES
-from pytest_mlflowdb.option_spec import Option
 from pytest_mlflowdb.probes.indexes import foreign_keys, index_usage, stats_age, table_sizes
 from pytest_mlflowdb.probes.schema import catalog_diff, live_snapshot
 from pytest_mlflowdb.requirements import require_catalog_revision, require_mlflow_schema
 from pytest_mlflowdb.schema_model import Index
 from pytest_mlflowdb.thresholds import format_value
-
-THRESHOLDS = (
-    Threshold("unused_index_min_size", "1MB", "size",
-              "never-scanned indexes smaller than this are not worth reporting"),
-    Threshold("fk_index_min_size", "64MB", "size",
-              "a foreign key without a supporting index warns from this table size (each "
-              "delete on the referenced table scans it); below, it is information"),
-    Threshold("stats_min_age", "7d", "duration",
-              "statistics younger than this (since reset or restart) say nothing about use"),
-)
-#: read from this source like THRESHOLDS; the value is an IndexPlan
-OPTIONS = (
-    Option("recommended_indexes", None, "mlflowdb_recommended_indexes",
-           "indexes to recommend, table(column, ...) per line; -table(...) removes a "
-           "default, -foreign_keys stops asking for foreign-key indexes",
-           ini_type="linelist", parse="pytest_mlflowdb.indexes.recommended:parse_index_plan"),
-)
 
 
 def _drift(db) -> None:

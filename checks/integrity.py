@@ -21,32 +21,15 @@ from functools import partial
 import psycopg
 import pytest
 
-from pytest_mlflowdb import Threshold, check
+from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import Findings
-from pytest_mlflowdb.option_spec import Option
 from pytest_mlflowdb.probes import integrity as probe
 from pytest_mlflowdb.probes.integrity import Layout, Listing
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 from pytest_mlflowdb.requirements import require_mlflow_schema
 from pytest_mlflowdb.thresholds import ThresholdValues
 
-THRESHOLDS = (
-    Threshold("stuck_run_age", "7d", "duration", "a run RUNNING with no end time for longer "
-              "than this is stuck (integrity.stuck_runs)", minimum=60.0,
-              maximum=3650 * 86400.0),
-    Threshold("gc_age", "30d", "duration", "soft-deleted runs and experiments older than "
-              "this should have been collected by mlflow gc (integrity.gc_backlog)",
-              minimum=0.0, maximum=3650 * 86400.0),
-    Threshold("integrity_max_ids", "10", "count", "ids listed per integrity finding (the "
-              "total is always given)", minimum=1, maximum=1000),
-)
-OPTIONS = (
-    Option("integrity_full", "--mlflowdb-integrity-full", None,
-           "also run the slow integrity checks (integrity.latest_metrics reads all of "
-           "metrics and latest_metrics)", None,
-           (("action", "store_true"), ("default", False))),
-)
 _CAP = "integrity_max_ids"
 _GC = "mlflow gc --backend-store-uri <URI> --tracking-uri <URI>"
 

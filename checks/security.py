@@ -18,17 +18,10 @@ from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import Findings, sql_name
 from pytest_mlflowdb.grants import AUDIT_SCHEMA, PASSWORD_FUNCTION, PRINT_GRANTS, advice
-from pytest_mlflowdb.option_spec import Option
 from pytest_mlflowdb.probes import security
 from pytest_mlflowdb.probes.security import MlflowRoles, is_local
 from pytest_mlflowdb.requirements import require_mlflow_schema
 
-OPTIONS = (
-    Option("app_role", "--mlflowdb-app-role", "mlflowdb_app_role",
-           "the role MLflow connects as, judged by the security checks (default: the "
-           "owner of MLflow's tables)", "ROLE",
-           parse="pytest_mlflowdb.probes.security:parse_app_role"),
-)
 #: sessions or clients named in one finding; the total is always given
 SHOWN = 5
 _ATTRIBUTES = (("createrole", "CREATEROLE"), ("replication", "REPLICATION"),

@@ -12,25 +12,13 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_mlflowdb import Threshold, check
+from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import Findings, sql_name
 from pytest_mlflowdb.grants import advice
 from pytest_mlflowdb.probes.sequences import ColumnSequence, column_extreme, column_sequences
 from pytest_mlflowdb.requirements import require_mlflow_schema
 from pytest_mlflowdb.thresholds import ThresholdValues, format_value
-
-# PgHero alarms at 90% of the column type's maximum, check_postgres at 85% / 95% of the
-# sequence's; pgwatch counts those above 75%. A warning at 75% leaves a quarter of the
-# range (half a billion ids of an integer column) to plan the bigint migration.
-THRESHOLDS = (
-    Threshold("sequence_warn", "75%", "percent", "share of the values its column (or its "
-              "own maximum) allows that a sequence has used, to warn at",
-              minimum=0, maximum=100),
-    Threshold("sequence_fail", "90%", "percent", "share of the values its column (or its "
-              "own maximum) allows that a sequence has used, to fail at",
-              minimum=0, maximum=100),
-)
 
 
 def _sequences(mlflowdb) -> tuple[str, list[ColumnSequence]]:

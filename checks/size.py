@@ -11,45 +11,14 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_mlflowdb import Threshold, check
+from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.findings import Findings, sql_name
-from pytest_mlflowdb.option_spec import Option
 from pytest_mlflowdb.probes.size import TableSize, database_size, table_sizes
 from pytest_mlflowdb.requirements import require_mlflow_schema
 from pytest_mlflowdb.size.forecast import History, fit, load_history, now_utc
 from pytest_mlflowdb.thresholds import ThresholdValues, format_value
 
-THRESHOLDS = (
-    Threshold("max_db_size", "0", "size", "database size that fails size.database (0: no "
-              "limit; --mlflowdb-max-db-size sets it too)", maximum=1024.0**5),
-    Threshold("max_table_size", "0", "size", "total size (heap, TOAST, indexes) of one "
-              "MLflow table that fails size.tables (0: no limit)", maximum=1024.0**5),
-    Threshold("max_rows_metrics", "0", "count", "estimated rows of metrics that fail "
-              "size.rows (0: no limit)", maximum=1e13),
-    Threshold("max_rows_params", "0", "count", "estimated rows of params (0: no limit)",
-              maximum=1e13),
-    Threshold("max_rows_tags", "0", "count", "estimated rows of tags (0: no limit)",
-              maximum=1e13),
-    Threshold("max_rows_latest_metrics", "0", "count", "estimated rows of latest_metrics "
-              "(0: no limit)", maximum=1e13),
-    Threshold("max_rows_trace_info", "0", "count", "estimated rows of trace_info "
-              "(0: no limit)", maximum=1e13),
-    Threshold("max_rows_spans", "0", "count", "estimated rows of spans (0: no limit)",
-              maximum=1e13),
-    Threshold("forecast_horizon", "30d", "duration", "warn when the growth of the kept "
-              "reports crosses a size limit within this", minimum=86400.0,
-              maximum=3650 * 86400.0),
-)
-OPTIONS = (
-    Option("max_db_size", "--mlflowdb-max-db-size", "mlflowdb_max_db_size",
-           "fail size.database above this size (the max_db_size threshold)", "SIZE",
-           parse="pytest_mlflowdb.size.forecast:parse_max_size"),
-    Option("history", "--mlflowdb-history", "mlflowdb_history",
-           "keep each run's JSON report in DIR; with two or more kept, the size checks "
-           "give growth per day and warn before a limit is crossed", "DIR",
-           parse="pytest_mlflowdb.size.forecast:parse_history_dir"),
-)
 ROW_LIMITED = ("metrics", "params", "tags", "latest_metrics", "trace_info", "spans")
 #: tables whose growth is shown (the largest); each one's limit is forecast anyway
 GROWTH_SHOWN = 5

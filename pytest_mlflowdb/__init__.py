@@ -1,8 +1,9 @@
 """pytest-mlflowdb: audit the PostgreSQL database behind MLflow, as a pytest plugin.
 
 Public API for team checks: :func:`check`, :class:`Findings`, :class:`Finding`,
-:class:`Threshold`. Importing this package is cheap: psycopg, tabulate and
-testcontainers are imported only when the plugin is active.
+:class:`Threshold`, and for an area's declaration :class:`Area` and :class:`Option`.
+Importing this package is cheap: psycopg, tabulate and testcontainers are imported only
+when the plugin is active.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .findings import Finding, Findings
+    from .option_spec import Area, Option
     from .registry import check
     from .thresholds import Threshold
 
 __version__ = "0.1.0"
-__all__ = ["Finding", "Findings", "Threshold", "__version__", "check"]
+__all__ = ["Area", "Finding", "Findings", "Option", "Threshold", "__version__", "check"]
 
 # Loaded on first use (PEP 562): pytest imports this package to load the plugin in every
 # run, also where the plugin stays dormant.
 _EXPORTS = {"Finding": "findings", "Findings": "findings", "check": "registry",
-            "Threshold": "thresholds"}
+            "Threshold": "thresholds", "Area": "option_spec", "Option": "option_spec"}
 
 
 def __getattr__(name: str) -> Any:

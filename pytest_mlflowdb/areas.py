@@ -1,51 +1,54 @@
-"""Where checks come from: the areas, each one module of checks and the thresholds they read.
+"""Where checks come from: the areas, each one module of checks and one declaration.
 
-An area is a unit. A built-in area is a module of ``checks/`` (``connectivity``,
-``schema``, ``indexes``): its ``@check`` functions, in a module-level ``THRESHOLDS``
-tuple the thresholds they read and, in an ``OPTIONS`` tuple, the options it needs (a flag
-and its ini twin each; ``options.py`` adds and resolves them beside its own). Other
-packages add areas through the entry-point group ``pytest_mlflowdb.areas``
-(``name = package.module``): such a module is also registered as a pytest plugin, so it
-may define its own options (``pytest_addoption``), fixtures and hooks beside its checks
-and ``THRESHOLDS``.
+An area is a unit: a module of ``@check`` functions and its declaration, an
+:class:`~pytest_mlflowdb.option_spec.Area` named ``AREA`` (the area's name, the
+thresholds its checks read, the options it adds: a flag and its ini twin each, which
+``options.py`` adds and resolves beside its own). Built-in and other packages' areas keep
+the same contract; only where the declaration lives differs:
+
+- a built-in area is a module of ``checks/`` (``connectivity``, ``schema``, ``indexes``);
+  its ``AREA`` is in ``pytest_mlflowdb.declarations.<name>``, a light module, because
+  importing a check module imports psycopg and a dormant plugin must not;
+- another package adds an area through the entry-point group ``pytest_mlflowdb.areas``
+  (``name = package.module``): that module holds its checks and its ``AREA`` (named
+  like the entry point), and is also registered as a pytest plugin, so it may define
+  hooks and fixtures. It is imported at every pytest start, dormant or not: it keeps its
+  own heavy imports inside its functions.
 
 The plugin asks this module, never the file system directly, for the folders and modules
-of checks to collect and for the thresholds the areas declare. Nothing here runs at
-import time, so a package layout this module does not expect is an error the plugin can
-report, not a crash while pytest loads its plugins.
-
-This module imports nothing heavy: it is loaded even when the plugin is dormant. That is
-why the built-in areas' ``THRESHOLDS`` and ``OPTIONS`` are read from their source rather
-than imported: importing a check module imports psycopg.
+of checks to collect and for the thresholds and options the areas declare. Nothing here
+runs at import time, so a package layout or a declaration this module does not expect is
+an error the plugin can report, not a crash while pytest loads its plugins. This module
+imports nothing heavy: it is loaded even when the plugin is dormant.
 """
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 import os
-import re
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .option_spec import Option
+from .option_spec import Area, Option
 
-if TYPE_CHECKING:  # imported where thresholds are read: not by a dormant plugin
+if TYPE_CHECKING:
     from .thresholds import Threshold, ThresholdRegistry
 
 #: The entry-point group through which other packages add areas.
 ENTRY_POINT_GROUP = "pytest_mlflowdb.areas"
+#: The package of the built-in areas' declarations (one module per area, by name).
+DECLARATIONS = "pytest_mlflowdb.declarations"
 
 
 @dataclass(frozen=True)
-class Area:
-    """One area: its name (the first part of its checks' ids), module and file."""
+class AreaModule:
+    """Where an area's checks are: its name (the first part of their ids), module and file."""
 
     name: str
     module: str
@@ -80,7 +83,7 @@ def _builtin_package() -> tuple[str, Path] | None:
 
 
 @lru_cache(maxsize=1)
-def builtin_areas() -> tuple[Area, ...]:
+def builtin_areas() -> tuple[AreaModule, ...]:
     """The built-in areas: every public module of the built-in checks' package, by name
     (the folder listed directly: a dormant plugin does this at every pytest start)."""
     found = _builtin_package()
@@ -89,7 +92,7 @@ def builtin_areas() -> tuple[Area, ...]:
     package, folder = found
     names = sorted(entry.name[:-3] for entry in os.scandir(folder)
                    if entry.name.endswith(".py") and entry.is_file())
-    return tuple(Area(name, f"{package}.{name}", folder / f"{name}.py") for name in names
+    return tuple(AreaModule(name, f"{package}.{name}", folder / f"{name}.py") for name in names
                  if not name.startswith("_") and name.isidentifier())
 
 
@@ -117,98 +120,73 @@ def builtin_registry() -> ThresholdRegistry:
 
 
 @lru_cache(maxsize=1)
+def builtin_declarations() -> tuple[Area, ...]:
+    """Every built-in area's declaration (``AREA`` of ``pytest_mlflowdb.declarations.<name>``),
+    in the areas' order; a missing or malformed one is a ValueError naming it."""
+    found = []
+    for area in builtin_areas():
+        where = f"{DECLARATIONS}.{area.name}"
+        try:
+            module = importlib.import_module(where)
+        except ModuleNotFoundError as exc:
+            if exc.name != where:
+                raise
+            raise ValueError(f"the built-in area {area.name!r} has no declaration "
+                             f"({where} with AREA = Area({area.name!r}, ...))") from None
+        found.append(declaration_of(module, area.name, where))
+    return tuple(found)
+
+
+def declaration_of(module: ModuleType, name: str, where: str) -> Area:
+    """The ``AREA`` a module declares for the area ``name``, checked (none: an area that
+    declares nothing); a ValueError naming ``where`` when it names another area, breaks a
+    rule, or thresholds or options stand outside it (they would be ignored)."""
+    declared = getattr(module, "AREA", None)
+    if declared is None:
+        stray = [n for n in ("THRESHOLDS", "OPTIONS") if hasattr(module, n)]
+        if not stray:
+            return Area(name)
+        raise ValueError(f"{where}: declare {' and '.join(stray)} in the area's declaration, "
+                         f"AREA = Area({name!r}, thresholds=..., options=...)")
+    if not isinstance(declared, Area):
+        raise ValueError(f"{where}: AREA must be an Area(...) declaration, not "
+                         f"{type(declared).__name__}")
+    if declared.name != name:
+        raise ValueError(f"{where}: AREA is named {declared.name!r}, the area {name!r}")
+    error = declared.error()
+    if error:
+        raise ValueError(f"{where}: {error}")
+    return declared
+
+
 def builtin_thresholds() -> tuple[Threshold, ...]:
     """The thresholds the built-in areas declare, before any plugin adds its own."""
-    return tuple(t for area in builtin_areas() for t in declared_thresholds(area.path))
+    return tuple(t for area in builtin_declarations() for t in area.thresholds)
 
 
-def declared_thresholds(path: Path) -> tuple[Threshold, ...]:
-    """The ``THRESHOLDS`` an area module declares, read from its source without importing it.
-
-    Only that one assignment runs, with ``Threshold`` as its only name: a declaration
-    that needs anything else of the module is a ValueError naming the file.
-    """
-    from .thresholds import Threshold
-
-    return tuple(_declared(path, "THRESHOLDS", {"Threshold": Threshold}))
+def area_declarations() -> tuple[Area, ...]:
+    """Every area's declaration: the built-in ones, then those other packages added."""
+    return builtin_declarations() + tuple(_DECLARED.values())
 
 
-@cache
-def declared_options(path: Path) -> tuple[Option, ...]:
-    """The ``OPTIONS`` an area module declares, read like its ``THRESHOLDS`` (only literals
-    and ``Option``), each keeping the naming rules: a ValueError naming the file if not."""
-    options = tuple(_declared(path, "OPTIONS", {"Option": Option}))
-    for option in options:
-        if not isinstance(option, Option):
-            raise ValueError(f"{path}: OPTIONS must hold only Option(...) declarations")
-        error = option.naming_error()
-        if error:
-            raise ValueError(f"{path}: {error}")
-    return options
-
-
-def builtin_options() -> tuple[Option, ...]:
-    """The options the built-in areas declare (added beside the core table)."""
-    return tuple(o for area in builtin_areas() for o in declared_options(area.path))
-
-
-def _assignment_source(text: str, name: str) -> str | None:
-    """The text of the top-level ``name = ...`` statement of a module, cut out without
-    parsing the whole module (the dormant plugin reads every area's declarations at each
-    pytest start, so this must cost next to nothing); None when it cannot be cut out
-    simply, and the caller parses the whole module instead."""
-    found = re.search(rf"^{name}\s*(:[^=\n]*)?=", text, re.M)
-    if found is None:
-        return ""
-    lines = text[found.start():].splitlines()
-    end = 1
-    while end < len(lines) and (not lines[end] or lines[end][0] in " \t)#"):
-        end += 1
-    return "\n".join(lines[:end])
-
-
-def _declared(path: Path, name: str, vocabulary: dict[str, Any]) -> tuple[Any, ...]:
-    """Evaluate the module-level assignment to ``name`` in ``path`` with only
-    ``vocabulary`` (and literals) in scope; () when the module declares none."""
-    text = path.read_text(encoding="utf-8")
-    snippet = _assignment_source(text, name)
-    if snippet == "":
-        return ()
-    try:
-        tree = ast.parse(snippet or text, str(path))
-    except SyntaxError:  # not cut out cleanly: the whole module, as Python reads it
-        tree = ast.parse(text, str(path))
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else (
-            [node.target] if isinstance(node, ast.AnnAssign) and node.value else [])
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-            assert isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
-            code = compile(ast.Expression(node.value), str(path), "eval")
-            try:
-                declared = eval(code, {"__builtins__": {}, **vocabulary})  # noqa: S307
-            except NameError as exc:
-                allowed = " and ".join(["literals", *vocabulary])
-                raise ValueError(f"{path}: {name} may use only {allowed} "
-                                 f"(it uses {exc.name})") from None
-            except Exception as exc:
-                raise ValueError(f"{path}: {name} cannot be read: "
-                                 f"{type(exc).__name__}: {exc}") from None
-            return tuple(declared)
-    return ()
+def declared_options() -> tuple[Option, ...]:
+    """The options every area declares (added beside the core table)."""
+    return tuple(o for area in area_declarations() for o in area.options)
 
 
 # -- areas of other packages -----------------------------------------------------------
-_ADDED: dict[str, Area] = {}
+_ADDED: dict[str, AreaModule] = {}
+_DECLARED: dict[str, Area] = {}
 
 
 class _AreaThresholds:
-    """Adds an area module's ``THRESHOLDS`` through the ``pytest_mlflowdb_thresholds`` hook."""
+    """Adds an added area's thresholds through the ``pytest_mlflowdb_thresholds`` hook."""
 
-    def __init__(self, module: ModuleType) -> None:
-        self._module = module
+    def __init__(self, area: Area) -> None:
+        self._area = area
 
     def pytest_mlflowdb_thresholds(self, config: pytest.Config) -> list[Threshold]:
-        return list(getattr(self._module, "THRESHOLDS", ()))
+        return list(self._area.thresholds)
 
 
 def entry_point_areas() -> list[tuple[str, Any]]:
@@ -222,12 +200,14 @@ def entry_point_areas() -> list[tuple[str, Any]]:
 def register_areas(pluginmanager: pytest.PytestPluginManager) -> None:
     """Register the areas that other packages add through the entry-point group.
 
-    Called from ``pytest_addhooks``, early enough that an area plugin's own
-    ``pytest_addoption`` and fixtures take effect (``pytest_addoption`` is historic).
-    Each area module is registered as a plugin, and its ``THRESHOLDS`` are added as a
-    plugin's would be; its checks are collected with the built-in ones.
+    Called from ``pytest_addhooks``, before the plugin adds the areas' options in
+    ``pytest_addoption`` (and early enough that an area plugin's own ``pytest_addoption``
+    and fixtures take effect: ``pytest_addoption`` is historic). Each area module is
+    registered as a plugin; its ``AREA``'s options are added like the built-in areas',
+    its thresholds as a plugin's would be; its checks are collected with the built-in ones.
     """
     _ADDED.clear()
+    _DECLARED.clear()
     for name, entry_point in entry_point_areas():
         try:
             module = entry_point.load()
@@ -238,15 +218,20 @@ def register_areas(pluginmanager: pytest.PytestPluginManager) -> None:
         if not isinstance(module, ModuleType) or not getattr(module, "__file__", None):
             raise pytest.UsageError(f"area {name!r} ({entry_point.value}): the entry point "
                                     "must name a module of checks")
-        _ADDED[name] = Area(name, module.__name__, Path(module.__file__ or "").resolve())
+        try:
+            declared = declaration_of(module, name, f"area {name!r} ({entry_point.value})")
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        _ADDED[name] = AreaModule(name, module.__name__, Path(module.__file__ or "").resolve())
+        _DECLARED[name] = declared
         plugin_name = f"mlflowdb-area-{name}"
         if pluginmanager.get_plugin(plugin_name) is None:
             if not pluginmanager.is_registered(module):
                 pluginmanager.register(module, plugin_name)
-            pluginmanager.register(_AreaThresholds(module), f"{plugin_name}-thresholds")
+            pluginmanager.register(_AreaThresholds(declared), f"{plugin_name}-thresholds")
 
 
-def added_areas() -> tuple[Area, ...]:
+def added_areas() -> tuple[AreaModule, ...]:
     """The areas other packages added (registered by :func:`register_areas`)."""
     return tuple(_ADDED.values())
 

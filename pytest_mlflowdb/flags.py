@@ -2,7 +2,7 @@
 
 One table (:data:`OPTIONS`) declares each core setting once: its command-line flag, its
 ini key (also the flag's dest) and one help text shared by both; the built-in areas
-declare theirs beside their checks (:mod:`pytest_mlflowdb.areas`). This module is all
+declare theirs in their ``AREA`` (:mod:`pytest_mlflowdb.areas`). This module is all
 the plugin imports while it is dormant: reading the settings
 (:mod:`pytest_mlflowdb.options`) waits until a run gives one of them.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .areas import builtin_options
+from .areas import added_areas, area_declarations, declared_options
 from .option_spec import Option
 
 _LIST: tuple[tuple[str, Any], ...] = (("action", "append"), ("default", []))
@@ -74,22 +74,25 @@ OPTIONS: tuple[Option, ...] = (
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Declare every flag and ini key of :data:`OPTIONS` and of the built-in areas'
-    ``OPTIONS`` (also when dormant)."""
+    """Declare every flag and ini key of :data:`OPTIONS` and of every area's options
+    (also when dormant)."""
     group = parser.getgroup("mlflowdb", "MLflow database audit (pytest-mlflowdb)")
     try:
-        area_options = builtin_options()
+        declared = area_declarations()
     except ValueError as exc:  # a malformed declaration: one line, not a traceback
         raise pytest.UsageError(str(exc)) from None
+    added = {area.name for area in added_areas()}
     taken = {name for option in OPTIONS for name in (option.setting, option.flag, option.ini)}
-    for option in area_options:
-        names = {option.setting, option.flag, option.ini} - {None}
-        if names & taken:
-            clash = ", ".join(sorted(str(n) for n in names & taken))
-            raise pytest.UsageError(f"the option {option.setting!r} of a built-in area "
-                                    f"takes a name already taken: {clash}")
-        taken |= names
-    for option in OPTIONS + area_options:
+    for area in declared:
+        whose = f"the area {area.name!r}" if area.name in added else "a built-in area"
+        for option in area.options:
+            names = {option.setting, option.flag, option.ini} - {None}
+            if names & taken:
+                clash = ", ".join(sorted(str(n) for n in names & taken))
+                raise pytest.UsageError(f"the option {option.setting!r} of {whose} "
+                                        f"takes a name already taken: {clash}")
+            taken |= names
+    for option in OPTIONS + declared_options():
         if option.flag:
             kwargs: dict[str, Any] = dict(option.flag_kwargs) or {"default": None}
             kwargs["dest"] = option.dest
@@ -111,7 +114,7 @@ def anything_given(config: pytest.Config) -> bool:
     for the areas' declarations (their settings are read if a fixture asks for them).
     No ini key of the plugin has a default of its own: unset, each reads as its type's
     empty value."""
-    for option in OPTIONS + builtin_options():
+    for option in OPTIONS + declared_options():
         if option.dest:
             value = config.getoption(option.dest, None)
             declared = dict(option.flag_kwargs)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .areas import builtin_options, builtin_thresholds, import_builtin_checks
+from .areas import builtin_thresholds, declared_options, import_builtin_checks
 from .flags import OPTIONS
 from .option_spec import Option
 from .registry import REGISTRY
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 
 def _by_setting() -> dict[str, Option]:
-    """Every option by setting: the core table's, then those the built-in areas declare."""
-    return {option.setting: option for option in OPTIONS + builtin_options()}
+    """Every option by setting: the core table's, then those the areas declare."""
+    return {option.setting: option for option in OPTIONS + declared_options()}
 
 
 def settings_of(config: pytest.Config) -> Settings:
@@ -205,10 +205,10 @@ def _uri_file(config: pytest.Config, source: str) -> str | None:
 
 
 def _area_options(config: pytest.Config, sources: dict[str, str]) -> dict[str, Any]:
-    """The built-in areas' options, each resolved once (command line, else ini, else its
-    default) and validated; ``sources`` learns where each came from."""
+    """The areas' options, each resolved once (command line, else ini, else its default)
+    and validated; ``sources`` learns where each came from."""
     values: dict[str, Any] = {}
-    for option in builtin_options():
+    for option in declared_options():
         source = sources[option.setting] = source_of(config, option.setting)
         label = setting_label(option.setting, source, names=(option.flag, option.ini))
         raw = _pick(config, option.setting)
@@ -220,10 +220,9 @@ def _area_options(config: pytest.Config, sources: dict[str, str]) -> dict[str, A
             if raw not in option.choices:
                 raise SettingsError(f"{label}: unknown value {given!r}; choose one of "
                                     f"{', '.join(option.choices)}")
-        parse = option.parser()
-        if parse is not None:
+        if option.parse is not None:
             try:
-                raw = parse(raw)
+                raw = option.parse(raw)
             except ValueError as exc:
                 raise SettingsError(f"{label}: {exc}") from None
         values[option.setting] = raw
@@ -253,8 +252,8 @@ def print_grants(config: pytest.Config) -> int:
     """``--mlflowdb-print-grants[=ROLE]``: the SQL of a dedicated read-only auditor role, on
     stdout, for each target (MLflow's schema and table owner read through a read-only
     session), or with ``public`` and a psql variable for the owner when none answers."""
+    from .declarations.security import parse_app_role
     from .grants import AUDITOR, Placement, recipe
-    from .probes.security import parse_app_role
 
     raw = config.getoption("mlflowdb_print_grants")
     try:

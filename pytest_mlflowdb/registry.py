@@ -12,7 +12,7 @@ It adds the ``mlflowdb_check`` marker (which the plugin reads for ids and report
 records the check in a registry so ``--mlflowdb-list-checks`` can print it and tests can
 find the set of checks (see :func:`pytest_mlflowdb.areas.builtin_check_ids`). The first
 part of the id is the check's area; the thresholds it names are declared by an area's
-``THRESHOLDS`` or a plugin's ``pytest_mlflowdb_thresholds`` hook.
+``AREA`` or a plugin's ``pytest_mlflowdb_thresholds`` hook.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ class Settings:
     builtin_checks: bool = True
     expect_mlflow: str | None = None
     expect_revision: str | None = None
-    #: the built-in areas' own options (their ``OPTIONS``), by setting, parsed
+    #: the areas' own options (those of their ``AREA``), by setting, parsed
     area_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     thresholds: ThresholdValues = field(default_factory=lambda: builtin_registry().resolve({}))
     #: where each value that was given came from (setting name -> source); absent: default
@@ -201,7 +201,7 @@ def build_settings(
     know yet is left for :func:`resolve_thresholds` to judge once every conftest.py has had
     its say.
     ``report_suffixes`` are those an output writes (the built-in ones and any an output
-    plugin adds). ``area_options`` are the built-in areas' own options, already resolved and
+    plugin adds). ``area_options`` are the areas' own options, already resolved and
     validated (``options.py``).
     """
     sources = dict(sources or {})

@@ -5,8 +5,8 @@ override them with ``--mlflowdb-set NAME=VALUE`` or the ``mlflowdb_thresholds`` 
 list; plugins add their own through the ``pytest_mlflowdb_thresholds`` hook. Values
 are parsed once, here, so a typo is a usage error before any database is touched.
 
-The built-in thresholds are declared by the areas that read them (``THRESHOLDS`` in
-each module of ``checks/``). This module imports nothing heavy: it is loaded even when
+The built-in thresholds are declared by the areas that read them (each area's ``AREA``,
+in ``pytest_mlflowdb/declarations/``). This module imports nothing heavy: it is loaded even when
 the plugin is dormant.
 """
 
@@ -141,7 +141,7 @@ def format_value(unit: str, value: float) -> str:
 class Threshold:
     """One named limit: its default (in the grammar), unit and what it limits.
 
-    An area declares its thresholds in its module's ``THRESHOLDS``; the checks that read
+    An area declares its thresholds in its ``AREA``; the checks that read
     one name it in ``@check(thresholds=...)``, so ``checks`` may stay empty.
     """
 

@@ -1,27 +1,20 @@
-"""A built-in area declares its own options: ``OPTIONS`` beside ``THRESHOLDS``, read from
-its source (the dormant plugin imports no psycopg), added as a flag and its ini twin,
+"""A built-in area declares its own options in its ``AREA`` beside its thresholds (a light
+module: the dormant plugin imports no psycopg), added as a flag and its ini twin,
 resolved once with their source and validated into ``Settings.area_options``."""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from pytest_mlflowdb import areas
-from pytest_mlflowdb.areas import Area, declared_options
+from pytest_mlflowdb.option_spec import Area, Option
 
-BLOAT = '''
-"""A built-in-style area that needs an option (as the bloat area does)."""
-
-import psycopg  # importing the module would load psycopg: its OPTIONS are read, not run
-
-OPTIONS = (
+#: a built-in-style area that needs an option (as the bloat area does)
+BLOAT = Area("bloat", options=(
     Option("bloat_mode", "--mlflowdb-bloat", "mlflowdb_bloat",
            "how to measure bloat: estimate (default, from statistics) or exact",
            "MODE", choices=("estimate", "exact"), default="estimate"),
-)
-'''
+))
 
 SEES = '''
 def test_sees(mlflowdb_settings):
@@ -31,22 +24,15 @@ def test_sees(mlflowdb_settings):
 
 @pytest.fixture
 def bloat_area(pytester, monkeypatch):
-    """``bloat.py`` as a built-in area, in place of the real one (same flag). The
-    process-wide caches of the areas' declarations must not keep the stand-in."""
-    areas.builtin_thresholds.cache_clear()
-    yield from _stand_in(pytester, monkeypatch)
-    areas.builtin_thresholds.cache_clear()
-
-
-def _stand_in(pytester, monkeypatch):
-    path = pytester.path / "bloat_area" / "bloat.py"
-    path.parent.mkdir()
-    path.write_text(textwrap.dedent(BLOAT))
-    builtin = tuple(a for a in areas.builtin_areas() if a.name != "bloat")
-    monkeypatch.setattr(areas, "builtin_areas",
-                        lambda: (*builtin, Area("bloat", "bloat", path)))
+    """``bloat``'s declaration stands in for the real one (same flag)."""
+    _stand_in(monkeypatch, BLOAT)
     pytester.makepyfile(test_sees=SEES)
-    yield path
+    return BLOAT
+
+
+def _stand_in(monkeypatch, declaration):
+    builtin = tuple(a for a in areas.builtin_declarations() if a.name != declaration.name)
+    monkeypatch.setattr(areas, "builtin_declarations", lambda: (*builtin, declaration))
 
 
 def _mode(result: pytest.RunResult) -> str:
@@ -86,34 +72,61 @@ def test_a_bad_area_option_is_one_line_naming_its_source(pytester, bloat_area, a
     assert "Traceback" not in result.stderr.str()
 
 
-def test_options_are_read_from_the_source_without_importing_it(bloat_area):
-    (option,) = declared_options(bloat_area)
-    assert (option.flag, option.ini, option.dest) == ("--mlflowdb-bloat", "mlflowdb_bloat",
-                                                      "mlflowdb_bloat")
-    assert option.choices == ("estimate", "exact")
+DORMANT = '''
+import sys
 
 
-def test_an_area_option_must_follow_the_naming_rules(tmp_path):
-    path = tmp_path / "bloat.py"
-    path.write_text('OPTIONS = (Option("bloat", "--bloat", "bloat", "help"),)\n')
-    with pytest.raises(ValueError, match=r"bloat\.py.*--mlflowdb-"):
-        declared_options(path)
+def test_nothing_heavy():
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("psycopg", "checks")
+                   or m.startswith(("pytest_mlflowdb.checks", "pytest_mlflowdb.probes",
+                                    "pytest_mlflowdb.backup", "pytest_mlflowdb.database")))
+    assert heavy == []
+    assert "pytest_mlflowdb.declarations.bloat" in sys.modules  # its options were added
+'''
+
+
+def test_a_dormant_run_never_imports_psycopg_or_the_check_modules(pytester):
+    pytester.makepyfile(test_dormant=DORMANT)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    help_text = pytester.runpytest_subprocess("--help", "-p", "no:cacheprovider").stdout.str()
+    assert "--mlflowdb-bloat=MODE" in help_text
+
+
+def test_a_declared_option_parses_with_a_real_function():
+    from pytest_mlflowdb.declarations.indexes import AREA, parse_index_plan
+    from pytest_mlflowdb.indexes.recommended import DEFAULT_RECOMMENDED
+
+    (option,) = AREA.options
+    assert option.parse is parse_index_plan
+    plan = option.parse(["-foreign_keys"])
+    assert plan.indexes == DEFAULT_RECOMMENDED and not plan.foreign_keys
+    (bloat,) = [a for a in areas.builtin_declarations() if a.name == "bloat"]
+    mode = bloat.options[0]
+    assert (mode.flag, mode.ini, mode.dest) == ("--mlflowdb-bloat", "mlflowdb_bloat",
+                                                "mlflowdb_bloat")
+    assert mode.choices == ("estimate", "exact")
+
+
+def test_an_area_option_must_follow_the_naming_rules():
+    area = Area("bloat", options=(Option("bloat", "--bloat", "bloat", "help"),))
+    assert "--mlflowdb-" in (area.error() or "")
+    area = Area("bloat", options=(Option("bloat", "--mlflowdb-bloat", None, "h",
+                                         parse="pytest_mlflowdb:nothing"),))  # type: ignore[arg-type]
+    assert "is not a function" in (area.error() or "")
 
 
 def test_the_index_area_declares_its_own_option():
-    indexes = next(a for a in areas.builtin_areas() if a.name == "indexes")
-    assert [o.ini for o in declared_options(indexes.path)] == ["mlflowdb_recommended_indexes"]
+    (indexes,) = [a for a in areas.builtin_declarations() if a.name == "indexes"]
+    assert [o.ini for o in indexes.options] == ["mlflowdb_recommended_indexes"]
     from pytest_mlflowdb.options import OPTIONS
 
     assert "mlflowdb_recommended_indexes" not in {o.ini for o in OPTIONS}
 
 
 def test_an_area_option_that_takes_a_core_name_is_one_line(pytester, monkeypatch):
-    path = pytester.path / "clash.py"
-    path.write_text('OPTIONS = (Option("clash", "--mlflowdb-uri", "mlflowdb_clash", "h"),)\n')
-    builtin = tuple(a for a in areas.builtin_areas() if a.name != "bloat")
-    monkeypatch.setattr(areas, "builtin_areas",
-                        lambda: (*builtin, Area("clash", "clash", path)))
+    _stand_in(monkeypatch, Area("clash", options=(
+        Option("clash", "--mlflowdb-uri", "mlflowdb_clash", "h"),)))
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert result.errlines[0] == ("ERROR: the option 'clash' of a built-in area takes a name "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import textwrap
+import types
 
 import pytest
 from helpers import checks_by_id, report
@@ -12,17 +13,19 @@ from helpers import checks_by_id, report
 from pytest_mlflowdb.areas import (
     builtin_areas,
     builtin_check_ids,
+    builtin_declarations,
     builtin_thresholds,
-    declared_thresholds,
+    declaration_of,
 )
+from pytest_mlflowdb.option_spec import Area
 from pytest_mlflowdb.registry import REGISTRY
+from pytest_mlflowdb.thresholds import Threshold
 
 
 def test_each_builtin_area_declares_the_thresholds_its_checks_read():
     ids = builtin_check_ids()
-    for area in builtin_areas():
-        module = importlib.import_module(area.module)
-        declared = {t.name for t in getattr(module, "THRESHOLDS", ())}
+    for area, declaration in zip(builtin_areas(), builtin_declarations(), strict=True):
+        declared = {t.name for t in declaration.thresholds}
         read = {name for check_id in ids if check_id.startswith(f"{area.name}.")
                 for name in REGISTRY[check_id].thresholds}
         assert read == declared, area.name
@@ -30,18 +33,30 @@ def test_each_builtin_area_declares_the_thresholds_its_checks_read():
         name for check_id in ids for name in REGISTRY[check_id].thresholds}
 
 
-def test_thresholds_are_read_from_an_area_without_importing_it():
-    """The dormant plugin must not import psycopg: the declarations are read, not run."""
-    for area in builtin_areas():
+def test_each_builtin_area_has_its_declaration_named_after_it():
+    """Built-in areas keep the contract of the others: one ``AREA``, an ``Area`` object,
+    in a light module of their own; the module of checks declares nothing besides."""
+    assert [d.name for d in builtin_declarations()] == [a.name for a in builtin_areas()]
+    for area, declaration in zip(builtin_areas(), builtin_declarations(), strict=True):
+        assert isinstance(declaration, Area) and declaration.error() is None
         module = importlib.import_module(area.module)
-        assert declared_thresholds(area.path) == tuple(getattr(module, "THRESHOLDS", ()))
+        assert not hasattr(module, "THRESHOLDS") and not hasattr(module, "OPTIONS"), area.name
 
 
-def test_a_declaration_that_needs_the_module_to_run_is_a_clear_error(tmp_path):
-    path = tmp_path / "bloat.py"
-    path.write_text("LIMIT = '5'\nTHRESHOLDS = (Threshold('bloat_max', LIMIT, 'count', 'x'),)\n")
-    with pytest.raises(ValueError, match=r"bloat\.py.*THRESHOLDS.*LIMIT"):
-        declared_thresholds(path)
+def test_a_declaration_that_breaks_the_contract_is_a_clear_error():
+    module = types.ModuleType("ghosts_area")
+    module.THRESHOLDS = (Threshold("ghosts_max", "0", "count", "x"),)
+    with pytest.raises(ValueError, match=r"^where: declare THRESHOLDS in the area's "
+                                         r"declaration, AREA = Area\('ghosts'"):
+        declaration_of(module, "ghosts", "where")
+    module = types.ModuleType("ghosts_area")
+    module.AREA = Area("spirits")
+    with pytest.raises(ValueError, match=r"^where: AREA is named 'spirits', the area 'ghosts'"):
+        declaration_of(module, "ghosts", "where")
+    module.AREA = ("ghosts",)
+    with pytest.raises(ValueError, match=r"^where: AREA must be an Area\(\.\.\.\) declaration"):
+        declaration_of(module, "ghosts", "where")
+    assert declaration_of(types.ModuleType("plain"), "plain", "where") == Area("plain")
 
 
 def test_builtin_check_ids_come_from_the_areas():
@@ -51,13 +66,23 @@ def test_builtin_check_ids_come_from_the_areas():
 
 
 AREA = '''
-"""A third-party area: its checks, its threshold, an option and a fixture, one module."""
+"""A third-party area: its checks, its declaration, an option of its own and a fixture."""
 
 import pytest
 
-from pytest_mlflowdb import Threshold, check
+from pytest_mlflowdb import Area, Option, Threshold, check
 
-THRESHOLDS = (Threshold("ghosts_max", "0", "count", "ghost experiments allowed"),)
+
+def _note(raw):
+    return str(raw or "").strip().upper()
+
+
+AREA = Area(
+    "ghosts",
+    thresholds=(Threshold("ghosts_max", "0", "count", "ghost experiments allowed"),),
+    options=(Option("ghosts_note", "--mlflowdb-ghosts-note", "mlflowdb_ghosts_note",
+                    "a note the ghosts check repeats", "NOTE", parse=_note),),
+)
 
 
 def pytest_addoption(parser):
@@ -70,11 +95,13 @@ def ghosts_label(request):
 
 
 @check("ghosts.experiments", thresholds=("ghosts_max",))
-def test_ghosts(mlflowdb, mlflowdb_thresholds, mlflowdb_findings, ghosts_label):
+def test_ghosts(mlflowdb, mlflowdb_thresholds, mlflowdb_findings, ghosts_label,
+                mlflowdb_settings):
     """Experiments without a name."""
     count = mlflowdb.value("SELECT count(*) FROM experiments WHERE name = ''")
     mlflowdb_findings.limit(ghosts_label, "nameless experiments", count, unit="count",
                             fail=mlflowdb_thresholds["ghosts_max"] + 1)
+    mlflowdb_findings.ok("note", mlflowdb_settings.area_options["ghosts_note"])
 '''
 
 
@@ -102,12 +129,13 @@ def test_an_area_from_an_entry_point_brings_its_checks_thresholds_option_and_fix
     result = pytester.runpytest_subprocess(
         f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-report={json_path}",
         "--mlflowdb-set=ghosts_max=3", "--ghosts-label=nameless", "-p", "no:cacheprovider",
-        *workers)
+        "--mlflowdb-ghosts-note= seen ", *workers)
     checks = checks_by_id(report(json_path))
     ghosts = checks["ghosts.experiments"]
     assert ghosts["outcome"] == "passed", result.stdout.str()
     finding = ghosts["findings"][0]
     assert finding["object"] == "nameless" and finding["threshold"] == "4"
+    assert ghosts["findings"][1]["message"] == "SEEN"  # its own option, parsed by its own parser
     assert "connectivity.latency" in checks  # the built-in areas still run
 
 
@@ -140,18 +168,25 @@ def test_an_area_that_cannot_be_loaded_is_one_line_and_exit_4(pytester, monkeypa
     assert "Traceback" not in result.stderr.str()
 
 
-def test_declarations_are_read_right_when_the_quick_cut_cannot_be_used(tmp_path):
-    """The dormant plugin cuts THRESHOLDS out of the source instead of parsing the whole
-    module; a declaration whose text runs on at column 0 (a triple-quoted help) is still
-    read right, through the whole-module parse."""
-    from pytest_mlflowdb.areas import declared_thresholds
-
-    area = tmp_path / "odd.py"
-    area.write_text('import os\n\nTHRESHOLDS = (\n    Threshold("odd_warn", "5", "count", """many\n'
-                    'lines\n""", ("odd.check",)),\n)\nOTHER = os.sep\n')
-    (threshold,) = declared_thresholds(area)
-    assert threshold.name == "odd_warn" and threshold.description == "many\nlines\n"
-    plain = tmp_path / "plain.py"
-    plain.write_text('import os\nTHRESHOLDS = (\n    Threshold("p_warn", "5", "count", "h"),\n'
-                     '    # a comment\n)\n\nX = os.sep\n')
-    assert [t.name for t in declared_thresholds(plain)] == ["p_warn"]
+def test_an_area_whose_thresholds_stand_outside_its_declaration_is_one_line_and_exit_4(
+        pytester, monkeypatch):
+    """Another package's area keeps the built-in areas' contract: a ``THRESHOLDS`` tuple
+    beside no ``AREA`` would be ignored, so it is a usage error naming the area."""
+    site = pytester.mkdir("site")
+    (site / "old").mkdir()
+    (site / "old" / "__init__.py").write_text("")
+    (site / "old" / "area.py").write_text(
+        "from pytest_mlflowdb import Threshold\n"
+        "THRESHOLDS = (Threshold('old_max', '0', 'count', 'x'),)\n")
+    info = site / "old-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: old\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest_mlflowdb.areas]\nold = old.area\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    pytester.makepyfile(test_plain="def test_one(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == (
+        "ERROR: area 'old' (old.area): declare THRESHOLDS in the area's declaration, "
+        "AREA = Area('old', thresholds=..., options=...)")
+    assert "Traceback" not in result.stderr.str()

@@ -9,13 +9,12 @@ import os
 
 import pytest
 
+from pytest_mlflowdb.declarations.size import parse_history_dir, parse_max_size
 from pytest_mlflowdb.size.forecast import (
     MAX_BYTES,
     Growth,
     fit,
     load_history,
-    parse_history_dir,
-    parse_max_size,
     save_report,
 )
 

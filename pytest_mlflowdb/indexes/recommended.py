@@ -7,8 +7,8 @@ sqlalchemy_store.py``) and what it costs, because every index is paid for on eac
 MLflow's own indexes are not here: ``indexes.required`` checks those.
 
 The list's edits (``mlflowdb_recommended_indexes``, an option the indexes area declares)
-are parsed here too, by :func:`parse_index_plan`. This module imports nothing heavy:
-options are read while the plugin may be dormant.
+are parsed here too, by :func:`parse_index_plan`. This module imports nothing (it is
+data): the settings read it when the plugin may be dormant.
 """
 
 from __future__ import annotations

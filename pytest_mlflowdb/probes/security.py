@@ -7,16 +7,13 @@ Everything here reads catalogs every role may read (``pg_roles``, ``pg_class``,
 :mod:`pytest_mlflowdb.grants`, which returns only true/false): what a role could not see
 is said in the result, for the check to skip with the privilege it needed. No password or
 password hash ever leaves the server: the MD5 test is a boolean computed in SQL.
-
-This module imports nothing heavy at import time: ``parse_app_role`` is read by the
-settings of a dormant plugin too.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..database import Database
@@ -36,19 +33,6 @@ WIDENING_EXTENSIONS = {
     "file_fdw": "reads files on the database server",
     "adminpack": "reads and writes files on the database server",
 }
-
-
-def parse_app_role(raw: Any) -> str | None:
-    """``--mlflowdb-app-role``: the role MLflow connects as (any PostgreSQL role name)."""
-    if raw is None:
-        return None
-    name = str(raw).strip()
-    if not name:
-        raise ValueError("empty role name (give the role MLflow connects as, or leave the "
-                         "option out to use the owner of MLflow's tables)")
-    if "\x00" in name or len(name.encode("utf-8")) > 63:
-        raise ValueError("not a PostgreSQL role name (at most 63 bytes, no NUL)")
-    return name
 
 
 def is_local(host: str, hostaddr: str | None = None) -> bool:

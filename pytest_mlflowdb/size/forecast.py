@@ -4,9 +4,7 @@ least-squares line through the sizes it recorded.
 Pure Python (no database, no pytest): the size checks read the history, the ``history``
 plugin writes it. A forecast says what it rests on (points and days) and is refused when
 the points span less than :data:`MIN_SPAN_S`: sizes an hour apart say nothing about a
-month. This module is light on purpose: ``--mlflowdb-history`` and
-``--mlflowdb-max-db-size`` are parsed by it when settings are read, also when the plugin
-is dormant.
+month.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..thresholds import ThresholdError, format_value, parse_value
+from ..thresholds import format_value
 
 #: points must span at least this (seconds) before a growth rate is given
 MIN_SPAN_S = 86400.0
@@ -32,30 +30,6 @@ MAX_BYTES = 64 * 2**20
 PREFIX = "mlflowdb-report-"
 #: the checks whose findings hold sizes in bytes (object -> value)
 SIZE_CHECKS = ("size.database", "size.tables")
-MAX_SIZE = 1024.0**5  # 1 PB: anything above is a typo
-
-
-def parse_max_size(raw: Any) -> float | None:
-    """``--mlflowdb-max-db-size``: a size in the threshold grammar, above 0 and at most 1PB."""
-    if raw is None or str(raw).strip() == "":
-        return None
-    try:
-        value = parse_value("size", str(raw))
-    except ThresholdError as exc:
-        raise ValueError(str(exc)) from None
-    if not 0 < value <= MAX_SIZE:
-        raise ValueError(f"{raw!r} is outside 1B to {format_value('size', MAX_SIZE)}")
-    return value
-
-
-def parse_history_dir(raw: Any) -> str | None:
-    """``--mlflowdb-history``: a folder (made at the end of the run when missing), not a file."""
-    if raw is None or str(raw).strip() == "":
-        return None
-    path = Path(str(raw).strip()).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{str(raw)!r} is not a folder")
-    return str(path)
 
 
 def now_utc() -> datetime.datetime:
