@@ -50,9 +50,9 @@ class Plan:
                 self.probes.append(probe)
 
 
-def plans(items: Sequence[pytest.Item], marker: str) -> dict[str, Plan]:
+def plans(items: Sequence[pytest.Item]) -> dict[str, Plan]:
     """What each target's selected checks declared, by target slot."""
-    from .keys import target_param_of
+    from .keys import MARKER, target_param_of
 
     found: dict[str, Plan] = {}
     for item in items:
@@ -60,7 +60,7 @@ def plans(items: Sequence[pytest.Item], marker: str) -> dict[str, Plan]:
         if key is None:
             continue
         plan = found.setdefault(key.slot, Plan(key))
-        mark = item.get_closest_marker(marker)
+        mark = item.get_closest_marker(MARKER)
         if mark is not None:
             plan.add(mark.kwargs.get("probes", ()))
     return found

@@ -214,7 +214,7 @@ class AuditSession:
         only the targets scheduled to it."""
         from .collect import plans
 
-        self.sessions.plans = plans(session.items, MARKER)
+        self.sessions.plans = plans(session.items)
         self.sessions.collect_all = not is_worker(self.config)
 
     @staticmethod

@@ -166,10 +166,14 @@ WHERE n.nspname = %(schema)s AND p.proname = %(function)s AND p.prosecdef AND o.
 """
 
 
-def _password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
+def password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
     """Which of ``names`` have an MD5 password: from pg_authid (superuser), else through
     the auditor recipe's function (:mod:`pytest_mlflowdb.grants`) when this role may call
     it."""
+    return db.cached(f"security:md5:{','.join(names)}", lambda d: _password_storage(d, names))
+
+
+def _password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
     from psycopg import sql
 
     from ..grants import AUDIT_SCHEMA, PASSWORD_FUNCTION
@@ -215,10 +219,11 @@ class SessionSsl:
         return self.client is None or is_local(self.client)
 
 
-def _mlflow_sessions(db: Database, names: tuple[str, ...]) -> list[SessionSsl]:
+def mlflow_sessions(db: Database, names: tuple[str, ...]) -> list[SessionSsl]:
     """The sessions of ``names`` now open, with their encryption where visible."""
-    return [SessionSsl(r["role"], r["client"], r["ssl"], bool(r["hidden"]))
-            for r in db.rows(_SESSIONS, {"names": list(names)})]
+    return db.cached(f"security:sessions:{','.join(names)}", lambda d: [
+        SessionSsl(r["role"], r["client"], r["ssl"], bool(r["hidden"]))
+        for r in d.rows(_SESSIONS, {"names": list(names)})])
 
 
 # -- PUBLIC -------------------------------------------------------------------------
@@ -299,10 +304,11 @@ FROM pg_language l WHERE l.lanispl AND NOT l.lanpltrusted ORDER BY l.lanname
 """
 
 
-def _untrusted_languages(db: Database) -> list[str]:
+def untrusted_languages(db: Database) -> list[str]:
     """Procedural languages installed in this database that only superusers should use
     (functions in them run as the server's OS user: ``plpython3u``, ``plperlu``...)."""
-    return [r["name"] for r in db.rows(_UNTRUSTED_LANGUAGES)]
+    return db.cached("security:languages",
+                     lambda d: [r["name"] for r in d.rows(_UNTRUSTED_LANGUAGES)])
 
 
 # -- logging settings ---------------------------------------------------------------
@@ -311,37 +317,11 @@ LOGGING_SETTINGS = ("log_connections", "log_disconnections", "log_min_duration_s
                     "log_statement")
 
 
-def _logging_settings(db: Database) -> dict[str, str | None]:
-    """The logging settings a compliance reviewer asks about (None: hidden from this role)."""
-    row = db.row("SELECT " + ", ".join(f"current_setting('{name}', true) AS {name}"
-                                       for name in LOGGING_SETTINGS))
-    return dict(row or {})
-
-
-# -- each reading once per session ----------------------------------------------------
-
-def password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
-    """Which of ``names`` have an MD5 password: from pg_authid (superuser), else through
-    the auditor recipe's function (:mod:`pytest_mlflowdb.grants`) when this role may call
-    it."""
-    return db.cached(f"security:md5:{','.join(names)}", lambda d: _password_storage(d, names))
-
-
-def mlflow_sessions(db: Database, names: tuple[str, ...]) -> list[SessionSsl]:
-    """The sessions of ``names`` now open, with their encryption where visible."""
-    return db.cached(f"security:sessions:{','.join(names)}",
-                     lambda d: _mlflow_sessions(d, names))
-
-
-def untrusted_languages(db: Database) -> list[str]:
-    """Procedural languages installed in this database that only superusers should use
-    (functions in them run as the server's OS user: ``plpython3u``, ``plperlu``...)."""
-    return db.cached("security:languages", _untrusted_languages)
-
-
 def logging_settings(db: Database) -> dict[str, str | None]:
     """The logging settings a compliance reviewer asks about (None: hidden from this role)."""
-    return db.cached("security:logging", _logging_settings)
+    return db.cached("security:logging", lambda d: dict(d.row(
+        "SELECT " + ", ".join(f"current_setting('{name}', true) AS {name}"
+                              for name in LOGGING_SETTINGS)) or {}))
 
 
 def password_encryption(db: Database) -> str | None:
