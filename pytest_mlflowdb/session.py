@@ -431,6 +431,11 @@ class AuditSession:
 
             self._holding_sigterm = False
             leftovers.release()
+            # xdist gives an interrupted worker about ten seconds to end and then kills
+            # it, maybe between stopping its throwaway server and removing its folder:
+            # what a killed worker left, its controller removes now (its workers are
+            # gone by this point), not the next run
+            leftovers.sweep()
         if self._backup_folder is not None:
             from .backup.shared import remove_run_folder
 

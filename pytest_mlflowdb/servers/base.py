@@ -70,14 +70,15 @@ class Server:
             conn.execute(query)
         return self.uri(name)
 
-    def drop_database(self, name: str) -> None:
+    def drop_database(self, name: str, force: bool = True) -> None:
+        """Drop ``name`` when it exists; ``force`` ends its sessions first, without it
+        a database someone is connected to stays (psycopg.Error)."""
         from psycopg import sql
 
         _check_name(name)
         with self.admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
+                sql.Identifier(name), sql.SQL(" WITH (FORCE)" if force else "")))
 
     def stop(self) -> None:
         stop = self._stop

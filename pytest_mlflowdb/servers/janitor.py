@@ -180,15 +180,20 @@ class Janitor:
         """
         import psycopg
 
-        name = f"{SCRATCH_PREFIX}{secrets.token_hex(_TOKEN_BYTES)}"
-        uri = self._create(name, "template0")
-        try:
-            self._holders[name] = psycopg.connect(uri, autocommit=True, connect_timeout=10,
-                                                  application_name=HOLDER)
-        except psycopg.Error:
-            self.drop(name)
-            raise
-        return uri
+        for attempt in range(3):
+            name = f"{SCRATCH_PREFIX}{secrets.token_hex(_TOKEN_BYTES)}"
+            uri = self._create(name, "template0")
+            try:
+                self._holders[name] = psycopg.connect(uri, autocommit=True,
+                                                      connect_timeout=10,
+                                                      application_name=HOLDER)
+                return uri
+            except psycopg.Error as exc:
+                self.drop(name)
+                # another run's sweep dropped it in the moment before its holder came
+                if getattr(exc, "sqlstate", None) != "3D000" or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def drop(self, name: str) -> None:
         """Drop one scratch database made here (its holder first); quiet when gone."""
@@ -214,16 +219,17 @@ class Janitor:
         with self._server.admin() as conn:
             names = [row[0] for row in conn.execute(
                 "SELECT d.datname FROM pg_database d WHERE d.datname ~ %s "
-                "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname) "
-                "ORDER BY 1", (f"^{SCRATCH_PREFIX}[0-9a-f]{{{2 * _TOKEN_BYTES}}}$",))]
+                "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname"
+                " AND a.backend_type IS DISTINCT FROM 'autovacuum worker') ORDER BY 1",
+                (f"^{SCRATCH_PREFIX}[0-9a-f]{{{2 * _TOKEN_BYTES}}}$",))]
         import psycopg
 
         swept = []
         for name in names:
             if name in self._made:
                 continue
-            try:
-                self._server.drop_database(name)
+            try:  # not forced: a holder that came since keeps its database
+                self._server.drop_database(name, force=False)
             except psycopg.Error:  # another role's, or just taken by a new session
                 continue
             swept.append(name)
