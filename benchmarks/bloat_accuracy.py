@@ -116,9 +116,9 @@ def _cp_percent(pages: int, shouldbe: int) -> float:
 
 def estimate_figures(uri: str) -> dict[tuple[str, str], object]:
     """The project's estimate, through the read-only session the audit uses."""
-    from pytest_mlflowdb.database import Database
+    from pytest_mlflowdb.config.targets import parse_target
+    from pytest_mlflowdb.db.database import Database
     from pytest_mlflowdb.probes import bloat  # the bloat area's probe
-    from pytest_mlflowdb.targets import parse_target
 
     db = Database(parse_target(uri), statement_timeout=120).connect()
     try:

@@ -37,9 +37,9 @@ GOAL_RATIO = 1.5
 
 
 def _probe_seconds(uri: str, planner: dict[str, str] | None) -> float:
-    from pytest_mlflowdb.database import Database
+    from pytest_mlflowdb.config.targets import parse_target
+    from pytest_mlflowdb.db.database import Database
     from pytest_mlflowdb.probes import integrity as probe
-    from pytest_mlflowdb.targets import parse_target
 
     db = Database(parse_target(uri), statement_timeout=600).connect()
     try:

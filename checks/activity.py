@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_mlflowdb import check
-from pytest_mlflowdb.grants import advice
+from pytest_mlflowdb.config.thresholds import ThresholdValues, format_value
 from pytest_mlflowdb.probes.activity import (
     Activity,
     Session,
@@ -23,7 +23,7 @@ from pytest_mlflowdb.probes.activity import (
     prepared_xacts,
     replication_slots,
 )
-from pytest_mlflowdb.thresholds import ThresholdValues, format_value
+from pytest_mlflowdb.probes.grants import advice
 
 
 def _seconds(value: float | None) -> str:

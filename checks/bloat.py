@@ -10,16 +10,16 @@ from __future__ import annotations
 import pytest
 
 from pytest_mlflowdb import check
+from pytest_mlflowdb.audit.requirements import require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.findings import sql_name
+from pytest_mlflowdb.config.thresholds import format_value
 from pytest_mlflowdb.probes.bloat import (
     BloatEstimate,
     BloatMeasureError,
     estimate_bloat,
     exact_bloat,
 )
-from pytest_mlflowdb.requirements import require_mlflow_schema
-from pytest_mlflowdb.thresholds import format_value
+from pytest_mlflowdb.results.findings import sql_name
 
 _SIZES = ("bloat_warn_size", "bloat_fail_size")
 

@@ -13,9 +13,9 @@ import datetime
 
 from pytest_mlflowdb import check
 from pytest_mlflowdb.catalog import load_catalog
+from pytest_mlflowdb.config.thresholds import format_value
 from pytest_mlflowdb.probes.cache import CacheStats, Hits, cache_stats
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
-from pytest_mlflowdb.thresholds import format_value
 
 
 def _since(stats: CacheStats, major: int) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime
 
 from pytest_mlflowdb import check
-from pytest_mlflowdb.collect import alone
-from pytest_mlflowdb.grants import is_mlflow_role, remedy
+from pytest_mlflowdb.audit.collect import alone
 from pytest_mlflowdb.probes import connectivity
+from pytest_mlflowdb.probes.grants import is_mlflow_role, remedy
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 from pytest_mlflowdb.probes.security import is_local
 

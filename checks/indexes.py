@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from pytest_mlflowdb import check
+from pytest_mlflowdb.audit.requirements import require_catalog_revision, require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.findings import sql_name
+from pytest_mlflowdb.catalog.model import Index
+from pytest_mlflowdb.config.thresholds import format_value
 from pytest_mlflowdb.indexes.recommended import BUILD_COST, RECOMMENDED_INDEXES
 from pytest_mlflowdb.probes.indexes import foreign_keys, index_usage, stats_age, table_sizes
 from pytest_mlflowdb.probes.schema import catalog_diff, live_snapshot
-from pytest_mlflowdb.requirements import require_catalog_revision, require_mlflow_schema
-from pytest_mlflowdb.schema_model import Index
-from pytest_mlflowdb.thresholds import format_value
+from pytest_mlflowdb.results.findings import sql_name
 
 
 def _drift(db) -> None:

@@ -22,13 +22,13 @@ import psycopg
 import pytest
 
 from pytest_mlflowdb import check
+from pytest_mlflowdb.audit.requirements import require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.findings import Findings
+from pytest_mlflowdb.config.thresholds import ThresholdValues
 from pytest_mlflowdb.probes import integrity as probe
 from pytest_mlflowdb.probes.integrity import Layout, Listing
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
-from pytest_mlflowdb.requirements import require_mlflow_schema
-from pytest_mlflowdb.thresholds import ThresholdValues
+from pytest_mlflowdb.results.findings import Findings
 
 _CAP = "integrity_max_ids"
 _GC = "mlflow gc --backend-store-uri <URI> --tracking-uri <URI>"

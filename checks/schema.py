@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from pytest_mlflowdb import check
+from pytest_mlflowdb.audit.requirements import require_catalog_revision, require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS
-from pytest_mlflowdb.findings import sql_name
+from pytest_mlflowdb.config.thresholds import format_value
 from pytest_mlflowdb.probes.indexes import table_sizes
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 from pytest_mlflowdb.probes.schema import catalog_diff, live_snapshot, newer_than_catalog
-from pytest_mlflowdb.requirements import require_catalog_revision, require_mlflow_schema
-from pytest_mlflowdb.thresholds import format_value
+from pytest_mlflowdb.results.findings import sql_name
 
 
 def _releases(catalog, revision: str) -> str:

@@ -6,7 +6,7 @@ migrations run as one role and MLflow connects as another). The auditing role's 
 privileges are only reported: an audit may well connect as a superuser. Every check reads
 catalogs any role may read, except where it says which privilege it needed (MD5 detection
 reads ``pg_authid``: superuser, or the auditor recipe's function of
-:mod:`pytest_mlflowdb.grants`; other roles' sessions: ``pg_read_all_stats``); without it
+:mod:`pytest_mlflowdb.probes.grants`; other roles' sessions: ``pg_read_all_stats``); without it
 the check is skipped, never passed. No password or hash is ever shown.
 """
 
@@ -15,12 +15,12 @@ from __future__ import annotations
 import pytest
 
 from pytest_mlflowdb import check
+from pytest_mlflowdb.audit.requirements import require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.findings import Findings, sql_name
-from pytest_mlflowdb.grants import AUDIT_SCHEMA, PASSWORD_FUNCTION, PRINT_GRANTS, advice
 from pytest_mlflowdb.probes import security
+from pytest_mlflowdb.probes.grants import AUDIT_SCHEMA, PASSWORD_FUNCTION, PRINT_GRANTS, advice
 from pytest_mlflowdb.probes.security import MlflowRoles, is_local
-from pytest_mlflowdb.requirements import require_mlflow_schema
+from pytest_mlflowdb.results.findings import Findings, sql_name
 
 #: sessions or clients named in one finding; the total is always given
 SHOWN = 5

@@ -13,12 +13,12 @@ from __future__ import annotations
 import pytest
 
 from pytest_mlflowdb import check
+from pytest_mlflowdb.audit.requirements import require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.findings import Findings, sql_name
-from pytest_mlflowdb.grants import advice
+from pytest_mlflowdb.config.thresholds import ThresholdValues, format_value
+from pytest_mlflowdb.probes.grants import advice
 from pytest_mlflowdb.probes.sequences import ColumnSequence, column_extreme, column_sequences
-from pytest_mlflowdb.requirements import require_mlflow_schema
-from pytest_mlflowdb.thresholds import ThresholdValues, format_value
+from pytest_mlflowdb.results.findings import Findings, sql_name
 
 
 def _sequences(mlflowdb) -> tuple[str, list[ColumnSequence]]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import pytest
 
 from pytest_mlflowdb import check
+from pytest_mlflowdb.audit.requirements import require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.findings import Findings, sql_name
+from pytest_mlflowdb.config.thresholds import ThresholdValues, format_value
 from pytest_mlflowdb.probes.size import TableSize, database_size, table_sizes
-from pytest_mlflowdb.requirements import require_mlflow_schema
+from pytest_mlflowdb.results.findings import Findings, sql_name
 from pytest_mlflowdb.size.forecast import History, fit, load_history, now_utc
-from pytest_mlflowdb.thresholds import ThresholdValues, format_value
 
 ROW_LIMITED = ("metrics", "params", "tags", "latest_metrics", "trace_info", "spans")
 #: tables whose growth is shown (the largest); each one's limit is forecast anyway

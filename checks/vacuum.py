@@ -15,8 +15,9 @@ from __future__ import annotations
 import pytest
 
 from pytest_mlflowdb import check
+from pytest_mlflowdb.audit.requirements import require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.findings import Findings, sql_name
+from pytest_mlflowdb.config.thresholds import ThresholdValues, format_value
 from pytest_mlflowdb.probes.size import table_sizes
 from pytest_mlflowdb.probes.vacuum import (
     ID_LIMIT,
@@ -27,8 +28,7 @@ from pytest_mlflowdb.probes.vacuum import (
     server_state,
     table_vacuum,
 )
-from pytest_mlflowdb.requirements import require_mlflow_schema
-from pytest_mlflowdb.thresholds import ThresholdValues, format_value
+from pytest_mlflowdb.results.findings import Findings, sql_name
 
 PAGE = 8192
 _XID = "xid", "transaction ID", "autovacuum_freeze_max_age"

@@ -11,18 +11,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .findings import Finding, Findings
-    from .option_spec import Area, Option
-    from .registry import check
-    from .thresholds import Threshold
+    from pytest_mlflowdb.config.declare import Area, Option
+    from pytest_mlflowdb.config.registry import check
+    from pytest_mlflowdb.config.thresholds import Threshold
+    from pytest_mlflowdb.results.findings import Finding, Findings
 
 __version__ = "0.1.0"
 __all__ = ["Area", "Finding", "Findings", "Option", "Threshold", "__version__", "check"]
 
 # Loaded on first use (PEP 562): pytest imports this package to load the plugin in every
 # run, also where the plugin stays dormant.
-_EXPORTS = {"Finding": "findings", "Findings": "findings", "check": "registry",
-            "Threshold": "thresholds", "Area": "option_spec", "Option": "option_spec"}
+_EXPORTS = {"Finding": "results.findings", "Findings": "results.findings",
+            "check": "config.registry", "Threshold": "config.thresholds",
+            "Area": "config.declare", "Option": "config.declare"}
 
 
 def __getattr__(name: str) -> Any:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .audit import TargetParam
-    from .findings import Findings
-    from .session import AuditSession
-    from .settings import Settings
+    from pytest_mlflowdb.audit.sessions import TargetParam
+    from pytest_mlflowdb.config.validate import Settings
+    from pytest_mlflowdb.results.findings import Findings
+    from pytest_mlflowdb.run.session import AuditSession
 
 #: the marker of a check (``@check`` sets it; registered also when the plugin is dormant)
 MARKER = "mlflowdb_check"

@@ -3,7 +3,7 @@
 Dormant unless ``--mlflowdb-uri``, ``--mlflowdb-ephemeral`` or the ``mlflowdb_uris`` ini
 setting is given: then it collects nothing extra, parametrizes nothing and imports
 nothing heavy (psycopg, tabulate and testcontainers load only when active). When active,
-an :class:`~pytest_mlflowdb.session.AuditSession` is registered at configure time and
+an :class:`~pytest_mlflowdb.run.session.AuditSession` is registered at configure time and
 holds the run's state and hooks. The layers are described in docs/ARCHITECTURE.md.
 """
 
@@ -13,9 +13,11 @@ import sys
 
 import pytest
 
-from . import hookspecs
-from .areas import builtin_checks_dir, check_paths, register_areas
-from .fixtures import (  # noqa: F401 - fixtures are found in the plugin's namespace
+from pytest_mlflowdb.config.areas import builtin_checks_dir, check_paths, register_areas
+from pytest_mlflowdb.config.read import add_options, anything_given
+from pytest_mlflowdb.keys import LIVE_RUNS, MARKER
+from pytest_mlflowdb.run import hookspecs
+from pytest_mlflowdb.run.fixtures import (  # noqa: F401 - fixtures are found in the plugin's namespace
     _mlflowdb_janitor,
     _mlflowdb_key,
     mlflowdb,
@@ -27,15 +29,13 @@ from .fixtures import (  # noqa: F401 - fixtures are found in the plugin's names
     mlflowdb_target,
     mlflowdb_thresholds,
 )
-from .flags import add_options, anything_given
-from .keys import LIVE_RUNS, MARKER
 
 SESSION_NAME = "mlflowdb-session"
 # keeps each run's report in --mlflowdb-history (a plugin: reports are made on the
 # controller, while checks run on workers); --mlflowdb-nagios wraps the whole run; under
 # xdist each target's checks go to one worker
 pytest_plugins = ("pytest_mlflowdb.size.history", "pytest_mlflowdb.outputs.nagios",
-                  "pytest_mlflowdb.grouping")
+                  "pytest_mlflowdb.run.grouping")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,19 +49,19 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.getoption("mlflowdb_print_grants") is not None:
-        from .options import print_grants
+        from pytest_mlflowdb.run.commands import print_grants
 
         return print_grants(config)
     if not config.getoption("mlflowdb_list_checks"):
         return None
-    from .options import list_checks
+    from pytest_mlflowdb.run.commands import list_checks
 
     return list_checks(config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     LIVE_RUNS.add(id(config))
-    from .secrecy import Scrubber, mask_debug_log
+    from pytest_mlflowdb.run.secrecy import Scrubber, mask_debug_log
 
     config.addinivalue_line(
         "markers", f"{MARKER}(id, thresholds=()): a pytest-mlflowdb check with a stable id"
@@ -73,11 +73,12 @@ def pytest_configure(config: pytest.Config) -> None:
         mask_debug_log(config, lambda: _secrets(config))
     if not anything_given(config):  # dormant: no target, no report, nothing to read
         return
-    from .keys import SESSION, SETTINGS
-    from .options import check_expectation, read_settings, usage_error
-    from .outputs import collect_outputs
-    from .session import AuditSession
-    from .settings import SettingsError
+    from pytest_mlflowdb.config.read import read_settings, usage_error
+    from pytest_mlflowdb.config.validate import SettingsError
+    from pytest_mlflowdb.keys import SESSION, SETTINGS
+    from pytest_mlflowdb.outputs import collect_outputs
+    from pytest_mlflowdb.run.commands import check_expectation
+    from pytest_mlflowdb.run.session import AuditSession
 
     outputs = collect_outputs(config)
     try:  # conftest.py files below the rootdir add their thresholds during collection
@@ -87,7 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise usage_error(str(exc)) from None
     config.stash[SETTINGS] = settings
     if not hasattr(config, "workerinput"):
-        from .report import foreign_report
+        from pytest_mlflowdb.outputs.report import foreign_report
 
         foreign = foreign_report(settings.reports, outputs)
         if foreign:
@@ -110,11 +111,11 @@ def _secrets(config: pytest.Config) -> tuple[str, ...]:
     for every test report: a dormant plugin that started no server imports nothing."""
     found: tuple[str, ...] = ()
     if "pytest_mlflowdb.servers.base" in sys.modules:
-        from .servers.base import server_secrets
+        from pytest_mlflowdb.servers.base import server_secrets
 
         found = server_secrets()
-    if "pytest_mlflowdb.session" in sys.modules:  # an audit session, or a fixture's lookup
-        from .keys import SESSION
+    if "pytest_mlflowdb.run.session" in sys.modules:  # an audit session, or a fixture's lookup
+        from pytest_mlflowdb.keys import SESSION
 
         session = config.stash.get(SESSION, None)
         if session is not None:
@@ -124,9 +125,9 @@ def _secrets(config: pytest.Config) -> tuple[str, ...]:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     LIVE_RUNS.discard(id(config))
-    if "pytest_mlflowdb.session" not in sys.modules:  # dormant: no session to close
+    if "pytest_mlflowdb.run.session" not in sys.modules:  # dormant: no session to close
         return
-    from .keys import SESSION
+    from pytest_mlflowdb.keys import SESSION
 
     session = config.stash.get(SESSION, None)
     if session is not None:

@@ -47,7 +47,7 @@ def genuine_head() -> tuple[str, str]:
     """(release, revision) of a genuine database the tests make with the installed MLflow's
     migrations: its version and head when the catalog knows that release; else the
     catalog's newest, which is as far as those migrations then go (see
-    ``pytest_mlflowdb.mlflow_schema``). Never today's newest MLflow written down."""
+    ``pytest_mlflowdb.catalog.mlflow_schema``). Never today's newest MLflow written down."""
     from pytest_mlflowdb.catalog import installed_mlflow, load_catalog
 
     catalog, release = load_catalog(), installed_mlflow()

@@ -122,8 +122,8 @@ def test_a_session_named_like_the_audit_still_counts(pytester, mlflow_uri):
 def test_the_audit_leaves_no_application_name_on_its_connection(mlflowdb_database_factory):
     """The audit's application_name is transaction-local: between its transactions the
     session (a pooler's server connection) carries none of it."""
-    from pytest_mlflowdb.database import Database
-    from pytest_mlflowdb.targets import parse_target
+    from pytest_mlflowdb.config.targets import parse_target
+    from pytest_mlflowdb.db.database import Database
 
     uri = mlflowdb_database_factory()
     db = Database(parse_target(uri)).connect()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_mlflowdb import areas
-from pytest_mlflowdb.option_spec import Area, Option
+from pytest_mlflowdb.config import areas
+from pytest_mlflowdb.config.declare import Area, Option
 
 #: a built-in-style area that needs an option (as the bloat area does)
 BLOAT = Area("bloat", options=(
@@ -79,9 +79,9 @@ import sys
 def test_nothing_heavy():
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("psycopg", "checks")
                    or m.startswith(("pytest_mlflowdb.checks", "pytest_mlflowdb.probes",
-                                    "pytest_mlflowdb.backup", "pytest_mlflowdb.database")))
+                                    "pytest_mlflowdb.backup", "pytest_mlflowdb.db.database")))
     assert heavy == []
-    assert "pytest_mlflowdb.declarations.bloat" in sys.modules  # its options were added
+    assert "pytest_mlflowdb.config.declarations.bloat" in sys.modules  # its options were added
 '''
 
 
@@ -94,7 +94,7 @@ def test_a_dormant_run_never_imports_psycopg_or_the_check_modules(pytester):
 
 
 def test_a_declared_option_parses_with_a_real_function():
-    from pytest_mlflowdb.declarations.indexes import AREA, parse_index_plan
+    from pytest_mlflowdb.config.declarations.indexes import AREA, parse_index_plan
     from pytest_mlflowdb.indexes.recommended import DEFAULT_RECOMMENDED
 
     (option,) = AREA.options
@@ -119,7 +119,7 @@ def test_an_area_option_must_follow_the_naming_rules():
 def test_the_index_area_declares_its_own_option():
     (indexes,) = [a for a in areas.builtin_declarations() if a.name == "indexes"]
     assert [o.ini for o in indexes.options] == ["mlflowdb_recommended_indexes"]
-    from pytest_mlflowdb.options import OPTIONS
+    from pytest_mlflowdb.config.declare import OPTIONS
 
     assert "mlflowdb_recommended_indexes" not in {o.ini for o in OPTIONS}
 

@@ -10,16 +10,16 @@ import types
 import pytest
 from helpers import checks_by_id, report
 
-from pytest_mlflowdb.areas import (
+from pytest_mlflowdb.config.areas import (
     builtin_areas,
     builtin_check_ids,
     builtin_declarations,
     builtin_thresholds,
     declaration_of,
 )
-from pytest_mlflowdb.option_spec import Area
-from pytest_mlflowdb.registry import REGISTRY
-from pytest_mlflowdb.thresholds import Threshold
+from pytest_mlflowdb.config.declare import Area
+from pytest_mlflowdb.config.registry import REGISTRY
+from pytest_mlflowdb.config.thresholds import Threshold
 
 
 def test_each_builtin_area_declares_the_thresholds_its_checks_read():

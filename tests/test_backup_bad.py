@@ -372,7 +372,7 @@ def test_mlflow_tables_in_a_schema_of_their_own_are_found_in_the_copy(pytester, 
                                                                        tmp_path):
     """The dump does not carry ALTER DATABASE ... SET search_path: the copy is read where
     its MLflow tables are, not reported as no MLflow database."""
-    from pytest_mlflowdb.mlflow_schema import apply_catalog_schema
+    from pytest_mlflowdb.catalog.mlflow_schema import apply_catalog_schema
 
     uri = pg18.create_database("mlflow_in_schema")
     try:

@@ -12,7 +12,7 @@ import pytest
 from backup_support import BACKUP, pg_dump, scratch_databases, seed
 from helpers import audit, failing, path_major
 
-from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
+from pytest_mlflowdb.catalog.mlflow_schema import apply_mlflow_schema
 from pytest_mlflowdb.servers.locate import wheel_bin_dir
 
 pytestmark = pytest.mark.slow

@@ -188,9 +188,9 @@ def test_a_relation_the_user_names_that_does_not_exist_is_said(pytester, mlflow_
 def test_exact_index_measure_counts_pages_emptied_by_deletes(mlflow_uri):
     """Deleting two steps in three empties whole leaves of metric_pk (key, timestamp, step,
     ...): pgstatindex leaves them out of avg_leaf_density, yet they are bloat."""
-    from pytest_mlflowdb.database import Database
+    from pytest_mlflowdb.config.targets import parse_target
+    from pytest_mlflowdb.db.database import Database
     from pytest_mlflowdb.probes.bloat import estimate_bloat, exact_bloat
-    from pytest_mlflowdb.targets import parse_target
 
     loaded(mlflow_uri)
     sql(mlflow_uri, "CREATE EXTENSION pgstattuple", "DELETE FROM metrics WHERE step % 3 <> 0")

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from pytest_mlflowdb.catalog import CatalogError, load_catalog
 from pytest_mlflowdb.catalog.compare import compare
 from pytest_mlflowdb.catalog.ddl import ddl
-from pytest_mlflowdb.mlflow_schema import apply_catalog_schema
+from pytest_mlflowdb.catalog.mlflow_schema import apply_catalog_schema
 from pytest_mlflowdb.probes.schema import capture
 
 
@@ -99,7 +99,7 @@ def test_ddl_statements_are_ordered_for_execution():
 
 
 def test_ephemeral_without_mlflow_uses_the_catalog(pytester, monkeypatch):
-    monkeypatch.setattr("pytest_mlflowdb.mlflow_schema.mlflow_available", lambda: False)
+    monkeypatch.setattr("pytest_mlflowdb.catalog.mlflow_schema.mlflow_available", lambda: False)
     json_path = pytester.path / "a.json"
     result = pytester.runpytest("--mlflowdb-ephemeral=path", f"--mlflowdb-report={json_path}")
     assert result.ret == 0
@@ -137,7 +137,7 @@ def test_schema_probe_cost_does_not_grow_with_tables(pg15):
 def test_throwaway_databases_migrate_no_further_than_the_catalog_knows():
     """After MLflow's next release the installed MLflow's head is unknown to the catalog:
     "heads" then stops at the catalog's head, so a throwaway database stays auditable."""
-    from pytest_mlflowdb.mlflow_schema import newest_known
+    from pytest_mlflowdb.catalog.mlflow_schema import newest_known
 
     catalog = load_catalog()
     shipped = {r.revision for r in catalog.chain}

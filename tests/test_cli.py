@@ -20,9 +20,9 @@ from helpers import (
     role_uri,
 )
 
-from pytest_mlflowdb.areas import builtin_check_ids
-from pytest_mlflowdb.mlflow_schema import apply_catalog_schema
-from pytest_mlflowdb.registry import REGISTRY
+from pytest_mlflowdb.catalog.mlflow_schema import apply_catalog_schema
+from pytest_mlflowdb.config.areas import builtin_check_ids
+from pytest_mlflowdb.config.registry import REGISTRY
 
 # The default audit's built-in checks, as the areas' registry knows them (adding a check
 # changes no test); opt-in ones (@check(enabled_by=...)) are deselected by default.

@@ -11,8 +11,8 @@ import pytest
 from helpers import audit, report
 from tcp_proxy import TcpProxy
 
-from pytest_mlflowdb.database import Database
-from pytest_mlflowdb.targets import parse_target
+from pytest_mlflowdb.config.targets import parse_target
+from pytest_mlflowdb.db.database import Database
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from latency_proxy import LatencyProxy  # noqa: E402

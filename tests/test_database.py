@@ -7,10 +7,10 @@ import psycopg
 import pytest
 from helpers import dbname_of, path_major, role_uri
 
-from pytest_mlflowdb.database import Database, DatabaseError
-from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
+from pytest_mlflowdb.catalog.mlflow_schema import apply_mlflow_schema
+from pytest_mlflowdb.config.targets import parse_target
+from pytest_mlflowdb.db.database import Database, DatabaseError
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
-from pytest_mlflowdb.targets import parse_target
 
 
 def _db(uri: str, **kwargs) -> Database:
@@ -230,7 +230,7 @@ def test_the_reply_deadline_counts_from_each_statement_and_fires_on_a_long_wait(
 
     from psycopg.rows import dict_row
 
-    from pytest_mlflowdb.deadline import Deadline, TimedCursor
+    from pytest_mlflowdb.db.deadline import Deadline, TimedCursor
 
     with psycopg.connect(mlflow_uri) as conn:
         with Deadline(conn, 0.5) as deadline, TimedCursor(conn, row_factory=dict_row) as cur:

@@ -7,8 +7,8 @@ import socket
 import pytest
 from helpers import checks_by_id, outcomes, report, tool
 
-from pytest_mlflowdb.areas import builtin_check_ids
-from pytest_mlflowdb.registry import REGISTRY
+from pytest_mlflowdb.config.areas import builtin_check_ids
+from pytest_mlflowdb.config.registry import REGISTRY
 
 
 def _port_is_closed(uri: str) -> bool:

@@ -162,7 +162,7 @@ def compose_server():
 
     import yaml
 
-    from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
+    from pytest_mlflowdb.catalog.mlflow_schema import apply_mlflow_schema
     from pytest_mlflowdb.servers import start_server
 
     compose = yaml.safe_load((EXAMPLES / "docker-compose.yml").read_text())

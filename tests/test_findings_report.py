@@ -1,4 +1,4 @@
-"""The findings recorder and the report document (pytest_mlflowdb.findings, .report)."""
+"""The findings recorder and the report document (pytest_mlflowdb.results.findings, .report)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from decimal import Decimal
 
 import pytest
 
-from pytest_mlflowdb.findings import Finding, Findings
+from pytest_mlflowdb.config.targets import scrub_all
 from pytest_mlflowdb.outputs.json_file import to_json
 from pytest_mlflowdb.outputs.markdown import to_markdown
+from pytest_mlflowdb.outputs.report import build_report, remove_reports, write_reports
 from pytest_mlflowdb.outputs.terminal import terminal_tables
-from pytest_mlflowdb.records import OUTCOMES
-from pytest_mlflowdb.report import build_report, remove_reports, write_reports
-from pytest_mlflowdb.targets import scrub_all
+from pytest_mlflowdb.results.findings import Finding, Findings
+from pytest_mlflowdb.results.records import OUTCOMES
 
 SECRET = "hunter2-long"  # long enough to be searched for (targets.SEARCH_MIN)
 TARGET_ID = "db.example:5432/mlflow"

@@ -175,7 +175,7 @@ def _fifo(path):
 @pytest.mark.parametrize("what", ["fifo", "dev-zero", "huge"])
 def test_a_fleet_file_that_is_no_regular_file_is_refused_quickly(pytester, what):
     """A FIFO would block the run, /dev/zero read until memory runs out: refused unread."""
-    from pytest_mlflowdb.fleet import MAX_BYTES
+    from pytest_mlflowdb.config.fleet import MAX_BYTES
 
     if what == "fifo":
         path, words = str(_fifo(pytester.path / "fleet.txt")), "is a FIFO (named pipe)"

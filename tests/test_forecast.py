@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from pytest_mlflowdb.declarations.size import parse_history_dir, parse_max_size
+from pytest_mlflowdb.config.declarations.size import parse_history_dir, parse_max_size
 from pytest_mlflowdb.size.forecast import (
     MAX_BYTES,
     Growth,

@@ -13,7 +13,7 @@ import pytest
 from helpers import audit, dbname_of, role_uri
 from psycopg import sql as pgsql
 
-from pytest_mlflowdb.mlflow_schema import APP_ROLE
+from pytest_mlflowdb.catalog.mlflow_schema import APP_ROLE
 from pytest_mlflowdb.servers.tools import find_tools
 
 AUDITOR_PASSWORD = "Aud1tor-pw!x"
@@ -209,7 +209,7 @@ def test_readme_shows_the_recipe_print_grants_prints():
     import re
     from pathlib import Path
 
-    from pytest_mlflowdb.grants import Placement, recipe
+    from pytest_mlflowdb.probes.grants import Placement, recipe
 
     def statements(text: str) -> list[str]:
         text = re.sub(r"--[^\n]*", "", text)

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from helpers import audit, dbname_of, failing, role_uri, sql
 
-from pytest_mlflowdb.areas import builtin_check_ids
-from pytest_mlflowdb.registry import REGISTRY
+from pytest_mlflowdb.config.areas import builtin_check_ids
+from pytest_mlflowdb.config.registry import REGISTRY
 
 # the built-in opt-in checks (integrity.latest_metrics, backup.*), read at import as
 # tests/test_cli.py does: importing the check modules after an in-process pytester run
@@ -322,9 +322,9 @@ def test_every_default_query_has_an_index_path_on_the_big_tables(mlflow_uri, tmp
     though foreign keys make the check skip them."""
     from psycopg import sql as pgsql
 
-    from pytest_mlflowdb.database import Database
+    from pytest_mlflowdb.config.targets import parse_target
+    from pytest_mlflowdb.db.database import Database
     from pytest_mlflowdb.probes import integrity as probe
-    from pytest_mlflowdb.targets import parse_target
 
     class Explaining(Database):
         """A real session that EXPLAINs each probe statement before running it."""

@@ -30,7 +30,7 @@ def major_janitor(request):
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["catalog", "migrations"])
 def test_default_audit_is_quiet_on_every_major(pytester, major_janitor, source):
-    from pytest_mlflowdb.mlflow_schema import apply_guide_indexes
+    from pytest_mlflowdb.catalog.mlflow_schema import apply_guide_indexes
 
     major, janitor = major_janitor
     uri = janitor.create(source=source)

@@ -7,8 +7,8 @@ import psycopg
 import pytest
 from helpers import checks_by_id, report, sql
 
-from pytest_mlflowdb.database import Database
-from pytest_mlflowdb.targets import parse_target
+from pytest_mlflowdb.config.targets import parse_target
+from pytest_mlflowdb.db.database import Database
 
 
 def _db(uri: str, **kwargs) -> Database:
@@ -18,7 +18,7 @@ def _db(uri: str, **kwargs) -> Database:
 def test_the_server_preflight_reads_no_mlflow_table(mlflow_uri):
     """A lock on alembic_version stops MLflow's probe, not the server's facts: the session
     layer reads none of MLflow's tables."""
-    from pytest_mlflowdb.database import PreflightError
+    from pytest_mlflowdb.db.database import PreflightError
 
     db = _db(mlflow_uri, lock_timeout=0.2)
     try:
@@ -109,7 +109,7 @@ def test_catalog_diff_refuses_a_database_without_mlflow(pg15):
 TEAM_CHECK = """
 from pytest_mlflowdb import check
 from pytest_mlflowdb.probes.schema import catalog_diff
-from pytest_mlflowdb.requirements import require_catalog_revision
+from pytest_mlflowdb.audit.requirements import require_catalog_revision
 
 
 @check("team.same_as_mlflow")

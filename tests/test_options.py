@@ -23,7 +23,7 @@ def test_an_option_and_its_ini_key_share_one_help_text(pytester):
 def test_a_bare_flag_with_an_optional_value_counts_as_given(pytester):
     """``--mlflowdb-ephemeral`` alone (its value "" is the const) wakes the plugin: the
     built-in checks are collected (collecting starts no server)."""
-    from pytest_mlflowdb.flags import anything_given
+    from pytest_mlflowdb.config.read import anything_given
 
     assert anything_given(pytester.parseconfig("--mlflowdb-ephemeral"))
     assert anything_given(pytester.parseconfig("--mlflowdb-print-grants"))

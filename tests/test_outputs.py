@@ -7,8 +7,8 @@ from helpers import report
 
 from pytest_mlflowdb.outputs.json_file import to_json
 from pytest_mlflowdb.outputs.markdown import to_markdown
+from pytest_mlflowdb.outputs.report import build_report
 from pytest_mlflowdb.outputs.terminal import terminal_tables
-from pytest_mlflowdb.report import build_report
 
 TXT_OUTPUT = """
     from pytest_mlflowdb.outputs import Output

@@ -9,7 +9,7 @@ import pytest
 from helpers import dbname_of, report, role_uri
 
 from pytest_mlflowdb.outputs.prometheus import STATUS, base_value, to_prometheus
-from pytest_mlflowdb.report import build_report
+from pytest_mlflowdb.outputs.report import build_report
 
 parser = pytest.importorskip("prometheus_client.parser")
 

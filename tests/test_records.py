@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pytest_mlflowdb.records import CheckRecord, TargetRecord, check_of_nodeid
+from pytest_mlflowdb.results.records import CheckRecord, TargetRecord, check_of_nodeid
 
 
 def test_check_record_round_trips_through_json():

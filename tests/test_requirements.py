@@ -6,7 +6,8 @@ from helpers import checks_by_id, dbname_of, report, role_uri
 
 TEAM_CHECKS = """
 from pytest_mlflowdb import check
-from pytest_mlflowdb.requirements import require_extension, require_mlflow_schema, require_role
+from pytest_mlflowdb.audit.requirements import (require_extension, require_mlflow_schema,
+                                                require_role)
 
 
 @check("team.needs_stats")

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from helpers import audit, dbname_of, failing, genuine_head, role_uri, sql
 
-from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
+from pytest_mlflowdb.catalog.mlflow_schema import apply_mlflow_schema
 
 SCHEMA_CHECKS = ("schema.revision", "schema.tables", "schema.columns", "schema.constraints",
                  "indexes.required", "indexes.invalid")

@@ -15,7 +15,7 @@ import pytest
 from helpers import audit, dbname_of, failing, role_uri, sql
 from psycopg import sql as pgsql
 
-from pytest_mlflowdb.mlflow_schema import APP_ROLE
+from pytest_mlflowdb.catalog.mlflow_schema import APP_ROLE
 
 SECURITY = ("security.superuser", "security.default_password",
             "security.password_encryption", "security.ssl", "security.public_privileges",

@@ -1,4 +1,4 @@
-"""Options and ini values validated into frozen Settings (pytest_mlflowdb.settings)."""
+"""Options and ini values validated into frozen Settings (pytest_mlflowdb.config.validate)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlflowdb.areas import builtin_registry, builtin_thresholds
-from pytest_mlflowdb.servers import CHOICES
-from pytest_mlflowdb.settings import (
+from pytest_mlflowdb.config.areas import builtin_registry, builtin_thresholds
+from pytest_mlflowdb.config.thresholds import Threshold
+from pytest_mlflowdb.config.validate import (
     Settings,
     SettingsError,
     build_settings,
     describe,
 )
-from pytest_mlflowdb.thresholds import Threshold
+from pytest_mlflowdb.servers import CHOICES
 
 URI = "postgresql://mlflow:topsecret@db.example:5432/mlflow"
 

@@ -1,4 +1,4 @@
-"""URI forms, target ids and password redaction (pytest_mlflowdb.targets)."""
+"""URI forms, target ids and password redaction (pytest_mlflowdb.config.targets)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from pytest_mlflowdb.targets import Target, TargetError, parse_target, scrub
+from pytest_mlflowdb.config.targets import Target, TargetError, parse_target, scrub
 
 PG_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 
@@ -366,7 +366,7 @@ AWKWARD = [
 
 @pytest.mark.parametrize("text", AWKWARD, ids=lambda t: f"{t[:12]}x{len(t)}")
 def test_masking_long_awkward_text_is_linear(text):
-    from pytest_mlflowdb.targets import redact_text
+    from pytest_mlflowdb.config.targets import redact_text
 
     _quick(redact_text, text)
     _quick(scrub, text, ("topsecretpassword",))
@@ -512,6 +512,6 @@ def test_refused_uris_show_no_password_on_the_command_line(pytester, uri):
     "postgresql://u:Qx7Kv9@h/db and password='Qx7Kv9",
 ])
 def test_an_unclosed_quote_hides_everything_after_it_in_free_text(text):
-    from pytest_mlflowdb.targets import redact_text
+    from pytest_mlflowdb.config.targets import redact_text
 
     assert "Qx7Kv9" not in redact_text(text)

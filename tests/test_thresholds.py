@@ -1,11 +1,12 @@
-"""The threshold grammar, the registry and the values in force (pytest_mlflowdb.thresholds)."""
+"""The threshold grammar, the registry and the values in force
+(pytest_mlflowdb.config.thresholds)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_mlflowdb.areas import builtin_registry, builtin_thresholds
-from pytest_mlflowdb.thresholds import (
+from pytest_mlflowdb.config.areas import builtin_registry, builtin_thresholds
+from pytest_mlflowdb.config.thresholds import (
     Threshold,
     ThresholdError,
     ThresholdRegistry,

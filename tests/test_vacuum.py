@@ -62,7 +62,7 @@ def test_a_fresh_mlflow_database_passes_every_vacuum_check_with_its_figures(
 def test_a_database_migrated_in_place_passes(pytester, mlflowdb_database_factory):
     """MLflow's migrations leave a few rows (alembic_version's) in never-analysed tables:
     under their autoanalyze threshold, which autovacuum never reaches, that is no fault."""
-    from pytest_mlflowdb.mlflow_schema import apply_mlflow_schema
+    from pytest_mlflowdb.catalog.mlflow_schema import apply_mlflow_schema
 
     uri = mlflowdb_database_factory(mlflow=False)
     apply_mlflow_schema(uri)

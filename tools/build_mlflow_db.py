@@ -1,7 +1,7 @@
 """Build a genuine MLflow database of a chosen size on a throwaway server, for benchmarks.
 
 The schema is MLflow's own, made by its migrations at head
-(``pytest_mlflowdb.mlflow_schema.apply_mlflow_schema``); the data is loaded the way a
+(``pytest_mlflowdb.catalog.mlflow_schema.apply_mlflow_schema``); the data is loaded the way a
 restore loads it: bulk ``COPY`` of realistic experiments, runs, params, tags, metrics
 and latest_metrics (metrics' indexes and primary key dropped first and rebuilt with
 their exact definitions afterwards, as ``pg_restore`` does), then ``VACUUM ANALYZE``.
@@ -210,7 +210,7 @@ def build_database(server, name: str, rows: int, bloat: bool = False,
     real one and the default audit has nothing to warn about."""
     import psycopg
 
-    from pytest_mlflowdb.mlflow_schema import apply_guide_indexes, apply_mlflow_schema
+    from pytest_mlflowdb.catalog.mlflow_schema import apply_guide_indexes, apply_mlflow_schema
 
     rng = random.Random(seed)
     stats = BuildStats(database=name, metric_rows=rows, runs=_runs_for(rows), bloat=bloat,

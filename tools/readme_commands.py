@@ -50,8 +50,8 @@ def audit_problems(document: dict, default_checks: set[str]) -> list[str]:
 
 
 def _default_checks() -> set[str]:
-    from pytest_mlflowdb.areas import builtin_check_ids
-    from pytest_mlflowdb.registry import REGISTRY
+    from pytest_mlflowdb.config.areas import builtin_check_ids
+    from pytest_mlflowdb.config.registry import REGISTRY
 
     return {i for i in builtin_check_ids() if not REGISTRY[i].enabled_by}
 

@@ -9,7 +9,7 @@ store. Edit the policies to your own; the checks' ids are what your CI reads.
 import re
 
 from pytest_mlflowdb import check
-from pytest_mlflowdb.requirements import require_mlflow_schema
+from pytest_mlflowdb.audit.requirements import require_mlflow_schema
 
 #: registered model names: lower case, digits, "_" and "-", dotted namespaces
 #: ("fraud.scorer-v2"), as the team's deployment tooling expects

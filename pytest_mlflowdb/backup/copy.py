@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from ..database import Database
+from pytest_mlflowdb.db.database import Database
 
 #: (table, column in epoch milliseconds, what its max() is, what the rows are) of RPO
 #: measured from the data
@@ -158,7 +158,7 @@ def kinship(copy_db: Database, copy_schema: str, live: Database,
     """How the copy relates to the live database, by the first of KINSHIP both hold rows
     of; None when they hold none in common kind (an empty side, say) or the live target
     cannot be read: then nothing says the copy is another database's."""
-    from ..database import DatabaseError
+    from pytest_mlflowdb.db.database import DatabaseError
 
     tables = [t for t, _, _ in KINSHIP]
     mine = {r["name"] for r in copy_db.rows(_ESTIMATES, {"schema": copy_schema,

@@ -20,8 +20,14 @@ from typing import Any
 
 import psycopg
 
-from ..servers.tools import ClientTools, Overran, child_connection, last_error, run_bounded
-from ..text import first_line
+from pytest_mlflowdb.servers.tools import (
+    ClientTools,
+    Overran,
+    child_connection,
+    last_error,
+    run_bounded,
+)
+from pytest_mlflowdb.text import first_line
 
 
 class DumpError(RuntimeError):
@@ -77,7 +83,7 @@ def pooled(db: Any) -> bool:
     server's port; pgbouncer's SHOW commands answer on its admin console only. A session
     pooler keeps a server connection per client: safe for pg_dump, and not told here.
     """
-    from ..database import Database
+    from pytest_mlflowdb.db.database import Database
 
     first = db.value("SELECT pg_backend_pid()")
     other = Database(db.target, connect_timeout=db.connect_timeout,
@@ -96,7 +102,7 @@ def dump_source(live: Any, dump_uri: Any) -> str:
     is in front of it. pg_dump sets session state outside any transaction (search_path
     '', statement_timeout 0, row_security, prepared statements): behind such a pooler it
     stays on server connections that MLflow gets next. DumpError (one line) otherwise."""
-    from ..database import Database, DatabaseError
+    from pytest_mlflowdb.db.database import Database, DatabaseError
 
     if dump_uri is None:
         try:
@@ -133,7 +139,7 @@ def dump_source(live: Any, dump_uri: Any) -> str:
 def _same_database(direct: Any, live: Any, dump_uri: Any) -> None:
     """DumpError unless ``direct`` reaches the audited database (the same database of the
     same cluster, a standby of it included: the system identifier is the primary's)."""
-    from .scratch import identical
+    from pytest_mlflowdb.backup.scratch import identical
 
     same_server, _ = identical(direct.row, live.row)
     mine = direct.value("SELECT current_database()")

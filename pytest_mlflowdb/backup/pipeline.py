@@ -25,11 +25,19 @@ from typing import Any
 
 import psycopg
 
-from ..catalog import load_catalog
-from ..database import DatabaseError
-from ..findings import Findings
-from ..servers.archive import PLAIN, PLAIN_GZ, Archive, ArchiveError, inspect, read_through
-from ..servers.tools import (
+from pytest_mlflowdb.backup import verdicts
+from pytest_mlflowdb.catalog import load_catalog
+from pytest_mlflowdb.db.database import DatabaseError
+from pytest_mlflowdb.results.findings import Findings
+from pytest_mlflowdb.servers.archive import (
+    PLAIN,
+    PLAIN_GZ,
+    Archive,
+    ArchiveError,
+    inspect,
+    read_through,
+)
+from pytest_mlflowdb.servers.tools import (
     ClientTools,
     ToolsError,
     child_connection,
@@ -37,8 +45,7 @@ from ..servers.tools import (
     major_of,
     newest_restore_for,
 )
-from ..text import first_line
-from . import verdicts
+from pytest_mlflowdb.text import first_line
 
 READABLE, RESTORE, SCHEMA, COMPLETE = ("backup.readable", "backup.restore", "backup.schema",
                                        "backup.complete")
@@ -112,7 +119,7 @@ class Result:
 
 def run(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | None) -> Result:
     """The whole verification; never raises for a bad backup (findings say what failed)."""
-    from ..servers import leftovers
+    from pytest_mlflowdb.servers import leftovers
 
     result = Result()
     started = time.perf_counter()
@@ -168,7 +175,7 @@ def _run(plan: Plan, result: Result, live: Any, live_conninfo: str | None,
 
 def _dump(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | None,
           workdir: Path):
-    from .dump import dump_live, dump_source
+    from pytest_mlflowdb.backup.dump import dump_live, dump_source
 
     if live is None or live_conninfo is None:
         raise ToolsError(live_error or "the live target is unreachable")
@@ -186,8 +193,8 @@ def _dump(plan: Plan, live: Any, live_conninfo: str | None, live_error: str | No
 
 def keepalives(plan: Plan) -> dict[str, str]:
     """libpq's TCP keepalives and tcp_user_timeout for a child's connection: the audit's
-    own (see pytest_mlflowdb.deadline), so a dead link ends it as it ends the audit."""
-    from ..deadline import reply_deadline, tcp_options
+    own (see pytest_mlflowdb.db.deadline), so a dead link ends it as it ends the audit."""
+    from pytest_mlflowdb.db.deadline import reply_deadline, tcp_options
 
     return {k: str(v) for k, v in tcp_options(reply_deadline(plan.statement_timeout)).items()}
 
@@ -196,8 +203,8 @@ def _janitor(plan: Plan, live: Any, major: int | None):
     """The scratch server's janitor (a throwaway server of PostgreSQL ``major`` when this
     machine has its binaries); RuntimeError (one line) when there is none or the scratch
     URI points at the audited database."""
-    from ..servers import ServerError
-    from ..servers.janitor import Janitor
+    from pytest_mlflowdb.servers import ServerError
+    from pytest_mlflowdb.servers.janitor import Janitor
 
     if plan.scratch is None:
         janitor = Janitor(plan.server_kind, plan.pg_bin, major=major)
@@ -210,7 +217,7 @@ def _janitor(plan: Plan, live: Any, major: int | None):
         return janitor
     janitor = Janitor.existing(plan.scratch.conninfo)
     try:
-        from .scratch import refuse_audited
+        from pytest_mlflowdb.backup.scratch import refuse_audited
 
         refuse_audited(janitor, plan.scratch, live)
     except BaseException:
@@ -221,7 +228,7 @@ def _janitor(plan: Plan, live: Any, major: int | None):
 
 def _restore_and_verify(plan: Plan, result: Result, archive: Archive, tools: ClientTools,
                         live: Any, dump_seconds: float | None) -> None:
-    from ..servers.restore import RestoreError, default_jobs, restore
+    from pytest_mlflowdb.servers.restore import RestoreError, default_jobs, restore
 
     findings = result.findings
     live_major = live.preflight.major if live is not None else None
@@ -370,9 +377,9 @@ def _open_copy(uri: str):
     a schema of their own are looked for where they are."""
     from urllib.parse import quote
 
-    from ..database import Database
-    from ..probes.mlflow import mlflow_facts
-    from ..targets import parse_target
+    from pytest_mlflowdb.config.targets import parse_target
+    from pytest_mlflowdb.db.database import Database
+    from pytest_mlflowdb.probes.mlflow import mlflow_facts
 
     def open_session(address: str) -> Database:
         return Database(parse_target(address), statement_timeout=COPY_STATEMENT_TIMEOUT,
@@ -389,8 +396,8 @@ def _open_copy(uri: str):
 
 def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archive,
             fresh_dump: bool) -> None:
-    from ..probes.mlflow import mlflow_facts
-    from .copy import exact_counts, kinship, live_estimates, newest
+    from pytest_mlflowdb.backup.copy import exact_counts, kinship, live_estimates, newest
+    from pytest_mlflowdb.probes.mlflow import mlflow_facts
 
     findings = result.findings
     live_facts = mlflow_facts(live) if live is not None else None
@@ -434,7 +441,7 @@ def _verify(plan: Plan, result: Result, copy_db: Any, live: Any, archive: Archiv
 
 
 def _rehearse(result: Result, uri: str) -> None:
-    from . import rehearsal
+    from pytest_mlflowdb.backup import rehearsal
 
     findings = result.findings[UPGRADE]
     try:

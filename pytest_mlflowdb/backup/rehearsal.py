@@ -82,8 +82,8 @@ def rehearse(uri: str, timeout: float = 1800) -> Rehearsal:
     trouble (unknown revision, a failing migration, the timeout, a schema that differs
     from the catalog's at the head) is a :class:`Rehearsal` with ``ok=False``.
     """
-    from ..targets import TargetError, parse_target
-    from ..text import first_line
+    from pytest_mlflowdb.config.targets import TargetError, parse_target
+    from pytest_mlflowdb.text import first_line
 
     try:
         target = parse_target(uri)
@@ -129,7 +129,7 @@ def _not_scratch(conninfo: str) -> str | None:
     no business carrying it."""
     from psycopg.conninfo import conninfo_to_dict
 
-    from ..servers.base import SCRATCH_PREFIX
+    from pytest_mlflowdb.servers.base import SCRATCH_PREFIX
 
     name = str(conninfo_to_dict(conninfo).get("dbname") or "")
     if name.startswith(SCRATCH_PREFIX):
@@ -141,7 +141,7 @@ def _not_scratch(conninfo: str) -> str | None:
 
 def _run_child(python: str, uri: str, timeout: float) -> tuple[list[dict], bool, float]:
     """Events the child printed, whether it was stopped by the timeout, its wall time."""
-    from ..text import last_line
+    from pytest_mlflowdb.text import last_line
 
     env = dict(os.environ, **{_URI_ENV: uri})
     started = time.monotonic()
@@ -187,9 +187,9 @@ def _verify(uri: str, revision: str) -> str | None:
     import psycopg
     from psycopg.rows import dict_row
 
-    from ..catalog import load_catalog
-    from ..catalog.compare import compare
-    from ..probes.schema import capture
+    from pytest_mlflowdb.catalog import load_catalog
+    from pytest_mlflowdb.catalog.compare import compare
+    from pytest_mlflowdb.probes.schema import capture
 
     catalog = load_catalog()
     if not catalog.has_schema(revision):
@@ -229,7 +229,7 @@ def _verify(uri: str, revision: str) -> str | None:
 
 
 def _lock_text(table: str, mode: str, size: int) -> str:
-    from ..thresholds import format_value
+    from pytest_mlflowdb.config.thresholds import format_value
 
     return f"{table} ({mode}, {format_value('size', size)})"
 

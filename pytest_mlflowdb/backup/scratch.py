@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..text import first_line
+from pytest_mlflowdb.text import first_line
 
 _SYSTEM = "SELECT system_identifier AS v FROM pg_control_system()"
 #: facts the same server shows every session alike (None where a side cannot read one)

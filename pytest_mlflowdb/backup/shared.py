@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..findings import Finding, Findings
-from .pipeline import CHECKS, Result
+from pytest_mlflowdb.backup.pipeline import CHECKS, Result
+from pytest_mlflowdb.results.findings import Finding, Findings
 
 PREFIX = "pytest-mlflowdb-backup-"
 #: the key of the run's folder in xdist's ``workerinput``

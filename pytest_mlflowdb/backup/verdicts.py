@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from ..catalog import load_catalog
-from ..findings import Findings
-from ..thresholds import format_value
-from .copy import Newest
+from pytest_mlflowdb.backup.copy import Newest
+from pytest_mlflowdb.catalog import load_catalog
+from pytest_mlflowdb.config.thresholds import format_value
+from pytest_mlflowdb.results.findings import Findings
 
 #: a table of the copy is short only when it lacks more rows than this too (estimates of
 #: tiny tables are coarse)
@@ -38,9 +38,9 @@ def _releases(revision: str) -> str:
 def schema_findings(findings: Findings, copy_db: Any, live_revision: str | None) -> str | None:
     """The copy's schema against the catalog at its own revision; returns a skip reason
     when there is nothing to compare with, else None."""
-    from ..catalog.compare import CONSTRAINT_KINDS
-    from ..probes.mlflow import mlflow_facts
-    from ..probes.schema import catalog_diff, live_snapshot, newer_than_catalog
+    from pytest_mlflowdb.catalog.compare import CONSTRAINT_KINDS
+    from pytest_mlflowdb.probes.mlflow import mlflow_facts
+    from pytest_mlflowdb.probes.schema import catalog_diff, live_snapshot, newer_than_catalog
 
     facts = mlflow_facts(copy_db)
     name = copy_db.preflight.dbname

@@ -24,7 +24,7 @@ from importlib import resources
 
 from packaging.version import InvalidVersion, Version
 
-from ..schema_model import Index, Snapshot
+from pytest_mlflowdb.catalog.model import Index, Snapshot
 
 # Migrations that move data (their cost grows with the rows they touch), from MLflow's
 # migration scripts; index builds and rebuilt keys are found from the schemas themselves.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..schema_model import Column, Constraint, Index, Policy, Rule, Snapshot, Trigger
+from pytest_mlflowdb.catalog.model import Column, Constraint, Index, Policy, Rule, Snapshot, Trigger
 
 CONSTRAINT_KINDS = {"p": "PRIMARY KEY", "f": "FOREIGN KEY", "u": "UNIQUE", "c": "CHECK",
                     "x": "EXCLUDE"}

@@ -8,7 +8,7 @@ the remaining indexes, trigger functions and triggers, and the ``alembic_version
 
 from __future__ import annotations
 
-from ..schema_model import Snapshot
+from pytest_mlflowdb.catalog.model import Snapshot
 
 
 def quote_ident(name: str) -> str:

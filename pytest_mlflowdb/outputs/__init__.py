@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pytest
 
-    from ..records import CheckRecord
+    from pytest_mlflowdb.results.records import CheckRecord
 
 
 class Output:
@@ -69,11 +69,11 @@ class Outputs:
 
 
 def builtin_outputs() -> list[Output]:
-    from .json_file import JsonReport
-    from .junit import JunitProperties
-    from .markdown import MarkdownReport
-    from .prometheus import PrometheusTextFile
-    from .terminal import TerminalTables
+    from pytest_mlflowdb.outputs.json_file import JsonReport
+    from pytest_mlflowdb.outputs.junit import JunitProperties
+    from pytest_mlflowdb.outputs.markdown import MarkdownReport
+    from pytest_mlflowdb.outputs.prometheus import PrometheusTextFile
+    from pytest_mlflowdb.outputs.terminal import TerminalTables
 
     return [JsonReport(), MarkdownReport(), PrometheusTextFile(), TerminalTables(),
             JunitProperties()]

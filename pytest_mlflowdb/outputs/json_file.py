@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from . import Output
+from pytest_mlflowdb.outputs import Output
 
 
 def _compact(value: Any) -> str:

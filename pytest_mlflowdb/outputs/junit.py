@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from . import Output
+from pytest_mlflowdb.outputs import Output
 
 if TYPE_CHECKING:
     import pytest
 
-    from ..records import CheckRecord
+    from pytest_mlflowdb.results.records import CheckRecord
 
 
 class JunitProperties(Output):

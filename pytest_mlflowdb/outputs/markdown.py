@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Output, by_target, remedies, summary_rows
+from pytest_mlflowdb.outputs import Output, by_target, remedies, summary_rows
 
 
 def to_markdown(document: dict[str, Any]) -> str:

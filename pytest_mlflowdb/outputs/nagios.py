@@ -40,7 +40,9 @@ def _label(text: str) -> str:
 
 
 def _ms(value: Any) -> str | None:
-    from .prometheus import base_value  # here: this module is loaded by a dormant plugin
+    from pytest_mlflowdb.outputs.prometheus import (
+        base_value,  # here: this module is loaded by a dormant plugin
+    )
 
     measured = base_value(value)
     if measured is None or measured[0] != "_seconds":
@@ -133,7 +135,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
         except pytest.UsageError as exc:
             problem = str(exc)
         if problem:
-            from ..targets import redact_text
+            from pytest_mlflowdb.config.targets import redact_text
 
             sys.stdout.write(f"MLFLOWDB UNKNOWN - {_text(redact_text(problem))}\n")
             sys.stdout.flush()
@@ -145,14 +147,14 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
     if not config.getoption("mlflowdb_nagios", False) or hasattr(config, "workerinput"):
         return (yield)
-    from ..keys import SESSION
+    from pytest_mlflowdb.keys import SESSION
 
     stdout = sys.stdout
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - pytest's terminal writes here to the end
     try:
         exitstatus = yield
     except pytest.UsageError as exc:
-        from ..targets import redact_text
+        from pytest_mlflowdb.config.targets import redact_text
 
         state, line = UNKNOWN, f"MLFLOWDB UNKNOWN - {_text(redact_text(str(exc)))}"
     else:

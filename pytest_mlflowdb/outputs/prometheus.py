@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from . import Output, target_counts
+from pytest_mlflowdb.outputs import Output, target_counts
 
 PREFIX = "mlflowdb_"
 #: a check's outcome as a Nagios state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN

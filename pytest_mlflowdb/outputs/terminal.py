@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import Output, by_target, remedies, summary_rows
+from pytest_mlflowdb.outputs import Output, by_target, remedies, summary_rows
 
 
 def _row(check: dict[str, Any], width: int | None) -> list[str]:

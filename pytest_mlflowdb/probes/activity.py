@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..database import Database
+from pytest_mlflowdb.db.database import Database
 
 #: characters of a session's query text kept for a message (one line)
 QUERY_SHOWN = 120

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..database import Database
-from ..text import first_line
+from pytest_mlflowdb.db.database import Database
+from pytest_mlflowdb.text import first_line
 
 BLOCK = 8192
 PAGE_HEADER = 24

@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..database import Database
+from pytest_mlflowdb.db.database import Database
 
 _DATABASE = """
 SELECT d.datname AS name, d.blks_hit AS hits, d.blks_read AS reads, d.stats_reset,

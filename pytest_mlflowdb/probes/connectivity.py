@@ -6,7 +6,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from ..database import Database
+from pytest_mlflowdb.db.database import Database
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..database import Database
+from pytest_mlflowdb.db.database import Database
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from typing import Any
 
 from psycopg import sql
 
-from ..database import Database
-from ..findings import sql_name
-from ..grants import advice
+from pytest_mlflowdb.db.database import Database
+from pytest_mlflowdb.probes.grants import advice
+from pytest_mlflowdb.results.findings import sql_name
 
 #: the run status and lifecycle values MLflow writes (runs_status_check and friends)
 RUN_STATUSES = ("SCHEDULED", "FAILED", "FINISHED", "RUNNING", "KILLED")

@@ -18,8 +18,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from ..database import Database
-from ..grants import Placement, advice
+from pytest_mlflowdb.db.database import Database
+from pytest_mlflowdb.probes.grants import Placement, advice
 
 CACHE_KEY = "mlflow"
 
@@ -91,7 +91,7 @@ class MlflowFacts:
 def mlflow_facts(db: Database) -> MlflowFacts:
     """MLflow's schema and revision as this session sees them, read once per session.
 
-    Raises :class:`~pytest_mlflowdb.database.PreflightError` naming the read that failed
+    Raises :class:`~pytest_mlflowdb.db.database.PreflightError` naming the read that failed
     (a lock on ``alembic_version``, a timeout).
     """
     return db.cached(CACHE_KEY, collect_mlflow_facts)
@@ -193,7 +193,7 @@ GROUP BY c.relowner ORDER BY count(*) DESC, 1 LIMIT 1
 def placement(db: Database) -> Placement:
     """MLflow's schema (the one this session audits, else the first holding its tables),
     the owner of most of its tables, and the database, as ``db`` sees them."""
-    from ..catalog import load_catalog
+    from pytest_mlflowdb.catalog import load_catalog
 
     facts = mlflow_facts(db)
     schema = facts.schema or next(iter(facts.elsewhere), None)

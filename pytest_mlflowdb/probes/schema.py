@@ -6,7 +6,7 @@ of every comparison are read the same way. Definitions come from PostgreSQL's ow
 deparsers (``format_type``, ``pg_get_constraintdef``, ``pg_get_indexdef``…) with the
 schema name removed, so a database whose MLflow tables live in another schema compares
 equal. The cost does not depend on the number of rows: only catalogs are read. The data model
-itself (:class:`Snapshot` and its parts) lives in :mod:`pytest_mlflowdb.schema_model`.
+itself (:class:`Snapshot` and its parts) lives in :mod:`pytest_mlflowdb.catalog.model`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from ..schema_model import Column, Constraint, Index, Policy, Rule, Snapshot, Trigger
-from .mlflow import mlflow_facts
+from pytest_mlflowdb.catalog.model import Column, Constraint, Index, Policy, Rule, Snapshot, Trigger
+from pytest_mlflowdb.probes.mlflow import mlflow_facts
 
 if TYPE_CHECKING:
-    from ..catalog.compare import CatalogDiff
-    from ..database import Database
+    from pytest_mlflowdb.catalog.compare import CatalogDiff
+    from pytest_mlflowdb.db.database import Database
 
 Rows = Callable[[str, Any], list[dict[str, Any]]]
 
@@ -231,8 +231,8 @@ def catalog_diff(db: Database) -> CatalogDiff:
     :class:`~pytest_mlflowdb.catalog.CatalogError` when there is no single revision with a
     schema in the catalog to compare with.
     """
-    from ..catalog import CatalogError, load_catalog
-    from ..catalog.compare import CatalogDiff, compare
+    from pytest_mlflowdb.catalog import CatalogError, load_catalog
+    from pytest_mlflowdb.catalog.compare import CatalogDiff, compare
 
     facts = mlflow_facts(db)
     schema, revision = facts.schema, facts.revision
@@ -250,7 +250,7 @@ def newer_than_catalog(db: Database) -> str | None:
     MLflow's (a sentence naming it), or None. It is when every table of the catalog's head
     is there: a rewound or foreign revision of an older schema lacks some. A migration of
     a team's own on top of MLflow's head looks the same, so the sentence says both."""
-    from ..catalog import load_catalog
+    from pytest_mlflowdb.catalog import load_catalog
 
     revision = mlflow_facts(db).revision
     catalog = load_catalog()

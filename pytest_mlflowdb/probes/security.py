@@ -4,7 +4,7 @@ sessions, what PUBLIC may do in MLflow's schema, extensions and logging settings
 Everything here reads catalogs every role may read (``pg_roles``, ``pg_class``,
 ``pg_namespace``, ``pg_extension``, ``pg_stat_activity``), except password storage
 (``pg_authid``, superuser only, or the auditor recipe's SECURITY DEFINER function of
-:mod:`pytest_mlflowdb.grants`, which returns only true/false): what a role could not see
+:mod:`pytest_mlflowdb.probes.grants`, which returns only true/false): what a role could not see
 is said in the result, for the check to skip with the privilege it needed. No password or
 password hash ever leaves the server: the MD5 test is a boolean computed in SQL.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..database import Database
+    from pytest_mlflowdb.db.database import Database
 
 #: Passwords a reviewer rejects on sight (compared folded to lower case), besides an empty
 #: one and the user name itself.
@@ -154,7 +154,7 @@ class PasswordStorage:
     no_password: tuple[str, ...] = ()
 
 
-# the auditor recipe's SECURITY DEFINER function (pytest_mlflowdb.grants), trusted only
+# the auditor recipe's SECURITY DEFINER function (pytest_mlflowdb.probes.grants), trusted only
 # when a superuser owns it: it tells MD5 apart without this role seeing pg_authid
 _MD5_FUNCTION = """
 SELECT format('%%I.%%I', n.nspname, p.proname) AS name
@@ -168,7 +168,7 @@ WHERE n.nspname = %(schema)s AND p.proname = %(function)s AND p.prosecdef AND o.
 
 def password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
     """Which of ``names`` have an MD5 password: from pg_authid (superuser), else through
-    the auditor recipe's function (:mod:`pytest_mlflowdb.grants`) when this role may call
+    the auditor recipe's function (:mod:`pytest_mlflowdb.probes.grants`) when this role may call
     it."""
     return db.cached(f"security:md5:{','.join(names)}", lambda d: _password_storage(d, names))
 
@@ -176,7 +176,7 @@ def password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
 def _password_storage(db: Database, names: tuple[str, ...]) -> PasswordStorage:
     from psycopg import sql
 
-    from ..grants import AUDIT_SCHEMA, PASSWORD_FUNCTION
+    from pytest_mlflowdb.probes.grants import AUDIT_SCHEMA, PASSWORD_FUNCTION
 
     if db.value("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')"):
         rows = db.rows(_MD5, {"names": list(names)})

@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 import psycopg
 from psycopg import sql
 
-from ..database import Database
-from ..text import first_line
+from pytest_mlflowdb.db.database import Database
+from pytest_mlflowdb.text import first_line
 
 #: the values an integer column of each type can hold
 TYPE_BOUNDS = {"int2": (-(2**15), 2**15 - 1), "int4": (-(2**31), 2**31 - 1),

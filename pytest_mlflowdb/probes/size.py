@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from ..database import Database
+from pytest_mlflowdb.db.database import Database
 
 _TABLES = """
 SELECT c.oid::bigint AS oid, c.relname AS name, c.relkind AS kind,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..database import Database
+from pytest_mlflowdb.db.database import Database
 
 #: transaction and multixact IDs wrap around at 2^31: PostgreSQL refuses to assign new
 #: ones (and so to write) about 3 million before that

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..settings import CHOICES, KINDS
-from .base import SCRATCH_PREFIX, Server, ServerError, server_secrets
-from .binaries import start_from_bin_dir
-from .container import start_container
-from .locate import path_bin_dir, wheel_bin_dir
+from pytest_mlflowdb.config.validate import CHOICES, KINDS
+from pytest_mlflowdb.servers.base import SCRATCH_PREFIX, Server, ServerError, server_secrets
+from pytest_mlflowdb.servers.binaries import start_from_bin_dir
+from pytest_mlflowdb.servers.container import start_container
+from pytest_mlflowdb.servers.locate import path_bin_dir, wheel_bin_dir
 
 __all__ = ["CHOICES", "KINDS", "SCRATCH_PREFIX", "Server", "ServerError",
            "server_secrets", "start_server"]
@@ -45,7 +45,7 @@ def _start(kind: str, pg_bin: Path | None, settings: Mapping[str, str]) -> Serve
 def _of_major(kind: str, major: int, settings: Mapping[str, str]) -> Server | None:
     """A server of PostgreSQL ``major`` from binaries already on this machine, for a
     ``kind`` that allows them (``path`` takes no wheel); None when there are none."""
-    from .locate import major_bin_dir
+    from pytest_mlflowdb.servers.locate import major_bin_dir
 
     found = major_bin_dir(major)
     if found is None or (kind == "path" and found[1] == "wheel"):

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .tools import ClientTools, Overran, last_error, major_of, run_bounded
+from pytest_mlflowdb.servers.tools import ClientTools, Overran, last_error, major_of, run_bounded
 
 CUSTOM, DIRECTORY, TAR, PLAIN, PLAIN_GZ = "custom", "directory", "tar", "plain", "plain.gz"
 #: the formats pg_restore -j can restore in parallel
@@ -65,7 +65,7 @@ class Archive:
 
 
 def _size(size: int) -> str:
-    from ..thresholds import format_value
+    from pytest_mlflowdb.config.thresholds import format_value
 
     return format_value("size", size)
 
@@ -112,7 +112,7 @@ def _head(path: Path) -> tuple[bytes, os.stat_result]:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            from ..fleet import describe_mode
+            from pytest_mlflowdb.config.fleet import describe_mode
 
             raise ArchiveError(f"{path} is {describe_mode(info.st_mode)}, not a pg_dump file")
         return os.read(fd, 4096), info

@@ -20,10 +20,10 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..text import last_line
-from . import reach
-from .base import Server, ServerError
-from .leftovers import SERVER_PREFIX, private_folder
+from pytest_mlflowdb.servers import reach
+from pytest_mlflowdb.servers.base import Server, ServerError
+from pytest_mlflowdb.servers.leftovers import SERVER_PREFIX, private_folder
+from pytest_mlflowdb.text import last_line
 
 _STARTUP_TIMEOUT = 60
 

@@ -10,8 +10,8 @@ import os
 import secrets
 from collections.abc import Mapping
 
-from ..text import first_line
-from .base import Server, ServerError
+from pytest_mlflowdb.servers.base import Server, ServerError
+from pytest_mlflowdb.text import first_line
 
 IMAGE = os.environ.get("MLFLOWDB_CONTAINER_IMAGE", "postgres:17-alpine")
 

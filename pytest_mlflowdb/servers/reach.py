@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .base import ServerError
+from pytest_mlflowdb.servers.base import ServerError
 
 
 def reachable(bin_dir: Path, run_as: dict) -> bool:

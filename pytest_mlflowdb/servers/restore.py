@@ -24,8 +24,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archive import PARALLEL, PLAIN, PLAIN_GZ, Archive, ArchiveError, inspect, plain_lines
-from .tools import (
+from pytest_mlflowdb.servers.archive import (
+    PARALLEL,
+    PLAIN,
+    PLAIN_GZ,
+    Archive,
+    ArchiveError,
+    inspect,
+    plain_lines,
+)
+from pytest_mlflowdb.servers.tools import (
     ChildConnection,
     ClientTools,
     Overran,

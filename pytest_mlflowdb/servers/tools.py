@@ -79,7 +79,7 @@ def _candidates(pg_bin: Path | None) -> list[tuple[Path, str]]:
         return [(pg_bin, "--mlflowdb-pg-bin")]
     found: list[tuple[Path, str]] = []
     try:
-        from .locate import wheel_bin_dir
+        from pytest_mlflowdb.servers.locate import wheel_bin_dir
 
         found.append((wheel_bin_dir(), "server wheel"))
     except Exception:  # no wheel installed: the other places still count

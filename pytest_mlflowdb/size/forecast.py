@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..thresholds import format_value
+from pytest_mlflowdb.config.thresholds import format_value
 
 #: points must span at least this (seconds) before a growth rate is given
 MIN_SPAN_S = 86400.0

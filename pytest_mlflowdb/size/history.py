@@ -18,7 +18,7 @@ import pytest
 def pytest_mlflowdb_report(report: dict[str, Any], config: pytest.Config) -> None:
     """Keep the finished report in the history folder; a failure to write is one line on
     stderr, never a failed run (the audit itself is what the run is about)."""
-    from ..keys import SESSION
+    from pytest_mlflowdb.keys import SESSION
 
     session = config.stash.get(SESSION, None)
     if session is None:
@@ -26,8 +26,8 @@ def pytest_mlflowdb_report(report: dict[str, Any], config: pytest.Config) -> Non
     folder = session.settings.area_options.get("history")
     if not folder:
         return
-    from ..targets import scrub_all
-    from .forecast import save_report
+    from pytest_mlflowdb.config.targets import scrub_all
+    from pytest_mlflowdb.size.forecast import save_report
 
     try:
         save_report(folder, scrub_all(report, session.secrets))
