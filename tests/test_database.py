@@ -9,7 +9,8 @@ from helpers import dbname_of, path_major, role_uri
 
 from pytest_mlflowdb.catalog.mlflow_schema import apply_mlflow_schema
 from pytest_mlflowdb.config.targets import parse_target
-from pytest_mlflowdb.db.database import Database, DatabaseError
+from pytest_mlflowdb.db.database import Database
+from pytest_mlflowdb.db.errors import DatabaseError
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 
 

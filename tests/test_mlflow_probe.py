@@ -18,7 +18,7 @@ def _db(uri: str, **kwargs) -> Database:
 def test_the_server_preflight_reads_no_mlflow_table(mlflow_uri):
     """A lock on alembic_version stops MLflow's probe, not the server's facts: the session
     layer reads none of MLflow's tables."""
-    from pytest_mlflowdb.db.database import PreflightError
+    from pytest_mlflowdb.db.errors import PreflightError
 
     db = _db(mlflow_uri, lock_timeout=0.2)
     try:

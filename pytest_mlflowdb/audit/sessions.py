@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from pytest_mlflowdb.config.targets import Target, parse_target
 from pytest_mlflowdb.config.validate import Settings
-from pytest_mlflowdb.db.database import Database, DatabaseError
+from pytest_mlflowdb.db.database import Database
+from pytest_mlflowdb.db.errors import DatabaseError
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 from pytest_mlflowdb.results.records import TargetRecord
 from pytest_mlflowdb.text import first_line

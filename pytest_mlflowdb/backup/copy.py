@@ -158,7 +158,7 @@ def kinship(copy_db: Database, copy_schema: str, live: Database,
     """How the copy relates to the live database, by the first of KINSHIP both hold rows
     of; None when they hold none in common kind (an empty side, say) or the live target
     cannot be read: then nothing says the copy is another database's."""
-    from pytest_mlflowdb.db.database import DatabaseError
+    from pytest_mlflowdb.db.errors import DatabaseError
 
     tables = [t for t, _, _ in KINSHIP]
     mine = {r["name"] for r in copy_db.rows(_ESTIMATES, {"schema": copy_schema,

@@ -102,7 +102,8 @@ def dump_source(live: Any, dump_uri: Any) -> str:
     is in front of it. pg_dump sets session state outside any transaction (search_path
     '', statement_timeout 0, row_security, prepared statements): behind such a pooler it
     stays on server connections that MLflow gets next. DumpError (one line) otherwise."""
-    from pytest_mlflowdb.db.database import Database, DatabaseError
+    from pytest_mlflowdb.db.database import Database
+    from pytest_mlflowdb.db.errors import DatabaseError
 
     if dump_uri is None:
         try:

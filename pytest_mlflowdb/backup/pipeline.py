@@ -27,7 +27,7 @@ import psycopg
 
 from pytest_mlflowdb.backup import verdicts
 from pytest_mlflowdb.catalog import load_catalog
-from pytest_mlflowdb.db.database import DatabaseError
+from pytest_mlflowdb.db.errors import DatabaseError
 from pytest_mlflowdb.results.findings import Findings
 from pytest_mlflowdb.servers.archive import (
     PLAIN,

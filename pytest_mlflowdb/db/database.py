@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import psycopg
@@ -33,7 +32,21 @@ from psycopg.sql import Composable
 
 from pytest_mlflowdb.config.targets import Target
 from pytest_mlflowdb.db.deadline import Deadline, TimedCursor, reply_deadline, tcp_options
+from pytest_mlflowdb.db.errors import (
+    DatabaseError,
+    PreflightError,
+    TargetStoppedAnswering,
+    one_line,
+)
 from pytest_mlflowdb.db.gather import Failed, Gather, Unit, unwrap
+from pytest_mlflowdb.db.preflight import (
+    EXTENSIONS_SQL,
+    PREFLIGHT_SQL,
+    PREFLIGHT_WHAT,
+    Preflight,
+    collect_preflight,
+    preflight_from,
+)
 from pytest_mlflowdb.text import first_line
 
 APPLICATION_NAME = "pytest-mlflowdb"
@@ -41,48 +54,6 @@ APPLICATION_NAME = "pytest-mlflowdb"
 T = TypeVar("T")
 #: what the query methods take: SQL text or a ``psycopg.sql`` composition
 Statement = str | bytes | Composable
-
-
-class DatabaseError(RuntimeError):
-    """The target could not be reached or used; the message is one line with no secrets."""
-
-
-class TargetStoppedAnswering(DatabaseError):
-    """A transaction got no reply within its deadline; the session is gone for good."""
-
-
-@dataclass(frozen=True)
-class Preflight:
-    """Server facts gathered once per target, before any check runs."""
-
-    server_version: str
-    server_version_num: int
-    in_recovery: bool
-    current_user: str
-    is_superuser: bool
-    roles: tuple[str, ...]
-    extensions: dict[str, str]
-    host: str
-    hostaddr: str
-    port: int
-    dbname: str
-    ssl_in_use: bool
-    connect_seconds: float
-
-    @property
-    def major(self) -> int:
-        return self.server_version_num // 10000
-
-    def can_read_all_stats(self) -> bool:
-        return self.is_superuser or bool({"pg_monitor", "pg_read_all_stats"} & set(self.roles))
-
-
-def one_line(exc: BaseException, target: Target) -> str:
-    """The first meaningful line of a psycopg error, with the target's secrets scrubbed."""
-    text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    message = "; ".join(lines[:2]) if lines else type(exc).__name__
-    return target.scrub(message)
 
 
 class Database:
@@ -147,12 +118,12 @@ class Database:
         self._conn = conn
         try:
             # the read-only check and the server's facts in one flight
-            (state,), facts, extensions = self.read_many(_PREFLIGHT_WHAT, [
-                ("SHOW transaction_read_only", None), (_PREFLIGHT_SQL, None),
-                (_EXTENSIONS_SQL, None)])
+            (state,), facts, extensions = self.read_many(PREFLIGHT_WHAT, [
+                ("SHOW transaction_read_only", None), (PREFLIGHT_SQL, None),
+                (EXTENSIONS_SQL, None)])
             if state["transaction_read_only"] != "on":
                 raise DatabaseError("the session could not be made read-only; refusing to audit")
-            self._preflight = _preflight(self, facts[0], extensions)
+            self._preflight = preflight_from(self, facts[0], extensions)
         except psycopg.Error as exc:
             self.close()
             raise DatabaseError(one_line(exc, self.target)) from None
@@ -423,7 +394,7 @@ class Database:
     @property
     def preflight(self) -> Preflight:
         if self._preflight is None:
-            self._preflight = _collect_preflight(self)
+            self._preflight = collect_preflight(self)
         return self._preflight
 
 
@@ -435,62 +406,3 @@ def _unit_key(statements: Sequence[tuple[Statement, Any, Mapping[str, str] | Non
                  for sql, params, planner in statements)
 
 
-_PREFLIGHT_SQL = """
-SELECT current_setting('server_version') AS server_version,
-       current_setting('server_version_num')::int AS server_version_num,
-       pg_is_in_recovery() AS in_recovery,
-       current_user AS current_user,
-       r.rolsuper AS is_superuser,
-       ARRAY(SELECT b.rolname::text FROM pg_roles b
-             WHERE b.rolname IN ('pg_monitor', 'pg_read_all_stats', 'pg_read_all_settings',
-                                 'pg_stat_scan_tables', 'pg_read_all_data', 'pg_signal_backend')
-               -- USAGE: the role's privileges are in force in this session; a NOINHERIT
-               -- membership (MEMBER without USAGE) would need a SET ROLE the audit never runs
-               AND pg_has_role(current_user, b.oid, 'USAGE')
-             ORDER BY 1) AS roles,
-       inet_server_port() AS port,
-       current_database() AS dbname
-FROM pg_roles r WHERE r.rolname = current_user
-"""
-
-def _hostaddr(conn: psycopg.Connection) -> str:
-    """The address actually connected to ('' for a Unix socket or an old libpq)."""
-    try:
-        return conn.info.hostaddr or ""
-    except (psycopg.NotSupportedError, AttributeError):
-        return ""
-
-
-class PreflightError(DatabaseError):
-    """The session is open but one of its first reads (the preflight's, a probe's through
-    :meth:`Database.read`) failed; the message says which and why."""
-
-
-_PREFLIGHT_WHAT = "the server version, this role's memberships and the extensions"
-_EXTENSIONS_SQL = "SELECT extname, extversion FROM pg_extension ORDER BY extname"
-
-
-def _collect_preflight(db: Database) -> Preflight:
-    (facts,), found = db.read_many(_PREFLIGHT_WHAT, [(_PREFLIGHT_SQL, None),
-                                                     (_EXTENSIONS_SQL, None)])
-    return _preflight(db, facts, found)
-
-
-def _preflight(db: Database, facts: dict[str, Any], found: list[dict[str, Any]]) -> Preflight:
-    extensions = {r["extname"]: r["extversion"] for r in found}
-    pgconn = db.connection.pgconn
-    return Preflight(
-        server_version=facts["server_version"],
-        server_version_num=facts["server_version_num"],
-        in_recovery=facts["in_recovery"],
-        current_user=facts["current_user"],
-        is_superuser=bool(facts["is_superuser"]),
-        roles=tuple(facts["roles"] or ()),
-        extensions=extensions,
-        host=db.connection.info.host,
-        hostaddr=_hostaddr(db.connection),
-        port=facts["port"] or db.connection.info.port,
-        dbname=facts["dbname"],
-        ssl_in_use=bool(pgconn.ssl_in_use),
-        connect_seconds=db.connect_seconds,
-    )

@@ -91,7 +91,7 @@ class MlflowFacts:
 def mlflow_facts(db: Database) -> MlflowFacts:
     """MLflow's schema and revision as this session sees them, read once per session.
 
-    Raises :class:`~pytest_mlflowdb.db.database.PreflightError` naming the read that failed
+    Raises :class:`~pytest_mlflowdb.db.errors.PreflightError` naming the read that failed
     (a lock on ``alembic_version``, a timeout).
     """
     return db.cached(CACHE_KEY, collect_mlflow_facts)

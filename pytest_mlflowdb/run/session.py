@@ -238,7 +238,7 @@ class AuditSession:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
         from psycopg.errors import LockNotAvailable, QueryCanceled
 
-        from pytest_mlflowdb.db.database import DatabaseError
+        from pytest_mlflowdb.db.errors import DatabaseError
 
         reason = skip = None
         try:
