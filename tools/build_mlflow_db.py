@@ -248,6 +248,19 @@ def tune_for_bulk_load(server) -> None:
         conn.execute("SELECT pg_reload_conf()")
 
 
+def settle(server, wait: float = 180.0) -> None:
+    """Let the server finish what a bulk load leaves behind before anything is timed: a
+    checkpoint (and the kernel's write-back of it) and autovacuum's workers, bounded."""
+    with server.admin() as conn:
+        conn.execute("CHECKPOINT")
+        os.sync()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE backend_type = 'autovacuum worker'").fetchone()[0]:
+            time.sleep(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="metric rows (default 100000)")
