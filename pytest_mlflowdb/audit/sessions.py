@@ -7,7 +7,6 @@ closes everything at the end, stopping the throwaway server even if setup failed
 
 from __future__ import annotations
 
-import gc
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -104,9 +103,6 @@ class TargetSessions:
         #: collect every planned target at the first request (False on an xdist worker,
         #: which runs only the targets scheduled to it: each is collected when first asked)
         self.collect_all = True
-        #: whether the facts, once collected, are left out of later garbage collections
-        #: (set by the run when it froze its startup objects: a run of checks alone)
-        self.freeze_facts = False
         self._collected: set[str] = set()
 
     # -- targets -------------------------------------------------------------------------
@@ -191,8 +187,6 @@ class TargetSessions:
                 pass  # its attempt says why
         wanted = [self.plans.get(k) or Plan(TargetParam(k, target_id)) for k in keys]
         collect(self, wanted, self.settings)
-        if self.freeze_facts:  # kept until the run ends: later collections need not walk them
-            gc.freeze()
 
     def open(self, key: str, target_id: str) -> ConnectionAttempt:
         """Open the target's session once (thread-safe per key: each target is opened by

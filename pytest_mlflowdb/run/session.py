@@ -217,20 +217,17 @@ class AuditSession:
         self.sessions.plans = plans(session.items)
         self.sessions.collect_all = not is_worker(self.config)
 
-    def _freeze_startup_objects(self, session: pytest.Session) -> None:
+    @staticmethod
+    def _freeze_startup_objects(session: pytest.Session) -> None:
         """Leave what the run has made so far (pytest, psycopg, the catalog, the collected
         checks, alive until the process ends anyway) out of every later garbage
         collection: the collections pytest makes at its end and Python's at exit would
-        walk them all again; the same for the facts collected from the targets. Only in a
-        run of checks alone that is the process's only pytest run: never beside a team's
-        other tests, nor in a run inside another (whose objects would then outlive it)."""
+        walk them all again. Only in a run of checks alone that
+        is the process's only pytest run: never beside a team's other tests, nor in a run
+        inside another (whose objects would then outlive it)."""
         if session.items and all(_is_check(item) for item in session.items) \
                 and not nested_run():
             gc.freeze()
-            self.sessions.freeze_facts = True  # and the facts the targets' collection reads
-            # the checks allocate briskly and free what they allocate: young collections
-            # every 700 allocations were about a tenth of a fleet's run, walking little
-            gc.set_threshold(20_000, *gc.get_threshold()[1:])
 
     # -- running -------------------------------------------------------------------------
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
