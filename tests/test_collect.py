@@ -140,6 +140,20 @@ def test_a_check_asking_again_is_answered_from_what_was_collected(mlflow_uri):
             db.close()
 
 
+def test_a_fresh_read_asks_the_server_again(mlflow_uri):
+    """What the collection answered is remembered; a read whose point is what the server
+    says now (the pooler check's backend pids) passes ``fresh`` and is sent again."""
+    db = _session(mlflow_uri)
+    try:
+        now = "SELECT clock_timestamp()::text"
+        db.gather([lambda: db.value(now)])
+        remembered = db.value(now)
+        assert db.value(now) == remembered
+        assert db.value(now, fresh=True) != remembered
+    finally:
+        db.close()
+
+
 def test_the_default_audit_takes_few_round_trips_and_reports_as_locally(pytester,
                                                                         mlflow_uri):
     """Every default check declares what it reads: after the connection opens, the whole

@@ -85,15 +85,17 @@ def pooled(db: Any) -> bool:
     """
     from pytest_mlflowdb.db.database import Database
 
-    first = db.value("SELECT pg_backend_pid()")
+    # fresh: the activity area's collection read the same statement, and its answer
+    # then is not which backend answers now
+    first = db.value("SELECT pg_backend_pid()", fresh=True)
     other = Database(db.target, connect_timeout=db.connect_timeout,
                      statement_timeout=db.statement_timeout,
                      lock_timeout=db.lock_timeout).connect()
     try:
-        theirs = other.value("SELECT pg_backend_pid()")
+        theirs = other.value("SELECT pg_backend_pid()", fresh=True)
     finally:
         other.close()
-    return theirs == first or db.value("SELECT pg_backend_pid()") != first
+    return theirs == first or db.value("SELECT pg_backend_pid()", fresh=True) != first
 
 
 def dump_source(live: Any, dump_uri: Any) -> str:

@@ -224,12 +224,16 @@ class Database:
 
     # -- queries ----------------------------------------------------------------------
     def rows(self, sql: Statement, params: Any = None, *,
-             planner: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+             planner: Mapping[str, str] | None = None,
+             fresh: bool = False) -> list[dict[str, Any]]:
         """Run one statement (text or psycopg's ``sql`` composition) in its own read-only
         transaction; return its rows as dicts. ``planner`` settings (``enable_seqscan``:
         ``off``) hold for that transaction only, so that a probe written for an index
-        reads through it whatever the table's statistics make the planner think."""
-        known = self._answers.get(_unit_key([(sql, params, planner)]))
+        reads through it whatever the table's statistics make the planner think. A
+        statement the collection answered is answered again from memory, unless
+        ``fresh``: a read whose point is what the server says now (which backend answers,
+        say) asks it again."""
+        known = None if fresh else self._answers.get(_unit_key([(sql, params, planner)]))
         if known is not None:
             return list(unwrap(known)[0])
         if self._gather is not None and self._gather.is_member():
@@ -265,12 +269,13 @@ class Database:
                 for c in cursors]
 
     def row(self, sql: Statement, params: Any = None, *,
-            planner: Mapping[str, str] | None = None) -> dict[str, Any] | None:
-        found = self.rows(sql, params, planner=planner)
+            planner: Mapping[str, str] | None = None,
+            fresh: bool = False) -> dict[str, Any] | None:
+        found = self.rows(sql, params, planner=planner, fresh=fresh)
         return found[0] if found else None
 
-    def value(self, sql: Statement, params: Any = None) -> Any:
-        found = self.row(sql, params)
+    def value(self, sql: Statement, params: Any = None, *, fresh: bool = False) -> Any:
+        found = self.row(sql, params, fresh=fresh)
         return next(iter(found.values())) if found else None
 
     def setting(self, name: str) -> str | None:
