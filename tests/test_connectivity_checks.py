@@ -175,3 +175,15 @@ def test_a_statement_timeout_on_the_first_queries_is_not_reported_as_cannot_conn
     for check in checks.values():
         assert not check["message"].startswith("target unreachable"), check
     assert result.ret != 0
+
+
+# -- latency ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("samples", "median"), [
+    ([0.3, 0.1, 0.2], 0.2),
+    ([0.4, 0.1, 0.3, 0.2], 0.25),
+    ([0.5], 0.5),
+])
+def test_latency_is_the_median_of_its_samples(samples, median):
+    from pytest_mlflowdb.probes.connectivity import _median
+
+    assert _median(samples) == pytest.approx(median)
