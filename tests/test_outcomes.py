@@ -207,6 +207,55 @@ def test_only_a_run_of_checks_alone_leaves_its_objects_out_of_garbage_collection
     assert "FROZEN=False" in pytester.runpytest_subprocess(*args).outlines
 
 
+DEFERRED = '''
+import gc
+
+from pytest_mlflowdb import check
+
+
+@check("team.deferred")
+def test_deferred(request, mlflowdb_findings):
+    config = request.config
+    print(f"\\nDEFERRED={config.while_collecting[2] > config.at_configure[2]}"
+          f" RESTORED={gc.get_threshold() == config.at_configure}")
+    mlflowdb_findings.ok("server", "fine")
+'''
+
+WATCHING = """
+import gc
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    config.at_configure = gc.get_threshold()
+
+
+def pytest_collection_modifyitems(config):
+    config.while_collecting = gc.get_threshold()
+"""
+
+
+def test_full_collections_wait_for_the_end_of_collection_and_only_in_a_run_of_its_own(
+        pytester, mlflow_uri):
+    """A full garbage collection during collection walks everything the run has made,
+    which a run of checks alone freezes right after: deferred until collection ends, the
+    thresholds then restored; never in a run inside another pytest (the collector is the
+    outer run's)."""
+    import gc
+
+    pytester.makepyfile(test_team_deferred=DEFERRED)
+    pytester.makeconftest(WATCHING)
+    args = ("-s", "-p", "no:cacheprovider", f"--mlflowdb-uri={mlflow_uri}",
+            "--mlflowdb-no-builtin")
+    assert "DEFERRED=True RESTORED=True" in pytester.runpytest_subprocess(*args).outlines
+    before = gc.get_threshold()
+    inner = pytester.runpytest_inprocess(*args)
+    assert "DEFERRED=False RESTORED=True" in inner.outlines
+    assert gc.get_threshold() == before
+
+
 def test_pytest_debug_log_holds_no_password(pytester):
     """pytest --debug writes the command line and every hook's arguments to its file."""
     result = pytester.runpytest_subprocess(

@@ -94,6 +94,8 @@ class AuditSession:
         #: the run's private folder for the backup checks' shared findings (xdist)
         self._backup_folder: Path | None = None
         self._holding_sigterm = False  # see pytest_configure_node
+        #: the collector's thresholds before collection deferred its full collections
+        self._gc_thresholds = _defer_full_collections()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -195,6 +197,7 @@ class AuditSession:
         """
         from pytest_mlflowdb.config.validate import resolve_thresholds
 
+        self._restore_full_collections()
         try:
             values = resolve_thresholds(self.settings.threshold_assignments,
                                         threshold_registry(self.config))
@@ -216,6 +219,16 @@ class AuditSession:
 
         self.sessions.plans = plans(session.items)
         self.sessions.collect_all = not is_worker(self.config)
+
+    def _restore_full_collections(self) -> None:
+        """The collector's thresholds as they were before collection (unless something
+        else has set them since)."""
+        deferred, self._gc_thresholds = self._gc_thresholds, None
+        if deferred is not None and gc.get_threshold() == _deferring(deferred):
+            gc.set_threshold(*deferred)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._restore_full_collections()  # a run that never finished its collection
 
     @staticmethod
     def _freeze_startup_objects(session: pytest.Session) -> None:
@@ -441,3 +454,21 @@ class AuditSession:
 
             folder, self._backup_folder = self._backup_folder, None
             remove_run_folder(folder)
+
+
+def _deferring(thresholds: tuple[int, int, int]) -> tuple[int, int, int]:
+    return (thresholds[0], thresholds[1], max(thresholds[2], 1_000_000))
+
+
+def _defer_full_collections() -> tuple[int, int, int] | None:
+    """No full garbage collection while the run collects: a full one then walks every
+    object pytest, psycopg and the plugin have made (for a run of checks alone, about a
+    twentieth of its time), and a run of checks alone freezes them all right after
+    collection, which leaves later full collections little to walk. Young collections
+    go on as usual. Returns the thresholds to restore; None in a run inside another
+    (the collector is the outer run's)."""
+    if nested_run():
+        return None
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*_deferring(thresholds))
+    return thresholds
