@@ -224,3 +224,57 @@ def test_a_probe_that_skips_keeps_its_skip_and_holds_no_other_probe(mlflow_uri):
         assert db.cached("other", lambda d: None) == 2
     finally:
         db.close()
+
+
+WAITS_FOR_THE_SESSION = """
+import os
+import time
+from pathlib import Path
+
+
+def pytest_collection_modifyitems(config):
+    accepted = Path({accepted!r})
+    give_up = time.monotonic() + float(os.environ["WAIT_S"])
+    while not accepted.exists() and time.monotonic() < give_up:
+        time.sleep(0.02)
+    print(f"CONNECTED_WHILE_COLLECTING={{accepted.exists()}}")
+"""
+
+
+def test_a_session_opens_while_pytest_collects_and_not_for_collect_only(pytester, tmp_path,
+                                                                       monkeypatch):
+    """Connecting overlaps pytest's collection (which needs no database); a run that only
+    collects never connects."""
+    import socket
+    import threading
+
+    accepted = tmp_path / "accepted"
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            held.append(client)  # never answers: libpq waits for its connect timeout
+            accepted.write_text("yes")
+
+    threading.Thread(target=accept, daemon=True).start()
+    uri = f"postgresql://auditor@127.0.0.1:{listener.getsockname()[1]}/mlflow"
+    try:
+        pytester.makeconftest(WAITS_FOR_THE_SESSION.format(accepted=str(accepted)))
+        monkeypatch.setenv("WAIT_S", "1")
+        only = pytester.runpytest_subprocess("-s", f"--mlflowdb-uri={uri}", "--collect-only")
+        assert only.ret == 0 and "CONNECTED_WHILE_COLLECTING=False" in only.outlines
+        monkeypatch.setenv("WAIT_S", "10")
+        result = pytester.runpytest_subprocess("-s", f"--mlflowdb-uri={uri}",
+                                               "--mlflowdb-connect-timeout=2s",
+                                               "-k", "connect")
+        assert "CONNECTED_WHILE_COLLECTING=True" in result.outlines
+        assert result.ret == 1  # the target never answered: connectivity.connect fails
+    finally:
+        listener.close()
+        for client in held:
+            client.close()

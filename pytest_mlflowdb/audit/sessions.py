@@ -8,6 +8,7 @@ closes everything at the end, stopping the throwaway server even if setup failed
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -104,6 +105,8 @@ class TargetSessions:
         #: which runs only the targets scheduled to it: each is collected when first asked)
         self.collect_all = True
         self._collected: set[str] = set()
+        #: sessions being opened while pytest collects (see open_early)
+        self._early: list[Future[ConnectionAttempt]] = []
 
     # -- targets -------------------------------------------------------------------------
     def keys(self) -> list[TargetParam]:
@@ -165,9 +168,30 @@ class TargetSessions:
                       secrets=target.secrets)
 
     # -- sessions ------------------------------------------------------------------------
+    def open_early(self) -> None:
+        """Start opening every target's session (not the throwaway server's, which starts
+        in the main thread) in the background: connecting, the read-only check and what
+        MLflow sees then overlap pytest's collection, which needs no database. Each
+        session is still opened once: the first request waits for these first."""
+        keys = [k for k in self._keys if k.slot != EPHEMERAL_KEY and k.slot not in self._attempts]
+        if not keys or self._early:
+            return
+        pool = ThreadPoolExecutor(max_workers=max(1, min(self.settings.concurrency, len(keys))),
+                                  thread_name_prefix="mlflowdb-open")
+        self._early = [pool.submit(self.open, k.slot, k.id) for k in keys]
+        pool.shutdown(wait=False)
+
+    def _opened_early(self) -> None:
+        """Wait for the sessions :meth:`open_early` started (each attempt records its own
+        failure: none raises)."""
+        early, self._early = self._early, []
+        for future in early:
+            future.result()
+
     def attempt(self, key: str, target_id: str) -> ConnectionAttempt:
         """The target's session, its declared probes collected (with every other planned
         target's, at once, on the first request of a run)."""
+        self._opened_early()
         if key not in self._collected:
             self._collect(key, target_id)
         return self.open(key, target_id)
@@ -258,6 +282,7 @@ class TargetSessions:
         return tuple(found) + tuple(self._extra_secrets) + self.settings.secrets
 
     def close(self) -> None:
+        self._opened_early()
         for attempt in self._attempts.values():
             if attempt.database is not None:
                 attempt.database.close()

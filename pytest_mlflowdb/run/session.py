@@ -107,6 +107,16 @@ class AuditSession:
         return scrub(text, self.secrets)
 
     # -- collection ----------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """Open the targets' sessions while pytest collects, in a run whose checks run in
+        this process (not on an xdist controller, whose workers open their own; not
+        with ``--collect-only``)."""
+        config = self.config
+        if not (is_worker(config) or config.option.collectonly
+                or config.pluginmanager.has_plugin("dsession")):
+            self.sessions.open_early()
+
     def pytest_collect_file(self, file_path: Path,
                             parent: pytest.Collector) -> pytest.Collector | None:
         """Collect the built-in check modules whatever ``python_files`` says."""
