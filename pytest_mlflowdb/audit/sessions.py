@@ -133,6 +133,7 @@ class TargetSessions:
             AUTO,
             MIGRATIONS,
             MlflowSchemaError,
+            apply_guide_extensions,
             apply_guide_indexes,
             make_mlflow_schema,
         )
@@ -163,6 +164,9 @@ class TargetSessions:
             apply_guide_indexes(uri)
             notes.append("with the platform guide's recommended indexes (README, \"Set up "
                          "your MLflow database\")")
+            made = apply_guide_extensions(uri)
+            if made:
+                notes.append(f"with the platform guide's extensions: {', '.join(made)}")
         target = parse_target(uri)
         return Target(conninfo=target.conninfo, id=EPHEMERAL_KEY, redacted=target.redacted,
                       secrets=target.secrets)

@@ -160,6 +160,22 @@ def apply_guide_indexes(uri: str) -> int:
     return len(RECOMMENDED_INDEXES)
 
 
+def apply_guide_extensions(uri: str) -> list[str]:
+    """Create the extensions the platform guide recommends (README, "Set up your MLflow
+    database": ``pg_stat_statements``) in a scratch database whose server loads them;
+    returns those made (none where the server does not load the library)."""
+    import psycopg
+
+    made = []
+    with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:
+        (loaded,) = conn.execute(
+            "SELECT current_setting('shared_preload_libraries')").fetchone() or ("",)
+        if "pg_stat_statements" in [name.strip() for name in str(loaded).split(",")]:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            made.append("pg_stat_statements")
+    return made
+
+
 def _sqlalchemy_url(uri: str) -> str:
     scheme, sep, rest = uri.partition("://")
     if not sep:

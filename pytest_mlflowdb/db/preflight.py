@@ -3,7 +3,7 @@ state, this role and its memberships, extensions and connection details."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -29,6 +29,8 @@ class Preflight:
     dbname: str
     ssl_in_use: bool
     connect_seconds: float
+    #: the schema each extension's objects are in (a view read by name needs it)
+    extension_schemas: dict[str, str] = field(default_factory=dict)
 
     @property
     def major(self) -> int:
@@ -66,7 +68,8 @@ def hostaddr(conn: psycopg.Connection) -> str:
 
 
 PREFLIGHT_WHAT = "the server version, this role's memberships and the extensions"
-EXTENSIONS_SQL = "SELECT extname, extversion FROM pg_extension ORDER BY extname"
+EXTENSIONS_SQL = ("SELECT e.extname, e.extversion, n.nspname AS schema FROM pg_extension e "
+                  "JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY e.extname")
 
 
 def collect_preflight(db: Database) -> Preflight:
@@ -92,4 +95,5 @@ def preflight_from(db: Database, facts: dict[str, Any], found: list[dict[str, An
         dbname=facts["dbname"],
         ssl_in_use=bool(pgconn.ssl_in_use),
         connect_seconds=db.connect_seconds,
+        extension_schemas={r["extname"]: r["schema"] for r in found},
     )

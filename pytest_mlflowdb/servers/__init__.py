@@ -21,13 +21,31 @@ __all__ = ["CHOICES", "KINDS", "SCRATCH_PREFIX", "Server", "ServerError",
            "server_secrets", "start_server"]
 
 
+#: loaded by every throwaway server whose binaries have it, as the platform guide
+#: recommends: the workload area reads what MLflow's statements cost from it
+PRELOAD = "pg_stat_statements"
+
+
+def _preloading(bin_dir: Path | None, settings: Mapping[str, str]) -> dict[str, str]:
+    """``settings`` with :data:`PRELOAD` in ``shared_preload_libraries`` when the binaries
+    have it (a server whose contrib modules are packaged apart would not start) and the
+    caller did not choose the libraries."""
+    found = dict(settings)
+    if "shared_preload_libraries" in found:
+        return found
+    if bin_dir is None or any((bin_dir.parent / lib / f"{PRELOAD}.so").is_file()
+                              for lib in ("lib", "lib/postgresql", "lib64", "lib64/pgsql")):
+        found["shared_preload_libraries"] = PRELOAD
+    return found
+
+
 def _start(kind: str, pg_bin: Path | None, settings: Mapping[str, str]) -> Server:
-    if kind == "container":
-        return start_container(settings=settings)
+    if kind == "container":  # the official images have the contrib modules
+        return start_container(settings=_preloading(None, settings))
     if kind == "wheel":
         bin_dir = wheel_bin_dir()
         return start_from_bin_dir(bin_dir, "wheel", copy_root=bin_dir.parents[1],
-                                  settings=settings)
+                                  settings=_preloading(bin_dir, settings))
     if kind == "path":
         bin_dir = path_bin_dir(pg_bin)
         # a self-contained tree (an unpacked tarball: bin, lib, share side by side) may be
@@ -38,7 +56,7 @@ def _start(kind: str, pg_bin: Path | None, settings: Mapping[str, str]) -> Serve
         if self_contained and (tree.parent.parent / f"{tree.parent.name}.libs").is_dir():
             tree = tree.parent
         return start_from_bin_dir(bin_dir, "path", copy_root=tree if self_contained else None,
-                                  settings=settings)
+                                  settings=_preloading(bin_dir, settings))
     raise ServerError(f"unknown server kind {kind!r}; choose one of {', '.join(CHOICES)}")
 
 

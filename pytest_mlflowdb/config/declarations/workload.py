@@ -1,0 +1,24 @@
+"""The declaration of the area of ``checks/workload.py``: its thresholds."""
+
+from __future__ import annotations
+
+from pytest_mlflowdb.config.declare import Area
+from pytest_mlflowdb.config.thresholds import Threshold
+
+# PgHero calls a query slow at an average of 20 ms over at least 100 calls;
+# ruby-pg-extras' outliers and postgres-checkup's K000 single out what takes a third
+# (30%) of all execution time. MLflow's main operation takes that share of a healthy
+# database's time, so the share is stated, and warns only with a slow mean.
+THRESHOLDS = (
+    Threshold("workload_slow_mean", "20ms", "duration",
+              "an MLflow operation whose statements take this long on average warns "
+              "(over workload_min_calls calls)", minimum=0, maximum=3600.0),
+    Threshold("workload_min_calls", "100", "count",
+              "calls an operation needs before its mean time is judged", minimum=1,
+              maximum=1e12),
+    Threshold("workload_share", "33%", "percent",
+              "share of the database's statement time above which an operation is "
+              "named as the top consumer", minimum=0, maximum=100),
+)
+
+AREA = Area("workload", thresholds=THRESHOLDS)

@@ -1,0 +1,125 @@
+"""What the audited database spends its time on: ``pg_stat_statements``' entries of this
+database that name one of MLflow's tables, the database's totals, and since when the
+statistics count.
+
+Read in one flight (three independent statements). Other roles' statements are hidden
+(``<insufficient privilege>``) without ``pg_read_all_stats``; they are counted, not
+read. The auditing role's statements are told apart (the audit's own reads) unless it
+owns MLflow's tables. The filter on MLflow's table names runs on the server, so a full
+``pg_stat_statements`` (5,000 entries) sends back only MLflow's statements.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from pytest_mlflowdb.db.database import Database
+
+EXTENSION = "pg_stat_statements"
+HIDDEN = "<insufficient privilege>"
+
+# statements that change the schema or the session, not MLflow's operations
+_UTILITY = (r"^\s*(create|alter|drop|comment|grant|revoke|truncate|vacuum|analyze|set|reset"
+            r"|show|begin|start|commit|end|rollback|savepoint|release|lock|copy|prepare"
+            r"|deallocate|discard|listen|notify|explain|refresh|reindex|cluster)\M")
+
+_STATEMENTS = """
+SELECT s.query, s.calls, s.total_exec_time AS total_ms, s.rows,
+       s.shared_blks_read AS blocks_read, s.shared_blks_hit AS blocks_hit,
+       s.userid = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+         AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = 'experiments'
+                         AND c.relkind IN ('r', 'p') AND c.relowner = s.userid) AS auditor
+FROM {schema}.pg_stat_statements s
+WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND s.query ~* %(tables)s AND s.query !~* %(utility)s
+"""
+
+_TOTALS = """
+SELECT count(*) AS statements, coalesce(sum(s.total_exec_time), 0) AS total_ms,
+       count(*) FILTER (WHERE s.query = %(hidden)s) AS hidden,
+       coalesce(sum(s.total_exec_time) FILTER (WHERE s.query = %(hidden)s), 0) AS hidden_ms
+FROM {schema}.pg_stat_statements s
+WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+# pg_stat_statements 1.9 (PostgreSQL 14) keeps when it was reset and how many entries it
+# evicted; the server's start otherwise bounds the statistics' age
+_SINCE = """
+SELECT i.stats_reset, i.dealloc, pg_postmaster_start_time() AS started, now() AS now
+FROM {schema}.pg_stat_statements_info i
+"""
+_SINCE_OLD = """
+SELECT NULL::timestamptz AS stats_reset, NULL::bigint AS dealloc,
+       pg_postmaster_start_time() AS started, now() AS now
+"""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One entry of ``pg_stat_statements`` that names an MLflow table."""
+
+    query: str
+    calls: int
+    total_ms: float
+    rows: int
+    blocks_read: int
+    blocks_hit: int
+    #: run by the auditing role, which is not the owner of MLflow's tables (MLflow's
+    #: role): the audit's own reads, not MLflow's
+    auditor: bool
+
+
+@dataclass(frozen=True)
+class Workload:
+    """MLflow's statements, the database's totals, and since when they are counted."""
+
+    statements: tuple[Statement, ...]
+    #: every entry of this database, and their time
+    total_statements: int
+    total_ms: float
+    #: entries of other roles whose text this role may not read
+    hidden: int
+    hidden_ms: float
+    since: datetime.datetime
+    #: whether ``since`` is the statistics' reset (True) or the server's start (False)
+    reset: bool
+    age_seconds: float
+    #: entries evicted since the reset (pg_stat_statements.max reached), None when unknown
+    dealloc: int | None
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+
+def workload(db: Database, tables: Iterable[str]) -> Workload:
+    """The database's statements on ``tables`` (cached); a psycopg error when the view
+    cannot be read (not loaded by ``shared_preload_libraries``, say)."""
+    names = sorted(set(tables))
+    return db.cached(f"workload:{','.join(names)}", lambda d: _collect(d, names))
+
+
+def _collect(db: Database, names: list[str]) -> Workload:
+    pre = db.preflight
+    schema = sql.Identifier(pre.extension_schemas.get(EXTENSION, "public"))
+    pattern = r"\m(" + "|".join(names) + r")\M"
+    since_sql = (sql.SQL(_SINCE).format(schema=schema)
+                 if _version(pre.extensions.get(EXTENSION, "0")) >= (1, 9) else _SINCE_OLD)
+    found, (totals,), (since,) = db.rows_many([
+        (sql.SQL(_STATEMENTS).format(schema=schema), {"tables": pattern, "utility": _UTILITY}),
+        (sql.SQL(_TOTALS).format(schema=schema), {"hidden": HIDDEN}),
+        (since_sql, None),
+    ])
+    start = since["stats_reset"] or since["started"]
+    return Workload(
+        tuple(Statement(r["query"], int(r["calls"]), float(r["total_ms"]), int(r["rows"]),
+                        int(r["blocks_read"]), int(r["blocks_hit"]), bool(r["auditor"]))
+              for r in found),
+        int(totals["statements"]), float(totals["total_ms"]), int(totals["hidden"]),
+        float(totals["hidden_ms"]), start, since["stats_reset"] is not None,
+        max(0.0, (since["now"] - start).total_seconds()),
+        None if since["dealloc"] is None else int(since["dealloc"]))
