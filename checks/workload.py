@@ -8,11 +8,18 @@ enough calls warns (PgHero's slow query); the operation over a share of the time
 (information: MLflow's main operation takes that share of a healthy database's time).
 The auditing role's statements do not count (the audit's own reads), unless that role
 owns MLflow's tables.
+
+``workload.plans`` plans the reads of MLflow's hot operations (the same catalog's
+statements) on this data: ``EXPLAIN`` without ``ANALYZE``, inside the audit's read-only
+transaction, each ``$n`` a constant no row has (estimated like an unknown value; a
+pipelined session cannot leave a parameter unbound, so ``GENERIC_PLAN`` is not used). A
+large MLflow table read whole warns with the index that would serve the scan.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 
 import psycopg
 import pytest
@@ -21,10 +28,24 @@ from pytest_mlflowdb import check
 from pytest_mlflowdb.audit.requirements import require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.config.thresholds import format_value
+from pytest_mlflowdb.indexes.recommended import RECOMMENDED_INDEXES
 from pytest_mlflowdb.probes.grants import advice
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
-from pytest_mlflowdb.probes.workload import EXTENSION, Workload, workload
-from pytest_mlflowdb.workload.operations import UNKNOWN, Group, group, load_operations
+from pytest_mlflowdb.probes.workload import (
+    EXTENSION,
+    Plan,
+    Workload,
+    plans,
+    relation_sizes,
+    workload,
+)
+from pytest_mlflowdb.workload.operations import (
+    UNKNOWN,
+    Group,
+    group,
+    load_operations,
+    with_values,
+)
 
 _LOAD = (f"shared_preload_libraries = '{EXTENSION}' in postgresql.conf (a restart; on a "
          f"managed service its parameter group), then CREATE EXTENSION {EXTENSION}; in "
@@ -117,3 +138,102 @@ def test_operations(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
            f"statement entries are on MLflow's tables, in {len(groups)} operation(s); "
            f"{_duration_ms(total)} of statement time {since}{evicted}",
            found.total_statements, None)
+
+
+# -- workload.plans ----------------------------------------------------------------------
+#: the operations whose statements are planned: what the UI and the registry wait on
+HOT = ("search_runs", "get_metric_history", "get_metric_history_bulk_interval",
+       "get_run", "search_experiments", "search_registered_models", "search_model_versions",
+       "search_traces", "gc_hard_delete_run")
+_EQUALS = re.compile(r"\(?\(?([a-z_][a-z0-9_]*)\)?(?:::[a-z ]+)?\)?\s*=\s*(?:any\s*)?\(?\$")
+
+
+def hot_statements() -> list[tuple[str, str]]:
+    """(operation, statement) of the hot operations' reads in the shipped catalog."""
+    catalog = load_operations()
+    return [(ops[0], with_values(catalog.examples[shaped]))
+            for shaped, ops in catalog.by_shape.items()
+            if ops[0] in HOT and shaped.startswith("select")]
+
+
+def _plans(db) -> tuple[Plan, ...]:
+    return plans(db, [text for _, text in hot_statements()])
+
+
+def _sizes(db) -> dict[str, tuple[int, int]]:
+    schema = mlflow_facts(db).schema
+    return relation_sizes(db, schema, load_catalog().mlflow_tables()) if schema else {}
+
+
+def _nodes(node: dict):
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _nodes(child)
+
+
+def _index_for(table: str, condition: str) -> str:
+    """The index that would serve a scan of ``table`` filtered by ``condition``: the
+    platform guide's when one leads with a column compared for equality, else one on
+    those columns."""
+    columns = set(load_catalog().schema_at(load_catalog().head).columns(table))
+    equal = []
+    for name in _EQUALS.findall(condition.lower()):
+        if name in columns and name not in equal:
+            equal.append(name)
+    for index in RECOMMENDED_INDEXES:
+        if index.table == table and index.columns[0] in equal:
+            return index.statement
+    cols = equal[:2] or sorted(c for c in columns if c in condition.lower())[:1]
+    if not cols:
+        return f"-- no equality condition on {table} to index; look at the query's filter"
+    return (f"CREATE INDEX CONCURRENTLY mlflowdb_{table}_{'_'.join(cols)} ON {table} "
+            f"({', '.join(cols)});")
+
+
+@check("workload.plans", thresholds=("plan_seq_scan_min_size", "plan_cost_warn"),
+       probes=(mlflow_facts, _plans, _sizes))
+def test_plans(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
+    """MLflow's hot queries planned on this data: no large table read whole, no huge cost."""
+    require_mlflow_schema(mlflowdb)
+    t = mlflowdb_thresholds
+    min_size, max_cost = t["plan_seq_scan_min_size"], t["plan_cost_warn"]
+    sizes = _sizes(mlflowdb)
+    operations = dict((text, op) for op, text in hot_statements())
+    f = mlflowdb_findings
+    planned, worst, unplanned = 0, 0.0, []
+    for plan in _plans(mlflowdb):
+        operation = operations.get(plan.statement, "?")
+        if plan.plan is None:
+            unplanned.append(f"{operation}: {plan.error}")
+            continue
+        planned += 1
+        cost = float(plan.plan.get("Total Cost", 0.0))
+        worst = max(worst, cost)
+        for node in _nodes(plan.plan):
+            table = node.get("Relation Name")
+            if node.get("Node Type") != "Seq Scan" or table not in sizes:
+                continue
+            size, rows = sizes[table]
+            if size < min_size:
+                continue
+            condition = node.get("Filter", "")
+            f.warn(f"{operation}: {table}", f"{operation} reads {table} whole "
+                   f"({format_value('size', size)}, ~{rows} rows; at or above "
+                   f"plan_seq_scan_min_size {format_value('size', min_size)})"
+                   + (f" to filter {condition}" if condition else "")
+                   + f"; the gain of the index was not measured (hypopg is not used); "
+                   f"statement: {_snippet(plan.statement)}", size,
+                   format_value("size", min_size), remedy=_index_for(table, condition))
+        if cost >= max_cost:
+            f.warn(operation, f"{operation}: estimated cost {cost:.0f}, at or above "
+                   f"plan_cost_warn {max_cost:.0f}: {_snippet(plan.statement)}",
+                   round(cost), f"{max_cost:.0f}",
+                   remedy="EXPLAIN the statement on this data and index what it scans")
+    for line in unplanned:
+        f.info("EXPLAIN", f"not planned: {line}", None, None)
+    f.ok("EXPLAIN", f"{planned} statement(s) of {len(HOT)} hot operations planned "
+         f"(EXPLAIN with placeholder values, never executed); the highest estimated "
+         f"cost {worst:.0f} (below "
+         f"plan_cost_warn {max_cost:.0f}); no MLflow table of "
+         f"{format_value('size', min_size)} or more read whole unless named above",
+         round(worst), f"{max_cost:.0f}")

@@ -134,3 +134,77 @@ def test_other_roles_statements_hidden_skip_naming_the_privilege(pytester, busy_
     assert check["outcome"] == "skipped", check
     assert "needs pg_read_all_stats" in check["message"], check
     assert f"GRANT pg_read_all_stats TO \"{user}\"" in check["message"], check
+
+
+# -- workload.plans ----------------------------------------------------------------------
+#: 200 experiments of 100 runs each: runs is ~6MB, over the lowered size threshold
+_MANY_RUNS = [
+    "INSERT INTO experiments (name, workspace, artifact_location, lifecycle_stage, "
+    "creation_time, last_update_time) SELECT 'exp-' || i, 'default', '/tmp/a', 'active', 0, 0 "
+    "FROM generate_series(1, 200) i",
+    "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, "
+    "status, start_time, end_time, source_version, lifecycle_stage, artifact_uri, "
+    "experiment_id) SELECT md5(i::text), 'run-' || i, 'LOCAL', 'train.py', '', 'someone', "
+    "'FINISHED', i, i + 1, 'abc', 'active', '/tmp/a/' || md5(i::text), "
+    "(SELECT min(experiment_id) FROM experiments WHERE name <> 'Default') + i % 200 "
+    "FROM generate_series(1, 20000) i",
+    "ANALYZE",
+]
+SMALL = ("--mlflowdb-set", "plan_seq_scan_min_size=1MB")
+
+
+def test_hot_queries_planned_on_an_indexed_database_pass(pytester, mlflow_uri):
+    sql(mlflow_uri, *_MANY_RUNS[:2],
+        "CREATE INDEX mlflowdb_runs_experiment_id ON runs (experiment_id)", "ANALYZE")
+    _, checks = audit(pytester, mlflow_uri, *SMALL)
+    check = checks["workload.plans"]
+    assert check["outcome"] == "passed", [f["message"] for f in check["findings"]]
+    (summary,) = [f for f in check["findings"] if f["severity"] == "ok"]
+    assert "never executed" in summary["message"]
+    assert not [f for f in check["findings"] if f["message"].startswith("not planned")]
+
+
+def test_a_dropped_recommended_index_under_a_large_experiment_names_the_search(
+        pytester, mlflow_uri):
+    sql(mlflow_uri, *_MANY_RUNS)
+    _, checks = audit(pytester, mlflow_uri, *SMALL)
+    check = checks["workload.plans"]
+    assert check["outcome"] == "warned", check
+    found = by_object(check)["search_runs: runs"]
+    assert found["severity"] == "warning"
+    assert "search_runs reads runs whole (" in found["message"], found
+    assert "experiment_id" in found["message"]
+    assert "the gain of the index was not measured" in found["message"]
+    assert found["remedy"] == ("CREATE INDEX CONCURRENTLY mlflowdb_runs_experiment_id ON "
+                               "runs (experiment_id);")
+
+
+def test_the_audit_writes_nothing_and_explain_executes_nothing(pytester, pg18, busy_uri):
+    """Every statement of the audit's sessions, from the server's own log."""
+    assert pg18.workdir is not None
+    log = pg18.workdir / "server.log"
+    sql(busy_uri, f"ALTER DATABASE {dbname_of(busy_uri)} SET log_statement = 'all'")
+    start = log.stat().st_size
+    try:
+        _, checks = audit(pytester, busy_uri)
+        with log.open(errors="replace") as stream:
+            stream.seek(start)
+            lines = [line.split(": ", 2)[-1].strip() for line in stream
+                     if "LOG:  statement: " in line or "LOG:  execute " in line]
+    finally:
+        sql(busy_uri, f"ALTER DATABASE {dbname_of(busy_uri)} RESET log_statement")
+    assert checks["workload.plans"]["outcome"] == "passed"
+    explains = [s for s in lines if s.upper().startswith("EXPLAIN")]
+    assert len(explains) >= 20, lines[:20]
+    assert not [s for s in explains if "ANALYZE" in s.upper().split("SELECT")[0]]
+    hot = {text.split(" FROM ")[0] for _, text in _hot()}
+    assert not [s for s in lines if s.split(" FROM ")[0] in hot], "a hot query ran"
+    writes = ("INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "TRUNCATE", "COPY",
+              "GRANT", "REVOKE", "VACUUM", "SELECT SETVAL", "SELECT NEXTVAL")
+    assert not [s for s in lines if s.upper().startswith(writes)], lines
+
+
+def _hot():
+    import importlib
+
+    return importlib.import_module("pytest_mlflowdb.checks.workload").hot_statements()

@@ -123,3 +123,58 @@ def _collect(db: Database, names: list[str]) -> Workload:
         float(totals["hidden_ms"]), start, since["stats_reset"] is not None,
         max(0.0, (since["now"] - start).total_seconds()),
         None if since["dealloc"] is None else int(since["dealloc"]))
+
+
+# -- plans ---------------------------------------------------------------------------
+_SIZES = """
+SELECT c.relname AS name, pg_relation_size(c.oid) AS bytes, c.reltuples::bigint AS rows
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relname = ANY(%(tables)s) AND c.relkind IN ('r', 'p')
+"""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """``EXPLAIN (FORMAT JSON)`` of one statement: the plan's top node, or why it could
+    not be planned."""
+
+    statement: str
+    plan: dict | None
+    error: str | None = None
+
+
+def relation_sizes(db: Database, schema: str, tables: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Heap size (bytes) and row estimate of each of ``tables`` in ``schema`` (cached)."""
+    names = sorted(set(tables))
+
+    def collect(d: Database) -> dict[str, tuple[int, int]]:
+        return {r["name"]: (int(r["bytes"]), int(r["rows"]))
+                for r in d.rows(_SIZES, {"schema": schema, "tables": names})}
+
+    return db.cached(f"workload:sizes:{schema}:{','.join(names)}", collect)
+
+
+def plans(db: Database, statements: Iterable[str]) -> tuple[Plan, ...]:
+    """The plan of each statement (``EXPLAIN``, never ``ANALYZE``: nothing is executed,
+    inside the audit's read-only transaction). One statement each, so one that cannot be
+    planned fails alone; all are sent in one flight during a collection (cached).
+    ``statements`` carry values, not ``$n``: a parameter cannot be left unbound in the
+    extended protocol the pipelined session speaks (and ``GENERIC_PLAN`` would then plan
+    with the bound values)."""
+    texts = tuple(statements)
+
+    def one(text: str) -> Plan:
+        import psycopg
+
+        try:
+            row = db.row(sql.SQL("EXPLAIN (FORMAT JSON) ") + sql.SQL(text))
+        except psycopg.Error as exc:
+            return Plan(text, None, str(exc).strip().splitlines()[0] if str(exc).strip()
+                        else type(exc).__name__)
+        found = next(iter(row.values())) if row else None
+        return Plan(text, found[0]["Plan"] if found else None)
+
+    def collect(d: Database) -> tuple[Plan, ...]:
+        return tuple(d.each(one, list(texts)))
+
+    return db.cached(f"workload:plans:{hash(texts)}", collect)

@@ -33,6 +33,8 @@ class OperationsCatalog:
     descriptions: dict[str, str]
     by_shape: dict[str, tuple[str, ...]]
     missing: dict[str, str] = field(default_factory=dict)
+    #: one text of each shape as MLflow sent it, its values as ``$n``
+    examples: dict[str, str] = field(default_factory=dict)
     #: the part before the first WHERE of shapes that only one operation sends
     by_head: dict[str, str] = field(init=False, repr=False)
 
@@ -63,7 +65,8 @@ def from_document(document: dict) -> OperationsCatalog:
     return OperationsCatalog(
         str(document["mlflow"]), dict(document["operations"]),
         {k: tuple(v["operations"]) for k, v in document["statements"].items()},
-        dict(document.get("missing", {})))
+        dict(document.get("missing", {})),
+        {k: str(v["example"]) for k, v in document["statements"].items()})
 
 
 @lru_cache(maxsize=1)
@@ -72,6 +75,22 @@ def load_operations() -> OperationsCatalog:
     text = resources.files("pytest_mlflowdb.workload").joinpath(
         "data/operations.json").read_text()
     return from_document(json.loads(text))
+
+
+_PARAMETER = re.compile(r"\$\d+(::\s*[A-Za-z_][A-Za-z0-9_]*(?:\s+PRECISION)?)?")
+
+
+def with_values(statement: str) -> str:
+    """``statement`` (a catalog example) with each ``$n`` a constant the planner can
+    estimate like an unknown value: ``'100'`` (an id, a page size, a key or a time no row
+    has), cast as the placeholder was; ``false`` for a boolean."""
+    def value(match: re.Match) -> str:
+        cast = match.group(1) or ""
+        if cast.replace(" ", "").upper() == "::BOOLEAN":
+            return "false"
+        return f"'100'{cast}"
+
+    return _PARAMETER.sub(value, statement)
 
 
 @dataclass

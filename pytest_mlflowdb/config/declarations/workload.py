@@ -9,7 +9,7 @@ from pytest_mlflowdb.config.thresholds import Threshold
 # ruby-pg-extras' outliers and postgres-checkup's K000 single out what takes a third
 # (30%) of all execution time. MLflow's main operation takes that share of a healthy
 # database's time, so the share is stated, and warns only with a slow mean.
-THRESHOLDS = (
+THRESHOLDS: tuple[Threshold, ...] = (
     Threshold("workload_slow_mean", "20ms", "duration",
               "an MLflow operation whose statements take this long on average warns "
               "(over workload_min_calls calls)", minimum=0, maximum=3600.0),
@@ -19,6 +19,18 @@ THRESHOLDS = (
     Threshold("workload_share", "33%", "percent",
               "share of the database's statement time above which an operation is "
               "named as the top consumer", minimum=0, maximum=100),
+)
+
+# Plans: a seq scan of a table under 64MB (the size the index and vacuum areas start
+# judging at) is the planner's right choice; MLflow's hot reads on an indexed database cost
+# hundreds to thousands of units even on millions of rows.
+THRESHOLDS += (
+    Threshold("plan_seq_scan_min_size", "64MB", "size",
+              "an MLflow table at least this large read whole by a hot query's plan warns",
+              minimum=0, maximum=1024.0**5),
+    Threshold("plan_cost_warn", "1000000", "number",
+              "a hot query whose estimated plan cost reaches this warns", minimum=0,
+              maximum=1e15),
 )
 
 AREA = Area("workload", thresholds=THRESHOLDS)
