@@ -5,13 +5,16 @@ statistics count.
 Read in one flight (three independent statements). Other roles' statements are hidden
 (``<insufficient privilege>``) without ``pg_read_all_stats``; they are counted, not
 read. The auditing role's statements are told apart (the audit's own reads) unless it
-owns MLflow's tables. The filter on MLflow's table names runs on the server, so a full
-``pg_stat_statements`` (5,000 entries) sends back only MLflow's statements.
+owns MLflow's tables. The server leaves out other databases' entries and utility
+statements; the names of MLflow's tables are looked for here: a regular expression of
+seventy names on the server costs ~100 ms over a full ``pg_stat_statements`` (5,000
+entries), sending the texts a few milliseconds.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -35,7 +38,7 @@ SELECT s.query, s.calls, s.total_exec_time AS total_ms, s.rows,
                          AND c.relkind IN ('r', 'p') AND c.relowner = s.userid) AS auditor
 FROM {schema}.pg_stat_statements s
 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND s.query ~* %(tables)s AND s.query !~* %(utility)s
+  AND s.query <> %(hidden)s AND s.query !~* %(utility)s
 """
 
 _TOTALS = """
@@ -106,11 +109,12 @@ def workload(db: Database, tables: Iterable[str]) -> Workload:
 def _collect(db: Database, names: list[str]) -> Workload:
     pre = db.preflight
     schema = sql.Identifier(pre.extension_schemas.get(EXTENSION, "public"))
-    pattern = r"\m(" + "|".join(names) + r")\M"
+    pattern = re.compile(r"(?<![\w$])\"?(?:" + "|".join(map(re.escape, names)) + r")\b",
+                         re.IGNORECASE)
     since_sql = (sql.SQL(_SINCE).format(schema=schema)
                  if _version(pre.extensions.get(EXTENSION, "0")) >= (1, 9) else _SINCE_OLD)
     found, (totals,), (since,) = db.rows_many([
-        (sql.SQL(_STATEMENTS).format(schema=schema), {"tables": pattern, "utility": _UTILITY}),
+        (sql.SQL(_STATEMENTS).format(schema=schema), {"hidden": HIDDEN, "utility": _UTILITY}),
         (sql.SQL(_TOTALS).format(schema=schema), {"hidden": HIDDEN}),
         (since_sql, None),
     ])
@@ -118,7 +122,7 @@ def _collect(db: Database, names: list[str]) -> Workload:
     return Workload(
         tuple(Statement(r["query"], int(r["calls"]), float(r["total_ms"]), int(r["rows"]),
                         int(r["blocks_read"]), int(r["blocks_hit"]), bool(r["auditor"]))
-              for r in found),
+              for r in found if pattern.search(r["query"])),
         int(totals["statements"]), float(totals["total_ms"]), int(totals["hidden"]),
         float(totals["hidden_ms"]), start, since["stats_reset"] is not None,
         max(0.0, (since["now"] - start).total_seconds()),
