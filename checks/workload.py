@@ -33,8 +33,11 @@ from pytest_mlflowdb.probes.grants import advice
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 from pytest_mlflowdb.probes.workload import (
     EXTENSION,
+    Common,
+    Exposures,
     Plan,
     Workload,
+    exposures,
     plans,
     relation_sizes,
     workload,
@@ -237,3 +240,105 @@ def test_plans(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
          f"plan_cost_warn {max_cost:.0f}); no MLflow table of "
          f"{format_value('size', min_size)} or more read whole unless named above",
          round(worst), f"{max_cost:.0f}")
+
+
+# -- what mlflow gc and the UI will meet -------------------------------------------------
+def _exposures(db) -> Exposures | None:
+    schema = mlflow_facts(db).schema
+    return exposures(db, schema) if schema else None
+
+
+def _largest(common: Common | None, table_rows: float, limit: float, what: str,
+             analysed_hint: str, findings, name_of, why: str, remedy: str) -> None:
+    """Warn for each most common value estimated at ``limit`` rows or more; an ok with
+    the largest otherwise; a skip when the statistics cannot tell and the table is large
+    enough to hold such a value."""
+    over = [(v, rows) for v, rows in (common.values if common else ()) if rows >= limit]
+    for value, rows in over:
+        findings.warn(name_of(value), f"{name_of(value)}: ~{rows:,.0f} {what} (estimated "
+                      f"from the planner's statistics), at or above {limit:,.0f}: {why}",
+                      round(rows), f"{limit:.0f}", remedy=remedy)
+    if over:
+        return
+    if common is None and table_rows >= limit:
+        pytest.skip(f"the planner has no statistics of {analysed_hint} (up to "
+                    f"{table_rows:,.0f} rows): no estimate per value without a count, which "
+                    "the audit never makes on production (remedy: ANALYZE "
+                    f"{analysed_hint.split('.')[0]})")
+    if common is None:
+        findings.ok(analysed_hint, f"no statistics yet, but the table holds at most "
+                    f"{max(table_rows, 0):,.0f} rows, below {limit:,.0f} {what}",
+                    round(max(table_rows, 0)), f"{limit:.0f}")
+        return
+    top = max((rows for _, rows in common.values), default=0.0)
+    distinct = common.n_distinct if common.n_distinct > 0 else \
+        -common.n_distinct * max(table_rows, 0.0)
+    average = max(table_rows, 0.0) / distinct if distinct >= 1 else 0.0
+    if average >= limit:  # no value stands out, all are large
+        findings.warn(analysed_hint, f"~{average:,.0f} {what} on average over ~"
+                      f"{distinct:,.0f} (estimated from the planner's statistics), at or "
+                      f"above {limit:,.0f}: {why}", round(average), f"{limit:.0f}",
+                      remedy=remedy)
+        return
+    findings.ok(analysed_hint, f"the largest ~{max(top, average):,.0f} {what} (estimated "
+                f"from the planner's statistics; {max(table_rows, 0):,.0f} rows in all), "
+                f"below {limit:,.0f}", round(max(top, average)), f"{limit:.0f}")
+
+
+@check("workload.largest_runs", thresholds=("run_metric_rows_warn",),
+       probes=(mlflow_facts, _exposures))
+def test_largest_runs(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
+    """Runs with a very large metric history: what mlflow gc and the UI's charts load."""
+    require_mlflow_schema(mlflowdb)
+    found = _exposures(mlflowdb)
+    assert found is not None
+    _largest(found.metrics_per_run, found.metrics_rows,
+             mlflowdb_thresholds["run_metric_rows_warn"], "metric rows", "metrics.run_uuid",
+             mlflowdb_findings, lambda v: f"run {v}",
+             "mlflow gc loads a run's metrics to delete it, and the UI's charts read them",
+             "log fewer steps or sample them (the metric history of one run is loaded "
+             "whole by mlflow gc); delete the run with mlflow gc --run-ids in a quiet hour")
+
+
+@check("workload.large_experiments", thresholds=("experiment_runs_warn",),
+       probes=(mlflow_facts, _exposures))
+def test_large_experiments(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
+    """Experiments with more runs than the UI's search pages through comfortably."""
+    require_mlflow_schema(mlflowdb)
+    found = _exposures(mlflowdb)
+    assert found is not None
+    _largest(found.runs_per_experiment, found.runs_rows,
+             mlflowdb_thresholds["experiment_runs_warn"], "runs", "runs.experiment_id",
+             mlflowdb_findings, lambda v: f"experiment {v}",
+             "search_runs over it sorts and joins that many runs for every page of the UI",
+             "split the experiment, or delete old runs (mlflow gc); keep runs(experiment_id) "
+             "indexed (see workload.plans)")
+
+
+@check("workload.stuck_versions", thresholds=("stuck_version_age",),
+       probes=(mlflow_facts, _exposures))
+def test_stuck_versions(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
+    """Model versions left in PENDING_REGISTRATION or FAILED_REGISTRATION."""
+    require_mlflow_schema(mlflowdb)
+    found = _exposures(mlflowdb)
+    assert found is not None
+    if found.versions_error:
+        pytest.skip(f"model_versions cannot be read: {found.versions_error} "
+                    f"({advice(mlflowdb, 'GRANT SELECT ON model_versions')})")
+    limit = mlflowdb_thresholds["stuck_version_age"]
+    old = [v for v in found.stuck_versions if (v["age_ms"] or 0) / 1000.0 >= limit]
+    for v in old:
+        age = format_value("duration", (v["age_ms"] or 0) / 1000.0)
+        mlflowdb_findings.warn(
+            f"{v['name']} version {v['version']}", f"model {v['name']!r} version "
+            f"{v['version']} is {v['status']} since {age} ago, at or above "
+            f"stuck_version_age {format_value('duration', limit)}: clients waiting for it "
+            "to be READY time out, and it is never served", round((v["age_ms"] or 0) / 1000.0),
+            format_value("duration", limit),
+            remedy=f"retry the registration, or delete the version: MlflowClient()."
+                   f"delete_model_version({v['name']!r}, {v['version']})")
+    if not old:
+        mlflowdb_findings.ok("model_versions", f"{len(found.stuck_versions)} version(s) "
+                             "in a registration state, none for stuck_version_age "
+                             f"{format_value('duration', limit)} or longer",
+                             len(found.stuck_versions), format_value("duration", limit))

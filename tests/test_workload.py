@@ -101,6 +101,9 @@ def test_mlflows_own_workload_is_grouped_by_operation_and_passes(pytester, busy_
     assert "costliest: " in search and "SELECT DISTINCT runs.run_uuid" in search, search
     info = findings["pg_stat_statements"]["message"]
     assert "counted since the statistics were reset at" in info, info
+    for quiet in ("workload.plans", "workload.largest_runs", "workload.large_experiments",
+                  "workload.stuck_versions"):
+        assert checks[quiet]["outcome"] == "passed", checks[quiet]
     assert result.ret == 0
 
 
@@ -208,3 +211,73 @@ def _hot():
     import importlib
 
     return importlib.import_module("pytest_mlflowdb.checks.workload").hot_statements()
+
+
+# -- what mlflow gc and the UI will meet -------------------------------------------------
+_ONE_EXPERIMENT = ("INSERT INTO experiments (name, workspace, artifact_location, "
+                   "lifecycle_stage, creation_time, last_update_time) VALUES "
+                   "('big', 'default', '/tmp/a', 'active', 0, 0)")
+
+
+def _runs(count: int, experiment: str = "(SELECT experiment_id FROM experiments WHERE "
+          "name = 'big')", offset: int = 0) -> str:
+    return ("INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
+            "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
+            "artifact_uri, experiment_id) SELECT md5(i::text), 'run-' || i, 'LOCAL', 'x', "
+            "'', 'me', 'FINISHED', i, i, 'v', 'active', '/tmp/a', " + experiment +
+            f" FROM generate_series({offset + 1}, {offset + count}) i")
+
+
+def test_a_run_with_a_very_large_metric_history_is_named(pytester, mlflow_uri):
+    big = "md5('1')"
+    sql(mlflow_uri, _ONE_EXPERIMENT, _runs(20),
+        "INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) "
+        f"SELECT 'loss', 0.5, s, s, false, {big} FROM generate_series(1, 30000) s",
+        "INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) "
+        "SELECT 'loss', 0.5, s, s, false, md5(r::text) FROM generate_series(2, 20) r, "
+        "generate_series(1, 50) s", "ANALYZE metrics")
+    with __import__("psycopg").connect(mlflow_uri) as conn:
+        (run_uuid,) = conn.execute(f"SELECT {big}").fetchone()
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "run_metric_rows_warn=10000")
+    check = checks["workload.largest_runs"]
+    assert check["outcome"] == "warned", check
+    (found,) = [f for f in check["findings"] if f["severity"] == "warning"]
+    assert found["object"] == f"run {run_uuid}"
+    assert "metric rows (estimated from the planner's statistics)" in found["message"]
+    assert "mlflow gc loads a run's metrics" in found["message"]
+    assert 25000 <= found["value"] <= 35000, found
+
+
+def test_an_experiment_with_many_runs_is_named(pytester, mlflow_uri):
+    sql(mlflow_uri, _ONE_EXPERIMENT, _ONE_EXPERIMENT.replace("'big'", "'small'"),
+        _runs(5000), _runs(300, "(SELECT experiment_id FROM experiments WHERE name = "
+                                "'small')", offset=5000), "ANALYZE runs")
+    _, checks = audit(pytester, mlflow_uri, "--mlflowdb-set", "experiment_runs_warn=2000")
+    check = checks["workload.large_experiments"]
+    assert check["outcome"] == "warned", check
+    (found,) = [f for f in check["findings"] if f["severity"] == "warning"]
+    with __import__("psycopg").connect(mlflow_uri) as conn:
+        (big,) = conn.execute("SELECT experiment_id FROM experiments WHERE name = 'big'"
+                              ).fetchone()
+    assert found["object"] == f"experiment {big}", found
+    assert "search_runs over it" in found["message"]
+
+
+def test_a_version_stuck_in_registration_is_named(pytester, mlflow_uri):
+    two_days_ago = "(extract(epoch FROM now()) * 1000)::bigint - 2 * 86400000"
+    sql(mlflow_uri,
+        "INSERT INTO registered_models (name, workspace, creation_time, last_updated_time) "
+        f"VALUES ('churn', 'default', {two_days_ago}, {two_days_ago})",
+        "INSERT INTO model_versions (name, workspace, version, creation_time, "
+        "last_updated_time, current_stage, source, status) VALUES "
+        f"('churn', 'default', 1, {two_days_ago}, {two_days_ago}, 'None', 's3://m', "
+        "'PENDING_REGISTRATION'), "
+        "('churn', 'default', 2, (extract(epoch FROM now()) * 1000)::bigint, NULL, 'None', "
+        "'s3://m', 'PENDING_REGISTRATION')")
+    _, checks = audit(pytester, mlflow_uri)
+    check = checks["workload.stuck_versions"]
+    assert check["outcome"] == "warned", check
+    (found,) = [f for f in check["findings"] if f["severity"] == "warning"]
+    assert found["object"] == "churn version 1"
+    assert "is PENDING_REGISTRATION since 2d ago" in found["message"], found
+    assert "delete_model_version('churn', 1)" in found["remedy"]

@@ -17,6 +17,7 @@ import datetime
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import sql
 
@@ -182,3 +183,96 @@ def plans(db: Database, statements: Iterable[str]) -> tuple[Plan, ...]:
         return tuple(d.each(one, list(texts)))
 
     return db.cached(f"workload:plans:{hash(texts)}", collect)
+
+
+# -- what mlflow gc and the UI will meet ------------------------------------------------
+# The planner's statistics, never a count: the most common run_uuids of metrics and
+# experiment_ids of runs with their share of the rows, and the tables' row estimates.
+_COMMON = """
+SELECT s.tablename AS table, s.attname AS column, s.n_distinct,
+       s.most_common_vals::text::text[] AS vals, s.most_common_freqs AS freqs
+FROM pg_stats s
+WHERE s.schemaname = %(schema)s AND ((s.tablename = 'metrics' AND s.attname = 'run_uuid')
+                                     OR (s.tablename = 'runs' AND s.attname = 'experiment_id'))
+"""
+
+_STUCK = """
+SELECT v.name, v.version, v.status, v.last_updated_time, v.creation_time,
+       (extract(epoch FROM now()) * 1000)::bigint
+         - coalesce(v.last_updated_time, v.creation_time) AS age_ms
+FROM {versions} v
+WHERE v.status IN ('PENDING_REGISTRATION', 'FAILED_REGISTRATION')
+ORDER BY coalesce(v.last_updated_time, v.creation_time) NULLS FIRST, v.name, v.version
+LIMIT 100
+"""
+
+
+@dataclass(frozen=True)
+class Common:
+    """A column's most common values with their estimated rows, and its distinct count."""
+
+    values: tuple[tuple[str, float], ...]
+    n_distinct: float
+
+
+@dataclass(frozen=True)
+class Exposures:
+    """What ``mlflow gc`` and the UI will meet: the planner's view of metrics per run and
+    runs per experiment (None when never analysed or hidden), the tables' row estimates
+    (never analysed: the most rows their size can hold), and the model versions left in a
+    registration state."""
+
+    metrics_per_run: Common | None
+    runs_per_experiment: Common | None
+    metrics_rows: float
+    runs_rows: float
+    stuck_versions: tuple[dict, ...]
+    #: why the model versions could not be read (no SELECT), if so
+    versions_error: str | None = None
+
+
+def exposures(db: Database, schema: str) -> Exposures:
+    """The statistics and the stuck model versions of MLflow's schema (cached); the
+    versions' read failing alone (a missing privilege) is kept as its error."""
+    def collect(d: Database) -> Exposures:
+        import psycopg
+
+        def read(statements: list) -> Any:
+            try:
+                return d.rows_many(statements)
+            except psycopg.Error as exc:  # kept: the versions' read may lack a privilege
+                return exc
+
+        # two units side by side (one flight): the versions' failure aborts only its own
+        stats, versions = d.each(read, [
+            [(_COMMON, {"schema": schema}),
+             (_SIZES, {"schema": schema, "tables": ["metrics", "runs"]})],
+            [(sql.SQL(_STUCK).format(versions=sql.Identifier(schema, "model_versions")),
+              None)]])
+        if isinstance(stats, Exception):
+            raise stats
+        common: list[dict[str, Any]] = stats[0]
+        sizes: list[dict[str, Any]] = stats[1]
+        stuck, error = ([], str(versions).strip().splitlines()[0]) \
+            if isinstance(versions, Exception) else (versions[0], None)
+        rows = {r["name"]: float(r["rows"]) for r in sizes}
+        # never analysed (-1): at most one row per 28 bytes of heap (a tuple's header and
+        # line pointer), an upper bound from the size alone
+        rows.update({r["name"]: float(int(r["bytes"]) // 28) for r in sizes
+                     if float(r["rows"]) < 0})
+
+        def of(table: str, column: str) -> Common | None:
+            found = next((r for r in common if r["table"] == table
+                          and r["column"] == column), None)
+            if found is None:
+                return None
+            total = max(rows.get(table, 0.0), 0.0)
+            pairs = zip(found["vals"] or (), found["freqs"] or (), strict=False)
+            return Common(tuple((v, f * total) for v, f in pairs),
+                          float(found["n_distinct"] or 0.0))
+
+        return Exposures(of("metrics", "run_uuid"), of("runs", "experiment_id"),
+                         rows.get("metrics", -1.0), rows.get("runs", -1.0),
+                         tuple(stuck), error)
+
+    return db.cached(f"workload:exposures:{schema}", collect)

@@ -33,4 +33,20 @@ THRESHOLDS += (
               maximum=1e15),
 )
 
+# gc and the UI: mlflow gc ran out of memory on one run of millions of metric rows
+# (mlflow/mlflow #25615); search_runs took minutes on tens of thousands of runs (#2730,
+# #15231); registration is instant unless a registry hook failed, so a day in a
+# registration state is stuck.
+THRESHOLDS += (
+    Threshold("run_metric_rows_warn", "1000000", "count",
+              "a run with this many metric rows (estimated) warns", minimum=1,
+              maximum=1e15),
+    Threshold("experiment_runs_warn", "50000", "count",
+              "an experiment with this many runs (estimated) warns", minimum=1,
+              maximum=1e15),
+    Threshold("stuck_version_age", "1d", "duration",
+              "a model version left this long in PENDING_REGISTRATION or "
+              "FAILED_REGISTRATION warns", minimum=0, maximum=3650 * 86400.0),
+)
+
 AREA = Area("workload", thresholds=THRESHOLDS)
