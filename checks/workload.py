@@ -42,6 +42,7 @@ from pytest_mlflowdb.probes.workload import (
     relation_sizes,
     workload,
 )
+from pytest_mlflowdb.results.findings import sql_name
 from pytest_mlflowdb.workload.operations import (
     UNKNOWN,
     Group,
@@ -323,8 +324,10 @@ def test_stuck_versions(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
     found = _exposures(mlflowdb)
     assert found is not None
     if found.versions_error:
-        pytest.skip(f"model_versions cannot be read: {found.versions_error} "
-                    f"({advice(mlflowdb, 'GRANT SELECT ON model_versions')})")
+        schema = mlflow_facts(mlflowdb).schema or "public"
+        grant = f"GRANT SELECT ON {sql_name(schema, 'model_versions')}"
+        pytest.skip(f"no privilege: model_versions cannot be read ({found.versions_error}; "
+                    f"{advice(mlflowdb, grant)})")
     limit = mlflowdb_thresholds["stuck_version_age"]
     old = [v for v in found.stuck_versions if (v["age_ms"] or 0) / 1000.0 >= limit]
     for v in old:

@@ -197,7 +197,7 @@ def test_a_dedicated_role_is_told_the_grant_by_name_and_the_recipe(pytester, pg1
     assert set(skipped) == {"integrity.stuck_runs", "integrity.gc_backlog",
                             "integrity.orphans", "integrity.invariants",
                             "sequences.capacity", "sequences.behind",
-                            "security.password_encryption"}
+                            "security.password_encryption", "workload.stuck_versions"}
     assert f'GRANT SELECT ON "public"."runs" TO "{user}"' in skipped["integrity.stuck_runs"]
     assert "GRANT SELECT ON SEQUENCE" in skipped["sequences.capacity"]
     for message in skipped.values():
