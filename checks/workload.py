@@ -37,6 +37,7 @@ from pytest_mlflowdb.probes.workload import (
     Exposures,
     Plan,
     Workload,
+    connections,
     exposures,
     plans,
     relation_sizes,
@@ -345,3 +346,55 @@ def test_stuck_versions(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
                              "in a registration state, none for stuck_version_age "
                              f"{format_value('duration', limit)} or longer",
                              len(found.stuck_versions), format_value("duration", limit))
+
+
+# -- connections -----------------------------------------------------------------------
+#: MLflow's SQLAlchemy pool settings (mlflow/environment_variables.py)
+POOL_SETTINGS = ("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW",
+                 "MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE")
+
+
+def _holder(h) -> str:
+    app = f", application {h.application!r}" if h.application else ""
+    return f"role {h.role}{app}, from {h.client}"
+
+
+@check("workload.connections", thresholds=("pool_slots_warn",), probes=(connections,))
+def test_connections(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
+    """Who holds the connection slots: sessions per role, application and client, and the
+    tracking server's pool pattern (one holder, mostly idle, hours-old connections)."""
+    found = connections(mlflowdb)
+    limit = mlflowdb_thresholds["pool_slots_warn"]
+    usable = found.usable
+    f = mlflowdb_findings
+    pools = []
+    for h in found.holders:
+        share = 100.0 * h.sessions / usable
+        if h.hidden == h.sessions or share < limit or h.idle * 2 < h.sessions:
+            continue
+        pools.append(h)
+        f.warn(_holder(h), f"{_holder(h)} holds {h.sessions} of {usable} usable connection "
+               f"slots ({format_value('percent', share)}, at or above pool_slots_warn "
+               f"{format_value('percent', limit)}), {h.idle} idle; connected for up to "
+               f"{format_value('duration', h.oldest_s)} (median "
+               f"{format_value('duration', h.median_age_s)}), in {h.databases}: a pool "
+               "keeping idle connections the other clients and MLflow's own workers need",
+               h.sessions, format_value("percent", limit),
+               remedy=f"lower the tracking server's pool: {POOL_SETTINGS[0]} (SQLAlchemy's "
+                      f"pool_size per worker process), {POOL_SETTINGS[1]} (its overflow), "
+                      f"{POOL_SETTINGS[2]} (seconds before a connection is replaced); or "
+                      "put PgBouncer in front")
+    hidden = sum(h.hidden for h in found.holders)
+    if hidden and not pools:
+        pytest.skip(f"no privilege: needs pg_monitor or pg_read_all_stats to see the state "
+                    f"of {hidden} session(s) of other roles "
+                    f"({advice(mlflowdb, 'GRANT pg_monitor')})")
+    total = sum(h.sessions for h in found.holders)
+    top = "; ".join(f"{_holder(h)}: {h.sessions} ({h.idle} idle, oldest "
+                    f"{format_value('duration', h.oldest_s)})" for h in found.holders[:5])
+    if not pools:
+        f.ok("pg_stat_activity", f"{total} client session(s) of {usable} usable slots "
+             f"({found.max_connections} max_connections, {found.reserved} reserved), no "
+             f"holder of {format_value('percent', limit)} or more mostly idle"
+             + (f"; by holder: {top}" if top else ""), total,
+             format_value("percent", limit))

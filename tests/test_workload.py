@@ -281,3 +281,36 @@ def test_a_version_stuck_in_registration_is_named(pytester, mlflow_uri):
     assert found["object"] == "churn version 1"
     assert "is PENDING_REGISTRATION since 2d ago" in found["message"], found
     assert "delete_model_version('churn', 1)" in found["remedy"]
+
+
+# -- connections -------------------------------------------------------------------------
+def test_a_pool_holding_most_slots_is_named_with_mlflows_pool_settings(pytester, mlflow_uri):
+    import contextlib
+
+    import psycopg
+
+    _, checks = audit(pytester, mlflow_uri)
+    assert checks["workload.connections"]["outcome"] == "passed", checks["workload.connections"]
+    with contextlib.ExitStack() as stack:
+        for _ in range(32):  # 32 of the test server's 57 usable slots, idle
+            stack.enter_context(psycopg.connect(mlflow_uri, application_name="tracking-pool"))
+        _, checks = audit(pytester, mlflow_uri)
+    check = checks["workload.connections"]
+    assert check["outcome"] == "warned", check
+    (found,) = [f for f in check["findings"] if f["severity"] == "warning"]
+    assert found["object"] == "role postgres, application 'tracking-pool', from 127.0.0.1"
+    assert "holds 32 of 57 usable connection slots" in found["message"], found
+    assert "32 idle" in found["message"]
+    for name in ("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW",
+                 "MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE"):
+        assert name in found["remedy"]
+
+
+def test_mlflows_pool_settings_are_named_as_the_installed_mlflow_reads_them():
+    import importlib
+
+    from mlflow import environment_variables
+
+    named = importlib.import_module("pytest_mlflowdb.checks.workload").POOL_SETTINGS
+    for name in named:
+        assert getattr(environment_variables, name).name == name

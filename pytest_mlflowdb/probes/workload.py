@@ -276,3 +276,69 @@ def exposures(db: Database, schema: str) -> Exposures:
                          tuple(stuck), error)
 
     return db.cached(f"workload:exposures:{schema}", collect)
+
+
+# -- connections -------------------------------------------------------------------------
+# Connection slots are the server's: every database's client sessions count, grouped by
+# who holds them. Without pg_read_all_stats other roles' sessions show no state, client
+# nor start (backend_type NULL): counted as hidden.
+_CONNECTIONS = """
+SELECT coalesce(a.usename::text, '?') AS role, coalesce(a.application_name, '') AS application,
+       coalesce(host(a.client_addr), CASE WHEN a.backend_type IS NULL THEN '?' ELSE 'local'
+                                          END) AS client,
+       count(*) AS sessions, count(*) FILTER (WHERE a.state = 'idle') AS idle,
+       count(*) FILTER (WHERE a.backend_type IS NULL) AS hidden,
+       coalesce(max(extract(epoch FROM now() - a.backend_start)), 0)::float8 AS oldest_s,
+       coalesce(percentile_disc(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM
+         now() - a.backend_start)), 0)::float8 AS median_age_s,
+       string_agg(DISTINCT a.datname::text, ', ') AS databases
+FROM pg_stat_activity a
+WHERE a.pid <> pg_backend_pid() AND (a.backend_type = 'client backend' OR a.backend_type IS NULL)
+GROUP BY 1, 2, 3 ORDER BY count(*) DESC, 1, 2, 3
+"""
+_SLOTS = """
+SELECT current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS superuser_reserved,
+       coalesce(current_setting('reserved_connections', true), '0')::int AS reserved
+"""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The client sessions of one role, application and client address."""
+
+    role: str
+    application: str
+    client: str
+    sessions: int
+    idle: int
+    hidden: int
+    oldest_s: float
+    median_age_s: float
+    databases: str
+
+
+@dataclass(frozen=True)
+class Connections:
+    holders: tuple[Holder, ...]
+    max_connections: int
+    #: slots kept for superusers and roles of pg_use_reserved_connections (16+)
+    reserved: int
+
+    @property
+    def usable(self) -> int:
+        return max(1, self.max_connections - self.reserved)
+
+
+def connections(db: Database) -> Connections:
+    """Who holds the server's connection slots (cached; one flight)."""
+    def collect(d: Database) -> Connections:
+        found, (slots,) = d.rows_many([(_CONNECTIONS, None), (_SLOTS, None)])
+        return Connections(
+            tuple(Holder(r["role"], r["application"], r["client"], int(r["sessions"]),
+                         int(r["idle"]), int(r["hidden"]), float(r["oldest_s"]),
+                         float(r["median_age_s"]), r["databases"] or "") for r in found),
+            int(slots["max_connections"]),
+            int(slots["superuser_reserved"]) + int(slots["reserved"]))
+
+    return db.cached("workload:connections", collect)

@@ -49,4 +49,14 @@ THRESHOLDS += (
               "FAILED_REGISTRATION warns", minimum=0, maximum=3650 * 86400.0),
 )
 
+# Connections: MLflow's tracking server keeps a SQLAlchemy pool per worker process (5 + 10
+# overflow by default), idle between requests (mlflow/mlflow #1565, #5209). No anchor has
+# a default for one holder's share; half the usable slots, mostly idle, leaves the other
+# clients and the server's next workers little.
+THRESHOLDS += (
+    Threshold("pool_slots_warn", "50%", "percent",
+              "one role, application and client holding this share of the usable "
+              "connection slots, mostly idle, warns", minimum=0, maximum=100),
+)
+
 AREA = Area("workload", thresholds=THRESHOLDS)
