@@ -46,3 +46,20 @@ def test_default_audit_is_quiet_on_every_major(pytester, major_janitor, source):
     assert set(noisy) == expected, noisy
     if expected:
         assert "end of life" in noisy["connectivity.server_version"]
+
+
+@pytest.mark.slow
+def test_workload_reads_statements_and_plans_on_every_major(pytester, major_janitor):
+    """pg_stat_statements' columns and MLflow's hot queries' plans on each major."""
+    from helpers import sql
+
+    major, janitor = major_janitor
+    uri = janitor.create()
+    sql(uri, "CREATE EXTENSION pg_stat_statements", "SELECT count(*) FROM runs")
+    _, checks = audit(pytester, uri)
+    operations, plans = checks["workload.operations"], checks["workload.plans"]
+    assert operations["outcome"] == "passed", operations
+    assert plans["outcome"] == "passed", plans
+    assert not [f for f in plans["findings"] if f["message"].startswith("not planned")], \
+        [f["message"] for f in plans["findings"]]
+    assert "never executed" in plans["message"]
