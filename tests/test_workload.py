@@ -314,3 +314,27 @@ def test_mlflows_pool_settings_are_named_as_the_installed_mlflow_reads_them():
     named = importlib.import_module("pytest_mlflowdb.checks.workload").POOL_SETTINGS
     for name in named:
         assert getattr(environment_variables, name).name == name
+
+
+def test_with_hypopg_the_gain_of_the_index_is_measured(pytester, pg15):
+    """hypopg (``apt-get install postgresql-15-hypopg``) on the path server: the
+    hypothetical index lives in the audit's backend memory, made and reset inside its
+    read-only transaction."""
+    from pathlib import Path
+
+    from pytest_mlflowdb.catalog.mlflow_schema import apply_mlflow_schema
+
+    if pg15.bin_dir is None or not any((Path(pg15.bin_dir).parent / lib / "hypopg.so")
+                                       .is_file() for lib in ("lib", "lib/postgresql")):
+        pytest.skip("hypopg is not installed for this server (postgresql-15-hypopg)")
+    pg15.create_database("wl_hypopg")
+    try:
+        uri = pg15.uri("wl_hypopg")
+        apply_mlflow_schema(uri)
+        sql(uri, "CREATE EXTENSION hypopg", *_MANY_RUNS)
+        _, checks = audit(pytester, uri, *SMALL)
+    finally:
+        pg15.drop_database("wl_hypopg")
+    found = by_object(checks["workload.plans"])["search_runs: runs"]
+    assert "with the index the estimated cost falls from " in found["message"], found
+    assert "measured with a hypothetical index of hypopg" in found["message"]

@@ -342,3 +342,27 @@ def connections(db: Database) -> Connections:
             int(slots["superuser_reserved"]) + int(slots["reserved"]))
 
     return db.cached("workload:connections", collect)
+
+
+# -- hypothetical indexes ------------------------------------------------------------------
+def with_hypothetical_index(db: Database, index: str, statement: str) -> float | str:
+    """The estimated total cost of ``statement`` (with values) planned as if ``index``
+    (``CREATE INDEX ON schema.table (columns)``) existed, through hypopg: the index lives
+    in this backend's memory only, nothing is written; it is made and dropped inside one
+    read-only transaction (``hypopg_reset`` before and after). Returns the cost, or why
+    it could not be measured."""
+    import psycopg
+
+    schema = sql.Identifier(db.preflight.extension_schemas.get("hypopg", "public"))
+    reset = sql.SQL("SELECT {}.hypopg_reset()").format(schema)
+    try:
+        found = db.rows_many([
+            (reset, None),
+            (sql.SQL("SELECT indexrelid FROM {}.hypopg_create_index(%s)").format(schema),
+             (index,)),
+            (sql.SQL("EXPLAIN (FORMAT JSON) ") + sql.SQL(statement), None),
+            (reset, None)])
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    plan = next(iter(found[2][0].values()))
+    return float(plan[0]["Plan"]["Total Cost"])
