@@ -338,3 +338,20 @@ def test_with_hypopg_the_gain_of_the_index_is_measured(pytester, pg15):
     found = by_object(checks["workload.plans"])["search_runs: runs"]
     assert "with the index the estimated cost falls from " in found["message"], found
     assert "measured with a hypothetical index of hypopg" in found["message"]
+
+
+def test_installed_but_not_loaded_skips_with_the_remedy(pytester):
+    """CREATE EXTENSION works without shared_preload_libraries; reading the view does not."""
+    from pytest_mlflowdb.servers.janitor import Janitor
+
+    janitor = Janitor("path", settings={"shared_preload_libraries": ""})
+    try:
+        uri = janitor.create()
+        sql(uri, "CREATE EXTENSION pg_stat_statements")
+        _, checks = audit(pytester, uri)
+    finally:
+        janitor.close()
+    check = checks["workload.operations"]
+    assert check["outcome"] == "skipped", check
+    assert "pg_stat_statements cannot be read: " in check["message"], check
+    assert "shared_preload_libraries = 'pg_stat_statements'" in check["message"]
