@@ -12,6 +12,7 @@ from pytest_mlflowdb.config.thresholds import format_value
 from pytest_mlflowdb.probes.indexes import table_sizes
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 from pytest_mlflowdb.probes.schema import catalog_diff, live_snapshot, newer_than_catalog
+from pytest_mlflowdb.probes.workload import auth_database
 from pytest_mlflowdb.results.findings import sql_name
 
 
@@ -37,7 +38,7 @@ def _drift(db) -> None:
     catalog_diff(db)
 
 
-@check("schema.revision", probes=(_revision,))
+@check("schema.revision", probes=(_revision, auth_database))
 def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """alembic_version holds one known revision, the one about to be deployed if given."""
     facts = mlflow_facts(mlflowdb)
@@ -58,6 +59,9 @@ def test_revision(mlflowdb, mlflowdb_findings, mlflowdb_settings):
         mlflowdb_findings.fail(facts.current_schema or "search_path", wrong_schema,
                                facts.search_path, ", ".join(facts.elsewhere))
         return
+    if facts.schema is None and auth_database(mlflowdb) is not None:
+        pytest.skip("MLflow's basic-auth database (alembic_version_auth), not its tracking "
+                    "database: workload.auth_schema checks its schema")
     if facts.schema is None:
         mlflowdb_findings.fail(mlflowdb.preflight.dbname, "no MLflow tables (experiments, runs, "
                                "metrics, params, tags) in any schema this role can see: not an "

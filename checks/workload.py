@@ -27,16 +27,19 @@ import pytest
 from pytest_mlflowdb import check
 from pytest_mlflowdb.audit.requirements import require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
+from pytest_mlflowdb.catalog.compare import compare
 from pytest_mlflowdb.config.thresholds import format_value
 from pytest_mlflowdb.indexes.recommended import RECOMMENDED_INDEXES
 from pytest_mlflowdb.probes.grants import advice
 from pytest_mlflowdb.probes.mlflow import mlflow_facts
 from pytest_mlflowdb.probes.workload import (
+    AUTH_VERSION_TABLE,
     EXTENSION,
     Common,
     Exposures,
     Plan,
     Workload,
+    auth_database,
     connections,
     exposures,
     plans,
@@ -45,6 +48,7 @@ from pytest_mlflowdb.probes.workload import (
     workload,
 )
 from pytest_mlflowdb.results.findings import sql_name
+from pytest_mlflowdb.workload.auth import load_auth_catalog
 from pytest_mlflowdb.workload.operations import (
     UNKNOWN,
     Group,
@@ -421,3 +425,50 @@ def test_connections(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
              f"holder of {format_value('percent', limit)} or more mostly idle"
              + (f"; by holder: {top}" if top else ""), total,
              format_value("percent", limit))
+
+
+# -- MLflow's basic-auth database ----------------------------------------------------------
+@check("workload.auth_schema", probes=(auth_database,))
+def test_auth_schema(mlflowdb, mlflowdb_findings):
+    """MLflow's basic-auth database: its revision and schema against MLflow's auth
+    migrations (passes, saying so, on any other database)."""
+    found = auth_database(mlflowdb)
+    f = mlflowdb_findings
+    if found is None:
+        f.ok(mlflowdb.preflight.dbname, f"not MLflow's basic-auth database (no "
+             f"{AUTH_VERSION_TABLE} on the search path)", None, None)
+        return
+    table = f"{found.schema}.{AUTH_VERSION_TABLE}"
+    if found.revisions is None:
+        grant = f"GRANT SELECT ON {sql_name(found.schema, AUTH_VERSION_TABLE)}"
+        pytest.skip(f"no privilege: {table} cannot be read ({found.error}; "
+                    f"{advice(mlflowdb, grant)})")
+    catalog = load_auth_catalog()
+    if len(found.revisions) != 1:
+        shown = ", ".join(found.revisions) or "none"
+        f.fail(table, f"holds {len(found.revisions)} rows ({shown}); alembic needs exactly "
+               "one", len(found.revisions), "1 row")
+        return
+    (revision,) = found.revisions
+    if revision not in catalog.chain:
+        pytest.skip(f"{table} holds {revision}, an auth revision this pytest-mlflowdb does not "
+                    f"know (it knows MLflow {catalog.mlflow}'s, up to {catalog.head}): "
+                    "upgrade pytest-mlflowdb")
+    diff = compare(catalog.schema_at(revision), found.snapshot)
+    behind = catalog.chain.index(revision) < len(catalog.chain) - 1
+    note = (f"; MLflow {catalog.mlflow}'s auth head is {catalog.head} (mlflow server "
+            "--app-name basic-auth migrates it at start)" if behind else "")
+    problems = ([f"table {t} missing" for t in diff.missing_tables]
+                + [f"column {t}.{c.name} missing" for t, c in diff.missing_columns]
+                + [f"column {c.table}.{c.column}: {c.field} {c.actual!r}, MLflow makes "
+                   f"{c.expected!r}" for c in diff.changed_columns]
+                + [f"index {i.name} missing" for i in diff.missing_indexes]
+                + [f"constraint {c.name} on {c.table} missing"
+                   for c in diff.missing_constraints])
+    for problem in problems:
+        f.fail(found.schema, f"MLflow's basic-auth schema at {revision}: {problem}",
+               None, revision)
+    if not problems:
+        f.ok(table, f"MLflow's basic-auth database at revision {revision}, its tables, "
+             f"columns, indexes and constraints as MLflow's auth migrations make them{note}",
+             revision, None)

@@ -355,3 +355,70 @@ def test_installed_but_not_loaded_skips_with_the_remedy(pytester):
     assert check["outcome"] == "skipped", check
     assert "pg_stat_statements cannot be read: " in check["message"], check
     assert "shared_preload_libraries = 'pg_stat_statements'" in check["message"]
+
+
+# -- MLflow's basic-auth database --------------------------------------------------------
+AUTH_TOOL = Path(__file__).resolve().parents[1] / "tools" / "capture_auth_schema.py"
+
+
+def _auth_tool(*args: str) -> None:
+    """The tool in a process of its own (MLflow and alembic stay out of this one)."""
+    done = subprocess.run([sys.executable, str(AUTH_TOOL), *args], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.fixture
+def auth_uri(mlflowdb_database_factory) -> str:
+    """A database migrated by MLflow's own auth migrations, as the basic-auth app makes."""
+    uri = mlflowdb_database_factory(mlflow=False)
+    _auth_tool("--migrate", uri)
+    return uri
+
+
+def test_the_shipped_auth_schemas_are_what_mlflows_auth_migrations_make(
+        mlflowdb_database_factory, tmp_path):
+    """The auth catalog's drift test: captured again with the installed MLflow."""
+    import json as json_
+
+    from pytest_mlflowdb.workload.auth import load_auth_catalog
+
+    out = tmp_path / "auth.json"
+    _auth_tool("--uri", mlflowdb_database_factory(mlflow=False), "--out", str(out))
+    fresh = json_.loads(out.read_text())
+    shipped = load_auth_catalog()
+    if fresh["mlflow"] != shipped.mlflow:
+        pytest.skip(f"MLflow {fresh['mlflow']} is not the auth catalog's {shipped.mlflow}: "
+                    "run tools/capture_auth_schema.py")
+    assert tuple(fresh["chain"]) == shipped.chain
+    assert json_.dumps(fresh["schemas"], sort_keys=True) == \
+        json_.dumps(shipped.schemas, sort_keys=True)
+
+
+def test_mlflows_auth_database_is_checked_against_its_own_migrations(pytester, auth_uri):
+    from pytest_mlflowdb.workload.auth import load_auth_catalog
+
+    _, checks = audit(pytester, auth_uri)
+    revision = checks["schema.revision"]
+    assert revision["outcome"] == "skipped", revision
+    assert "MLflow's basic-auth database" in revision["message"]
+    auth = checks["workload.auth_schema"]
+    assert auth["outcome"] == "passed", auth
+    assert f"at revision {load_auth_catalog().head}" in auth["message"], auth
+    assert not [c for c in checks.values() if c["outcome"] == "failed"]
+
+
+def test_a_damaged_auth_schema_fails_naming_what_is_missing(pytester, auth_uri):
+    sql(auth_uri, "ALTER TABLE experiment_permissions DROP COLUMN permission")
+    _, checks = audit(pytester, auth_uri)
+    auth = checks["workload.auth_schema"]
+    assert auth["outcome"] == "failed", auth
+    assert any("column experiment_permissions.permission missing" in f["message"]
+               for f in auth["findings"]), auth
+
+
+def test_a_tracking_database_is_not_an_auth_database(pytester, mlflow_uri):
+    _, checks = audit(pytester, mlflow_uri)
+    auth = checks["workload.auth_schema"]
+    assert auth["outcome"] == "passed"
+    assert "not MLflow's basic-auth database" in auth["message"]

@@ -366,3 +366,65 @@ def with_hypothetical_index(db: Database, index: str, statement: str) -> float |
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     plan = next(iter(found[2][0].values()))
     return float(plan[0]["Plan"]["Total Cost"])
+
+
+# -- MLflow's basic-auth database --------------------------------------------------------
+AUTH_VERSION_TABLE = "alembic_version_auth"
+_AUTH = """
+SELECT n.nspname AS schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = 'alembic_version_auth' AND c.relkind IN ('r', 'p')
+  AND n.nspname = ANY(current_schemas(false)) ORDER BY array_position(current_schemas(false),
+  n.nspname) LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class AuthDatabase:
+    """MLflow's basic-auth schema found on the search path: where, its revisions (None
+    when unreadable, with the error) and its tables as captured."""
+
+    schema: str
+    revisions: tuple[str, ...] | None
+    error: str | None
+    snapshot: Any
+
+
+def auth_database(db: Database) -> AuthDatabase | None:
+    """MLflow's basic-auth schema on this session's search path, else None (cached). One
+    statement on any other database; its revision and schema in one more flight."""
+    def collect(d: Database) -> AuthDatabase | None:
+        import psycopg
+
+        from pytest_mlflowdb.probes.schema import capture
+
+        found = d.row(_AUTH)
+        if not found:
+            return None
+        schema = found["schema"]
+        asked: list[tuple[Any, Any]] = []
+
+        def ask(query: Any, params: Any) -> list:
+            asked.append((query, params))
+            return []
+
+        capture(ask, schema)  # its seven statements, asked in the same order each time
+        version = (sql.SQL("SELECT version_num FROM {}").format(
+            sql.Identifier(schema, AUTH_VERSION_TABLE)), None)
+
+        def read(statements: list) -> Any:
+            try:
+                return d.rows_many(statements)
+            except psycopg.Error as exc:
+                return exc
+
+        versions, answers = d.each(read, [[version], asked])
+        if isinstance(answers, Exception):
+            raise answers
+        replies = iter(answers)  # capture asks the same statements in the same order
+        snapshot = capture(lambda q, p: next(replies), schema)
+        if isinstance(versions, Exception):
+            return AuthDatabase(schema, None, str(versions).strip().splitlines()[0], snapshot)
+        return AuthDatabase(schema, tuple(r["version_num"] for r in versions[0]), None,
+                            snapshot)
+
+    return db.cached("workload:auth", collect)
