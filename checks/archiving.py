@@ -57,6 +57,10 @@ def test_status(mlflowdb, mlflowdb_findings, mlflowdb_thresholds, mlflowdb_setti
     over = (f", at or above archive_age_{'fail' if severity == 'failure' else 'warn'} "
             f"{_age(limit)}" if severity != "info" else "")
     if a.failing:
+        # failing now is a fault at once; the time since the last good archive makes it
+        # a failure
+        severity, limit = ("failure", fail) if age >= fail else ("warning", warn)
+        over = f", at or above archive_age_fail {_age(fail)}" if age >= fail else ""
         failed_ago = _age((a.now - a.last_failed_time).total_seconds()) \
             if a.last_failed_time else "?"
         f.add(a.last_failed_wal or "archiver", severity,

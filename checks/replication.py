@@ -100,20 +100,25 @@ def _standby_self(findings, rec: Recovery, t: ThresholdValues) -> None:
     by_bytes = _severity(rec.behind, t["replication_lag_bytes_warn"],
                          t["replication_lag_bytes_fail"])
     severity = _worst(by_time, by_bytes)
-    if delay is None:
+    if not rec.behind:
         findings.ok("recovery", f"{what}: caught up with what it received (wal receiver: "
                     f"{rec.receiver or 'none'}){paused}", 0)
         return
-    message = (f"{what}; the last replayed transaction committed {_secs(delay)} ago"
+    committed = ("no transaction replayed since the standby started" if delay is None
+                 else f"the last replayed transaction committed {_secs(delay)} ago")
+    message = (f"{what}; {committed}"
                f"{paused} (wal receiver: {rec.receiver or 'none'})")
     if severity == "ok":
-        findings.ok("recovery", message, round(delay, 1))
+        findings.ok("recovery", message, None if delay is None else round(delay, 1))
     else:
-        findings.add("recovery", severity, f"{message}: replay lag {_secs(delay)}, at or "
-                     "above replication_lag_"
-                     f"{'fail' if severity == 'failure' else 'warn'}", round(delay, 1),
-                     format_value("duration", t["replication_lag_fail" if severity ==
-                                                "failure" else "replication_lag_warn"]),
+        level = "fail" if severity == "failure" else "warn"
+        findings.add("recovery", severity, f"{message}: at or above replication_lag_{level} "
+                     f"{format_value('duration', t[f'replication_lag_{level}'])} or "
+                     f"replication_lag_bytes_{level} "
+                     f"{format_value('size', t[f'replication_lag_bytes_{level}'])}; a "
+                     "failover now loses what it has not replayed",
+                     None if delay is None else round(delay, 1),
+                     format_value("duration", t[f"replication_lag_{level}"]),
                      remedy="SELECT pg_wal_replay_resume();" if rec.paused else None)
 
 

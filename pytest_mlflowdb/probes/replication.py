@@ -77,7 +77,7 @@ class Recovery:
         """Seconds since the last replayed transaction's commit, or None when there
         is nothing to replay (received equals replayed: the primary may just be idle)."""
         if not self.behind or self.replayed_at is None:
-            return None
+            return None  # nothing waits, or no transaction replayed since the start
         return max(0.0, (self.now - self.replayed_at).total_seconds())
 
 

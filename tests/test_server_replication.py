@@ -1,0 +1,104 @@
+"""replication.*: a primary with a streaming standby made by ``pg_basebackup -R`` on this
+machine; lag made by pausing the standby's replay; a synchronous standby asked for and
+missing. The audit pointed at the primary names the standby and its lag, pointed at the
+standby its own replay lag."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import audit, dbname_of, sql
+from server_support import start_standby, value, wait_for
+
+from pytest_mlflowdb.servers.janitor import Janitor
+
+LOW_BYTES = ("--mlflowdb-set", "replication_lag_bytes_warn=1kB")
+
+
+def by_object(check: dict) -> dict[str, dict]:
+    return {f["object"]: f for f in check["findings"]}
+
+
+@pytest.fixture(scope="module")
+def pair():
+    janitor = Janitor("path")
+    try:
+        uri = janitor.create(source="catalog")
+        standby = start_standby(janitor.server())
+        try:
+            standby_uri = standby.uri(dbname_of(uri))
+            wait_for(lambda: value(uri, "SELECT count(*) FROM pg_stat_replication "
+                                        "WHERE state = 'streaming'") == 1,
+                     "the standby to stream")
+            yield uri, standby_uri
+        finally:
+            standby.stop()
+    finally:
+        janitor.close()
+
+
+def _caught_up(uri: str) -> bool:
+    return bool(value(uri, "SELECT replay_lsn = pg_current_wal_lsn() "
+                           "FROM pg_stat_replication"))
+
+
+def test_a_healthy_standby_passes_on_both_sides(pytester, pair):
+    primary, standby = pair
+    sql(primary, "CREATE TABLE IF NOT EXISTS public.lag_probe (i int)",
+        "INSERT INTO public.lag_probe VALUES (1)")
+    wait_for(lambda: _caught_up(primary), "the standby to replay")
+    _, checks = audit(pytester, primary, *LOW_BYTES)
+    lag = checks["replication.lag"]
+    assert lag["outcome"] == "passed", lag
+    (found,) = lag["findings"]
+    assert found["object"].startswith("standby walreceiver (pid "), found
+    assert "0B replayed" in found["message"], found
+    assert checks["replication.synchronous"]["outcome"] == "passed"
+    _, checks = audit(pytester, standby, *LOW_BYTES)
+    assert checks["replication.lag"]["outcome"] == "passed", checks["replication.lag"]
+    assert "caught up" in checks["replication.lag"]["message"]
+    assert checks["connectivity.primary"]["outcome"] == "failed"  # MLflow cannot write there
+    assert checks["stats.conflicts"]["outcome"] == "passed", checks["stats.conflicts"]
+
+
+def test_a_paused_replay_is_named_on_the_primary_and_on_the_standby(pytester, pair):
+    primary, standby = pair
+    sql(standby, "SELECT pg_wal_replay_pause()")
+    try:
+        sql(primary, "INSERT INTO public.lag_probe SELECT generate_series(1, 10000)")
+        wait_for(lambda: value(primary, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), "
+                                        "flush_lsn) FROM pg_stat_replication") == 0,
+                 "the standby to receive the burst")
+        _, checks = audit(pytester, primary, *LOW_BYTES)
+        lag = checks["replication.lag"]
+        assert lag["outcome"] == "warned", lag
+        (found,) = lag["findings"]
+        assert found["object"].startswith("standby walreceiver"), found
+        assert "at or above replication_lag_warn 1min / replication_lag_bytes_warn 1kB" \
+            in found["message"], found
+        assert "pg_wal_replay_resume" in found["remedy"]
+        _, checks = audit(pytester, standby, *LOW_BYTES)
+        lag = checks["replication.lag"]
+        assert lag["outcome"] == "warned", lag
+        (found,) = lag["findings"]
+        assert "replay is paused" in found["message"], found
+        assert "the last replayed transaction committed" in found["message"], found
+        assert isinstance(found["value"], float), found  # the lag in seconds
+        assert found["remedy"] == "SELECT pg_wal_replay_resume();"
+    finally:
+        sql(standby, "SELECT pg_wal_replay_resume()")
+    wait_for(lambda: _caught_up(primary), "the standby to replay after resuming")
+
+
+def test_a_missing_synchronous_standby_fails(pytester, pair):
+    primary, _ = pair
+    sql(primary, "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (nosuch)'",
+        "SELECT pg_reload_conf()")
+    try:
+        wait_for(lambda: value(primary, "SHOW synchronous_standby_names") != "",
+                 "the setting to load")
+        _, checks = audit(pytester, primary)
+        check = checks["replication.synchronous"]
+        assert check["outcome"] == "failed", check
+        assert "asks for 1 synchronous standby(s), 0 connected" in check["message"], check
+    finally:
+        sql(primary, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
