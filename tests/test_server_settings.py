@@ -118,3 +118,19 @@ def test_a_setting_waiting_for_a_restart_warns(pytester, pg15_janitor):
         assert "still runs with 60" in found["message"], found
     finally:
         sql(uri, "ALTER SYSTEM RESET max_connections", "SELECT pg_reload_conf()")
+
+
+def test_readme_sets_what_the_throwaway_databases_and_the_check_expect():
+    import inspect
+    from pathlib import Path
+
+    from pytest_mlflowdb.catalog import mlflow_schema
+    from pytest_mlflowdb.config.areas import builtin_checks_dir
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "ALTER ROLE mlflow SET idle_in_transaction_session_timeout = '5min';" in readme
+    assert "idle_in_transaction_session_timeout = \"\n" \
+           "                             \"'5min'" in inspect.getsource(mlflow_schema)
+    checks_dir = builtin_checks_dir()
+    assert checks_dir is not None
+    assert 'GUIDE_IDLE_TIMEOUT = "5min"' in (checks_dir / "settings.py").read_text()
