@@ -161,6 +161,11 @@ def test_autovacuum(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_thr
                                  f"{limit:,.0f}")
 
 
+#: sources that outrank the configuration files: a restart keeps their value, so a file's
+#: other value (which PostgreSQL flags pending_restart after a reload) never applies
+_OUTRANKING = ("command line", "environment variable", "override")
+
+
 @check("settings.pending_restart", probes=(_review,))
 def test_pending_restart(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """Settings changed in the configuration that the running server has not taken:
@@ -168,13 +173,20 @@ def test_pending_restart(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     review = _review(mlflowdb, mlflowdb_settings)
     pending = sorted((s for s in review.settings.values() if s.pending_restart),
                      key=lambda s: s.name)
+    waiting = [s for s in pending if s.source not in _OUTRANKING]
     for s in pending:
+        shown = _shown(s.setting, s.unit)
+        if s.source in _OUTRANKING:
+            mlflowdb_findings.info(s.name, f"{s.name} {shown} is set on the {s.source}; the "
+                                   "configuration files hold another value, which a restart "
+                                   "would not apply either (PostgreSQL flags it "
+                                   "pending_restart after a reload)", shown)
+            continue
         mlflowdb_findings.warn(s.name, f"{s.name} was changed but the server still runs with "
-                               f"{_shown(s.setting, s.unit)}: the new value waits for a "
-                               "restart", _shown(s.setting, s.unit), None,
+                               f"{shown}: the new value waits for a restart", shown, None,
                                remedy="restart the server at a quiet moment (pg_ctl restart, "
                                "or your platform's restart), or revert the change")
-    if not pending:
+    if not waiting:
         mlflowdb_findings.ok("pg_settings", "no setting waits for a restart")
 
 
