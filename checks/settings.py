@@ -142,10 +142,16 @@ def test_autovacuum(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_thr
             if threshold is None or factor is None or threshold < 0:
                 continue  # insert-triggered vacuum off (-1) or the setting hidden
             trigger = threshold + factor * table.rows
+            cap = number("autovacuum_vacuum_max_threshold", table.options) \
+                if kind == "changed" else None
+            capped = cap is not None and 0 <= cap < trigger
+            if capped:
+                trigger = cap  # PostgreSQL 18's cap on the dead-row trigger
             worst, base = max(worst, trigger), max(base, threshold)
             own = f"{prefix}_scale_factor" in table.options
             parts.append(f"{kind}: {trigger:,.0f} rows ({threshold:g} + {factor:g} x "
-                         f"{table.rows:,.0f}{', per-table' if own else ''})")
+                         f"{table.rows:,.0f}{', per-table' if own else ''}"
+                         f"{', capped by autovacuum_vacuum_max_threshold' if capped else ''})")
         what = f"autovacuum visits after rows {'; '.join(parts) or 'not readable'}"
         if worst >= limit:
             # half the limit, after the fixed part of the trigger

@@ -22,7 +22,8 @@ REVIEWED = ("idle_in_transaction_session_timeout", "statement_timeout", "work_me
             "log_autovacuum_min_duration", "log_temp_files", "shared_buffers",
             "effective_cache_size", "maintenance_work_mem", "autovacuum",
             "autovacuum_vacuum_threshold", "autovacuum_vacuum_scale_factor",
-            "autovacuum_vacuum_insert_threshold", "autovacuum_vacuum_insert_scale_factor")
+            "autovacuum_vacuum_insert_threshold", "autovacuum_vacuum_insert_scale_factor",
+            "autovacuum_vacuum_max_threshold")  # the last from PostgreSQL 18
 #: the timeouts judged for MLflow's roles
 ROLE_TIMEOUTS = ("idle_in_transaction_session_timeout", "statement_timeout")
 #: MLflow's tables whose autovacuum triggers are judged against their size
