@@ -5,6 +5,8 @@ standby its own replay lag."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from helpers import audit, dbname_of, sql
 from server_support import start_standby, value, wait_for
@@ -18,12 +20,24 @@ def by_object(check: dict) -> dict[str, dict]:
     return {f["object"]: f for f in check["findings"]}
 
 
+ARCHIVING = ("archiving.status", "archiving.ready")
+
+
 @pytest.fixture(scope="module")
 def pair():
-    janitor = Janitor("path")
+    """A primary archiving its WAL to a folder, and its streaming standby."""
+    janitor = Janitor("path", settings={"archive_mode": "on"})
     try:
+        server = janitor.server()
+        assert server.workdir is not None
+        folder = server.workdir / "archive"
+        folder.mkdir()
+        owner = os.stat(server.workdir)
+        os.chown(folder, owner.st_uid, owner.st_gid)
         uri = janitor.create(source="catalog")
-        standby = start_standby(janitor.server())
+        sql(uri, f"ALTER SYSTEM SET archive_command = 'cp %p {folder}/%f'",
+            "SELECT pg_reload_conf()")
+        standby = start_standby(server)
         try:
             standby_uri = standby.uri(dbname_of(uri))
             wait_for(lambda: value(uri, "SELECT count(*) FROM pg_stat_replication "
@@ -53,6 +67,11 @@ def test_a_healthy_standby_passes_on_both_sides(pytester, pair):
     assert found["object"].startswith("standby walreceiver (pid "), found
     assert "0B replayed" in found["message"], found
     assert checks["replication.synchronous"]["outcome"] == "passed"
+    noisy = {k: c["message"] for k, c in checks.items()
+             if k.split(".")[0] in ("settings", "stats", "archiving", "replication")
+             and c["outcome"] != "passed"}
+    assert noisy == {}, noisy
+    assert "archiving keeps up" in checks["archiving.status"]["message"]
     _, checks = audit(pytester, standby, *LOW_BYTES)
     assert checks["replication.lag"]["outcome"] == "passed", checks["replication.lag"]
     assert "caught up" in checks["replication.lag"]["message"]
@@ -102,3 +121,53 @@ def test_a_missing_synchronous_standby_fails(pytester, pair):
         assert "asks for 1 synchronous standby(s), 0 connected" in check["message"], check
     finally:
         sql(primary, "ALTER SYSTEM RESET synchronous_standby_names", "SELECT pg_reload_conf()")
+
+
+def test_a_new_user_sees_failing_archiving_and_a_lagging_standby(pytester, pair):
+    """Done as the issue says: a primary whose archiving fails and whose standby lags;
+    the audit names both, with the time since the last good archive and the lag."""
+    primary, standby = pair
+    working = value(primary, "SHOW archive_command")
+    sql(primary, "ALTER SYSTEM SET archive_command = 'false'", "SELECT pg_reload_conf()")
+    sql(standby, "SELECT pg_wal_replay_pause()")
+    try:
+        failures = value(primary, "SELECT failed_count FROM pg_stat_archiver")
+        sql(primary, "INSERT INTO public.lag_probe SELECT generate_series(1, 10000)",
+            "SELECT pg_switch_wal()")
+        wait_for(lambda: value(primary, "SELECT failed_count FROM pg_stat_archiver")
+                 > failures, "the archive command to fail")
+        result, checks = audit(pytester, primary, *LOW_BYTES)
+        status = checks["archiving.status"]
+        assert status["outcome"] == "warned", status
+        assert "archiving fails: " in status["message"], status
+        assert "ago" in status["message"].split("last archived ", 1)[1], status
+        lag = checks["replication.lag"]
+        assert lag["outcome"] == "warned", lag
+        assert "standby walreceiver" in lag["message"] and "lag write" in lag["message"]
+        summary = result.stdout.str()
+        assert "archiving.status" in summary and "replication.lag" in summary
+        _, checks = audit(pytester, standby, *LOW_BYTES)
+        found = checks["replication.lag"]["findings"][0]
+        assert found["severity"] == "warning" and isinstance(found["value"], float), found
+    finally:
+        sql(standby, "SELECT pg_wal_replay_resume()")
+        sql(primary, f"ALTER SYSTEM SET archive_command = '{working}'",
+            "SELECT pg_reload_conf()")
+
+
+def test_without_pg_monitor_the_walsenders_and_ready_files_are_skips(pytester, pair):
+    from urllib.parse import urlsplit, urlunsplit
+
+    primary, _ = pair
+    sql(primary, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+                 "'plain_auditor') THEN CREATE ROLE plain_auditor LOGIN PASSWORD "
+                 "'plain-Secret-1'; END IF; END $$")
+    parts = urlsplit(primary)
+    plain = urlunsplit(parts._replace(netloc=f"plain_auditor:plain-Secret-1@"
+                                              f"{parts.hostname}:{parts.port}"))
+    _, checks = audit(pytester, plain)
+    for name in ("replication.lag", "archiving.ready"):
+        check = checks[name]
+        assert check["outcome"] == "skipped", check
+        assert "pg_monitor" in check["message"], check
+        assert 'GRANT pg_monitor TO "plain_auditor"' in check["message"], check
