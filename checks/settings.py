@@ -20,6 +20,7 @@ from pytest_mlflowdb.audit.requirements import require_mlflow_schema
 from pytest_mlflowdb.catalog import load_catalog
 from pytest_mlflowdb.config.thresholds import format_value
 from pytest_mlflowdb.probes import security
+from pytest_mlflowdb.probes.mlflow import mlflow_facts
 from pytest_mlflowdb.probes.settings import ROLE_TIMEOUTS, ServerSettings, server_settings
 from pytest_mlflowdb.probes.stats import server_stats
 from pytest_mlflowdb.results.findings import Findings, sql_name
@@ -37,9 +38,10 @@ def _roles(db, settings) -> tuple[str, ...]:
 
 
 def _review(db, settings) -> ServerSettings:
-    """The reviewed settings, MLflow's roles' own, and the busy tables' triggers."""
-    schema = require_mlflow_schema(db)
-    return server_settings(db, schema, _roles(db, settings))
+    """The reviewed settings, MLflow's roles' own, and the busy tables' triggers (the
+    server's settings also where MLflow's schema is not found)."""
+    schema = mlflow_facts(db).schema
+    return server_settings(db, schema or "", _roles(db, settings) if schema else ())
 
 
 def _review_and_stats(db, settings) -> None:
@@ -74,6 +76,7 @@ def _shown(value: str | None, unit: str | None) -> str:
 def test_timeouts(mlflowdb, mlflowdb_findings, mlflowdb_settings):
     """MLflow's role has an idle-in-transaction timeout (warns without one); its statement
     timeout is reported."""
+    require_mlflow_schema(mlflowdb)
     roles = _roles(mlflowdb, mlflowdb_settings)
     if not roles:
         pytest.skip("no role owns MLflow's tables here (nothing to judge)")
@@ -115,9 +118,9 @@ def _judge_role(findings: Findings, review: ServerSettings, role: str) -> None:
 def test_autovacuum(mlflowdb, mlflowdb_findings, mlflowdb_settings, mlflowdb_thresholds):
     """How many rows metrics, latest_metrics, params and tags take in before autovacuum
     visits them, at their current size (per-table settings honoured)."""
+    schema = require_mlflow_schema(mlflowdb)
     review = _review(mlflowdb, mlflowdb_settings)
     limit = mlflowdb_thresholds["autovacuum_trigger_warn"]
-    schema = require_mlflow_schema(mlflowdb)
     if not review.tables:
         pytest.skip(f"none of metrics, latest_metrics, params, tags in {schema}")
 

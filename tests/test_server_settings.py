@@ -147,3 +147,11 @@ def test_readme_sets_what_the_throwaway_databases_and_the_check_expect():
     checks_dir = builtin_checks_dir()
     assert checks_dir is not None
     assert 'GUIDE_IDLE_TIMEOUT = "5min"' in (checks_dir / "settings.py").read_text()
+
+
+def test_without_mlflows_schema_the_server_settings_are_still_reviewed(pytester, pg15_janitor):
+    _, checks = audit(pytester, pg15_janitor.create(mlflow=False))
+    assert checks["settings.review"]["outcome"] == "passed", checks["settings.review"]
+    assert checks["settings.pending_restart"]["outcome"] == "passed"
+    for name in ("settings.timeouts", "settings.autovacuum"):
+        assert checks[name]["outcome"] == "skipped", checks[name]
