@@ -97,3 +97,30 @@ def test_a_small_max_wal_size_under_a_write_burst_warns(pytester, archiving):
     assert check["outcome"] == "warned", check
     assert "max_wal_size" in check["findings"][0]["remedy"]
     assert "requested and 0 timed checkpoints, counted since" in check["message"], check
+
+
+def test_an_archiver_falling_behind_is_named_by_the_time_since_its_last_good_archive(
+        pytester, archiving):
+    uri, working = archiving
+    sql(uri, "CREATE TABLE IF NOT EXISTS public.wal_probe (i int)",
+        f"ALTER SYSTEM SET archive_command = '{working}'", "SELECT pg_reload_conf()",
+        "INSERT INTO public.wal_probe SELECT generate_series(1, 1000)", "SELECT pg_switch_wal()")
+    wait_for(lambda: value(uri, "SELECT last_archived_time > coalesce(last_failed_time, "
+                                "'-infinity') FROM pg_stat_archiver"),
+             "archiving to work", timeout=120)
+    sql(uri, f"ALTER SYSTEM SET archive_command = 'sleep 20 && {working}'",
+        "SELECT pg_reload_conf()")
+    try:
+        sql(uri, "INSERT INTO public.wal_probe SELECT generate_series(1, 1000)",
+            "SELECT pg_switch_wal()")
+        wait_for(lambda: value(uri, "SELECT count(*) FROM pg_ls_archive_statusdir() "
+                                    "WHERE name ~ '[.]ready$'") > 0, "a segment to wait")
+        _, checks = audit(pytester, uri, "--mlflowdb-set", "archive_age_warn=0s")
+        status = checks["archiving.status"]
+        assert status["outcome"] == "warned", status
+        assert "segment(s) wait to be archived; last archived" in status["message"], status
+        assert "at or above archive_age_warn 0s" in status["message"], status
+        _, checks = audit(pytester, uri)  # within the default 15 min: not a fault yet
+        assert checks["archiving.status"]["outcome"] == "passed", checks["archiving.status"]
+    finally:
+        sql(uri, f"ALTER SYSTEM SET archive_command = '{working}'", "SELECT pg_reload_conf()")
