@@ -44,8 +44,8 @@ def _archiver(uri: str, column: str):
 
 def test_failing_archiving_is_named_then_passes_once_mended(pytester, archiving):
     uri, working = archiving
-    sql(uri, "CREATE TABLE public.wal_probe AS SELECT generate_series(1, 1000) i",
-        "SELECT pg_switch_wal()")
+    sql(uri, "CREATE TABLE IF NOT EXISTS public.wal_probe (i int)",
+        "INSERT INTO public.wal_probe SELECT generate_series(1, 1000)", "SELECT pg_switch_wal()")
     wait_for(lambda: _archiver(uri, "failed_count") > 0, "the archive command to fail")
     failed = _archiver(uri, "last_failed_wal")
     _, checks = audit(pytester, uri, "--mlflowdb-set", "archive_ready_warn=1")

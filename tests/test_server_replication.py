@@ -36,7 +36,7 @@ def pair():
         os.chown(folder, owner.st_uid, owner.st_gid)
         uri = janitor.create(source="catalog")
         sql(uri, f"ALTER SYSTEM SET archive_command = 'cp %p {folder}/%f'",
-            "SELECT pg_reload_conf()")
+            "SELECT pg_reload_conf()", "CREATE TABLE public.lag_probe (i int)")
         standby = start_standby(server)
         try:
             standby_uri = standby.uri(dbname_of(uri))
@@ -55,11 +55,16 @@ def _caught_up(uri: str) -> bool:
                            "FROM pg_stat_replication"))
 
 
+def _replay_one(primary: str) -> None:
+    """A transaction committed and replayed: the standby then knows when it last replayed
+    one (pg_last_xact_replay_timestamp), which a fresh standby does not."""
+    sql(primary, "INSERT INTO public.lag_probe VALUES (1)")
+    wait_for(lambda: _caught_up(primary), "the standby to replay")
+
+
 def test_a_healthy_standby_passes_on_both_sides(pytester, pair):
     primary, standby = pair
-    sql(primary, "CREATE TABLE IF NOT EXISTS public.lag_probe (i int)",
-        "INSERT INTO public.lag_probe VALUES (1)")
-    wait_for(lambda: _caught_up(primary), "the standby to replay")
+    _replay_one(primary)
     _, checks = audit(pytester, primary, *LOW_BYTES)
     lag = checks["replication.lag"]
     assert lag["outcome"] == "passed", lag
@@ -81,6 +86,7 @@ def test_a_healthy_standby_passes_on_both_sides(pytester, pair):
 
 def test_a_paused_replay_is_named_on_the_primary_and_on_the_standby(pytester, pair):
     primary, standby = pair
+    _replay_one(primary)
     sql(standby, "SELECT pg_wal_replay_pause()")
     try:
         sql(primary, "INSERT INTO public.lag_probe SELECT generate_series(1, 10000)")
@@ -128,6 +134,7 @@ def test_a_new_user_sees_failing_archiving_and_a_lagging_standby(pytester, pair)
     the audit names both, with the time since the last good archive and the lag."""
     primary, standby = pair
     working = value(primary, "SHOW archive_command")
+    _replay_one(primary)
     sql(primary, "ALTER SYSTEM SET archive_command = 'false'", "SELECT pg_reload_conf()")
     sql(standby, "SELECT pg_wal_replay_pause()")
     try:
