@@ -178,3 +178,36 @@ def test_without_pg_monitor_the_walsenders_and_ready_files_are_skips(pytester, p
         assert check["outcome"] == "skipped", check
         assert "pg_monitor" in check["message"], check
         assert 'GRANT pg_monitor TO "plain_auditor"' in check["message"], check
+
+
+def test_queries_cancelled_by_recovery_conflicts_warn_on_the_standby(pytester, pair):
+    import psycopg
+
+    primary, standby = pair
+    sql(primary, "CREATE TABLE IF NOT EXISTS public.conflict_probe AS "
+                 "SELECT generate_series(1, 1000) AS i")
+    wait_for(lambda: _caught_up(primary), "the standby to replay")
+    sql(standby, "ALTER SYSTEM SET max_standby_streaming_delay = '100ms'",
+        "SELECT pg_reload_conf()")
+    try:
+        wait_for(lambda: value(standby, "SHOW max_standby_streaming_delay") == "100ms",
+                 "the standby's setting")
+        before = value(standby, "SELECT conflicts FROM pg_stat_database "
+                                "WHERE datname = current_database()")
+        holder = psycopg.connect(standby, autocommit=True)
+        try:  # a snapshot the primary's vacuum is about to remove rows from under
+            holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            holder.execute("SELECT count(*) FROM public.conflict_probe")
+            sql(primary, "DELETE FROM public.conflict_probe", "VACUUM public.conflict_probe")
+            wait_for(lambda: value(standby, "SELECT conflicts FROM pg_stat_database "
+                                            "WHERE datname = current_database()") > before,
+                     "a recovery conflict")
+        finally:
+            holder.close()
+        _, checks = audit(pytester, standby, "--mlflowdb-set", "conflicts_per_day_warn=1")
+        check = checks["stats.conflicts"]
+        assert check["outcome"] == "warned", check
+        assert "queries cancelled by recovery conflicts" in check["message"], check
+        assert "hot_standby_feedback" in check["findings"][0]["remedy"]
+    finally:
+        sql(standby, "ALTER SYSTEM RESET max_standby_streaming_delay", "SELECT pg_reload_conf()")
