@@ -72,3 +72,17 @@ def test_a_healthy_database_passes_the_counters(pytester, mlflow_uri):
     _, checks = audit(pytester, mlflow_uri)
     for name in ("checkpoints", "temp_files", "deadlocks", "rollbacks", "conflicts"):
         assert checks[f"stats.{name}"]["outcome"] == "passed", checks[f"stats.{name}"]
+
+
+def test_most_transactions_rolled_back_warn(pytester, mlflow_uri):
+    with psycopg.connect(mlflow_uri, autocommit=True) as conn:
+        for _ in range(1200):  # each failing statement is a rolled-back transaction
+            try:
+                conn.execute("SELECT 1 / 0")
+            except psycopg.errors.DivisionByZero:
+                pass
+    _, checks = audit(pytester, mlflow_uri)
+    check = checks["stats.rollbacks"]
+    assert check["outcome"] == "warned", check
+    assert "at or above rollback_ratio_warn 20%" in check["message"], check
+    assert re.search(r"\b1[0-9]{3} of [0-9]+ transactions rolled back", check["message"]), check
