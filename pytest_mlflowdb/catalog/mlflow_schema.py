@@ -48,7 +48,8 @@ def prepare_owner(uri: str, owner: str = APP_ROLE) -> None:
     """Make ``owner`` ready to own MLflow's tables in the scratch database at ``uri`` (a
     superuser's URI): created when missing (LOGIN, NOSUPERUSER, a random password stored
     as SCRAM-SHA-256 and kept nowhere), allowed to create in the current schema, from
-    which PUBLIC's CREATE is taken (the default before PostgreSQL 15)."""
+    which PUBLIC's CREATE is taken (the default before PostgreSQL 15), with the
+    idle-in-transaction timeout README's platform guide sets."""
     import psycopg
     from psycopg import sql
 
@@ -68,6 +69,10 @@ def prepare_owner(uri: str, owner: str = APP_ROLE) -> None:
         (current,) = conn.execute("SELECT current_schema()").fetchone() or (None,)
         schema = sql.Identifier(current)
         conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(schema))
+        # README's platform guide: a client that dies inside a transaction does not hold
+        # back vacuum for long (settings.timeouts)
+        conn.execute(sql.SQL("ALTER ROLE {} SET idle_in_transaction_session_timeout = "
+                             "'5min'").format(role))
         conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema, role))
 
 

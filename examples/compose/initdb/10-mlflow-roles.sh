@@ -10,6 +10,9 @@ psql -v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER:-postgres}" --db
      -v auditor_password="${MLFLOW_AUDITOR_PASSWORD:?}" <<'SQL'
 SET password_encryption = 'scram-sha-256';
 CREATE ROLE mlflow LOGIN PASSWORD :'mlflow_password';
+-- README's platform guide: a client that dies inside a transaction does not hold back
+-- vacuum for long (settings.timeouts)
+ALTER ROLE mlflow SET idle_in_transaction_session_timeout = '5min';
 CREATE DATABASE mlflow OWNER mlflow;
 -- read-only by construction: monitoring views, and SELECT on every table and sequence
 CREATE ROLE mlflow_auditor LOGIN PASSWORD :'auditor_password' IN ROLE pg_monitor, pg_read_all_data;
