@@ -116,7 +116,8 @@ OPTIONS: tuple[Option, ...] = (
            "KIND", (("nargs", "?"), ("const", ""), ("default", None))),
     Option("reports", "--mlflowdb-report", "mlflowdb_reports",
            "write the audit report to PATH (.json, .md, .prom for Prometheus' textfile "
-           "collector, or a suffix an output plugin adds; repeatable)", "PATH", _LIST, "linelist"),
+           "collector, .html, or a suffix an output plugin adds; repeatable)", "PATH", _LIST,
+           "linelist"),
     Option("fail_on", "--mlflowdb-fail-on", "mlflowdb_fail_on",
            "error (default): only failed checks fail the run; warning: warned checks fail "
            "it too", "LEVEL"),

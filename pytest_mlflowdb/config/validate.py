@@ -36,7 +36,7 @@ from pytest_mlflowdb.config.thresholds import (
 from pytest_mlflowdb.config.thresholds import parse_value as _parse
 
 FAIL_ON = ("error", "warning")
-REPORT_SUFFIXES = (".json", ".md", ".prom")
+REPORT_SUFFIXES = (".json", ".md", ".prom", ".html")
 
 #: GitHub Actions' step summary: a report at the path this variable holds is appended to
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

@@ -69,6 +69,7 @@ class Outputs:
 
 
 def builtin_outputs() -> list[Output]:
+    from pytest_mlflowdb.outputs.html import HtmlReport
     from pytest_mlflowdb.outputs.json_file import JsonReport
     from pytest_mlflowdb.outputs.junit import JunitProperties
     from pytest_mlflowdb.outputs.markdown import MarkdownReport
@@ -76,7 +77,7 @@ def builtin_outputs() -> list[Output]:
     from pytest_mlflowdb.outputs.terminal import TerminalTables
 
     return [JsonReport(), MarkdownReport(), PrometheusTextFile(), TerminalTables(),
-            JunitProperties()]
+            JunitProperties(), HtmlReport()]
 
 
 def collect_outputs(config: pytest.Config) -> Outputs:
