@@ -120,7 +120,13 @@ OPTIONS: tuple[Option, ...] = (
            "linelist"),
     Option("fail_on", "--mlflowdb-fail-on", "mlflowdb_fail_on",
            "error (default): only failed checks fail the run; warning: warned checks fail "
-           "it too", "LEVEL"),
+           "it too; regression: only what got worse since --mlflowdb-baseline", "LEVEL"),
+    Option("baseline", "--mlflowdb-baseline", "mlflowdb_baseline",
+           "compare with an earlier JSON report: PATH, a folder (its newest kept report) "
+           "or 'history' (the newest in --mlflowdb-history)", "PATH"),
+    Option("baseline_share", "--mlflowdb-baseline-share", "mlflowdb_baseline_share",
+           "with a baseline, list each finding whose value moved by more than this share "
+           "(0.2 by default, or a percentage)", "SHARE"),
     Option("connect_timeout", "--mlflowdb-connect-timeout", "mlflowdb_connect_timeout",
            "connect timeout per target (default 10s)", "DURATION"),
     Option("statement_timeout", "--mlflowdb-statement-timeout", "mlflowdb_statement_timeout",

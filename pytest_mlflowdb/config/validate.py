@@ -35,7 +35,7 @@ from pytest_mlflowdb.config.thresholds import (
 )
 from pytest_mlflowdb.config.thresholds import parse_value as _parse
 
-FAIL_ON = ("error", "warning")
+FAIL_ON = ("error", "warning", "regression")
 REPORT_SUFFIXES = (".json", ".md", ".prom", ".html")
 
 #: GitHub Actions' step summary: a report at the path this variable holds is appended to
@@ -88,6 +88,10 @@ class Settings:
     builtin_checks: bool = True
     expect_mlflow: str | None = None
     expect_revision: str | None = None
+    #: an earlier report to compare with (a path, a folder, or ``history``)
+    baseline: str | None = None
+    #: a finding's value that moved by more than this share of it is listed
+    baseline_share: float = 0.2
     #: the areas' own options (those of their ``AREA``), by setting, parsed
     area_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     thresholds: ThresholdValues = field(default_factory=lambda: builtin_registry().resolve({}))
@@ -139,6 +143,8 @@ def build_settings(
     registry: ThresholdRegistry | None = None,
     expect_mlflow: str | None = None,
     expect_revision: str | None = None,
+    baseline: str | None = None,
+    baseline_share: str | None = None,
     area_options: Mapping[str, Any] | None = None,
     sources: Mapping[str, str] | None = None,
     unknown_thresholds_later: bool = False,
@@ -203,6 +209,9 @@ def build_settings(
             f"{label('fail_on')}: unknown value {given_fail_on!r}; choose one of "
             f"{', '.join(FAIL_ON)}"
         )
+    if fail_on == "regression" and not (baseline or "").strip():
+        raise SettingsError(f"{label('fail_on')}: regression needs a baseline to compare "
+                            f"with ({label('baseline')})")
     registry = registry or builtin_registry()
     assignments = _group_assignments(threshold_assignments)
     values = resolve_thresholds(assignments, registry, unknown_later=unknown_thresholds_later)
@@ -225,6 +234,8 @@ def build_settings(
     return Settings(
         expect_mlflow=expect_mlflow.strip() if expect_mlflow else None,
         expect_revision=expect_revision.strip() if expect_revision else None,
+        baseline=(baseline or "").strip() or None,
+        baseline_share=_share(label("baseline_share"), baseline_share),
         area_options=MappingProxyType(dict(area_options or {})),
         targets=tuple(targets),
         ephemeral=ephemeral,
@@ -347,6 +358,20 @@ def _duration(option: str, text: str | None, default: float, *, minimum: float,
 
         raise SettingsError(f"{option}: {text!r} is outside {format_value('duration', minimum)}"
                             f" to {format_value('duration', maximum)}")
+    return value
+
+
+def _share(option: str, text: str | None, default: float = 0.2) -> float:
+    """A share: ``20%`` or ``0.2``, above 0 and at most 1000%."""
+    if text is None or str(text).strip() == "":
+        return default
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise SettingsError(f"{option}: {text!r} is not a share (20% or 0.2)") from None
+    if not 0 < value <= 10:
+        raise SettingsError(f"{option}: {text!r} is outside 0% to 1000%")
     return value
 
 

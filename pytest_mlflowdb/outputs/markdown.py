@@ -14,6 +14,7 @@ def to_markdown(document: dict[str, Any]) -> str:
     out = ["# MLflow database audit", ""]
     counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
     out += [f"**Summary:** {counts or 'no checks ran'}{_warned_fail(document)}", ""]
+    out += _baseline_section(document.get("baseline"))
     if len(document["targets"]) > 1:
         headers, rows = summary_rows(document)
         out += [tabulate([[f"`{_md(r[0])}`", *r[1:]] for r in rows], headers=headers,
@@ -40,6 +41,26 @@ def to_markdown(document: dict[str, Any]) -> str:
             out += [f"- `{_md(obj)}` remedy: `{_md(fix)}`" for _, obj, fix in fixes]
             out += [""] if fixes else []
     return "\n".join(out)
+
+
+def _baseline_section(block: dict[str, Any] | None) -> list[str]:
+    """What changed since the baseline: a line, then each change (regressions first)."""
+    if not block:
+        return []
+    if "message" in block:
+        return [f"**Baseline:** {_md(block['message'])}", ""]
+    out = [f"**Baseline:** {_md(block['summary'])}", ""]
+    for change in block["changes"][:MAX_CHANGES]:
+        details = f": {_md('; '.join(change['details'][:4]))}" if change["details"] else ""
+        out.append(f"- **{change['change']}** `{change['id']}` ({_md(str(change['target']))})"
+                   f" {change['before'] or '-'} → {change['after']}{details}")
+    if len(block["changes"]) > MAX_CHANGES:
+        out.append(f"- and {len(block['changes']) - MAX_CHANGES} more in the JSON report")
+    return out + [""]
+
+
+#: changes the Markdown report lists (the JSON report holds them all)
+MAX_CHANGES = 50
 
 
 def _warned_fail(document: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from pytest_mlflowdb.outputs import Output, by_target, remedies, summary_rows
+from pytest_mlflowdb.outputs.baseline import baseline_lines
 
 
 def _row(check: dict[str, Any], width: int | None) -> list[str]:
@@ -40,6 +41,9 @@ def terminal_tables(document: dict[str, Any], width: int | None = 80) -> list[st
         headers, rows = summary_rows(document)
         blocks.append("summary across targets\n" + tabulate(rows, headers=headers,
                                                              tablefmt="simple"))
+    changes = baseline_lines(document.get("baseline"))
+    if changes:
+        blocks.append("\n".join(changes))
     counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
     blocks.append(f"mlflowdb: {counts or 'no checks ran'}")
     return blocks

@@ -30,7 +30,9 @@ def pytest_mlflowdb_report(report: dict[str, Any], config: pytest.Config) -> Non
     from pytest_mlflowdb.size.forecast import save_report
 
     try:
-        save_report(folder, scrub_all(report, session.secrets))
+        # the comparison with a baseline belongs to this run's outputs, not to the history
+        kept = {key: value for key, value in report.items() if key != "baseline"}
+        save_report(folder, scrub_all(kept, session.secrets))
     except OSError as exc:
         sys.stderr.write(f"mlflowdb: cannot keep the report in {folder}: "
                          f"{exc.strerror or exc}\n")
