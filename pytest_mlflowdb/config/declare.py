@@ -149,6 +149,10 @@ OPTIONS: tuple[Option, ...] = (
            "run only your own checks, not the built-in suite (connectivity.connect still "
            "runs, so an unreachable target fails the run)", None,
            (("action", "store_true"), ("default", False))),
+    Option("verbose", "--mlflowdb-verbose", None,
+           "the terminal shows every check of every target in a table (as with -v); "
+           "by default, the problems and one line per area", None,
+           (("action", "store_true"), ("default", False))),
     Option("nagios", "--mlflowdb-nagios", None,
            "Nagios/Icinga plugin mode: print one status line with performance data and "
            "nothing else on stdout; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", None,

@@ -86,6 +86,8 @@ class Settings:
     concurrency: int = 16
     pg_bin: Path | None = None
     builtin_checks: bool = True
+    #: the terminal's full table per target (``--mlflowdb-verbose``; ``-v`` too)
+    verbose: bool = False
     expect_mlflow: str | None = None
     expect_revision: str | None = None
     #: an earlier report to compare with (a path, a folder, or ``history``)
@@ -139,6 +141,7 @@ def build_settings(
     concurrency: str | None = None,
     pg_bin: str | None = None,
     builtin_checks: bool = True,
+    verbose: bool | str | None = False,
     threshold_assignments: Iterable[str | tuple[str, Iterable[str]]] = (),
     registry: ThresholdRegistry | None = None,
     expect_mlflow: str | None = None,
@@ -251,6 +254,7 @@ def build_settings(
         concurrency=_count(label("concurrency"), concurrency, 16, minimum=1, maximum=256),
         pg_bin=bin_path,
         builtin_checks=builtin_checks,
+        verbose=bool(verbose),
         thresholds=values,
         sources=MappingProxyType(sources),
         threshold_assignments=assignments,

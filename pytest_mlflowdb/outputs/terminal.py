@@ -1,4 +1,9 @@
-"""The terminal summary: one plain-text table per target at the end of pytest's output."""
+"""The terminal summary at the end of pytest's output.
+
+Compact by default (:func:`compact_summary`): per target its problems with their
+remedies, then one line per area; an unreachable target is one line. The full table per
+target (:func:`terminal_tables`) with ``-v`` or ``--mlflowdb-verbose``.
+"""
 
 from __future__ import annotations
 
@@ -73,10 +78,101 @@ def _table_width(terminalreporter: Any) -> int | None:
     return None
 
 
+#: the width lines wrap at where there is no terminal (a CI log): readable in a browser
+LOG_WIDTH = 120
+#: lines of a problem's message, and of a remedy, in the compact summary (the whole of
+#: each is in the JSON, Markdown and HTML reports)
+MESSAGE_LINES = 3
+REMEDY_LINES = 3
+#: the outcomes told one check at a time in the compact summary, worst first
+PROBLEMS = ("failed", "error", "warned")
+
+
+def compact_summary(document: dict[str, Any], width: int = LOG_WIDTH) -> list[str]:
+    """Per target: a header, each problem (failed, error, warned) with its message and
+    remedies wrapped at ``width``, then one line per area with its counts (a skipped
+    check named with its reason); an unreachable target is its header and one line.
+    Then the summary across targets (several), the baseline's changes and the counts."""
+    blocks = []
+    for target, checks in by_target(document):
+        lines = [_wrap(line, width, "    ") for line in _target_header(target).splitlines()]
+        if target.get("error"):
+            lines.append(_wrap(f"  unreachable: {target['error']}", width, "    "))
+            blocks.append("\n".join(lines))
+            continue
+        order = {o: i for i, o in enumerate(PROBLEMS)}
+        for check in sorted((c for c in checks if c["outcome"] in PROBLEMS),
+                            key=lambda c: (order[c["outcome"]], c["id"])):
+            lines.append(_wrap(f"  {check['outcome'].upper()} {check['id']}: "
+                               f"{check.get('message') or ''}", width, "      ",
+                               MESSAGE_LINES))
+            lines += [_wrap(f"      {obj} remedy: {fix}", width, "        ", REMEDY_LINES)
+                      for _, obj, fix in remedies([check])]
+        lines += _area_lines(checks, width)
+        blocks.append("\n".join(lines))
+    if len(document["targets"]) > 1:
+        from tabulate import tabulate
+
+        headers, rows = summary_rows(document)
+        blocks.append("summary across targets\n" + tabulate(rows, headers=headers,
+                                                             tablefmt="simple"))
+    changes = baseline_lines(document.get("baseline"))
+    if changes:
+        blocks.append("\n".join(changes))  # one line each, whole: a path, a check's id
+    counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
+    blocks.append(f"mlflowdb: {counts or 'no checks ran'} (every check: -v or "
+                  "--mlflowdb-verbose)")
+    return blocks
+
+
+def _area_lines(checks: list[dict[str, Any]], width: int) -> list[str]:
+    areas: dict[str, list[dict[str, Any]]] = {}
+    for check in checks:
+        areas.setdefault(check["id"].split(".")[0], []).append(check)
+    name_width = max((len(a) for a in areas), default=0)
+    lines = []
+    for area, members in areas.items():
+        counts: dict[str, int] = {}
+        for check in members:
+            counts[check["outcome"]] = counts.get(check["outcome"], 0) + 1
+        text = ", ".join(f"{n} {o}" for o, n in counts.items())
+        skipped = [f"{c['id']} ({c.get('message') or 'skipped'})" for c in members
+                   if c["outcome"] == "skipped"]
+        if skipped:
+            text += ": skipped " + "; ".join(skipped)
+        line = f"  {area.ljust(name_width)}  {text}"
+        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+    return lines
+
+
+def _wrap(text: str, width: int, indent: str, most: int | None = None) -> str:
+    """``text`` wrapped at ``width``, at most ``most`` lines (the last one ending in …)."""
+    import textwrap
+
+    lines = textwrap.wrap(text, width=max(width, 40), subsequent_indent=indent,
+                          break_long_words=False, break_on_hyphens=False) or [text]
+    if most is not None and len(lines) > most:
+        lines = lines[:most]
+        lines[-1] = lines[-1][: max(width, 40) - 1] + "…"
+    return "\n".join(lines)
+
+
+def _verbose(terminalreporter: Any) -> bool:
+    from pytest_mlflowdb.keys import SETTINGS
+
+    config = terminalreporter.config
+    settings = config.stash.get(SETTINGS, None)
+    return config.option.verbose > 0 or bool(getattr(settings, "verbose", False))
+
+
 class TerminalTables(Output):
     name = "terminal"
 
     def on_summary(self, terminalreporter: Any, document: dict[str, Any]) -> None:
-        for block in terminal_tables(document, _table_width(terminalreporter)):
+        if _verbose(terminalreporter):
+            blocks = terminal_tables(document, _table_width(terminalreporter))
+        else:
+            blocks = compact_summary(document, _table_width(terminalreporter) or LOG_WIDTH)
+        for block in blocks:
             terminalreporter.write_line(block)
             terminalreporter.write_line("")
