@@ -108,7 +108,7 @@ def _rows(findings: list[dict[str, Any]]) -> str:
             + "".join(rows) + "</tbody></table></div>")
 
 
-def _findings_table(check: dict[str, Any]) -> str:
+def findings_table(check: dict[str, Any]) -> str:
     """The warnings and failures with their remedies; the other findings folded below."""
     findings = check.get("findings") or []
     if not findings:
@@ -127,7 +127,7 @@ def _check_line(check: dict[str, Any], opened: bool = False) -> str:
     short = message if len(message) <= SUMMARY_CHARS else message[:SUMMARY_CHARS - 1] + "…"
     return (f'<details class="check {_e(check["outcome"])}-row"{" open" if opened else ""}>'
             f'<summary title="{_e(message)}">{_badge(check["outcome"])} '
-            f'<code>{_e(check["id"])}</code> {_e(short)}</summary>{_findings_table(check)}'
+            f'<code>{_e(check["id"])}</code> {_e(short)}</summary>{findings_table(check)}'
             "</details>")
 
 

@@ -344,6 +344,8 @@ class AuditSession:
             self._remove_stale_reports()
         if data:
             self.check_records.append(CheckRecord.from_json(data))
+            for output in self.outputs:
+                output.on_report(self.config, report, data)
         elif crashed:
             found = self._seen.get(report.nodeid) or check_of_nodeid(
                 report.nodeid, [k.id for k in self.sessions.keys()])
