@@ -36,6 +36,15 @@ def pytest_mlflowdb_report(report: dict[str, Any], config: pytest.Config) -> Non
     except OSError as exc:
         sys.stderr.write(f"mlflowdb: cannot keep the report in {folder}: "
                          f"{exc.strerror or exc}\n")
+    keep = session.settings.area_options.get("history_keep")
+    if keep:
+        from pytest_mlflowdb.size.forecast import prune_reports
+
+        try:
+            prune_reports(folder, keep)
+        except OSError as exc:
+            sys.stderr.write(f"mlflowdb: cannot prune the history in {folder}: "
+                             f"{exc.strerror or exc}\n")
     report["history"] = history_block(folder, report, session.settings)
 
 
