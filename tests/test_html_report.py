@@ -103,6 +103,8 @@ def test_size_charts_over_the_kept_history_with_forecast_and_limit(pytester, mlf
     block = document["history"]
     assert block["reports"][target] == 4  # three kept, and this run's
     assert len(block["points"][target][database]) == 4
+    # the growth findings' bytes per day are no sizes: never charted
+    assert not [o for o in block["points"][target] if o.endswith(" growth")]
     assert 'aria-label="Database size over 4 kept reports"' in html
     chart = html[html.index('aria-label="Database size over 4 kept reports"'):]
     chart = chart[:chart.index("</svg>")]

@@ -87,10 +87,15 @@ def _badge(outcome: str) -> str:
 
 
 def _worst(checks: list[dict[str, Any]], target: dict[str, Any]) -> str:
+    """The target's status: its worst problem; passed when it has none (a skipped check
+    is counted beside it, not a status of its own unless nothing else ran)."""
     if target.get("error"):
         return "error"
-    outcomes = [c["outcome"] for c in checks]
-    return min(outcomes, key=lambda o: RANK.get(o, 9)) if outcomes else "skipped"
+    outcomes = {c["outcome"] for c in checks}
+    for outcome in ("failed", "error", "warned", "passed"):
+        if outcome in outcomes:
+            return outcome
+    return "skipped"
 
 
 def _rows(findings: list[dict[str, Any]]) -> str:
@@ -169,10 +174,12 @@ def _size_charts(document: dict[str, Any], target: str,
     if points:
         horizon = float(history.get("horizon_s") or 30 * 86400)
         kept = (history.get("reports") or {}).get(target, 0)
-        db_names = [str(f.get("object")) for f in database if _number(f.get("value"))]
+        db_names = [str(f.get("object")) for f in database if _number(f.get("value"))
+                    and not str(f.get("object")).endswith(" growth")]
         for title, names, found in (
                 ("Database size", [n for n in points if n in db_names], database),
-                ("MLflow's largest tables", [n for n in points if n not in db_names], sized)):
+                ("MLflow's largest tables", [n for n in points if n not in db_names
+                                             and not n.endswith(" growth")], sized)):
             series = [Series(n, [(t, v) for t, v in points[n]], _fit_line(points[n], horizon))
                       for n in names[:8]]
             limit = _largest_limit(found)
@@ -226,8 +233,8 @@ def _bloat_chart(checks: list[dict[str, Any]]) -> list[str]:
             if found:
                 bars.append((str(f["object"]), float(found.group(1)), _kind(f)))
     bars.sort(key=lambda b: -b[1])
-    if not bars:
-        return []
+    if not any(value > 0 or kind != "ok" for _, value, kind in bars):
+        return []  # nothing bloated: no chart of zeros
     chart = bar_chart("Bloat per relation", bars[:15], lambda v: f"{v:g}%")
     return [f"<figure>{chart}<figcaption>Estimated bloat per relation (share of its size)"
             "</figcaption></figure>"]
@@ -332,7 +339,9 @@ def to_html(document: dict[str, Any]) -> str:
     if len(document["targets"]) > 1:
         parts.append(_grid(document, anchors))
     parts.append(_baseline(document))
-    for target, checks in grouped:
+    # the targets with problems first (the grid above keeps the input order)
+    by_status = sorted(grouped, key=lambda tc: RANK.get(_worst(tc[1], tc[0]), 9))
+    for target, checks in by_status:
         problems = sorted((c for c in checks if c["outcome"] in ("failed", "error", "warned")),
                           key=lambda c: (RANK.get(c["outcome"], 9), c["id"]))
         section = [f'<section class="target">{_status(target, checks, anchors[target["id"]])}']

@@ -73,8 +73,10 @@ def line_chart(title: str, series: Sequence[Series], fmt: Callable[[float], str]
                    'class="grid"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end">'
                    f"{escape(fmt(v))}</text>")
-    for t in _ticks(t0, t1, 3):
-        out.append(f'<text x="{x(t):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
+    ticks = _ticks(t0, t1, 3)
+    for i, t in enumerate(ticks):
+        anchor = "start" if i == 0 else "end" if i == len(ticks) - 1 else "middle"
+        out.append(f'<text x="{x(t):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="{anchor}">'
                    f"{_day(t)}</text>")
     if limit:
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(limit):.1f}" '

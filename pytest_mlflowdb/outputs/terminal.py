@@ -92,28 +92,31 @@ def compact_summary(document: dict[str, Any], width: int = LOG_WIDTH) -> list[st
     """Per target: a header, each problem (failed, error, warned) with its message and
     remedies wrapped at ``width``, then one line per area with its counts (a skipped
     check named with its reason); an unreachable target is its header and one line.
-    Then the summary across targets (several), the baseline's changes and the counts."""
-    blocks = []
+
+    A fleet (several targets) stays within a screen: each target is one line with its
+    counts and then its problems alone, all in one block, followed by the summary across
+    targets. Then the baseline's changes and the counts."""
+    fleet = len(document["targets"]) > 1
+    blocks, fleet_lines = [], []
     for target, checks in by_target(document):
-        lines = [_wrap(line, width, "    ") for line in _target_header(target).splitlines()]
+        if fleet:
+            lines = [_cut(f"target {target['id']}: {_counts(checks)}", width)]
+        else:
+            lines = [_wrap(line, width, "    ") for line in _target_header(target).splitlines()]
         if target.get("error"):
-            lines.append(_wrap(f"  unreachable: {target['error']}", width, "    "))
+            lines.append(_wrap(f"  unreachable: {target['error']}", width, "    ", 2))
+        else:
+            lines += _problem_lines(checks, width)
+            lines += [] if fleet else _area_lines(checks, width)
+        if fleet:
+            fleet_lines += lines
+        else:
             blocks.append("\n".join(lines))
-            continue
-        order = {o: i for i, o in enumerate(PROBLEMS)}
-        for check in sorted((c for c in checks if c["outcome"] in PROBLEMS),
-                            key=lambda c: (order[c["outcome"]], c["id"])):
-            lines.append(_wrap(f"  {check['outcome'].upper()} {check['id']}: "
-                               f"{check.get('message') or ''}", width, "      ",
-                               MESSAGE_LINES))
-            lines += [_wrap(f"      {obj} remedy: {fix}", width, "        ", REMEDY_LINES)
-                      for _, obj, fix in remedies([check])]
-        lines += _area_lines(checks, width)
-        blocks.append("\n".join(lines))
-    if len(document["targets"]) > 1:
+    if fleet:
         from tabulate import tabulate
 
         headers, rows = summary_rows(document)
+        blocks.append("\n".join(fleet_lines))
         blocks.append("summary across targets\n" + tabulate(rows, headers=headers,
                                                              tablefmt="simple"))
     changes = baseline_lines(document.get("baseline"))
@@ -125,6 +128,31 @@ def compact_summary(document: dict[str, Any], width: int = LOG_WIDTH) -> list[st
     return blocks
 
 
+def _problem_lines(checks: list[dict[str, Any]], width: int) -> list[str]:
+    order = {o: i for i, o in enumerate(PROBLEMS)}
+    lines = []
+    for check in sorted((c for c in checks if c["outcome"] in PROBLEMS),
+                        key=lambda c: (order[c["outcome"]], c["id"])):
+        lines.append(_wrap(f"  {check['outcome'].upper()} {check['id']}: "
+                           f"{check.get('message') or ''}", width, "      ", MESSAGE_LINES))
+        lines += [_wrap(f"      {obj} remedy: {fix}", width, "        ", REMEDY_LINES)
+                  for _, obj, fix in remedies([check])]
+    return lines
+
+
+def _counts(checks: list[dict[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for check in checks:
+        counts[check["outcome"]] = counts.get(check["outcome"], 0) + 1
+    order = ("passed", "warned", "failed", "skipped", "error")
+    return ", ".join(f"{counts[o]} {o}" for o in sorted(
+        counts, key=lambda o: order.index(o) if o in order else len(order))) or "no checks"
+
+
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
 def _area_lines(checks: list[dict[str, Any]], width: int) -> list[str]:
     areas: dict[str, list[dict[str, Any]]] = {}
     for check in checks:
@@ -132,16 +160,12 @@ def _area_lines(checks: list[dict[str, Any]], width: int) -> list[str]:
     name_width = max((len(a) for a in areas), default=0)
     lines = []
     for area, members in areas.items():
-        counts: dict[str, int] = {}
-        for check in members:
-            counts[check["outcome"]] = counts.get(check["outcome"], 0) + 1
-        text = ", ".join(f"{n} {o}" for o, n in counts.items())
+        text = _counts(members)
         skipped = [f"{c['id']} ({c.get('message') or 'skipped'})" for c in members
                    if c["outcome"] == "skipped"]
         if skipped:
             text += ": skipped " + "; ".join(skipped)
-        line = f"  {area.ljust(name_width)}  {text}"
-        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+        lines.append(_cut(f"  {area.ljust(name_width)}  {text}", width))
     return lines
 
 

@@ -56,7 +56,8 @@ CHARTED_POINTS = 120
 
 def history_block(folder: str, report: dict[str, Any], settings: Any) -> dict[str, Any]:
     """The kept sizes of each target of ``report`` (epoch seconds, bytes), for charts:
-    the database and its largest MLflow tables, the newest points of each."""
+    the database and its largest MLflow tables, the newest points of each (not the
+    growth findings' bytes per day, which the size checks record beside them)."""
     from pytest_mlflowdb.size.forecast import load_history
 
     points: dict[str, dict[str, list[list[float]]]] = {}
@@ -64,7 +65,8 @@ def history_block(folder: str, report: dict[str, Any], settings: Any) -> dict[st
     for target in report.get("targets", ()):
         history = load_history(folder, target["id"])
         reports[target["id"]] = history.reports
-        ranked = sorted(history.points.items(), key=lambda kv: -kv[1][-1][1])
+        sizes = {o: p for o, p in history.points.items() if not o.endswith(" growth")}
+        ranked = sorted(sizes.items(), key=lambda kv: -kv[1][-1][1])
         points[target["id"]] = {obj: [[t, v] for t, v in sorted(pts)[-CHARTED_POINTS:]]
                                 for obj, pts in ranked[:CHARTED_OBJECTS]}
     return {"folder": folder, "reports": reports, "points": points,
