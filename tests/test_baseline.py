@@ -53,6 +53,8 @@ def test_the_finding_that_appeared_is_shown_everywhere_and_gates_regression(pyte
                      "--mlflowdb-fail-on=regression")
     assert gated.ret == 1
     assert report(pytester.path / "audit.json")["run"]["failing"] == 1
+    gated.stdout.fnmatch_lines(["mlflowdb: 1 regression(s) since the baseline fail this run "
+                                "(--mlflowdb-fail-on=regression; *"])
 
 
 def test_a_failure_already_in_the_baseline_is_no_regression_until_it_is_resolved(
@@ -61,9 +63,12 @@ def test_a_failure_already_in_the_baseline_is_no_regression_until_it_is_resolved
     base = _first_day(pytester, mlflow_uri)
     assert report(base)["summary"]["failed"] == 1
     still, checks = audit(pytester, mlflow_uri, f"--mlflowdb-baseline={base}",
-                          "--mlflowdb-fail-on=regression")
+                          "--mlflowdb-fail-on=regression", "--mlflowdb-verbose")
     assert checks["indexes.required"]["outcome"] == "failed"
     assert still.ret == 0  # the one failure is old: the team works it off
+    still.stdout.fnmatch_lines([  # the full table says so too
+        "mlflowdb baseline: since *base.json: *",
+        "mlflowdb: 0 regression(s) since the baseline fail this run *"])
     document = report(pytester.path / "audit.json")
     assert document["baseline"]["regressions"] == 0 and document["run"]["failing"] == 0
     assert not [c for c in document["baseline"]["changes"] if c["id"] == "indexes.required"]
@@ -160,3 +165,24 @@ def test_baseline_settings_are_checked_once():
     assert (settings.baseline, settings.baseline_share, settings.fail_on) == (
         "b.json", 0.05, "regression")
     assert build_settings(baseline="b.json").baseline_share == 0.2
+
+
+def test_a_folder_names_its_newest_kept_report(tmp_path):
+    import datetime
+
+    from pytest_mlflowdb.outputs.baseline import baseline_path, load_baseline
+    from pytest_mlflowdb.size.forecast import save_report
+
+    when = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    older = save_report(tmp_path, {"version": 1, "targets": [], "checks": []}, when)
+    newer = save_report(tmp_path, {"version": 1, "targets": [], "checks": []},
+                        when + datetime.timedelta(days=1))
+    (tmp_path / "zzz-notes.json").write_text("{}")
+    assert older.exists() and baseline_path(str(tmp_path), None) == (newer, None)
+    assert baseline_path("history", str(tmp_path)) == (newer, None)
+    assert baseline_path("history", None) == (
+        None, "--mlflowdb-baseline=history needs --mlflowdb-history")
+    assert load_baseline(str(tmp_path / "empty"), None)[0] is None
+    (tmp_path / "empty").mkdir()
+    assert load_baseline(str(tmp_path / "empty"), None) == (
+        None, f"no baseline: no kept report in {tmp_path / 'empty'}")

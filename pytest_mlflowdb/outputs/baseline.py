@@ -198,13 +198,19 @@ def apply_baseline(document: dict[str, Any], settings: Any, loaded: tuple[
     document["baseline"] = block
 
 
-def baseline_lines(block: dict[str, Any] | None, limit: int = 20) -> list[str]:
-    """The block as text lines (terminal, Markdown): regressions first."""
+def baseline_lines(block: dict[str, Any] | None, limit: int = 20,
+                   gate: bool = False) -> list[str]:
+    """The block as text lines for the terminal, regressions first; ``gate``: the run
+    fails on regressions only, which a line says."""
     if not block:
         return []
     if "message" in block:
         return [f"mlflowdb baseline: {block['message']}"]
     lines = [f"mlflowdb baseline: {block['summary']}"]
+    if gate:
+        lines.append(f"mlflowdb: {block['regressions']} regression(s) since the baseline fail "
+                     "this run (--mlflowdb-fail-on=regression; checks that failed there "
+                     "too do not)")
     for change in block["changes"][:limit]:
         moved = f": {'; '.join(change['details'][:4])}" if change["details"] else ""
         lines.append(f"  {change['change'].upper()} {change['id']} [{change['target']}] "

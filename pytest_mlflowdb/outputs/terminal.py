@@ -46,12 +46,17 @@ def terminal_tables(document: dict[str, Any], width: int | None = 80) -> list[st
         headers, rows = summary_rows(document)
         blocks.append("summary across targets\n" + tabulate(rows, headers=headers,
                                                              tablefmt="simple"))
-    changes = baseline_lines(document.get("baseline"))
-    if changes:
-        blocks.append("\n".join(changes))
+    blocks += _baseline_block(document)
     counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
     blocks.append(f"mlflowdb: {counts or 'no checks ran'}")
     return blocks
+
+
+def _baseline_block(document: dict[str, Any]) -> list[str]:
+    """The changes since the baseline, one line each and whole (a path, a check's id)."""
+    gate = document.get("run", {}).get("fail_on") == "regression"
+    changes = baseline_lines(document.get("baseline"), gate=gate)
+    return ["\n".join(changes)] if changes else []
 
 
 def _target_header(target: dict[str, Any]) -> str:
@@ -119,9 +124,7 @@ def compact_summary(document: dict[str, Any], width: int = LOG_WIDTH) -> list[st
         blocks.append("\n".join(fleet_lines))
         blocks.append("summary across targets\n" + tabulate(rows, headers=headers,
                                                              tablefmt="simple"))
-    changes = baseline_lines(document.get("baseline"))
-    if changes:
-        blocks.append("\n".join(changes))  # one line each, whole: a path, a check's id
+    blocks += _baseline_block(document)
     counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
     blocks.append(f"mlflowdb: {counts or 'no checks ran'} (every check: -v or "
                   "--mlflowdb-verbose)")
