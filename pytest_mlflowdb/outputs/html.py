@@ -41,7 +41,8 @@ font-size:.85em;text-transform:uppercase}
 .skipped,.info{background:var(--skip)}
 .counts span{margin-right:10px}
 .meta{color:#475569;font-size:.9em;overflow-wrap:anywhere}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto}.scroll>table{min-width:600px}
+figure>.scroll>svg.chart{min-width:560px}
 table{border-collapse:collapse;width:100%;font-size:.9em}
 th,td{border-bottom:1px solid #e2e8f0;padding:4px 6px;text-align:left;vertical-align:top;
 overflow-wrap:anywhere}
@@ -185,16 +186,18 @@ def _size_charts(document: dict[str, Any], target: str,
             limit = _largest_limit(found)
             chart = line_chart(f"{title} over {kept} kept reports", series, fmt, limit)
             if chart:
-                charts.append(f"<figure>{chart}<figcaption>{_e(title)} over {kept} kept "
-                              f"reports; dashed: the least-squares forecast to "
+                charts.append(f'<figure><div class="scroll">{chart}</div><figcaption>'
+                              f"{_e(title)} over {kept} kept reports; dashed: the "
+                              "least-squares forecast to "
                               f"{_e(format_value('duration', horizon))} ahead"
                               f"{'; red: the limit' if limit else ''}</figcaption></figure>")
     if not charts and sized:
         bars = [(str(f["object"]), float(_number(f["value"]) or 0), _kind(f))
                 for f in sized][:12]
         limit = _largest_limit(sized)
-        charts.append(f"<figure>{bar_chart('MLflow tables by size', bars, fmt, limit)}"
-                      "<figcaption>MLflow's tables by total size (this run; "
+        chart = bar_chart("MLflow tables by size", bars, fmt, limit)
+        charts.append(f'<figure><div class="scroll">{chart}</div><figcaption>'
+                      "MLflow's tables by total size (this run; "
                       "--mlflowdb-history keeps reports for a chart over time)</figcaption>"
                       "</figure>")
     return charts
@@ -236,8 +239,8 @@ def _bloat_chart(checks: list[dict[str, Any]]) -> list[str]:
     if not any(value > 0 or kind != "ok" for _, value, kind in bars):
         return []  # nothing bloated: no chart of zeros
     chart = bar_chart("Bloat per relation", bars[:15], lambda v: f"{v:g}%")
-    return [f"<figure>{chart}<figcaption>Estimated bloat per relation (share of its size)"
-            "</figcaption></figure>"]
+    return [f'<figure><div class="scroll">{chart}</div><figcaption>Estimated bloat per '
+            "relation (share of its size)</figcaption></figure>"]
 
 
 def _workload_chart(checks: list[dict[str, Any]]) -> list[str]:
@@ -254,8 +257,8 @@ def _workload_chart(checks: list[dict[str, Any]]) -> list[str]:
     if not bars:
         return []
     chart = bar_chart("Time per MLflow operation", bars[:20], _seconds)
-    return [f"<figure>{chart}<figcaption>Time per MLflow operation (workload checks)"
-            "</figcaption></figure>"]
+    return [f'<figure><div class="scroll">{chart}</div><figcaption>Time per MLflow '
+            "operation (workload checks)</figcaption></figure>"]
 
 
 def _seconds(v: float) -> str:
