@@ -56,13 +56,15 @@ def _forecast(db, findings: Findings, settings, target: str, obj: str, current: 
         return
     days = growth.days_to(current, limit) if limit else None
     horizon_days = horizon / 86400.0
+    rests = f"; rests on {len(earlier)} kept report(s) and this run, {growth.days:.1f} days"
     if days is not None and 0 < days <= horizon_days:
         findings.warn(f"{obj} growth", f"grows {growth.text()}: reaches the limit "
                       f"{format_value('size', limit)} in {days:.0f} days (within "
-                      f"{format_value('duration', horizon)})", round(growth.per_day),
+                      f"{format_value('duration', horizon)}){rests}", round(growth.per_day),
                       format_value("size", limit))
     elif show:
-        findings.ok(f"{obj} growth", f"grows {growth.text()}", round(growth.per_day), None)
+        findings.ok(f"{obj} growth", f"grows {growth.text()}{rests}", round(growth.per_day),
+                    None)
 
 
 def _history_note(db, findings: Findings, settings, target: str) -> None:

@@ -98,6 +98,12 @@ def pytest_configure(config: pytest.Config) -> None:
     check_expectation(settings)
     session = AuditSession(config, settings, outputs)
     config.stash[SESSION] = session
+    import importlib.util
+
+    if importlib.util.find_spec("pytest_html") is not None:  # its rows get the findings
+        from pytest_mlflowdb.outputs import html_extras
+
+        config.pluginmanager.register(html_extras, "mlflowdb-html-extras")
     config.pluginmanager.register(session, SESSION_NAME)
     if builtin_checks_dir() is None:
         raise usage_error("the built-in checks (pytest_mlflowdb.checks) are not installed: "

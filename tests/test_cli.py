@@ -83,7 +83,8 @@ def test_mlflowdb_fixture_skips_when_dormant(pytester):
         (["--mlflowdb-ephemeral", "--mlflowdb-set=latency_warn=fast"], "latency_warn"),
         (["--mlflowdb-ephemeral", "--mlflowdb-set=latency_warn"], "is not NAME=VALUE"),
         (["--mlflowdb-ephemeral", "--mlflowdb-fail-on=sometimes"], "unknown value"),
-        (["--mlflowdb-ephemeral", "--mlflowdb-report=out.html"], "must end in .json, .md or .prom"),
+        (["--mlflowdb-ephemeral", "--mlflowdb-report=out.txt"],
+         "must end in .json, .md, .prom or .html"),
         (["--mlflowdb-ephemeral", "--mlflowdb-connect-timeout=soon"], "connect-timeout"),
         (["--mlflowdb-ephemeral", "--mlflowdb-statement-timeout=30d"], "is outside"),
         (["--mlflowdb-ephemeral", "--mlflowdb-set=latency_samples=100000000000"],
@@ -123,7 +124,7 @@ def test_audit_of_genuine_database_passes_with_reports(pytester, mlflow_uri):
     xml_path = pytester.path / "junit.xml"
     result = pytester.runpytest(
         f"--mlflowdb-uri={mlflow_uri}", f"--mlflowdb-report={json_path}",
-        f"--mlflowdb-report={md_path}", f"--junitxml={xml_path}",
+        f"--mlflowdb-report={md_path}", f"--junitxml={xml_path}", "--mlflowdb-verbose",
     )
     assert result.ret == 0
     result.assert_outcomes(passed=HEALTHY["passed"], skipped=HEALTHY["skipped"],
@@ -454,7 +455,7 @@ def test_builtin_checks_are_collected_once_whatever_python_files_says(pytester, 
     ("mlflowdb_thresholds = latency_warn=100ms", ["--mlflowdb-set=latency_fail=soon"],
      "--mlflowdb-set (command line): threshold latency_fail: 'soon'"),
     ("mlflowdb_connect_timeout = 0s", [], "mlflowdb_connect_timeout ({ini}): '0s' is outside"),
-    ("mlflowdb_reports = audit.html", [], "mlflowdb_reports ({ini}): 'audit.html' must end"),
+    ("mlflowdb_reports = audit.txt", [], "mlflowdb_reports ({ini}): 'audit.txt' must end"),
     ("mlflowdb_uris = mysql://u:pw@h/db", [], "mlflowdb_uris ({ini}): unsupported URI scheme"),
     ("mlflowdb_expect_mlflow = 9.9.9", [], "mlflowdb_expect_mlflow ({ini}): "),
     ("addopts = --mlflowdb-fail-on=sometimes", [],
@@ -568,11 +569,12 @@ def test_without_a_terminal_summary_messages_are_whole(pytester, mlflow_uri, mon
         def test_long(mlflowdb, mlflowdb_findings):
             mlflowdb_findings.warn("server", {long_message!r}, 1, 0)
     """)
-    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin")
+    result = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}", "--mlflowdb-no-builtin",
+                                           "--mlflowdb-verbose")
     assert long_message in result.stdout.str()
     monkeypatch.setenv("COLUMNS", "100")
     narrow = pytester.runpytest_subprocess(f"--mlflowdb-uri={mlflow_uri}",
-                                           "--mlflowdb-no-builtin")
+                                           "--mlflowdb-no-builtin", "--mlflowdb-verbose")
     table = narrow.stdout.str().split("mlflowdb audit", 1)[1]
     assert long_message not in table
     rows = [line for line in table.splitlines() if "word" in line]

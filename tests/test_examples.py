@@ -72,7 +72,8 @@ def _copy_examples_tree(pytester) -> Path:
 def test_readme_command_for_team_checks_passes_a_healthy_database(pytester, mlflow_uri):
     """README: ``pytest examples/ --mlflowdb-uri=...`` audits, it is not the strict CI gate."""
     _copy_examples_tree(pytester)
-    result = pytester.runpytest_subprocess("examples/", f"--mlflowdb-uri={mlflow_uri}")
+    result = pytester.runpytest_subprocess("examples/", f"--mlflowdb-uri={mlflow_uri}",
+                                           "--mlflowdb-verbose")  # the table names each check
     assert result.ret == 0, result.stdout.str()
     assert "fail-on" not in result.stdout.str() and "fail_on" not in result.stdout.str()
     assert not (pytester.path / "audit.json").exists()

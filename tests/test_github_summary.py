@@ -42,4 +42,4 @@ def test_a_path_without_a_suffix_is_still_refused_when_it_is_not_the_summary(
     result = pytester.runpytest_subprocess("--mlflowdb-uri=postgresql://u@h/db",
                                            "--mlflowdb-report=other_file")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*'other_file' must end in .json, .md or .prom*"])
+    result.stderr.fnmatch_lines(["*'other_file' must end in .json, .md, .prom or .html*"])

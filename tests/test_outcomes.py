@@ -11,6 +11,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from helpers import checks_by_id, document_outcomes, report
 
+from pytest_mlflowdb import __version__
+
 
 def _terminal_outcomes(result) -> dict[str, int]:
     """pytest's own count line, in the report's words (``errors`` -> ``error``)."""
@@ -38,7 +40,8 @@ def test_fail_on_warning_makes_every_warned_check_a_junit_failure(pytester, mlfl
     assert warned == ["connectivity.latency", "indexes.recommended"]
     assert document["summary"]["failed"] == document["summary"]["error"] == 0
     assert document["run"] | {"duration_s": 0, "end_time": 0} == {
-        "fail_on": "warning", "failing": 2, "duration_s": 0, "end_time": 0}
+        "fail_on": "warning", "failing": 2, "duration_s": 0, "end_time": 0,
+        "plugin_version": __version__}
     junit = _junit(xml_path)
     assert junit["failures"] == len(warned) and junit["errors"] == 0
     assert _terminal_outcomes(result)["failed"] == len(warned)
@@ -53,7 +56,8 @@ def test_fail_on_error_leaves_warned_checks_passing_in_junit(pytester, mlflow_ur
                                 f"--junitxml={xml_path}")
     assert result.ret == 0
     assert report(json_path)["run"] | {"duration_s": 0, "end_time": 0} == {
-        "fail_on": "error", "failing": 0, "duration_s": 0, "end_time": 0}
+        "fail_on": "error", "failing": 0, "duration_s": 0, "end_time": 0,
+        "plugin_version": __version__}
     assert _junit(xml_path)["failures"] == 0
     assert _terminal_outcomes(result)["warned"] == report(json_path)["summary"]["warned"] == 1
 

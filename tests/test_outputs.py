@@ -46,7 +46,7 @@ def test_an_unknown_suffix_is_still_a_usage_error_naming_the_suffixes(pytester):
     result = pytester.runpytest_subprocess("--mlflowdb-uri=postgresql://u@h/db",
                                            "--mlflowdb-report=a.csv")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*'a.csv' must end in .json, .md, .prom or .txt*"])
+    result.stderr.fnmatch_lines(["*'a.csv' must end in .json, .md, .prom, .html or .txt*"])
 
 
 def _remedy_document() -> dict:

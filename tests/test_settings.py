@@ -119,11 +119,11 @@ def test_reports_are_paths(tmp_path):
     assert all(isinstance(p, Path) for p in settings.reports)
 
 
-@pytest.mark.parametrize("report", ["audit.txt", "audit", "audit.json.bak", "audit.html"])
+@pytest.mark.parametrize("report", ["audit.txt", "audit", "audit.json.bak", "audit.htm"])
 def test_report_must_end_in_json_or_md(report):
     message = _error(reports=["ok.json", report])
     assert repr(report) in message
-    assert ".json, .md or .prom" in message
+    assert ".json, .md, .prom or .html" in message
 
 
 # -- fail_on ---------------------------------------------------------------------------

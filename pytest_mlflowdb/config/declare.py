@@ -116,10 +116,17 @@ OPTIONS: tuple[Option, ...] = (
            "KIND", (("nargs", "?"), ("const", ""), ("default", None))),
     Option("reports", "--mlflowdb-report", "mlflowdb_reports",
            "write the audit report to PATH (.json, .md, .prom for Prometheus' textfile "
-           "collector, or a suffix an output plugin adds; repeatable)", "PATH", _LIST, "linelist"),
+           "collector, .html, or a suffix an output plugin adds; repeatable)", "PATH", _LIST,
+           "linelist"),
     Option("fail_on", "--mlflowdb-fail-on", "mlflowdb_fail_on",
            "error (default): only failed checks fail the run; warning: warned checks fail "
-           "it too", "LEVEL"),
+           "it too; regression: only what got worse since --mlflowdb-baseline", "LEVEL"),
+    Option("baseline", "--mlflowdb-baseline", "mlflowdb_baseline",
+           "compare with an earlier JSON report: PATH, a folder (its newest kept report) "
+           "or 'history' (the newest in --mlflowdb-history)", "PATH"),
+    Option("baseline_share", "--mlflowdb-baseline-share", "mlflowdb_baseline_share",
+           "with a baseline, list each finding whose value moved by more than this share "
+           "(0.2 by default, or a percentage)", "SHARE"),
     Option("connect_timeout", "--mlflowdb-connect-timeout", "mlflowdb_connect_timeout",
            "connect timeout per target (default 10s)", "DURATION"),
     Option("statement_timeout", "--mlflowdb-statement-timeout", "mlflowdb_statement_timeout",
@@ -141,6 +148,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("builtin_checks", "--mlflowdb-no-builtin", None,
            "run only your own checks, not the built-in suite (connectivity.connect still "
            "runs, so an unreachable target fails the run)", None,
+           (("action", "store_true"), ("default", False))),
+    Option("verbose", "--mlflowdb-verbose", None,
+           "the terminal shows every check of every target in a table (as with -v); "
+           "by default, the problems and one line per area", None,
            (("action", "store_true"), ("default", False))),
     Option("nagios", "--mlflowdb-nagios", None,
            "Nagios/Icinga plugin mode: print one status line with performance data and "

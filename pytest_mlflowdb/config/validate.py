@@ -35,8 +35,8 @@ from pytest_mlflowdb.config.thresholds import (
 )
 from pytest_mlflowdb.config.thresholds import parse_value as _parse
 
-FAIL_ON = ("error", "warning")
-REPORT_SUFFIXES = (".json", ".md", ".prom")
+FAIL_ON = ("error", "warning", "regression")
+REPORT_SUFFIXES = (".json", ".md", ".prom", ".html")
 
 #: GitHub Actions' step summary: a report at the path this variable holds is appended to
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -86,8 +86,14 @@ class Settings:
     concurrency: int = 16
     pg_bin: Path | None = None
     builtin_checks: bool = True
+    #: the terminal's full table per target (``--mlflowdb-verbose``; ``-v`` too)
+    verbose: bool = False
     expect_mlflow: str | None = None
     expect_revision: str | None = None
+    #: an earlier report to compare with (a path, a folder, or ``history``)
+    baseline: str | None = None
+    #: a finding's value that moved by more than this share of it is listed
+    baseline_share: float = 0.2
     #: the areas' own options (those of their ``AREA``), by setting, parsed
     area_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     thresholds: ThresholdValues = field(default_factory=lambda: builtin_registry().resolve({}))
@@ -135,10 +141,13 @@ def build_settings(
     concurrency: str | None = None,
     pg_bin: str | None = None,
     builtin_checks: bool = True,
+    verbose: bool | str | None = False,
     threshold_assignments: Iterable[str | tuple[str, Iterable[str]]] = (),
     registry: ThresholdRegistry | None = None,
     expect_mlflow: str | None = None,
     expect_revision: str | None = None,
+    baseline: str | None = None,
+    baseline_share: str | None = None,
     area_options: Mapping[str, Any] | None = None,
     sources: Mapping[str, str] | None = None,
     unknown_thresholds_later: bool = False,
@@ -203,6 +212,9 @@ def build_settings(
             f"{label('fail_on')}: unknown value {given_fail_on!r}; choose one of "
             f"{', '.join(FAIL_ON)}"
         )
+    if fail_on == "regression" and not (baseline or "").strip():
+        raise SettingsError(f"{label('fail_on')}: regression needs a baseline to compare "
+                            f"with ({label('baseline')})")
     registry = registry or builtin_registry()
     assignments = _group_assignments(threshold_assignments)
     values = resolve_thresholds(assignments, registry, unknown_later=unknown_thresholds_later)
@@ -225,6 +237,8 @@ def build_settings(
     return Settings(
         expect_mlflow=expect_mlflow.strip() if expect_mlflow else None,
         expect_revision=expect_revision.strip() if expect_revision else None,
+        baseline=(baseline or "").strip() or None,
+        baseline_share=_share(label("baseline_share"), baseline_share),
         area_options=MappingProxyType(dict(area_options or {})),
         targets=tuple(targets),
         ephemeral=ephemeral,
@@ -240,6 +254,7 @@ def build_settings(
         concurrency=_count(label("concurrency"), concurrency, 16, minimum=1, maximum=256),
         pg_bin=bin_path,
         builtin_checks=builtin_checks,
+        verbose=bool(verbose),
         thresholds=values,
         sources=MappingProxyType(sources),
         threshold_assignments=assignments,
@@ -347,6 +362,20 @@ def _duration(option: str, text: str | None, default: float, *, minimum: float,
 
         raise SettingsError(f"{option}: {text!r} is outside {format_value('duration', minimum)}"
                             f" to {format_value('duration', maximum)}")
+    return value
+
+
+def _share(option: str, text: str | None, default: float = 0.2) -> float:
+    """A share: ``20%`` or ``0.2``, above 0 and at most 1000%."""
+    if text is None or str(text).strip() == "":
+        return default
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise SettingsError(f"{option}: {text!r} is not a share (20% or 0.2)") from None
+    if not 0 < value <= 10:
+        raise SettingsError(f"{option}: {text!r} is outside 0% to 1000%")
     return value
 
 

@@ -41,6 +41,11 @@ class Output:
         """Called on the process that ran a check with its record (the call's, or a
         setup's that did not pass; not a teardown error's)."""
 
+    def on_report(self, config: pytest.Config, report: pytest.TestReport,
+                  record: dict[str, Any]) -> None:
+        """Called on the controller with each check's test report and its (masked) record
+        as it arrives, from this process or relayed by an xdist worker."""
+
     def on_summary(self, terminalreporter: Any, document: dict[str, Any]) -> None:
         """Called on the controller at the end of a run that ran checks."""
 
@@ -69,6 +74,7 @@ class Outputs:
 
 
 def builtin_outputs() -> list[Output]:
+    from pytest_mlflowdb.outputs.html import HtmlReport
     from pytest_mlflowdb.outputs.json_file import JsonReport
     from pytest_mlflowdb.outputs.junit import JunitProperties
     from pytest_mlflowdb.outputs.markdown import MarkdownReport
@@ -76,7 +82,7 @@ def builtin_outputs() -> list[Output]:
     from pytest_mlflowdb.outputs.terminal import TerminalTables
 
     return [JsonReport(), MarkdownReport(), PrometheusTextFile(), TerminalTables(),
-            JunitProperties()]
+            JunitProperties(), HtmlReport()]
 
 
 def collect_outputs(config: pytest.Config) -> Outputs:

@@ -29,7 +29,8 @@ def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, A
     ``run`` says which outcomes fail the run (``fail_on``) and how many checks do: with
     ``--mlflowdb-fail-on=warning`` a warned check keeps its outcome but fails the run.
     ``timing`` is the run's (duration in seconds, end as Unix time), for monitoring: a
-    dashboard tells a stale result from a fresh one by ``run.end_time``.
+    dashboard tells a stale result from a fresh one by ``run.end_time``, and a baseline
+    tells a report of its own version by ``run.plugin_version``.
     """
     checks = list(checks)
     summary = {outcome: 0 for outcome in OUTCOMES}
@@ -40,7 +41,10 @@ def build_report(targets: Iterable[dict[str, Any]], checks: Iterable[dict[str, A
         failing += summary["warned"]
     run: dict[str, Any] = {"fail_on": fail_on, "failing": failing}
     if timing is not None:
-        run.update(duration_s=round(timing[0], 4), end_time=round(timing[1], 3))
+        from pytest_mlflowdb import __version__
+
+        run.update(duration_s=round(timing[0], 4), end_time=round(timing[1], 3),
+                   plugin_version=__version__)
     document = {
         "version": REPORT_VERSION,
         "targets": list(targets),

@@ -1,4 +1,9 @@
-"""The terminal summary: one plain-text table per target at the end of pytest's output."""
+"""The terminal summary at the end of pytest's output.
+
+Compact by default (:func:`compact_summary`): per target its problems with their
+remedies, then one line per area; an unreachable target is one line. The full table per
+target (:func:`terminal_tables`) with ``-v`` or ``--mlflowdb-verbose``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 from typing import Any
 
 from pytest_mlflowdb.outputs import Output, by_target, remedies, summary_rows
+from pytest_mlflowdb.outputs.baseline import baseline_lines
 
 
 def _row(check: dict[str, Any], width: int | None) -> list[str]:
@@ -40,9 +46,17 @@ def terminal_tables(document: dict[str, Any], width: int | None = 80) -> list[st
         headers, rows = summary_rows(document)
         blocks.append("summary across targets\n" + tabulate(rows, headers=headers,
                                                              tablefmt="simple"))
+    blocks += _baseline_block(document)
     counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
     blocks.append(f"mlflowdb: {counts or 'no checks ran'}")
     return blocks
+
+
+def _baseline_block(document: dict[str, Any]) -> list[str]:
+    """The changes since the baseline, one line each and whole (a path, a check's id)."""
+    gate = document.get("run", {}).get("fail_on") == "regression"
+    changes = baseline_lines(document.get("baseline"), gate=gate)
+    return ["\n".join(changes)] if changes else []
 
 
 def _target_header(target: dict[str, Any]) -> str:
@@ -69,10 +83,123 @@ def _table_width(terminalreporter: Any) -> int | None:
     return None
 
 
+#: the width lines wrap at where there is no terminal (a CI log): readable in a browser
+LOG_WIDTH = 120
+#: lines of a problem's message, and of a remedy, in the compact summary (the whole of
+#: each is in the JSON, Markdown and HTML reports)
+MESSAGE_LINES = 3
+REMEDY_LINES = 3
+#: the outcomes told one check at a time in the compact summary, worst first
+PROBLEMS = ("failed", "error", "warned")
+
+
+def compact_summary(document: dict[str, Any], width: int = LOG_WIDTH) -> list[str]:
+    """Per target: a header, each problem (failed, error, warned) with its message and
+    remedies wrapped at ``width``, then one line per area with its counts (a skipped
+    check named with its reason); an unreachable target is its header and one line.
+
+    A fleet (several targets) stays within a screen: each target is one line with its
+    counts and then its problems alone, all in one block, followed by the summary across
+    targets. Then the baseline's changes and the counts."""
+    fleet = len(document["targets"]) > 1
+    blocks, fleet_lines = [], []
+    for target, checks in by_target(document):
+        if fleet:
+            lines = [_cut(f"target {target['id']}: {_counts(checks)}", width)]
+        else:
+            lines = [_wrap(line, width, "    ") for line in _target_header(target).splitlines()]
+        if target.get("error"):
+            lines.append(_wrap(f"  unreachable: {target['error']}", width, "    ", 2))
+        else:
+            lines += _problem_lines(checks, width)
+            lines += [] if fleet else _area_lines(checks, width)
+        if fleet:
+            fleet_lines += lines
+        else:
+            blocks.append("\n".join(lines))
+    if fleet:
+        from tabulate import tabulate
+
+        headers, rows = summary_rows(document)
+        blocks.append("\n".join(fleet_lines))
+        blocks.append("summary across targets\n" + tabulate(rows, headers=headers,
+                                                             tablefmt="simple"))
+    blocks += _baseline_block(document)
+    counts = ", ".join(f"{n} {k}" for k, n in document["summary"].items() if n)
+    blocks.append(f"mlflowdb: {counts or 'no checks ran'} (every check: -v or "
+                  "--mlflowdb-verbose)")
+    return blocks
+
+
+def _problem_lines(checks: list[dict[str, Any]], width: int) -> list[str]:
+    order = {o: i for i, o in enumerate(PROBLEMS)}
+    lines = []
+    for check in sorted((c for c in checks if c["outcome"] in PROBLEMS),
+                        key=lambda c: (order[c["outcome"]], c["id"])):
+        lines.append(_wrap(f"  {check['outcome'].upper()} {check['id']}: "
+                           f"{check.get('message') or ''}", width, "      ", MESSAGE_LINES))
+        lines += [_wrap(f"      {obj} remedy: {fix}", width, "        ", REMEDY_LINES)
+                  for _, obj, fix in remedies([check])]
+    return lines
+
+
+def _counts(checks: list[dict[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for check in checks:
+        counts[check["outcome"]] = counts.get(check["outcome"], 0) + 1
+    order = ("passed", "warned", "failed", "skipped", "error")
+    return ", ".join(f"{counts[o]} {o}" for o in sorted(
+        counts, key=lambda o: order.index(o) if o in order else len(order))) or "no checks"
+
+
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _area_lines(checks: list[dict[str, Any]], width: int) -> list[str]:
+    areas: dict[str, list[dict[str, Any]]] = {}
+    for check in checks:
+        areas.setdefault(check["id"].split(".")[0], []).append(check)
+    name_width = max((len(a) for a in areas), default=0)
+    lines = []
+    for area, members in areas.items():
+        text = _counts(members)
+        skipped = [f"{c['id']} ({c.get('message') or 'skipped'})" for c in members
+                   if c["outcome"] == "skipped"]
+        if skipped:
+            text += ": skipped " + "; ".join(skipped)
+        lines.append(_cut(f"  {area.ljust(name_width)}  {text}", width))
+    return lines
+
+
+def _wrap(text: str, width: int, indent: str, most: int | None = None) -> str:
+    """``text`` wrapped at ``width``, at most ``most`` lines (the last one ending in …)."""
+    import textwrap
+
+    lines = textwrap.wrap(text, width=max(width, 40), subsequent_indent=indent,
+                          break_long_words=False, break_on_hyphens=False) or [text]
+    if most is not None and len(lines) > most:
+        lines = lines[:most]
+        lines[-1] = lines[-1][: max(width, 40) - 1] + "…"
+    return "\n".join(lines)
+
+
+def _verbose(terminalreporter: Any) -> bool:
+    from pytest_mlflowdb.keys import SETTINGS
+
+    config = terminalreporter.config
+    settings = config.stash.get(SETTINGS, None)
+    return config.option.verbose > 0 or bool(getattr(settings, "verbose", False))
+
+
 class TerminalTables(Output):
     name = "terminal"
 
     def on_summary(self, terminalreporter: Any, document: dict[str, Any]) -> None:
-        for block in terminal_tables(document, _table_width(terminalreporter)):
+        if _verbose(terminalreporter):
+            blocks = terminal_tables(document, _table_width(terminalreporter))
+        else:
+            blocks = compact_summary(document, _table_width(terminalreporter) or LOG_WIDTH)
+        for block in blocks:
             terminalreporter.write_line(block)
             terminalreporter.write_line("")

@@ -354,6 +354,8 @@ class AuditSession:
             self._remove_stale_reports()
         if data:
             self.check_records.append(CheckRecord.from_json(data))
+            for output in self.outputs:
+                output.on_report(self.config, report, data)
         elif crashed:
             found = self._seen.get(report.nodeid) or check_of_nodeid(
                 report.nodeid, [k.id for k in self.sessions.keys()])
@@ -398,6 +400,11 @@ class AuditSession:
         document = build_report([t.to_json() for t in targets], [c.to_json() for c in checks],
                                 self.secrets, fail_on=self.settings.fail_on,
                                 timing=(time.perf_counter() - self._started, time.time()))
+        if self.settings.baseline:  # read before the history plugin keeps this run's report
+            from pytest_mlflowdb.outputs.baseline import apply_baseline, load_baseline
+
+            apply_baseline(document, self.settings, load_baseline(
+                self.settings.baseline, self.settings.area_options.get("history")))
         self.config.hook.pytest_mlflowdb_report(report=document, config=self.config)
         self.document = scrub_all(document, self.secrets)  # masked once, hooks' keys too
         try:
@@ -410,6 +417,11 @@ class AuditSession:
         warned = self.document["summary"].get("warned", 0)
         if self.settings.fail_on == "warning" and warned and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.settings.fail_on == "regression":
+            from pytest_mlflowdb.outputs.baseline import exit_status
+
+            session.exitstatus = exit_status(self.document, session.testsfailed,
+                                             int(session.exitstatus))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.document is None or is_worker(self.config):

@@ -51,6 +51,35 @@ def save_report(folder: str | Path, document: dict[str, Any],
     return path
 
 
+def prune_reports(folder: str | Path, keep: tuple[str, float],
+                  now: datetime.datetime | None = None) -> list[Path]:
+    """Remove the kept reports beyond ``keep`` (``("count", n)``: all but the newest n;
+    ``("age", seconds)``: those saved longer ago), oldest first; returns those removed.
+    Only files named as :func:`save_report` names them: nothing else in the folder."""
+    import re
+
+    pattern = re.compile(rf"{re.escape(PREFIX)}(\d{{8}}T\d{{12}})Z\.json")
+    kept: list[tuple[datetime.datetime, Path]] = []
+    for path in Path(folder).iterdir():
+        found = pattern.fullmatch(path.name)
+        if found and path.is_file():
+            when = datetime.datetime.strptime(found[1], "%Y%m%dT%H%M%S%f").replace(
+                tzinfo=datetime.timezone.utc)
+            kept.append((when, path))
+    kept.sort()
+    kind, amount = keep
+    if kind == "count":
+        doomed = kept[: max(len(kept) - int(amount), 0)]
+    else:
+        oldest = (now or now_utc()) - datetime.timedelta(seconds=amount)
+        doomed = [(when, path) for when, path in kept[:-1] if when < oldest]
+    removed = []
+    for _, path in doomed:
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 @dataclass
 class History:
     """Sizes kept for one target: ``points[object]`` is a list of (epoch seconds, bytes)."""

@@ -30,7 +30,44 @@ def pytest_mlflowdb_report(report: dict[str, Any], config: pytest.Config) -> Non
     from pytest_mlflowdb.size.forecast import save_report
 
     try:
-        save_report(folder, scrub_all(report, session.secrets))
+        # the comparison with a baseline belongs to this run's outputs, not to the history
+        kept = {key: value for key, value in report.items() if key != "baseline"}
+        save_report(folder, scrub_all(kept, session.secrets))
     except OSError as exc:
         sys.stderr.write(f"mlflowdb: cannot keep the report in {folder}: "
                          f"{exc.strerror or exc}\n")
+    keep = session.settings.area_options.get("history_keep")
+    if keep:
+        from pytest_mlflowdb.size.forecast import prune_reports
+
+        try:
+            prune_reports(folder, keep)
+        except OSError as exc:
+            sys.stderr.write(f"mlflowdb: cannot prune the history in {folder}: "
+                             f"{exc.strerror or exc}\n")
+    report["history"] = history_block(folder, report, session.settings)
+
+
+#: objects (the database and the largest tables) and points per object the block holds:
+#: a chart shows no more, and a fleet's report stays small
+CHARTED_OBJECTS = 9
+CHARTED_POINTS = 120
+
+
+def history_block(folder: str, report: dict[str, Any], settings: Any) -> dict[str, Any]:
+    """The kept sizes of each target of ``report`` (epoch seconds, bytes), for charts:
+    the database and its largest MLflow tables, the newest points of each (not the
+    growth findings' bytes per day, which the size checks record beside them)."""
+    from pytest_mlflowdb.size.forecast import load_history
+
+    points: dict[str, dict[str, list[list[float]]]] = {}
+    reports: dict[str, int] = {}
+    for target in report.get("targets", ()):
+        history = load_history(folder, target["id"])
+        reports[target["id"]] = history.reports
+        sizes = {o: p for o, p in history.points.items() if not o.endswith(" growth")}
+        ranked = sorted(sizes.items(), key=lambda kv: -kv[1][-1][1])
+        points[target["id"]] = {obj: [[t, v] for t, v in sorted(pts)[-CHARTED_POINTS:]]
+                                for obj, pts in ranked[:CHARTED_OBJECTS]}
+    return {"folder": folder, "reports": reports, "points": points,
+            "horizon_s": settings.thresholds["forecast_horizon"]}

@@ -34,6 +34,32 @@ def parse_history_dir(raw: Any) -> str | None:
     return str(path)
 
 
+#: a count of kept reports below this leaves no forecast (two earlier ones and this run)
+MIN_KEEP = 3
+MIN_KEEP_AGE = 86400.0
+
+
+def parse_history_keep(raw: Any) -> tuple[str, float] | None:
+    """``--mlflowdb-history-keep``: a count of reports (``60``, at least 3) or a duration
+    (``90d``, at least a day): ``("count", n)`` or ``("age", seconds)``."""
+    if raw is None or str(raw).strip() == "":
+        return None
+    text = str(raw).strip()
+    if text.isdigit():
+        if int(text) < MIN_KEEP:
+            raise ValueError(f"{text!r} keeps fewer than {MIN_KEEP} reports: a forecast needs "
+                             f"{MIN_KEEP}")
+        return ("count", float(int(text)))
+    try:
+        seconds = parse_value("duration", text)
+    except ThresholdError as exc:
+        raise ValueError(f"{text!r} is neither a count of reports nor a duration "
+                         f"({exc})") from None
+    if seconds < MIN_KEEP_AGE:
+        raise ValueError(f"{text!r} is shorter than a day: a forecast needs a day of reports")
+    return ("age", seconds)
+
+
 THRESHOLDS = (
     Threshold("max_db_size", "0", "size", "database size that fails size.database (0: no "
               "limit; --mlflowdb-max-db-size sets it too)", maximum=1024.0**5),
@@ -63,6 +89,10 @@ OPTIONS = (
            "keep each run's JSON report in DIR; with two or more kept, the size checks "
            "give growth per day and warn before a limit is crossed", "DIR",
            parse=parse_history_dir),
+    Option("history_keep", "--mlflowdb-history-keep", "mlflowdb_history_keep",
+           "prune the history folder after each run: keep the newest N reports, or those "
+           "younger than a DURATION (90d); the default keeps every report", "N|DURATION",
+           parse=parse_history_keep),
 )
 
 AREA = Area("size", thresholds=THRESHOLDS, options=OPTIONS)
