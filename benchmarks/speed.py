@@ -116,6 +116,10 @@ class Bench:
         self.env = dict(os.environ, PGPASSWORD=server.password)
         self.env.pop("PYTEST_ADDOPTS", None)
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)  # Python's default; see the docstring
+        # the audits' own folder: pytest collects the folder it runs in, and the floor's
+        # test and the unrelated suite (folders of their own) must not join the audit
+        self.audits = workdir / "audits"
+        self.audits.mkdir(exist_ok=True)
 
     def uri(self, database: str) -> str:
         return f"postgresql://{self.server.user}@{self.server.host}:{self.server.port}/{database}"
@@ -132,13 +136,13 @@ class Bench:
         wall, code, out = timed([self.python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                  f"--basetemp={self.workdir / 'basetemp'}",
                                  *args, f"--mlflowdb-report={report}", *extra],
-                                self.workdir, env or self.env)
-        if not (self.workdir / report).exists():
+                                self.audits, env or self.env)
+        if not (self.audits / report).exists():
             raise RuntimeError(f"the audit wrote no report (exit {code}): {out[-500:]}")
         return wall
 
     def outcomes(self, report: str = "a.json") -> str:
-        document = json.loads((self.workdir / report).read_text())
+        document = json.loads((self.audits / report).read_text())
         noted = [f"{c['id']} {c['outcome']}" for c in document["checks"]
                  if c["outcome"] not in ("passed", "skipped")]
         summary = {k: v for k, v in document["summary"].items() if v}
@@ -187,7 +191,7 @@ def profile(bench: Bench, database: str) -> None:
     out = bench.workdir / "audit.prof"
     subprocess.run([bench.python, "-m", "cProfile", "-o", str(out), "-m", "pytest", "-q",
                     "-p", "no:cacheprovider", f"--mlflowdb-uri={bench.uri(database)}"],
-                   cwd=bench.workdir, env=bench.env, capture_output=True, timeout=600)
+                   cwd=bench.audits, env=bench.env, capture_output=True, timeout=600)
     if not out.exists():
         print("profile: cProfile wrote nothing")
         return
