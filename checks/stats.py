@@ -16,13 +16,19 @@ from pytest_mlflowdb.probes.stats import server_stats
 @check("stats.checkpoints", thresholds=("checkpoints_requested_warn", "checkpoints_min"),
        probes=(server_stats,))
 def test_checkpoints(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
-    """Share of checkpoints requested rather than timed (warns when most are)."""
+    """Share of checkpoints that WAL forced rather than time (warns when most are)."""
     c = server_stats(mlflowdb).checkpoints
     t = mlflowdb_thresholds
     total = c.timed + c.requested
-    pct = c.requested_pct
+    pct = c.forced_pct
     counts = (f"{c.requested} requested and {c.timed} timed checkpoints, "
               f"{c.since.describe()}")
+    if c.forced < c.requested:
+        counts += (f"; the WAL written since the server was made "
+                   f"({format_value('size', c.wal_bytes or 0)}) could force at most "
+                   f"{c.forced} of them at max_wal_size "
+                   f"{format_value('size', c.max_wal_size or 0)}: the others were asked "
+                   "for (CHECKPOINT, CREATE DATABASE, a base backup)")
     shown = format_value("percent", round(pct or 0.0, 1))
     limit = format_value("percent", t["checkpoints_requested_warn"])
     if total < t["checkpoints_min"]:
@@ -30,15 +36,15 @@ def test_checkpoints(mlflowdb, mlflowdb_findings, mlflowdb_thresholds):
                                f"{int(t['checkpoints_min'])}, not judged", shown, limit)
     elif (pct or 0.0) >= t["checkpoints_requested_warn"]:
         mlflowdb_findings.warn(
-            "checkpoints", f"{shown} of checkpoints requested ({counts}), at or above "
+            "checkpoints", f"{shown} of checkpoints forced by WAL ({counts}), at or above "
             f"checkpoints_requested_warn {limit}: WAL fills max_wal_size between timed "
             "checkpoints, so write bursts pay for extra checkpoints and full-page writes",
             shown, limit,
             remedy="ALTER SYSTEM SET max_wal_size = '4GB'; SELECT pg_reload_conf();  -- "
                    "size it to the WAL written per checkpoint_timeout")
     else:
-        mlflowdb_findings.ok("checkpoints", f"{shown} of checkpoints requested ({counts}; "
-                             f"below {limit})", shown, limit)
+        mlflowdb_findings.ok("checkpoints", f"{shown} of checkpoints forced by WAL "
+                             f"({counts}; below {limit})", shown, limit)
 
 
 @check("stats.temp_files", thresholds=("temp_bytes_per_day_warn",), probes=(server_stats,))

@@ -132,13 +132,17 @@ def test_fleet_grid_and_a_workload_chart_only_when_a_workload_check_recorded(pyt
     assert all(f">{i}</a>" in grid for i in ids)
     assert grid.count("<tr>") == 3  # the header and one row per target
     assert '<span class="badge warned">warned</span> 1' in grid
-    assert "Time per MLflow operation" not in html  # no workload area: no chart
-    # a workload area's records (another package's area) get their chart
-    document["checks"].append({"id": "workload.search_runs", "target": ids[0],
-                               "outcome": "passed", "severity": "ok", "message": "",
-                               "nodeid": "x", "duration_s": 0.0, "findings": [
-                                   {"object": "search_runs", "severity": "ok", "value": 0.042,
-                                    "threshold": "1s", "message": "42ms"}]})
+    # no pg_stat_statements in these databases: workload.operations skipped, no chart
+    assert {c["outcome"] for c in document["checks"]
+            if c["id"] == "workload.operations"} == {"skipped"}
+    assert "Time per MLflow operation" not in html
+    # workload.operations' findings (mean milliseconds per call) get their chart
+    operations = next(c for c in document["checks"] if c["id"] == "workload.operations")
+    operations["findings"] = [
+        {"object": "search_runs", "severity": "ok", "value": 42.0, "threshold": "20ms",
+         "message": "search_runs: ..."},
+        {"object": "pg_stat_statements", "severity": "info", "value": 120,
+         "threshold": None, "message": "120 of the database's statement entries"}]
     with_workload = to_html(document)
     assert 'aria-label="Time per MLflow operation"' in with_workload
     assert "42 ms" in with_workload

@@ -86,3 +86,23 @@ def test_most_transactions_rolled_back_warn(pytester, mlflow_uri):
     assert check["outcome"] == "warned", check
     assert "at or above rollback_ratio_warn 20%" in check["message"], check
     assert re.search(r"\b1[0-9]{3} of [0-9]+ transactions rolled back", check["message"]), check
+
+
+def test_checkpoints_asked_for_are_not_blamed_on_max_wal_size(pytester):
+    """CHECKPOINT, CREATE DATABASE and base backups request checkpoints too: more of them
+    than the WAL written could have forced say nothing about max_wal_size."""
+    from pytest_mlflowdb.servers.janitor import Janitor
+
+    janitor = Janitor("path")
+    try:
+        uri = janitor.create(source="catalog")
+        with psycopg.connect(janitor.server().uri(), autocommit=True) as conn:
+            for _ in range(12):
+                conn.execute("CHECKPOINT")
+        _, checks = audit(pytester, uri)
+        check = checks["stats.checkpoints"]
+        assert check["outcome"] == "passed", check
+        assert "could force at most 0 of them" in check["message"], check
+        assert "the others were asked for (CHECKPOINT, CREATE DATABASE" in check["message"]
+    finally:
+        janitor.close()

@@ -4,7 +4,7 @@ Styles inline, a few lines of script inline, charts as inline SVG drawn by
 :mod:`pytest_mlflowdb.outputs.svg`: nothing is fetched when the page is opened. Made
 from the masked document like every other report. Per target: a status header, its
 problems first with their remedies, the charts (sizes over the kept history with the
-forecast and the limit, bloat per relation, time per MLflow operation when a workload
+forecast and the limit, bloat per relation, time per MLflow operation when the workload
 area recorded it), then every check as one line that unfolds into its findings. A fleet
 gets a summary grid first; a baseline (``--mlflowdb-baseline``) its changes.
 """
@@ -244,21 +244,23 @@ def _bloat_chart(checks: list[dict[str, Any]]) -> list[str]:
 
 
 def _workload_chart(checks: list[dict[str, Any]]) -> list[str]:
-    """Time per MLflow operation from the findings of ``workload.*`` checks (numeric
-    values, in seconds); nothing when no workload area ran."""
+    """Mean time per call of each MLflow operation, from ``workload.operations``' findings
+    (their values are milliseconds); nothing when that check found none."""
     bars = []
     for check in checks:
-        if not check["id"].startswith("workload."):
+        if check["id"] != "workload.operations":
             continue
         for f in check.get("findings") or ():
             value = _number(f.get("value"))
-            if value is not None:
-                bars.append((f"{f.get('object')}", value, _kind(f)))
+            if value is not None and f.get("object") != "pg_stat_statements":
+                bars.append((f"{f.get('object')}", value / 1000.0, _kind(f)))
     if not bars:
         return []
+    bars.sort(key=lambda bar: -bar[1])
     chart = bar_chart("Time per MLflow operation", bars[:20], _seconds)
-    return [f'<figure><div class="scroll">{chart}</div><figcaption>Time per MLflow '
-            "operation (workload checks)</figcaption></figure>"]
+    return [f'<figure><div class="scroll">{chart}</div><figcaption>Mean time per call of '
+            "each MLflow operation (workload.operations, pg_stat_statements)"
+            "</figcaption></figure>"]
 
 
 def _seconds(v: float) -> str:

@@ -17,12 +17,18 @@ if TYPE_CHECKING:
 
 _CHECKPOINTER = """
 SELECT num_timed AS timed, num_requested AS requested, stats_reset,
+       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                            ELSE pg_current_wal_lsn() END, '0/0')::bigint AS wal_bytes,
+       pg_size_bytes(current_setting('max_wal_size')) AS max_wal_size,
        pg_postmaster_start_time() AS started, now() AS now
 FROM pg_stat_checkpointer
 """
 
 _BGWRITER = """
 SELECT checkpoints_timed AS timed, checkpoints_req AS requested, stats_reset,
+       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                            ELSE pg_current_wal_lsn() END, '0/0')::bigint AS wal_bytes,
+       pg_size_bytes(current_setting('max_wal_size')) AS max_wal_size,
        pg_postmaster_start_time() AS started, now() AS now
 FROM pg_stat_bgwriter
 """
@@ -69,11 +75,36 @@ class Checkpoints:
     timed: int
     requested: int
     since: Since
+    #: WAL this server has written (replayed, on a standby) since it was made: more than
+    #: it wrote since the counters began (None: not known)
+    wal_bytes: int | None = None
+    max_wal_size: int | None = None
+
+    @property
+    def wal_bound(self) -> int | None:
+        """The most checkpoints the WAL written could have forced: one each time WAL
+        fills max_wal_size / (1 + checkpoint_completion_target), at most every half
+        max_wal_size. A checkpoint is also requested by CHECKPOINT, CREATE DATABASE or a
+        base backup, which says nothing about max_wal_size."""
+        if self.wal_bytes is None or not self.max_wal_size:
+            return None
+        return int(2 * self.wal_bytes // self.max_wal_size)
+
+    @property
+    def forced(self) -> int:
+        """Requested checkpoints that WAL may have forced (all, when not known)."""
+        bound = self.wal_bound
+        return self.requested if bound is None else min(self.requested, bound)
 
     @property
     def requested_pct(self) -> float | None:
         total = self.timed + self.requested
         return 100.0 * self.requested / total if total else None
+
+    @property
+    def forced_pct(self) -> float | None:
+        total = self.timed + self.requested
+        return 100.0 * self.forced / total if total else None
 
 
 @dataclass(frozen=True)
@@ -108,7 +139,9 @@ def _collect(db: Database) -> ServerStats:
     checkpoint_sql = _CHECKPOINTER if db.preflight.major >= 17 else _BGWRITER
     (c,), (d,) = db.rows_many([(checkpoint_sql, None), (_DATABASE, None)])
     return ServerStats(
-        Checkpoints(int(c["timed"]), int(c["requested"]), _since(c)),
+        Checkpoints(int(c["timed"]), int(c["requested"]), _since(c),
+                    None if c["wal_bytes"] is None else int(c["wal_bytes"]),
+                    None if c["max_wal_size"] is None else int(c["max_wal_size"])),
         DatabaseCounters(d["name"], int(d["commits"]), int(d["rollbacks"]),
                          int(d["temp_files"]), int(d["temp_bytes"]), int(d["deadlocks"]),
                          int(d["conflicts"]), _since(d)))

@@ -12,8 +12,9 @@ from pytest_mlflowdb.config.thresholds import Threshold
 # the counters' age, at least one day (a young server's counts are not extrapolated).
 THRESHOLDS = (
     Threshold("checkpoints_requested_warn", "50%", "percent",
-              "share of checkpoints requested (WAL filled max_wal_size, or asked for) "
-              "rather than timed that warns", minimum=0, maximum=100),
+              "share of checkpoints forced by WAL filling max_wal_size (requested, no "
+              "more than the WAL written could force) rather than timed that warns",
+              minimum=0, maximum=100),
     Threshold("checkpoints_min", "10", "count",
               "checkpoints counted before their share is judged", minimum=1, maximum=1e9),
     Threshold("temp_bytes_per_day_warn", "10GB", "size",
