@@ -422,3 +422,46 @@ def test_a_tracking_database_is_not_an_auth_database(pytester, mlflow_uri):
     auth = checks["workload.auth_schema"]
     assert auth["outcome"] == "passed"
     assert "not MLflow's basic-auth database" in auth["message"]
+
+
+def test_the_audits_own_sessions_are_not_counted_as_a_pool(mlflow_uri):
+    """A fleet audited on one server holds a session per database at once, idle between
+    their transactions: the connections view leaves this process's audit sessions out, and
+    still counts every other client's."""
+    import time
+
+    import psycopg
+
+    from pytest_mlflowdb.config.targets import parse_target
+    from pytest_mlflowdb.db.database import Database
+    from pytest_mlflowdb.probes.workload import connections
+
+    def counted(db: Database, expected: int | None = None) -> int:
+        give_up = time.monotonic() + 10  # a closed session's backend ends a moment later
+        while True:
+            db._cache.clear()
+            db._answers.clear()
+            found = sum(h.sessions for h in connections(db).holders)
+            if expected is None or found == expected or time.monotonic() > give_up:
+                return found
+            time.sleep(0.1)
+
+    first = Database(parse_target(mlflow_uri)).connect()
+    others = [Database(parse_target(mlflow_uri)).connect() for _ in range(2)]
+    plain = [psycopg.connect(mlflow_uri) for _ in range(2)]
+    try:
+        with_plain = counted(first)
+        for conn in plain:
+            conn.close()
+        plain = []
+        assert counted(first, with_plain - 2) == with_plain - 2  # other clients count
+        for db in others:
+            db.close()
+        others = []
+        time.sleep(0.5)
+        assert counted(first) == with_plain - 2  # the audit's own sessions never did
+    finally:
+        for conn in plain:
+            conn.close()
+        for db in [first, *others]:
+            db.close()

@@ -50,6 +50,15 @@ from pytest_mlflowdb.db.preflight import (
 from pytest_mlflowdb.text import first_line
 
 APPLICATION_NAME = "pytest-mlflowdb"
+#: backend pids of this process's open audit sessions: the audit's own connections, which
+#: a view of the server's sessions leaves out (a fleet on one server holds many at once,
+#: idle between their transactions and so without the application_name above)
+_OWN_PIDS: set[int] = set()
+
+
+def own_backend_pids() -> list[int]:
+    """The backend pids of this process's open audit sessions."""
+    return sorted(_OWN_PIDS)
 
 T = TypeVar("T")
 #: what the query methods take: SQL text or a ``psycopg.sql`` composition
@@ -116,6 +125,7 @@ class Database:
             raise DatabaseError(self.target.scrub(str(exc))) from None
         self.connect_seconds = time.perf_counter() - started
         self._conn = conn
+        _OWN_PIDS.add(conn.info.backend_pid)
         try:
             # the read-only check and the server's facts in one flight
             (state,), facts, extensions = self.read_many(PREFLIGHT_WHAT, [
@@ -135,6 +145,7 @@ class Database:
     def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            _OWN_PIDS.discard(conn.info.backend_pid)
             try:
                 conn.close()
             except (psycopg.Error, OSError):  # a connection already broken

@@ -21,7 +21,7 @@ from typing import Any
 
 from psycopg import sql
 
-from pytest_mlflowdb.db.database import Database
+from pytest_mlflowdb.db.database import Database, own_backend_pids
 
 EXTENSION = "pg_stat_statements"
 HIDDEN = "<insufficient privilege>"
@@ -293,7 +293,8 @@ SELECT coalesce(a.usename::text, '?') AS role, coalesce(a.application_name, '') 
          now() - a.backend_start)), 0)::float8 AS median_age_s,
        string_agg(DISTINCT a.datname::text, ', ') AS databases
 FROM pg_stat_activity a
-WHERE a.pid <> pg_backend_pid() AND (a.backend_type = 'client backend' OR a.backend_type IS NULL)
+WHERE a.pid <> pg_backend_pid() AND a.pid <> ALL(%(own)s::int[])
+  AND (a.backend_type = 'client backend' OR a.backend_type IS NULL)
 GROUP BY 1, 2, 3 ORDER BY count(*) DESC, 1, 2, 3
 """
 _SLOTS = """
@@ -331,9 +332,11 @@ class Connections:
 
 
 def connections(db: Database) -> Connections:
-    """Who holds the server's connection slots (cached; one flight)."""
+    """Who holds the server's connection slots, but the audit's own sessions (cached; one
+    flight)."""
     def collect(d: Database) -> Connections:
-        found, (slots,) = d.rows_many([(_CONNECTIONS, None), (_SLOTS, None)])
+        found, (slots,) = d.rows_many([(_CONNECTIONS, {"own": own_backend_pids()}),
+                                       (_SLOTS, None)])
         return Connections(
             tuple(Holder(r["role"], r["application"], r["client"], int(r["sessions"]),
                          int(r["idle"]), int(r["hidden"]), float(r["oldest_s"]),
