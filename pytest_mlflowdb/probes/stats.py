@@ -15,23 +15,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pytest_mlflowdb.db.database import Database
 
-_CHECKPOINTER = """
-SELECT num_timed AS timed, num_requested AS requested, stats_reset,
+#: the checkpoint counters (pg_stat_checkpointer from 17, pg_stat_bgwriter before), the
+#: WAL written and max_wal_size (see Checkpoints.wal_bound)
+_CHECKPOINTS = """
+SELECT {timed} AS timed, {requested} AS requested, stats_reset,
        pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
                             ELSE pg_current_wal_lsn() END, '0/0')::bigint AS wal_bytes,
        pg_size_bytes(current_setting('max_wal_size')) AS max_wal_size,
        pg_postmaster_start_time() AS started, now() AS now
-FROM pg_stat_checkpointer
+FROM {view}
 """
-
-_BGWRITER = """
-SELECT checkpoints_timed AS timed, checkpoints_req AS requested, stats_reset,
-       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                            ELSE pg_current_wal_lsn() END, '0/0')::bigint AS wal_bytes,
-       pg_size_bytes(current_setting('max_wal_size')) AS max_wal_size,
-       pg_postmaster_start_time() AS started, now() AS now
-FROM pg_stat_bgwriter
-"""
+_CHECKPOINTER = _CHECKPOINTS.format(timed="num_timed", requested="num_requested",
+                                    view="pg_stat_checkpointer")
+_BGWRITER = _CHECKPOINTS.format(timed="checkpoints_timed", requested="checkpoints_req",
+                                view="pg_stat_bgwriter")
 
 _DATABASE = """
 SELECT datname AS name, xact_commit AS commits, xact_rollback AS rollbacks,
